@@ -1,0 +1,59 @@
+"""Test-session setup shared by the unit tests and the nbval notebook runs.
+
+- Everything the suite writes goes to ``.test-work/`` (data and reports), emptied at the start of
+  a session, so a run never touches the user's ``data/`` or ``reports/``.
+- The stored notebooks run under nbval with ``MEDREPRO_PROFILE=smoke``.
+- The per-notebook nbval outcomes are recorded so that ``tests/test_artifacts.py`` (moved to the
+  end of the run) can check the artifacts of the notebooks that ran, and run the others itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / ".test-work"
+NOTEBOOK_OUTCOMES = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("MEDREPRO_KEEP_TEST_WORK"):
+        shutil.rmtree(WORK, ignore_errors=True)
+    (WORK / "data").mkdir(parents=True, exist_ok=True)
+    (WORK / "reports").mkdir(parents=True, exist_ok=True)
+    os.environ["MEDREPRO_PROFILE"] = "smoke"
+    os.environ["MEDREPRO_DATA"] = str(WORK / "data")
+    os.environ["MEDREPRO_REPORTS"] = str(WORK / "reports")
+    os.environ.setdefault("MEDREPRO_DATA_SOURCE", "phantom")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config.stash[NOTEBOOK_OUTCOMES] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Checks that need the notebooks' artifacts run last.
+    late = [i for i in items if i.get_closest_marker("after_notebooks")]
+    early = [i for i in items if not i.get_closest_marker("after_notebooks")]
+    items[:] = early + late
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    if not path.endswith(".ipynb") or report.when != "call":
+        return
+    outcomes = _config.stash[NOTEBOOK_OUTCOMES]
+    stem = Path(path).stem
+    outcomes[stem] = "failed" if report.failed or outcomes.get(stem) == "failed" else "passed"
+
+
+_config: pytest.Config
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _config
+    _config = session.config

@@ -1,0 +1,78 @@
+"""What every notebook does first: resolve its parameters, seed, and start the report run.
+
+A notebook's ``parameters`` cell holds ``profile = None``, ``data = None``, ``seed = 42``,
+``reports = None``; papermill (``run_all.sh``) overrides them. ``None`` falls back to the
+environment (``MEDREPRO_PROFILE``, ``MEDREPRO_DATA_SOURCE``), so the test suite can run the stored
+notebooks under nbval in the smoke profile, then to the defaults (``demo``, ``phantom``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from medrepro import profiles, report
+
+DEFAULT_SEED = 42
+DEFAULT_DATA = "phantom"
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """A notebook's resolved parameters."""
+
+    notebook: str
+    profile: str
+    data: str  # "phantom", "kaggle", or a folder/archive path
+    seed: int
+    settings: Mapping[str, Any] = field(repr=False)
+    reports_dir: Path = field(repr=False)
+
+    @property
+    def phantom(self) -> bool:
+        return self.data == DEFAULT_DATA
+
+
+def resolve(profile: str | None, data: str | None) -> tuple[str, str]:
+    """Parameters, else environment, else defaults."""
+    profile = profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE
+    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or DEFAULT_DATA
+    return profiles.check_profile(profile), str(data)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if already imported or importable cheaply) Keras/TensorFlow."""
+    random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    import numpy as np
+
+    np.random.seed(seed)
+    try:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    except ImportError:  # keras is a dependency, but seeding must never be the failure
+        pass
+
+
+def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
+          seed: int = DEFAULT_SEED, reports: str | None = None, quiet: bool = False) -> NotebookRun:
+    """Resolve parameters, seed everything, start the report run; print a banner."""
+    profile, data = resolve(profile, data)
+    run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
+    seed_everything(seed)
+    run = NotebookRun(notebook=notebook, profile=profile, data=data, seed=int(seed),
+                      settings=profiles.settings(notebook, profile),
+                      reports_dir=run_info.reports_root / profile)
+    if not quiet:
+        print(f"{notebook}: profile={profile} data={data} seed={seed}")
+        print(f"artifacts -> {run.reports_dir}")
+        if profile != "paper":
+            print(f"Profile '{profile}' uses reduced sizes (below); its numbers are not the "
+                  "papers' protocol.")
+        for key, value in run.settings.items():
+            print(f"  {key}: {profiles._fmt(value)}")
+    return run

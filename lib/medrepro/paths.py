@@ -1,0 +1,82 @@
+"""Every path the project uses, in one place.
+
+Nothing is resolved at import time: each function reads the environment when called, so tests
+and notebooks can redirect output with environment variables:
+
+- ``MEDREPRO_ROOT``     project root (default: the folder holding ``pyproject.toml`` above this file)
+- ``MEDREPRO_DATA``     data folder (default ``<root>/data``)
+- ``MEDREPRO_REPORTS``  reports folder (default ``<root>/reports``)
+- ``MEDREPRO_SHARED``   folder of real sample data (default ``<root>/../shared/data`` if present)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """The project root: ``$MEDREPRO_ROOT``, else the nearest parent holding ``pyproject.toml``."""
+    env = os.environ.get("MEDREPRO_ROOT")
+    if env:
+        return Path(env).expanduser().resolve()
+    for parent in _PACKAGE_DIR.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "medrepro").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """``<root>/data``: ``raw/<dataset>/`` (immutable once written) and ``processed/<dataset>/``."""
+    env = os.environ.get("MEDREPRO_DATA")
+    return Path(env).expanduser().resolve() if env else project_root() / "data"
+
+
+def raw_dir(dataset: str) -> Path:
+    """Where an acquired dataset (phantom or downloaded) lives: ``data/raw/<dataset>``."""
+    return data_dir() / "raw" / dataset
+
+
+def processed_dir(dataset: str) -> Path:
+    """Derived, rebuildable data (caches, splits): ``data/processed/<dataset>``."""
+    return data_dir() / "processed" / dataset
+
+
+def downloads_dir() -> Path:
+    """Partial and complete downloaded archives: ``data/downloads``."""
+    return data_dir() / "downloads"
+
+
+def reports_root() -> Path:
+    """``<root>/reports`` or ``$MEDREPRO_REPORTS``."""
+    env = os.environ.get("MEDREPRO_REPORTS")
+    return Path(env).expanduser().resolve() if env else project_root() / "reports"
+
+
+def reports_dir(profile: str) -> Path:
+    """``reports/<profile>/``: executed notebooks, ``figures/``, ``tables/``."""
+    return reports_root() / profile
+
+
+def figures_dir(profile: str) -> Path:
+    return reports_dir(profile) / "figures"
+
+
+def tables_dir(profile: str) -> Path:
+    return reports_dir(profile) / "tables"
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def shared_data_dir() -> Path | None:
+    """The real sample data beside the checkout (``../shared/data``), or None when absent.
+
+    A user's fresh clone has no such folder; code and tests must cope with ``None``.
+    """
+    env = os.environ.get("MEDREPRO_SHARED")
+    candidate = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
+    return candidate.resolve() if candidate.is_dir() else None

@@ -1,0 +1,119 @@
+"""The run profiles: one table, per notebook, of sizes, sample counts, epochs and batch sizes.
+
+- ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
+- ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores.
+  Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
+  works, nothing more.
+- ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
+
+Sizing reference (2 CPU cores, TF 2.21, the papers' input sizes): training ~13 img/s for the
+lightweight CNN and MobileNet, ~2.6 img/s for DenseNet121, ~0.5 volumes/s for the 3D CNN.
+
+``None`` for a count means "all available". Read a row with :func:`settings`; show the table
+with :func:`table`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+PROFILE_NAMES = ("smoke", "demo", "paper")
+DEFAULT_PROFILE = "demo"
+
+# Official dataset sizes (used by the paper profile's phantoms, so a phantom "paper" run has the
+# real datasets' shape).
+_MASOUD_PAPER = {"train_per_class": 1428, "test_per_class": 328}
+_SARTAJ_PAPER = {"train_per_class": 718, "test_per_class": 99}
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "01_download": {
+        # Phantom sizes; a real source ignores them.
+        "smoke": {"mri_train_per_class": 12, "mri_test_per_class": 4, "rsna_images": 96,
+                  "mosmed_per_class": 6, "mosmed_size": 128},
+        "demo": {"mri_train_per_class": 60, "mri_test_per_class": 15, "rsna_images": 480,
+                 "mosmed_per_class": 16, "mosmed_size": 256},
+        "paper": {"mri_train_per_class": _MASOUD_PAPER["train_per_class"],
+                  "mri_test_per_class": _MASOUD_PAPER["test_per_class"],
+                  "rsna_images": 720_733, "mosmed_per_class": 100, "mosmed_size": 512},
+    },
+    "02_preprocess_rsna": {
+        "smoke": {"max_images": None, "image_size": 224, "workers": 2},
+        "demo": {"max_images": None, "image_size": 224, "workers": 2},
+        "paper": {"max_images": None, "image_size": 224, "workers": None},
+    },
+    "03_lstm_cnn_mri": {
+        # A: ResNet50 features at 224 (fixed by Table 1), then the LSTM head.
+        "smoke": {"a_image_size": 224, "a_epochs": 2, "a_batch": 16, "max_images": 64,
+                  "c_image_size": 64, "c_epochs": 1, "c_batch": 16,
+                  "e_image_size": 64, "e_epochs": 1, "e_batch": 16},
+        "demo": {"a_image_size": 224, "a_epochs": 8, "a_batch": 32, "max_images": 400,
+                 "c_image_size": 96, "c_epochs": 3, "c_batch": 32,
+                 "e_image_size": 96, "e_epochs": 4, "e_batch": 32},
+        "paper": {"a_image_size": 224, "a_epochs": 50, "a_batch": 32, "max_images": None,
+                  "c_image_size": 224, "c_epochs": 25, "c_batch": 32,
+                  "e_image_size": 224, "e_epochs": 50, "e_batch": 32},
+    },
+    "04_lightweight_ct": {
+        "smoke": {"image_size": 64, "max_epochs": 1, "batch_main": 32, "batch_compare": 8,
+                  "max_train": 64, "patience": 3},
+        "demo": {"image_size": 112, "max_epochs": 3, "batch_main": 32, "batch_compare": 8,
+                 "max_train": 240, "patience": 3},
+        "paper": {"image_size": 224, "max_epochs": 30, "batch_main": 32, "batch_compare": 8,
+                  "max_train": None, "patience": 3},
+    },
+    "05_3dcnn_mosmed": {
+        "smoke": {"volume_shape": (32, 32, 16), "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1,
+                  "aug_25": 1, "noaug_5": 1, "lung_25": 1}, "batch": 4, "patience": 15},
+        "demo": {"volume_shape": (64, 64, 32), "epochs": {"aug_5": 1, "aug_10": 2, "aug_15": 3,
+                 "aug_25": 5, "noaug_5": 1, "lung_25": 5}, "batch": 4, "patience": 15},
+        "paper": {"volume_shape": (128, 128, 64), "epochs": {"aug_5": 5, "aug_10": 10,
+                  "aug_15": 15, "aug_25": 25, "noaug_5": 5, "lung_25": 25}, "batch": 4,
+                  "patience": 15},
+    },
+    "06_compare": {
+        "smoke": {"bootstrap": 200},
+        "demo": {"bootstrap": 1000},
+        "paper": {"bootstrap": 10000},
+    },
+}
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it is known, else raise ``ValueError`` listing the known ones."""
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILE_NAMES)}")
+    return profile
+
+
+def settings(notebook: str, profile: str) -> Mapping[str, Any]:
+    """The read-only settings of ``notebook`` (e.g. ``"03_lstm_cnn_mri"``) under ``profile``."""
+    check_profile(profile)
+    if notebook not in PROFILES:
+        raise KeyError(f"no profile table for notebook {notebook!r}; known: {', '.join(PROFILES)}")
+    return MappingProxyType(dict(PROFILES[notebook][profile]))
+
+
+def table(notebook: str | None = None):
+    """The profile table as a ``pandas.DataFrame`` (rows: notebook/setting, columns: profiles)."""
+    import pandas as pd
+
+    rows = []
+    for nb, by_profile in PROFILES.items():
+        if notebook is not None and nb != notebook:
+            continue
+        keys = list(dict.fromkeys(k for p in PROFILE_NAMES for k in by_profile[p]))
+        for key in keys:
+            rows.append({"notebook": nb, "setting": key,
+                         **{p: _fmt(by_profile[p].get(key, "-")) for p in PROFILE_NAMES}})
+    return pd.DataFrame(rows).set_index(["notebook", "setting"])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "all"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return "×".join(str(v) for v in value)
+    return str(value)

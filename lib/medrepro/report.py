@@ -1,0 +1,224 @@
+"""Saving figures and tables as named artifacts, with provenance.
+
+Every artifact is written under ``reports/<profile>/``::
+
+    figures/<id>.png   + figures/<id>.json
+    tables/<id>.csv    + tables/<id>.md + tables/<id>.json
+
+The JSON sidecar records the artifact's manifest entry, data source, profile, seed, git commit,
+date and package versions. Anything drawn from phantom data is labelled so in the picture itself,
+in the Markdown table's header and in a ``data_source`` column of the CSV.
+
+A notebook calls :func:`start_run` once (``medrepro.notebook.setup`` does it), then
+``save_figure(fig, "A.fig11", source=...)`` and ``save_table(df, "A.table2", source=...)``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from medrepro import manifest, paths
+from medrepro.fileio import atomic_path
+from medrepro.profiles import check_profile
+
+PHANTOM = "phantom"
+PHANTOM_LABEL = ("PHANTOM DATA: shows that the pipeline runs; not clinical, not comparable "
+                 "to the paper")
+_VERSIONED = ("medrepro", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",
+              "pydicom", "nibabel", "matplotlib", "seaborn", "pillow")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who is writing artifacts: the notebook, its profile and seed, and where reports go."""
+
+    notebook: str
+    profile: str
+    seed: int
+    reports_root: Path
+
+
+_current: RunInfo | None = None
+
+
+def start_run(notebook: str, *, profile: str, seed: int,
+              reports_root: str | os.PathLike | None = None) -> RunInfo:
+    """Set the run that later ``save_*`` calls write for, and return it."""
+    global _current
+    check_profile(profile)
+    root = Path(reports_root) if reports_root else paths.reports_root()
+    _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root)
+    return _current
+
+
+def current_run() -> RunInfo:
+    if _current is None:
+        raise RuntimeError("no run started: call medrepro.report.start_run(...) or "
+                           "medrepro.notebook.setup(...) before saving artifacts")
+    return _current
+
+
+def is_phantom(source: str) -> bool:
+    """True for phantom data (``"phantom"`` or ``"phantom:<dataset>"``)."""
+    return source == PHANTOM or source.startswith(PHANTOM + ":")
+
+
+def artifact_paths(artifact_id: str, *, profile: str | None = None,
+                   reports_root: str | os.PathLike | None = None) -> list[Path]:
+    """The files an artifact consists of (without sidecar): ``[png]`` or ``[csv, md]``."""
+    art = manifest.get(artifact_id)
+    run = _current
+    profile = profile or (run.profile if run else None)
+    if profile is None:
+        raise RuntimeError("artifact_paths needs a profile (or a started run)")
+    root = Path(reports_root) if reports_root else (run.reports_root if run else
+                                                     paths.reports_root())
+    base = root / profile
+    if art.kind == "figure":
+        return [base / "figures" / f"{art.id}.png"]
+    return [base / "tables" / f"{art.id}.csv", base / "tables" / f"{art.id}.md"]
+
+
+def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int = 120,
+                **overrides: Any) -> Path:
+    """Save a matplotlib figure as artifact ``artifact_id``; returns the PNG path.
+
+    ``source`` is ``"phantom"`` or the real dataset's id; phantom figures get a visible banner.
+    ``overrides`` may set ``profile``, ``seed`` or ``reports_root`` instead of the started run.
+    """
+    art = manifest.get(artifact_id)
+    if art.kind != "figure":
+        raise ValueError(f"{artifact_id} is a {art.kind} in the manifest, not a figure")
+    run = _resolve(overrides)
+    png = artifact_paths(artifact_id, profile=run.profile, reports_root=run.reports_root)[0]
+    if is_phantom(source):
+        fig.text(0.5, 0.005, PHANTOM_LABEL, ha="center", va="bottom", fontsize=8,
+                 color="white", backgroundcolor="#b22222", weight="bold")
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    _write_sidecar(png.with_suffix(".json"), art, run, source, notes)
+    return png
+
+
+def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: bool = False,
+               **overrides: Any) -> Path:
+    """Save a ``pandas.DataFrame`` as artifact ``artifact_id`` (CSV + Markdown + JSON sidecar).
+
+    The CSV gets a ``data_source`` column; the Markdown a header naming the source, profile and
+    seed, and the phantom warning where it applies. Returns the CSV path.
+    """
+    art = manifest.get(artifact_id)
+    if art.kind != "table":
+        raise ValueError(f"{artifact_id} is a {art.kind} in the manifest, not a table")
+    if df is None or len(df) == 0:
+        raise ValueError(f"{artifact_id}: refusing to save an empty table")
+    run = _resolve(overrides)
+    csv_path, md_path = artifact_paths(artifact_id, profile=run.profile,
+                                       reports_root=run.reports_root)
+    table = df.reset_index() if index else df
+    header = [f"# {art.id}: {art.description}", "",
+              f"Data source: **{source}** · profile: **{run.profile}** · seed: {run.seed} · "
+              f"notebook: {run.notebook}", ""]
+    if is_phantom(source):
+        header += [f"> **{PHANTOM_LABEL}.**", ""]
+    if notes:
+        header += [notes, ""]
+    # Render everything before writing anything, so a failure leaves the old files intact.
+    markdown = "\n".join(header) + table.to_markdown(index=False) + "\n"
+    out = table.assign(data_source=source)
+    with atomic_path(csv_path) as tmp:
+        out.to_csv(tmp, index=False)
+    with atomic_path(md_path) as tmp:
+        Path(tmp).write_text(markdown, encoding="utf-8")
+    _write_sidecar(csv_path.with_suffix(".json"), art, run, source, notes)
+    return csv_path
+
+
+def missing_artifacts(notebooks: Iterable[str], *, profile: str,
+                      reports_root: str | os.PathLike | None = None) -> list[str]:
+    """Ids of the manifest artifacts of ``notebooks`` that are absent or empty on disk."""
+    missing = []
+    for nb in notebooks:
+        for art in manifest.for_notebook(nb):
+            files = artifact_paths(art.id, profile=profile, reports_root=reports_root)
+            sidecar = files[0].with_suffix(".json")
+            if not all(f.is_file() and f.stat().st_size > 0 for f in [*files, sidecar]):
+                missing.append(art.id)
+    return missing
+
+
+def read_sidecar(artifact_id: str, *, profile: str,
+                 reports_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The provenance JSON of a saved artifact."""
+    first = artifact_paths(artifact_id, profile=profile, reports_root=reports_root)[0]
+    return json.loads(first.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
+    """Source, profile, seed, git commit, UTC date and package versions, as a dict."""
+    return {
+        "data_source": source,
+        "phantom": is_phantom(source),
+        "profile": profile,
+        "seed": int(seed),
+        "git_commit": git_commit(),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+
+
+def git_commit() -> str:
+    """The checkout's HEAD commit, with ``+dirty`` if tracked files changed; ``unknown`` outside git."""
+    root = paths.project_root()
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on (read without importing them)."""
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _resolve(overrides: dict[str, Any]) -> RunInfo:
+    unknown = set(overrides) - {"profile", "seed", "reports_root", "notebook"}
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    base = _current
+    if base is None and not {"profile", "seed"} <= set(overrides):
+        current_run()  # raises the explanatory error
+    profile = overrides.get("profile", base.profile if base else None)
+    check_profile(profile)
+    root = overrides.get("reports_root") or (base.reports_root if base else paths.reports_root())
+    return RunInfo(notebook=overrides.get("notebook", base.notebook if base else "unknown"),
+                   profile=profile, seed=int(overrides.get("seed", base.seed if base else 0)),
+                   reports_root=Path(root))
+
+
+def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str,
+                   notes: str) -> None:
+    meta = {"id": art.id, "study": art.study, "kind": art.kind, "description": art.description,
+            "notebook": run.notebook, "manifest_notebook": art.notebook, "notes": notes,
+            **provenance(source, profile=run.profile, seed=run.seed)}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,116 @@
+"""Run the notebooks headlessly with papermill (what ``./run_all.sh`` calls).
+
+    python -m medrepro.runner --profile demo --data phantom [--only 03] [--seed 42]
+
+Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
+``.html`` to ``reports/<profile>/``, prints each notebook's wall time, and stops at the first
+failure naming the notebook and the failing cell (exit status 1). A summary with the wall times
+is written to ``reports/<profile>/run_summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from medrepro import paths, profiles
+from medrepro.fileio import atomic_path
+
+
+def find_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The stored notebooks in number order, optionally only those whose number is in ``only``."""
+    nbs = sorted(p for p in paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.zfill(2) if o.isdigit() else o for o in only}
+        nbs = [p for p in nbs if p.name[:2] in wanted or p.stem in wanted]
+        if not nbs:
+            raise SystemExit(f"--only {' '.join(only)}: no notebook matches in "
+                             f"{paths.notebooks_dir()}")
+    return nbs
+
+
+def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int) -> float:
+    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html``; return seconds."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_nb = out_dir / nb.name
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb), str(out_nb), parameters={
+            "profile": profile, "data": data, "seed": seed,
+            "reports": str(paths.reports_root())},
+            cwd=str(nb.parent), kernel_name="python3", language="python", progress_bar=False,
+            log_output=False, request_save_on_cell_execute=True)
+    finally:
+        if out_nb.exists():
+            _to_html(out_nb)
+    return time.perf_counter() - start
+
+
+def _to_html(nb_path: Path) -> None:
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(nb_path, as_version=4))
+        with atomic_path(nb_path.with_suffix(".html")) as tmp:
+            Path(tmp).write_text(body, encoding="utf-8")
+    except Exception as exc:  # the .ipynb is the record; a failed HTML export must not hide it
+        print(f"warning: could not write HTML for {nb_path.name}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
+                        choices=profiles.PROFILE_NAMES)
+    parser.add_argument("--data", default="phantom",
+                        help="phantom (default), kaggle, or a folder/archive of datasets")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    out_dir = paths.reports_dir(args.profile)
+    notebooks = find_notebooks(args.only)
+    print(f"medrepro: {len(notebooks)} notebook(s), profile={args.profile}, data={args.data}, "
+          f"seed={args.seed}")
+    timings: dict[str, float] = {}
+    status, failed = 0, None
+    for nb in notebooks:
+        print(f"--> {nb.name} ...", flush=True)
+        try:
+            timings[nb.stem] = run_notebook(nb, out_dir, profile=args.profile, data=args.data,
+                                            seed=args.seed)
+        except Exception as exc:  # report which notebook and cell failed, then stop
+            failed = nb.name
+            status = 1
+            print(_describe_failure(nb, exc, out_dir), file=sys.stderr)
+            break
+        print(f"    {nb.stem}: {timings[nb.stem]:.1f} s", flush=True)
+
+    summary = {"profile": args.profile, "data": args.data, "seed": args.seed,
+               "wall_seconds": timings, "total_seconds": sum(timings.values()),
+               "failed": failed, "cpu_count": os.cpu_count()}
+    with atomic_path(out_dir / "run_summary.json") as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"total {summary['total_seconds']:.1f} s; report: {out_dir}")
+    return status
+
+
+def _describe_failure(nb: Path, exc: Exception, out_dir: Path) -> str:
+    cell = getattr(exc, "exec_count", None)
+    index = getattr(exc, "cell_index", None)
+    where = (f"cell {index}" if index is not None else "a cell") + (
+        f" (execution count {cell})" if cell is not None else "")
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    return (f"FAILED: notebook {nb.name}, {where}: {ename}: {evalue}\n"
+            f"        executed copy with the traceback: {out_dir / nb.name} (.html beside it)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

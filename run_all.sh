@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# medrepro main entry point.
+#
+#   ./run_all.sh [--profile smoke|demo|paper] [--data phantom|kaggle|PATH] [--only NN ...]
+#                [--seed N] [--no-venv]
+#       Runs the notebooks in number order with papermill; executed notebooks (.ipynb, .html),
+#       figures and tables go to reports/<profile>/.
+#   ./run_all.sh --tests [pytest args...]
+#       Runs the test suite: the library's unit tests and every notebook under nbval in the
+#       smoke profile.
+#
+# On a fresh clone with only Python and pip it creates .venv and installs the package into it,
+# unless already inside a virtualenv/conda env, on Kaggle or Colab, or given --no-venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+
+mode=run
+use_venv=1
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --tests) mode=tests ;;
+    --no-venv) use_venv=0 ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then PY=python; fi
+
+in_managed_env() {
+  [ -n "${VIRTUAL_ENV:-}" ] || [ -n "${CONDA_PREFIX:-}" ] || [ -n "${KAGGLE_KERNEL_RUN_TYPE:-}" ] \
+    || [ -d /kaggle/input ] || [ -n "${COLAB_RELEASE_TAG:-}" ] || [ -n "${COLAB_GPU:-}" ] || [ -d /content ]
+}
+
+if [ "$use_venv" = 1 ] && ! in_managed_env; then
+  if [ ! -x .venv/bin/python ]; then
+    echo "medrepro: creating .venv"
+    "$PY" -m venv .venv
+  fi
+  PY=.venv/bin/python
+fi
+
+extras=""
+[ "$mode" = tests ] && extras="[dev]"
+stamp=".venv-installed${extras:+-dev}"
+[ "$PY" = .venv/bin/python ] && stamp=".venv/$stamp" || stamp=""
+# Reinstall when pyproject.toml changed since the last install into .venv.
+if [ -z "$stamp" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "medrepro: installing the package${extras:+ with $extras} (first run takes a few minutes)"
+  "$PY" -m pip install --quiet --upgrade pip
+  "$PY" -m pip install --quiet -e ".$extras"
+  [ -n "$stamp" ] && touch "$stamp"
+fi
+
+export MPLBACKEND=${MPLBACKEND:-Agg}
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+
+if [ "$mode" = tests ]; then
+  exec "$PY" -m pytest "${args[@]+"${args[@]}"}"
+else
+  exec "$PY" -m medrepro.runner "${args[@]+"${args[@]}"}"
+fi

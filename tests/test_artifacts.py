@@ -1,0 +1,36 @@
+"""After the smoke run: every manifest artifact of every stored notebook exists and is non-empty.
+
+The notebooks normally ran just before under nbval (same session, same ``.test-work/``); a
+notebook that did not run in this session (e.g. ``pytest tests``) is executed here with papermill,
+so this check is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from medrepro import manifest, paths, report, runner
+from conftest import NOTEBOOK_OUTCOMES
+
+
+@pytest.mark.after_notebooks
+@pytest.mark.parametrize("nb", [p.stem for p in runner.find_notebooks()] or ["<none>"])
+def test_notebook_made_every_artifact(nb: str, request: pytest.FixtureRequest) -> None:
+    if nb == "<none>":
+        pytest.fail("no notebooks found in notebooks/")
+    outcomes = request.config.stash[NOTEBOOK_OUTCOMES]
+    if nb not in outcomes:
+        nb_path = paths.notebooks_dir() / f"{nb}.ipynb"
+        runner.run_notebook(nb_path, paths.reports_dir("smoke"), profile="smoke",
+                            data=os.environ.get("MEDREPRO_DATA_SOURCE", "phantom"), seed=42)
+    elif outcomes[nb] == "failed":
+        pytest.fail(f"{nb} failed under nbval; its artifacts are not checked")
+    assert manifest.for_notebook(nb), f"{nb} has no artifacts in the manifest"
+    missing = report.missing_artifacts([nb], profile="smoke")
+    assert not missing, f"{nb} did not write: {', '.join(missing)}"
+    for art in manifest.for_notebook(nb):
+        meta = report.read_sidecar(art.id, profile="smoke")
+        assert meta["profile"] == "smoke" and meta["seed"] == 42, art.id
+        assert meta["data_source"], art.id

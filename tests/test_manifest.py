@@ -1,0 +1,59 @@
+import re
+
+import pytest
+
+from medrepro import manifest, paths, profiles
+
+
+def test_every_paper_artifact_id_is_in_the_manifest():
+    shared = paths.shared_data_dir()
+    papers = shared.parent / "PAPERS.md" if shared else None
+    if papers is None or not papers.is_file():
+        pytest.skip("../shared/PAPERS.md is not beside this checkout")
+    ids = set(re.findall(r"`([A-EX]\.(?:fig|table)[0-9_]+|X\.compare)`", papers.read_text()))
+    assert len(ids) > 50
+    assert not ids - set(manifest.ARTIFACTS), sorted(ids - set(manifest.ARTIFACTS))
+
+
+def test_manifest_entries_are_consistent():
+    for art in manifest.ARTIFACTS.values():
+        assert art.study in manifest.STUDIES or art.study == "X", art.id
+        assert art.id.startswith(art.study + "."), art.id
+        assert art.kind in {"figure", "table"}, art.id
+        assert art.notebook in manifest.NOTEBOOKS, art.id
+        if art.kind == "figure":
+            assert art.reported is None, art.id
+    for nb in manifest.NOTEBOOKS:
+        assert manifest.for_notebook(nb), nb
+        assert nb in profiles.PROFILES
+
+
+def test_reported_values_match_the_papers_totals():
+    cm = manifest.reported_frame("B.table6")
+    assert cm.shape == (6, 6)
+    assert cm.iloc[0, 0] == 156974
+    t1 = manifest.reported_frame("B.table1")
+    assert (t1["train"] + t1["val"] + t1["test"] == t1["total"]).all()
+    assert t1["total"].sum() == 720_733
+    a2 = manifest.reported_frame("A.table2")
+    assert a2.loc[a2["class"].str.endswith("tumor"), "support"].sum() == 653
+    a1 = manifest.reported_frame("A.table1")
+    assert a1["params"].iloc[:-1].sum() == a1["params"].iloc[-1] == 207_605_764
+
+
+def test_unknown_ids_and_notebooks_raise():
+    with pytest.raises(manifest.UnknownArtifactError, match="B.table6"):
+        manifest.get("B.tabel6")
+    with pytest.raises(ValueError, match="unknown notebook"):
+        manifest.for_notebook("07_extra")
+
+
+def test_profile_table_covers_every_profile():
+    for nb, by_profile in profiles.PROFILES.items():
+        assert set(by_profile) == set(profiles.PROFILE_NAMES), nb
+    assert profiles.settings("05_3dcnn_mosmed", "paper")["volume_shape"] == (128, 128, 64)
+    assert profiles.settings("04_lightweight_ct", "paper")["max_epochs"] == 30
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        profiles.settings("04_lightweight_ct", "fast")
+    df = profiles.table()
+    assert {"smoke", "demo", "paper"} <= set(df.columns)

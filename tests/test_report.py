@@ -1,0 +1,89 @@
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from medrepro import manifest, report  # noqa: E402
+
+
+@pytest.fixture
+def run(tmp_path):
+    return report.start_run("03_lstm_cnn_mri", profile="smoke", seed=7, reports_root=tmp_path)
+
+
+def test_save_table_writes_csv_md_and_sidecar(run, tmp_path):
+    df = pd.DataFrame({"class": ["glioma", "pituitary"], "f1": [0.5, 0.75]})
+    csv = report.save_table(df, "A.table2", source="phantom")
+    assert csv == tmp_path / "smoke" / "tables" / "A.table2.csv"
+    back = pd.read_csv(csv)
+    assert list(back["f1"]) == [0.5, 0.75]
+    assert set(back["data_source"]) == {"phantom"}
+    md = csv.with_suffix(".md").read_text()
+    assert "PHANTOM DATA" in md and "profile: **smoke**" in md and "| glioma" in md
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    assert meta["id"] == "A.table2" and meta["study"] == "A"
+    assert meta["profile"] == "smoke" and meta["seed"] == 7 and meta["phantom"] is True
+    assert meta["versions"]["numpy"] != "not installed"
+    assert meta["git_commit"] and meta["date_utc"].startswith("20")
+
+
+def test_real_source_table_has_no_phantom_banner(run):
+    df = pd.DataFrame({"a": [1]})
+    md = report.save_table(df, "A.table2", source="brain_tumor_sartaj").with_suffix(".md")
+    assert "PHANTOM" not in md.read_text()
+
+
+def test_save_figure_labels_phantom(run, tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    png = report.save_figure(fig, "A.fig11", source="phantom")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(report.PHANTOM_LABEL in t.get_text() for t in fig.texts)
+    assert report.read_sidecar("A.fig11", profile="smoke", reports_root=tmp_path)["phantom"]
+    plt.close(fig)
+
+
+def test_unknown_id_is_an_error(run):
+    with pytest.raises(manifest.UnknownArtifactError, match="A.fig99.*did you mean"):
+        report.save_table(pd.DataFrame({"a": [1]}), "A.fig99", source="phantom")
+
+
+def test_kind_mismatch_and_empty_table_are_errors(run):
+    with pytest.raises(ValueError, match="figure in the manifest, not a table"):
+        report.save_table(pd.DataFrame({"a": [1]}), "A.fig11", source="phantom")
+    with pytest.raises(ValueError, match="empty table"):
+        report.save_table(pd.DataFrame({"a": []}), "A.table2", source="phantom")
+
+
+def test_missing_artifacts_lists_what_is_absent(run, tmp_path):
+    expected = {a.id for a in manifest.for_notebook("03_lstm_cnn_mri")}
+    assert set(report.missing_artifacts(["03_lstm_cnn_mri"], profile="smoke",
+                                        reports_root=tmp_path)) == expected
+    report.save_table(pd.DataFrame({"a": [1]}), "A.table2", source="phantom")
+    missing = report.missing_artifacts(["03_lstm_cnn_mri"], profile="smoke", reports_root=tmp_path)
+    assert "A.table2" not in missing and len(missing) == len(expected) - 1
+
+
+def test_failed_write_leaves_previous_file(run):
+    df = pd.DataFrame({"a": [1]})
+    csv = report.save_table(df, "A.table2", source="phantom")
+    before = csv.read_bytes()
+
+    class Boom(pd.DataFrame):
+        def to_markdown(self, *a, **k):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.save_table(Boom({"a": [2]}), "A.table2", source="phantom")
+    assert csv.read_bytes() == before
+    assert not list(csv.parent.glob(".*.tmp"))
+
+
+def test_save_without_run_explains():
+    report._current = None
+    with pytest.raises(RuntimeError, match="start_run"):
+        report.save_table(pd.DataFrame({"a": [1]}), "A.table2", source="phantom")

@@ -1,0 +1,39 @@
+import nbformat
+import pytest
+
+from medrepro import runner
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# t")]
+    params = nbformat.v4.new_code_cell("profile = None\ndata = None\nseed = 1\nreports = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failure_names_notebook_and_cell(tmp_path, capsys):
+    nb = _notebook(tmp_path / "09_fail.ipynb", "x = 1", "raise ValueError('bad pixel data')")
+    with pytest.raises(Exception) as info:
+        runner.run_notebook(nb, tmp_path / "out", profile="smoke", data="phantom", seed=3)
+    msg = runner._describe_failure(nb, info.value, tmp_path / "out")
+    assert "09_fail.ipynb" in msg and "ValueError: bad pixel data" in msg
+    assert "cell 4" in msg  # papermill's index: injected-parameters cell counts
+    assert (tmp_path / "out" / "09_fail.html").stat().st_size > 0
+
+
+def test_parameters_are_injected(tmp_path):
+    nb = _notebook(tmp_path / "08_ok.ipynb", "assert profile == 'smoke' and seed == 5")
+    seconds = runner.run_notebook(nb, tmp_path / "out", profile="smoke", data="phantom", seed=5)
+    assert seconds > 0
+    assert (tmp_path / "out" / "08_ok.ipynb").is_file()
+
+
+def test_only_selects_by_number():
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        runner.find_notebooks(["99"])
