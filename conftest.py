@@ -1,7 +1,8 @@
 """Test-session setup shared by the unit tests and the nbval notebook runs.
 
-- Everything the suite writes goes to ``.test-work/`` (data and reports), emptied at the start of
-  a session, so a run never touches the user's ``data/`` or ``reports/``.
+- Everything the suite writes goes to ``.test-work/`` (or ``$MEDREPRO_TEST_WORK``): data and
+  reports, emptied at the start of a session (unless ``MEDREPRO_KEEP_TEST_WORK=1``), so a run never
+  touches the user's ``data/`` or ``reports/``.
 - The stored notebooks run under nbval with ``MEDREPRO_PROFILE=smoke``.
 - The per-notebook nbval outcomes are recorded so that ``tests/test_artifacts.py`` (moved to the
   end of the run) can check the artifacts of the notebooks that ran, and run the others itself.
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-WORK = ROOT / ".test-work"
+WORK = Path(os.environ.get("MEDREPRO_TEST_WORK") or ROOT / ".test-work").resolve()
 NOTEBOOK_OUTCOMES = pytest.StashKey[dict]()
 
 
