@@ -87,3 +87,16 @@ def test_save_without_run_explains():
     report._current = None
     with pytest.raises(RuntimeError, match="start_run"):
         report.save_table(pd.DataFrame({"a": [1]}), "A.table2", source="phantom")
+
+
+def test_record_metric_replaces_and_reads_back(run, tmp_path):
+    report.record_metric("A", "test accuracy", 0.5, source="phantom", artifact="A.table2",
+                         ci=(0.4, 0.6), n=10)
+    report.record_metric("A", "test accuracy", 0.75, source="phantom", artifact="A.table2")
+    report.record_metric("A", "test macro-F1", 0.7, source="phantom", artifact="A.table2")
+    rows = report.read_metrics(profile="smoke", reports_root=tmp_path)
+    assert [(r["metric"], r["value"]) for r in rows] == [("test accuracy", 0.75),
+                                                        ("test macro-F1", 0.7)]
+    assert rows[0]["ci_low"] is None and rows[0]["phantom"] and rows[0]["seed"] == 7
+    with pytest.raises(manifest.UnknownArtifactError):
+        report.record_metric("A", "x", 1.0, source="phantom", artifact="A.nope")

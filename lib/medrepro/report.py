@@ -141,6 +141,39 @@ def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: boo
     return csv_path
 
 
+def record_metric(study: str, metric: str, value: float, *, source: str, artifact: str,
+                  ci: tuple[float, float] | None = None, n: int | None = None, notes: str = "",
+                  **overrides: Any) -> Path:
+    """Record one reproduced headline number for ``06_compare`` (and the README results table).
+
+    Written to ``reports/<profile>/metrics/<notebook>.json``, keyed by ``(study, metric)``; a
+    re-run replaces the entry. ``metric`` should match a ``manifest.HEADLINES`` metric where the
+    paper reported one; ``ci`` is the 95% interval, ``n`` the number of test items.
+    """
+    manifest.get(artifact)
+    run = _resolve(overrides)
+    path = run.reports_root / run.profile / "metrics" / f"{run.notebook}.json"
+    records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    records = [r for r in records if (r["study"], r["metric"]) != (study, metric)]
+    records.append({"study": study, "metric": metric, "value": float(value),
+                    "ci_low": None if ci is None else float(ci[0]),
+                    "ci_high": None if ci is None else float(ci[1]), "n": n,
+                    "artifact": artifact, "notebook": run.notebook, "notes": notes,
+                    **provenance(source, profile=run.profile, seed=run.seed)})
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def read_metrics(*, profile: str, reports_root: str | os.PathLike | None = None) -> list[dict]:
+    """Every metric recorded under ``reports/<profile>/metrics/``, in notebook order."""
+    root = Path(reports_root) if reports_root else paths.reports_root()
+    out: list[dict] = []
+    for path in sorted((root / profile / "metrics").glob("*.json")):
+        out.extend(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
 def missing_artifacts(notebooks: Iterable[str], *, profile: str,
                       reports_root: str | os.PathLike | None = None) -> list[str]:
     """Ids of the manifest artifacts of ``notebooks`` that are absent or empty on disk."""
