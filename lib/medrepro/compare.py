@@ -1,0 +1,183 @@
+"""Cross-study comparison and the report index (used by ``06_compare``).
+
+- :func:`compare_table` joins the papers' headline numbers (``manifest.HEADLINES``) with the
+  reproduced ones that the notebooks recorded (``report.record_metric``).
+- :func:`artifact_index` / :func:`write_index` list every manifest artifact with its provenance;
+  missing ones are flagged (and make ``06_compare`` fail).
+- :func:`results_markdown` / :func:`update_readme` regenerate the README's results table from a
+  real-data run (never from phantoms, never by hand)::
+
+      python -m medrepro.compare --update-readme --profile demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medrepro import manifest, paths, report
+from medrepro.fileio import atomic_path
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+
+
+def compare_table(metrics: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per headline number: reported vs reproduced, 95% CI, source, profile, seed.
+
+    Headlines the run did not reproduce appear with an empty ``reproduced``; recorded metrics
+    that the papers did not report appear with an empty ``reported``.
+    """
+    recorded = {(m["study"], m["metric"]): m for m in metrics}
+    rows = []
+    for head in manifest.HEADLINES:
+        rows.append(_row(head["study"], head["metric"], head["reported"], head["artifact"],
+                         recorded.pop((head["study"], head["metric"]), None)))
+    for (study, metric), m in recorded.items():
+        rows.append(_row(study, metric, None, m["artifact"], m))
+    df = pd.DataFrame(rows)
+    return df.sort_values(["study"], kind="stable").reset_index(drop=True)
+
+
+def _row(study: str, metric: str, reported: float | None, artifact: str,
+         m: dict[str, Any] | None) -> dict[str, Any]:
+    value = None if m is None else m["value"]
+    lo = None if m is None else m.get("ci_low")
+    hi = None if m is None else m.get("ci_high")
+    inside = None
+    if reported is not None and lo is not None and hi is not None:
+        inside = bool(lo <= reported <= hi)
+    return {"study": study, "metric": metric, "reported": reported, "reproduced": value,
+            "ci_low": lo, "ci_high": hi,
+            "difference": None if value is None or reported is None else value - reported,
+            "reported_in_ci": inside,
+            "data_source": None if m is None else m["data_source"],
+            "profile": None if m is None else m["profile"],
+            "seed": None if m is None else m["seed"], "n": None if m is None else m.get("n"),
+            "artifact": artifact, "notes": "" if m is None else m.get("notes", "")}
+
+
+def artifact_index(*, profile: str, reports_root: str | os.PathLike | None = None,
+                   notebooks: list[str] | None = None) -> pd.DataFrame:
+    """Every manifest artifact (of ``notebooks``, default all) with its files and provenance."""
+    notebooks = notebooks or list(manifest.NOTEBOOKS)
+    missing = set(report.missing_artifacts(notebooks, profile=profile, reports_root=reports_root))
+    rows = []
+    for nb in notebooks:
+        for art in manifest.for_notebook(nb):
+            files = report.artifact_paths(art.id, profile=profile, reports_root=reports_root)
+            meta: dict[str, Any] = {}
+            if art.id not in missing:
+                meta = report.read_sidecar(art.id, profile=profile, reports_root=reports_root)
+            rows.append({"id": art.id, "study": art.study, "kind": art.kind,
+                         "description": art.description, "notebook": nb,
+                         "status": "missing" if art.id in missing else "ok",
+                         "data_source": meta.get("data_source"), "phantom": meta.get("phantom"),
+                         "profile": meta.get("profile"), "seed": meta.get("seed"),
+                         "git_commit": meta.get("git_commit"), "date_utc": meta.get("date_utc"),
+                         "files": [str(f) for f in files]})
+    return pd.DataFrame(rows)
+
+
+def write_index(index: pd.DataFrame, *, profile: str,
+                reports_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write ``reports/<profile>/index.html`` and ``index.md`` linking every artifact."""
+    base = (Path(reports_root) if reports_root else paths.reports_root()) / profile
+    n_missing = int((index["status"] == "missing").sum())
+    phantom = any(p is True for p in index["phantom"])
+    title = f"medrepro report — profile {profile}"
+    md = [f"# {title}", "",
+          f"{len(index)} artifacts, {n_missing} missing."]
+    if phantom:
+        md += ["", f"> **Some artifacts come from phantom data. {report.PHANTOM_LABEL}.**"]
+    md += ["", "| id | description | source | seed | status | files |", "|---|---|---|---|---|---|"]
+    rows_html = []
+    for r in index.itertuples():
+        rel = [Path(f).relative_to(base).as_posix() for f in r.files]
+        links_md = " ".join(f"[{Path(x).suffix[1:]}]({x})" for x in rel)
+        links_html = " ".join(f'<a href="{html.escape(x)}">{Path(x).suffix[1:]}</a>' for x in rel)
+        source = r.data_source if isinstance(r.data_source, str) else ""
+        label = f"{source} (PHANTOM)" if r.phantom is True else source
+        seed = "" if pd.isna(r.seed) else int(r.seed)
+        md.append(f"| {r.id} | {r.description} | {label} | {seed}"
+                  f" | {r.status} | {links_md if r.status == 'ok' else ''} |")
+        style = ' style="background:#fdd"' if r.status == "missing" else ""
+        rows_html.append(
+            f"<tr{style}><td>{html.escape(r.id)}</td><td>{html.escape(r.description)}</td>"
+            f"<td>{html.escape(label)}</td><td>{seed}</td>"
+            f"<td>{r.status}</td><td>{links_html if r.status == 'ok' else ''}</td></tr>")
+    banner = (f'<p style="color:#fff;background:#b22222;padding:4px"><b>Some artifacts come '
+              f'from phantom data. {html.escape(report.PHANTOM_LABEL)}.</b></p>' if phantom else "")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title></head><body><h1>{html.escape(title)}</h1>{banner}"
+            f"<p>{len(index)} artifacts, {n_missing} missing.</p><table border=1 cellpadding=3>"
+            "<tr><th>id</th><th>description</th><th>source</th><th>seed</th><th>status</th>"
+            f"<th>files</th></tr>{''.join(rows_html)}</table></body></html>\n")
+    html_path, md_path = base / "index.html", base / "index.md"
+    with atomic_path(html_path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    with atomic_path(md_path) as tmp:
+        Path(tmp).write_text("\n".join(md) + "\n", encoding="utf-8")
+    return html_path, md_path
+
+
+def results_markdown(metrics: list[dict[str, Any]]) -> str:
+    """The README results table from real-data metrics (phantom entries are left out)."""
+    real = [m for m in metrics if not m.get("phantom")]
+    if not real:
+        return "_No real-data run has been recorded yet._"
+    df = compare_table(real)
+    df = df[df["reproduced"].notna()]
+    runs = sorted({(m["profile"], m["data_source"], m["seed"], m["git_commit"][:12],
+                    m["date_utc"][:10]) for m in real})
+    lines = ["Generated by `python -m medrepro.compare --update-readme` from these runs:", ""]
+    lines += [f"- profile `{p}`, data `{s}`, seed {seed}, commit `{c}`, {d}"
+              for p, s, seed, c, d in runs]
+    lines += ["", "| study | metric | reported | reproduced (95% CI) | data | profile | notes |",
+              "|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        rep = "—" if pd.isna(r.reported) else f"{r.reported:.4g}"
+        ci = "" if pd.isna(r.ci_low) else f" ({r.ci_low:.3f}–{r.ci_high:.3f})"
+        lines.append(f"| {r.study} | {r.metric} | {rep} | {r.reproduced:.3f}{ci} | "
+                     f"{r.data_source} | {r.profile} | {r.notes} |")
+    return "\n".join(lines)
+
+
+def update_readme(markdown: str, *, readme: str | os.PathLike | None = None) -> Path:
+    """Replace the block between the results markers of README.md with ``markdown``."""
+    path = Path(readme) if readme else paths.project_root() / "README.md"
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path}: results markers {README_START} / {README_END} not found")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(f"{head}{README_START}\n{markdown}\n{README_END}{tail}",
+                             encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m medrepro.compare")
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite README.md's results table from this profile's real-data "
+                             "metrics")
+    args = parser.parse_args(argv)
+    metrics = report.read_metrics(profile=args.profile)
+    md = results_markdown(metrics)
+    print(md)
+    if args.update_readme:
+        print(f"updated {update_readme(md)}")
+    print(json.dumps({"metrics": len(metrics)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from medrepro import compare, manifest, report  # noqa: E402
+
+
+@pytest.fixture
+def run(tmp_path):
+    return report.start_run("03_lstm_cnn_mri", profile="smoke", seed=3, reports_root=tmp_path)
+
+
+def _metric(study, metric, value, source="phantom", ci=(0.1, 0.9)):
+    return {"study": study, "metric": metric, "value": value, "ci_low": ci[0], "ci_high": ci[1],
+            "n": 10, "artifact": "A.table2", "notes": "", "data_source": source,
+            "phantom": source == "phantom", "profile": "demo", "seed": 1,
+            "git_commit": "abc123def4567", "date_utc": "2026-11-23T10:00:00+00:00"}
+
+
+def test_compare_table_joins_reported_and_reproduced():
+    head = manifest.HEADLINES[0]
+    df = compare.compare_table([_metric(head["study"], head["metric"], 0.5),
+                                _metric("A", "our extra metric", 0.25)])
+    row = df[df["metric"] == head["metric"]].iloc[0]
+    assert row["reported"] == head["reported"] and row["reproduced"] == 0.5
+    assert row["difference"] == pytest.approx(0.5 - head["reported"])
+    assert row["reported_in_ci"] is False  # 0.981 is outside (0.1, 0.9)
+    extra = df[df["metric"] == "our extra metric"].iloc[0]
+    assert pd.isna(extra["reported"]) and extra["reproduced"] == 0.25
+    untouched = df[df["metric"] == manifest.HEADLINES[-1]["metric"]].iloc[0]
+    assert pd.isna(untouched["reproduced"])
+    assert len(df) == len(manifest.HEADLINES) + 1
+
+
+def test_index_lists_missing_and_present(run, tmp_path):
+    fig, _ = plt.subplots()
+    report.save_figure(fig, "A.fig11", source="phantom")
+    plt.close(fig)
+    index = compare.artifact_index(profile="smoke", reports_root=tmp_path,
+                                   notebooks=["03_lstm_cnn_mri"])
+    assert index.set_index("id").loc["A.fig11", "status"] == "ok"
+    assert (index["status"] == "missing").sum() == len(index) - 1
+    html_path, md_path = compare.write_index(index, profile="smoke", reports_root=tmp_path)
+    page = html_path.read_text()
+    assert 'href="figures/A.fig11.png"' in page and "PHANTOM" in page
+    assert "| A.table2 |" in md_path.read_text() and "missing" in md_path.read_text()
+
+
+def test_results_markdown_ignores_phantom_and_readme_update(tmp_path):
+    head = manifest.HEADLINES[0]
+    assert "No real-data run" in compare.results_markdown([_metric("A", head["metric"], 0.9)])
+    md = compare.results_markdown([_metric("A", head["metric"], 0.9, source="brain_tumor_sartaj")])
+    assert "brain_tumor_sartaj" in md and "0.900 (0.100–0.900)" in md
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{compare.README_START}\nold\n{compare.README_END}\ntail\n")
+    compare.update_readme(md, readme=readme)
+    text = readme.read_text()
+    assert "old" not in text and "0.900" in text and text.endswith("tail\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        compare.update_readme(md, readme=readme)
