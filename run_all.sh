@@ -8,13 +8,15 @@
 #   ./run_all.sh --tests [pytest args...]
 #       Runs the test suite: the library's unit tests and every notebook under nbval in the
 #       smoke profile.
+#   ./run_all.sh --bench [--only NAME ...] [--quick]
+#       Runs every benchmark; writes reports/benchmarks.json and reports/benchmarks.md.
 #
 # On a fresh clone with only Python and pip it creates .venv and installs the package into it,
 # unless already inside a virtualenv/conda env, on Kaggle or Colab, or given --no-venv.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=run
 use_venv=1
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --tests) mode=tests ;;
+    --bench) mode=bench ;;
     --no-venv) use_venv=0 ;;
     *) args+=("$1") ;;
   esac
@@ -62,6 +65,8 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 if [ "$mode" = tests ]; then
   exec "$PY" -m pytest "${args[@]+"${args[@]}"}"
+elif [ "$mode" = bench ]; then
+  exec "$PY" benchmarks/run_benchmarks.py "${args[@]+"${args[@]}"}"
 else
   exec "$PY" -m medrepro.runner "${args[@]+"${args[@]}"}"
 fi
