@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                "versions": report.package_versions(), "benchmarks": {}}
     for script in scripts:
         print(f"== {script.name}", flush=True)
-        results["benchmarks"][script.stem] = run_one(script, ["--quick"] if args.quick else [])
+        quick = args.quick and "--quick" in script.read_text()
+        results["benchmarks"][script.stem] = run_one(script, ["--quick"] if quick else [])
     summary = paths.reports_dir("demo") / "run_summary.json"
     if summary.is_file():
         results["benchmarks"]["demo_run_wall_time"] = json.loads(summary.read_text())
