@@ -1,0 +1,322 @@
+"""Evaluation: classification reports, confusion matrices, curves, bootstrap CIs, McNemar.
+
+Conventions: ``y_true`` and ``y_pred`` are 1-D integer class indices ``0..K-1`` (``int``, shape
+``(N,)``); ``labels`` are the class names in index order. Metrics follow scikit-learn's
+definitions (zero division gives 0). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+METRICS = ("accuracy", "macro_f1", "weighted_f1")
+REPORT_COLUMNS = ("precision", "recall", "f1", "support")
+_BOOT_CHUNK_ELEMENTS = 4_000_000  # resampled indices held in memory at once (~32 MB of int64)
+
+
+class EvaluationError(ValueError):
+    """Inputs to an evaluation function that cannot be evaluated (shapes, classes, sizes)."""
+
+
+# ---------------------------------------------------------------------------- tables
+def classification_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFrame:
+    """The papers' classification report as a frame.
+
+    Rows: one per class (in ``labels`` order), then ``accuracy``, ``macro avg``,
+    ``weighted avg``; index named ``class``. Columns ``precision``, ``recall``, ``f1`` (floats in
+    [0, 1]) and ``support`` (int). The ``accuracy`` row holds the accuracy in ``f1`` and ``N`` in
+    ``support``, with precision/recall NaN, as scikit-learn's text report does.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    k = len(labels)
+    _check_range(y_true, y_pred, k)
+    cm = confusion(y_true, y_pred, n_classes=k)
+    precision, recall, f1, support = _prf(cm)
+    n = support.sum()
+    rows = {name: [precision[i], recall[i], f1[i], int(support[i])]
+            for i, name in enumerate(labels)}
+    weights = support / n if n else np.zeros(k)
+    rows["accuracy"] = [np.nan, np.nan, np.trace(cm) / n if n else 0.0, int(n)]
+    rows["macro avg"] = [precision.mean(), recall.mean(), f1.mean(), int(n)]
+    rows["weighted avg"] = [weights @ precision, weights @ recall, weights @ f1, int(n)]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(REPORT_COLUMNS))
+    frame["support"] = frame["support"].astype(int)
+    frame.index.name = "class"
+    return frame
+
+
+def per_class_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFrame:
+    """Per-class one-vs-rest accuracy, precision, recall, F1 and support (index ``class``).
+
+    One-vs-rest accuracy of class k is (TP + TN) / N; recall is the share of class k found
+    (what some notebooks call "class accuracy").
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    k = len(labels)
+    _check_range(y_true, y_pred, k)
+    cm = confusion(y_true, y_pred, n_classes=k)
+    precision, recall, f1, support = _prf(cm)
+    n = cm.sum()
+    tp = np.diag(cm)
+    tn = n - cm.sum(axis=0) - cm.sum(axis=1) + tp
+    accuracy = (tp + tn) / n if n else np.zeros(k)
+    frame = pd.DataFrame({"accuracy": accuracy, "precision": precision, "recall": recall,
+                          "f1": f1, "support": support.astype(int)}, index=list(labels))
+    frame.index.name = "class"
+    return frame
+
+
+def confusion(y_true, y_pred, *, n_classes: int, normalize: bool | str = False) -> np.ndarray:
+    """Confusion matrix, rows = true class, columns = predicted class, shape ``(K, K)``.
+
+    ``normalize=False``: counts (int64). ``True`` or ``"true"``: each row divided by its sum
+    (recall on the diagonal); ``"pred"``: columns; ``"all"``: the total. Empty rows stay 0.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    _check_range(y_true, y_pred, n_classes)
+    cm = np.bincount(y_true * n_classes + y_pred,
+                     minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    if normalize is False or normalize is None:
+        return cm.astype(np.int64)
+    mode = "true" if normalize is True else normalize
+    if mode == "true":
+        denom = cm.sum(axis=1, keepdims=True)
+    elif mode == "pred":
+        denom = cm.sum(axis=0, keepdims=True)
+    elif mode == "all":
+        denom = np.array(cm.sum())
+    else:
+        raise EvaluationError(f"normalize={normalize!r}: expected False, True, 'true', 'pred' "
+                              "or 'all'")
+    return np.divide(cm, denom, out=np.zeros(cm.shape, dtype=float), where=denom > 0)
+
+
+def ci_table(y_true, y_pred, *, metrics: Sequence[str] = METRICS, n_boot: int = 1000,
+             seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Point estimate and percentile bootstrap CI of several metrics, one row each.
+
+    Columns ``metric``, ``point``, ``lo``, ``hi``, ``n``.
+    """
+    rows = []
+    for metric in metrics:
+        ci = bootstrap_ci(y_true, y_pred, metric=metric, n_boot=n_boot, seed=seed, alpha=alpha)
+        rows.append({"metric": metric, **ci, "n": len(np.asarray(y_true))})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- uncertainty
+def bootstrap_ci(y_true, y_pred, *, metric: str | Callable = "accuracy", n_boot: int = 1000,
+                 seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
+    """Percentile bootstrap confidence interval of a metric over test items.
+
+    Resamples the N (true, predicted) pairs with replacement ``n_boot`` times (seeded) and
+    returns ``{"point": metric on all items, "lo": alpha/2 quantile, "hi": 1 - alpha/2
+    quantile}``. ``metric`` is ``"accuracy"``, ``"macro_f1"``, ``"weighted_f1"`` (vectorised:
+    all resamples at once, in chunks) or a callable ``f(y_true, y_pred) -> float`` (looped).
+    The class set of the F1 metrics is fixed to the classes seen in the full sample, as
+    scikit-learn's ``f1_score`` uses for the point estimate.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    n = y_true.size
+    if n == 0:
+        raise EvaluationError("bootstrap_ci: no test items")
+    if not 0 < alpha < 1:
+        raise EvaluationError(f"bootstrap_ci: alpha must be in (0, 1), got {alpha}")
+    if n_boot < 1:
+        raise EvaluationError(f"bootstrap_ci: n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    if callable(metric):
+        point = float(metric(y_true, y_pred))
+        stats = np.empty(n_boot)
+        for b in range(n_boot):
+            idx = rng.integers(0, n, size=n)
+            stats[b] = metric(y_true[idx], y_pred[idx])
+    elif metric in METRICS:
+        classes = np.union1d(y_true, y_pred)
+        # Re-index classes to 0..K-1 so the vectorised confusion matrices stay small.
+        t = np.searchsorted(classes, y_true)
+        p = np.searchsorted(classes, y_pred)
+        point = float(_metric_from_cms(_cms(t, p, np.arange(n)[None, :], classes.size),
+                                       metric)[0])
+        stats = np.empty(n_boot)
+        chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
+        for start in range(0, n_boot, chunk):
+            size = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(size, n))
+            stats[start:start + size] = _metric_from_cms(_cms(t, p, idx, classes.size), metric)
+    else:
+        raise EvaluationError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)} "
+                              "or a callable(y_true, y_pred)")
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return {"point": point, "lo": float(lo), "hi": float(hi)}
+
+
+def mcnemar(y_true, pred_a, pred_b) -> dict[str, float | int | str]:
+    """McNemar's test of two classifiers on the same test items.
+
+    ``n01``: items model A got wrong and B right; ``n10``: A right and B wrong (Dietterich's
+    notation). With ``n01 + n10 < 25`` the exact two-sided binomial test is used (``statistic``
+    = min(n01, n10)); otherwise the chi-square test with continuity correction
+    ``(|n01 - n10| - 1)^2 / (n01 + n10)``, 1 degree of freedom. No discordant items: p = 1.
+    Returns ``n01, n10, statistic, p_value, method`` and ``better`` ("A", "B" or "tie": the
+    model with fewer errors on the discordant items).
+    """
+    from scipy import stats
+
+    y_true, pred_a = _check_pair(y_true, pred_a)
+    _, pred_b = _check_pair(y_true, pred_b)
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    n01 = int(np.sum(~right_a & right_b))
+    n10 = int(np.sum(right_a & ~right_b))
+    discordant = n01 + n10
+    if discordant == 0:
+        statistic, p_value, method = 0.0, 1.0, "exact binomial"
+    elif discordant < 25:
+        statistic = float(min(n01, n10))
+        p_value = float(stats.binomtest(min(n01, n10), discordant, 0.5).pvalue)
+        method = "exact binomial"
+    else:
+        statistic = (abs(n01 - n10) - 1) ** 2 / discordant
+        p_value = float(stats.chi2.sf(statistic, df=1))
+        method = "chi-square, continuity corrected"
+    better = "tie" if n01 == n10 else ("A" if n10 > n01 else "B")
+    return {"n01": n01, "n10": n10, "statistic": float(statistic), "p_value": min(1.0, p_value),
+            "method": method, "better": better}
+
+
+# ---------------------------------------------------------------------------- plots
+def plot_confusion(cm: np.ndarray, *, labels: Sequence[str], ax=None, title: str = ""):
+    """Heat map of a confusion matrix (counts or normalised) with seaborn; returns the Figure.
+
+    Rows are true classes, columns predicted. Integer matrices are annotated as counts, float
+    ones with two decimals.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    cm = np.asarray(cm)
+    if ax is None:
+        size = 1.2 + 0.9 * len(labels)
+        _, ax = plt.subplots(figsize=(size + 1.2, size))
+    fmt = "d" if np.issubdtype(cm.dtype, np.integer) else ".2f"
+    sns.heatmap(cm, annot=True, fmt=fmt, cmap="Blues", cbar=True, square=True,
+                xticklabels=labels, yticklabels=labels, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_history(history_df: pd.DataFrame, *, metric: str, ax=None, title: str = ""):
+    """Training and validation curves of ``metric`` (and ``val_<metric>``) per epoch.
+
+    ``history_df`` is what :func:`medrepro.train.fit` returns (column ``epoch`` optional:
+    1-based row numbers otherwise). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if metric not in history_df.columns:
+        raise EvaluationError(f"history has no column {metric!r}; columns: "
+                              f"{', '.join(map(str, history_df.columns))}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    epochs = (history_df["epoch"].to_numpy() if "epoch" in history_df.columns
+              else np.arange(1, len(history_df) + 1))
+    ax.plot(epochs, history_df[metric], marker="o", label=f"train {metric}")
+    if f"val_{metric}" in history_df.columns:
+        ax.plot(epochs, history_df[f"val_{metric}"], marker="o", label=f"validation {metric}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_predictions(images: np.ndarray, y_true, y_pred, *, labels: Sequence[str],
+                     n: int = 12, seed: int = 0, cols: int = 4, title: str = ""):
+    """A grid of ``n`` random images titled ``true / predicted`` (green right, red wrong).
+
+    ``images``: ``(N, H, W)`` or ``(N, H, W, C)``, float in [0, 1] or uint8. Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    if len(images) != y_true.size:
+        raise EvaluationError(f"plot_predictions: {len(images)} images but {y_true.size} labels")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    rows = max(1, int(np.ceil(len(pick) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), pick):
+        img = np.asarray(images[i])
+        if img.ndim == 3 and img.shape[-1] == 1:
+            img = img[..., 0]
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+        ok = y_true[i] == y_pred[i]
+        ax.set_title(f"true: {labels[y_true[i]]}\npred: {labels[y_pred[i]]}", fontsize=8,
+                     color="green" if ok else "red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(y_true), np.asarray(y_pred)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise EvaluationError(f"expected two 1-D label arrays of equal length, got shapes "
+                              f"{a.shape} and {b.shape}")
+    for name, arr in (("y_true", a), ("y_pred", b)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise EvaluationError(f"{name} must hold integer class indices, got dtype "
+                                      f"{arr.dtype}")
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def _check_range(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> None:
+    for name, arr in (("y_true", y_true), ("y_pred", y_pred)):
+        if arr.size and (arr.min() < 0 or arr.max() >= k):
+            raise EvaluationError(f"{name} holds class index {int(arr.max())} or "
+                                  f"{int(arr.min())}, outside 0..{k - 1} ({k} classes)")
+
+
+def _prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall, F1 and support from a ``(..., K, K)`` count matrix."""
+    cm = cm.astype(float)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted = cm.sum(axis=-2)
+    support = cm.sum(axis=-1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f1, support
+
+
+def _cms(t: np.ndarray, p: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Confusion matrices of resamples ``idx`` (B, N) -> (B, K, K), one bincount for all."""
+    b = idx.shape[0]
+    codes = (np.arange(b)[:, None] * (k * k) + t[idx] * k + p[idx]).ravel()
+    return np.bincount(codes, minlength=b * k * k).reshape(b, k, k)
+
+
+def _metric_from_cms(cms: np.ndarray, metric: str) -> np.ndarray:
+    n = cms.sum(axis=(1, 2)).astype(float)
+    if metric == "accuracy":
+        return np.trace(cms, axis1=1, axis2=2) / n
+    _, _, f1, support = _prf(cms)
+    if metric == "macro_f1":
+        return f1.mean(axis=1)
+    return (f1 * support).sum(axis=1) / n  # weighted_f1

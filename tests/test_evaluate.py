@@ -1,0 +1,167 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+from medrepro import evaluate  # noqa: E402
+
+LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+@pytest.fixture
+def noisy_labels():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 4, size=300)
+    y_pred = np.where(rng.random(300) < 0.7, y_true, rng.integers(0, 4, size=300))
+    return y_true, y_pred
+
+
+def test_classification_table_hand_computed():
+    # class 0: TP 2, FP 1, FN 0 -> P 2/3, R 1; class 1: TP 1, FP 0, FN 1 -> P 1, R 1/2
+    y_true = [0, 0, 1, 1]
+    y_pred = [0, 0, 0, 1]
+    table = evaluate.classification_table(y_true, y_pred, labels=["a", "b"])
+    assert list(table.index) == ["a", "b", "accuracy", "macro avg", "weighted avg"]
+    assert list(table.columns) == ["precision", "recall", "f1", "support"]
+    assert table.loc["a", "precision"] == pytest.approx(2 / 3)
+    assert table.loc["a", "f1"] == pytest.approx(0.8)
+    assert table.loc["b", "recall"] == pytest.approx(0.5)
+    assert table.loc["b", "f1"] == pytest.approx(2 / 3)
+    assert table.loc["accuracy", "f1"] == pytest.approx(0.75)
+    assert np.isnan(table.loc["accuracy", "precision"])
+    assert table.loc["macro avg", "f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert list(table["support"]) == [2, 2, 4, 4, 4]
+
+
+def test_classification_table_matches_sklearn(noisy_labels):
+    y_true, y_pred = noisy_labels
+    ours = evaluate.classification_table(y_true, y_pred, labels=LABELS)
+    ref = skm.classification_report(y_true, y_pred, target_names=LABELS, output_dict=True,
+                                    zero_division=0)
+    for name in [*LABELS, "macro avg", "weighted avg"]:
+        assert ours.loc[name, "precision"] == pytest.approx(ref[name]["precision"])
+        assert ours.loc[name, "recall"] == pytest.approx(ref[name]["recall"])
+        assert ours.loc[name, "f1"] == pytest.approx(ref[name]["f1-score"])
+        assert ours.loc[name, "support"] == ref[name]["support"]
+    assert ours.loc["accuracy", "f1"] == pytest.approx(ref["accuracy"])
+
+
+def test_absent_class_scores_zero_not_nan():
+    table = evaluate.classification_table([0, 0, 1], [0, 0, 1], labels=["a", "b", "c"])
+    assert table.loc["c", ["precision", "recall", "f1"]].tolist() == [0, 0, 0]
+    assert table.loc["macro avg", "f1"] == pytest.approx(2 / 3)
+
+
+def test_per_class_table_one_vs_rest_accuracy():
+    # class a: TP 2, FP 1, FN 0, TN 1 -> accuracy 3/4
+    table = evaluate.per_class_table([0, 0, 1, 1], [0, 0, 0, 1], labels=["a", "b"])
+    assert table.loc["a", "accuracy"] == pytest.approx(0.75)
+    assert table.loc["b", "recall"] == pytest.approx(0.5)
+
+
+def test_confusion_counts_and_normalised(noisy_labels):
+    y_true, y_pred = noisy_labels
+    cm = evaluate.confusion(y_true, y_pred, n_classes=4)
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(y_true, y_pred, labels=range(4)))
+    assert cm.dtype == np.int64
+    norm = evaluate.confusion(y_true, y_pred, n_classes=4, normalize=True)
+    np.testing.assert_allclose(norm, skm.confusion_matrix(y_true, y_pred, normalize="true"))
+    np.testing.assert_allclose(norm.sum(axis=1), 1.0)
+    empty_row = evaluate.confusion([0, 0], [0, 1], n_classes=3, normalize="true")
+    assert np.all(empty_row[2] == 0) and not np.isnan(empty_row).any()
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(evaluate.EvaluationError, match="equal length"):
+        evaluate.confusion([0, 1], [0], n_classes=2)
+    with pytest.raises(evaluate.EvaluationError, match="outside 0..1"):
+        evaluate.confusion([0, 2], [0, 1], n_classes=2)
+    with pytest.raises(evaluate.EvaluationError, match="unknown metric"):
+        evaluate.bootstrap_ci([0, 1], [0, 1], metric="auc")
+
+
+@pytest.mark.parametrize("metric, ref", [
+    ("accuracy", skm.accuracy_score),
+    ("macro_f1", lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0)),
+    ("weighted_f1", lambda t, p: skm.f1_score(t, p, average="weighted", zero_division=0)),
+])
+def test_bootstrap_ci_matches_looped_sklearn(noisy_labels, metric, ref):
+    y_true, y_pred = noisy_labels
+    ci = evaluate.bootstrap_ci(y_true, y_pred, metric=metric, n_boot=300, seed=5)
+    assert ci["point"] == pytest.approx(ref(y_true, y_pred))
+    assert ci["lo"] < ci["point"] < ci["hi"]
+    # The same resamples through sklearn, in a loop, give the same interval.
+    looped = evaluate.bootstrap_ci(y_true, y_pred, metric=ref, n_boot=300, seed=5)
+    assert looped["lo"] == pytest.approx(ci["lo"])
+    assert looped["hi"] == pytest.approx(ci["hi"])
+
+
+def test_bootstrap_ci_seeded_and_width_shrinks_with_n(noisy_labels):
+    y_true, y_pred = noisy_labels
+    a = evaluate.bootstrap_ci(y_true, y_pred, n_boot=200, seed=1)
+    b = evaluate.bootstrap_ci(y_true, y_pred, n_boot=200, seed=1)
+    assert a == b
+    big = evaluate.bootstrap_ci(np.tile(y_true, 16), np.tile(y_pred, 16), n_boot=200, seed=1)
+    assert (big["hi"] - big["lo"]) < 0.5 * (a["hi"] - a["lo"])
+    # Normal approximation: half-width ~ 1.96 * sqrt(p(1-p)/n)
+    p = a["point"]
+    assert (a["hi"] - a["lo"]) / 2 == pytest.approx(1.96 * np.sqrt(p * (1 - p) / 300), rel=0.25)
+
+
+def test_ci_table_rows():
+    table = evaluate.ci_table([0, 1, 1, 0, 1], [0, 1, 0, 0, 1], n_boot=50)
+    assert list(table["metric"]) == ["accuracy", "macro_f1", "weighted_f1"]
+    assert table.loc[0, "point"] == pytest.approx(0.8)
+    assert (table["lo"] <= table["point"]).all() and (table["point"] <= table["hi"]).all()
+
+
+def test_mcnemar_exact_hand_computed():
+    # A wrong & B right on 1 item, A right & B wrong on 6 items: n01 = 1, n10 = 6.
+    y_true = np.zeros(20, dtype=int)
+    a = y_true.copy()
+    b = y_true.copy()
+    a[0] = 1
+    b[1:7] = 1
+    b[10] = a[10] = 2  # both wrong: not discordant
+    out = evaluate.mcnemar(y_true, a, b)
+    assert (out["n01"], out["n10"]) == (1, 6)
+    assert out["method"] == "exact binomial"
+    # two-sided: 2 * P(X <= 1), X ~ Bin(7, 1/2) = 2 * 8 / 128
+    assert out["p_value"] == pytest.approx(16 / 128)
+    assert out["better"] == "A"
+
+
+def test_mcnemar_chi_square_with_continuity_correction():
+    y_true = np.zeros(100, dtype=int)
+    a = y_true.copy()
+    b = y_true.copy()
+    a[:10] = 1      # n01 = 10
+    b[10:40] = 1    # n10 = 30
+    out = evaluate.mcnemar(y_true, a, b)
+    assert out["method"].startswith("chi-square")
+    assert out["statistic"] == pytest.approx((abs(10 - 30) - 1) ** 2 / 40)
+    from scipy import stats
+    assert out["p_value"] == pytest.approx(stats.chi2.sf(361 / 40, 1))
+    assert evaluate.mcnemar(y_true, y_true, y_true)["p_value"] == 1.0
+
+
+def test_plots_return_figures():
+    cm = np.array([[3, 1], [0, 4]])
+    fig = evaluate.plot_confusion(cm, labels=["a", "b"], title="counts")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["3", "1", "0", "4"]
+    history = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.5, 0.6, 0.7],
+                            "val_accuracy": [0.4, 0.5, 0.55]})
+    fig2 = evaluate.plot_history(history, metric="accuracy")
+    assert len(fig2.axes[0].lines) == 2
+    with pytest.raises(evaluate.EvaluationError, match="no column 'loss'"):
+        evaluate.plot_history(history, metric="loss")
+    images = np.random.default_rng(0).random((6, 8, 8))
+    fig3 = evaluate.plot_predictions(images, [0, 1, 0, 1, 0, 1], [0, 1, 1, 1, 0, 0],
+                                     labels=["a", "b"], n=4)
+    assert sum(ax.has_data() for ax in fig3.axes) == 4
+    plt.close("all")
