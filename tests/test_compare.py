@@ -62,3 +62,15 @@ def test_results_markdown_ignores_phantom_and_readme_update(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         compare.update_readme(md, readme=readme)
+
+
+def test_gather_tables_and_plot(run, tmp_path):
+    report.save_table(pd.DataFrame({"p_value": [0.5]}), "A.mcnemar", source="phantom")
+    both = compare.gather_tables(["A.mcnemar", "B.mcnemar"], profile="smoke",
+                                 reports_root=tmp_path)
+    assert list(both["artifact"]) == ["A.mcnemar"] and both["p_value"].iloc[0] == 0.5
+    assert compare.gather_tables(["B.mcnemar"], profile="smoke", reports_root=tmp_path) is None
+    head = manifest.HEADLINES[0]
+    fig = compare.plot_compare(compare.compare_table([_metric("A", head["metric"], 0.5)]))
+    assert len(fig.axes[0].get_yticklabels()) == 1
+    plt.close(fig)

@@ -100,3 +100,11 @@ def test_record_metric_replaces_and_reads_back(run, tmp_path):
     assert rows[0]["ci_low"] is None and rows[0]["phantom"] and rows[0]["seed"] == 7
     with pytest.raises(manifest.UnknownArtifactError):
         report.record_metric("A", "x", 1.0, source="phantom", artifact="A.nope")
+
+
+def test_combined_sources_keep_the_phantom_label():
+    assert report.combine_sources(["phantom", "brain_tumor_sartaj", None]) == (
+        "brain_tumor_sartaj+phantom")
+    assert report.is_phantom("brain_tumor_sartaj+phantom")
+    assert not report.is_phantom(report.combine_sources(["brain_tumor_sartaj", "rsna_ich"]))
+    assert report.combine_sources([]) == "none"

@@ -72,9 +72,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "patience": 15},
     },
     "06_compare": {
-        "smoke": {"bootstrap": 200},
-        "demo": {"bootstrap": 1000},
-        "paper": {"bootstrap": 10000},
+        # Collects what 01-05 recorded; a manifest artifact that is missing fails the notebook.
+        "smoke": {"require_all_artifacts": True},
+        "demo": {"require_all_artifacts": True},
+        "paper": {"require_all_artifacts": True},
     },
 }
 

@@ -66,8 +66,19 @@ def current_run() -> RunInfo:
 
 
 def is_phantom(source: str) -> bool:
-    """True for phantom data (``"phantom"`` or ``"phantom:<dataset>"``)."""
-    return source == PHANTOM or source.startswith(PHANTOM + ":")
+    """True if any part of ``source`` is phantom data.
+
+    ``"phantom"``, ``"phantom:<dataset>"``, and combined sources such as
+    ``"brain_tumor_sartaj+phantom"`` (see :func:`combine_sources`) all count.
+    """
+    return any(part == PHANTOM or part.startswith(PHANTOM + ":")
+               for part in str(source).split("+"))
+
+
+def combine_sources(sources) -> str:
+    """One label for an artifact drawn from several sources: ``"a+b"`` (sorted, unique)."""
+    parts = sorted({p for s in sources if s for p in str(s).split("+")})
+    return "+".join(parts) if parts else "none"
 
 
 def artifact_paths(artifact_id: str, *, profile: str | None = None,
