@@ -1,0 +1,598 @@
+"""The dataset registry and :func:`resolve`: one call that hands a notebook its dataset folder.
+
+Four datasets, each in its official on-disk layout (the ``root`` a notebook reads):
+
+- ``brain_tumor_sartaj``  ``root/{Training,Testing}/{glioma_tumor,meningioma_tumor,no_tumor,
+  pituitary_tumor}/*.jpg`` (Kaggle ``sartajbhuvaji/brain-tumor-classification-mri``)
+- ``brain_tumor_masoud``  ``root/{Training,Testing}/{glioma,meningioma,notumor,pituitary}/*.jpg``
+  (Kaggle ``masoudnickparvar/brain-tumor-mri-dataset``)
+- ``rsna_ich``            ``root/stage_2_train.csv`` + ``root/stage_2_train/ID_*.dcm`` (Kaggle
+  competition ``rsna-intracranial-hemorrhage-detection``)
+- ``mosmed``              ``root/CT-0/study_*.nii.gz`` + ``root/CT-23/study_*.nii.gz`` (the two
+  release zips of the Keras 3D-classification example)
+
+``resolve(dataset_id, data=...)`` takes the notebooks' ``data`` parameter:
+
+- ``"phantom"``: the built-in synthetic dataset (``medrepro.phantoms``), sized by
+  ``profiles.settings("01_download", profile)``, generated once into
+  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place, with a
+  ``.complete.json`` marker recording the arguments; a non-default seed gets its own folder).
+- ``"kaggle"``: ``/kaggle/input`` inside a Kaggle notebook, else kagglehub downloads (credentials
+  from ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or ``kaggle.json``; see :mod:`medrepro.download`);
+  MosMed from its release URLs. Offline this raises a clear :class:`~medrepro.download.DownloadError`.
+- a folder: holds dataset folders named by id (``<folder>/brain_tumor_sartaj/``...), or Kaggle's
+  own folder names (``brain-tumor-classification-mri``...), or is itself one dataset's root. The
+  folder is read in place, never copied or modified.
+- an archive (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``): extracted once, safely, into
+  ``data/raw/archives/<name>/``, then read like a folder.
+
+**Missing data falls back to the phantom.** A dataset absent from the folder, or present with a
+split missing (``../shared/data/brain_tumor_masoud`` has only ``Testing/``), resolves to its
+phantom, because every study needs a training split; ``ResolvedDataset.notes`` says why and
+``.found_root`` / ``.found_splits`` keep what was found, so :func:`inventory` reports the partial
+real data beside the phantom and the leakage audit can still run on it
+(``resolve(..., allow_partial=True)`` returns the partial real dataset itself). ``.source`` is
+``"phantom"`` or the dataset id; every artifact records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from medrepro import paths, profiles
+
+PHANTOM = "phantom"
+KAGGLE = "kaggle"
+DEFAULT_SEED = 42
+MARKER = ".complete.json"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+# How deep below a given folder a dataset root is looked for (Kaggle downloads nest it).
+SEARCH_DEPTH = 3
+_SETTINGS_NOTEBOOK = "01_download"
+
+
+class DatasetError(RuntimeError):
+    """A dataset id, source or folder that cannot be resolved (the message names it)."""
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A file fetched over HTTPS. ``sha256`` None: not published; the computed digest is recorded."""
+
+    url: str
+    filename: str
+    sha256: str | None = None
+    split: str = ""  # the split folder the archive provides (MosMed: "CT-0" / "CT-23")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the registry.
+
+    ``official_counts[split][class]`` are the publishers' file counts (``"all"`` for a split total
+    where per-class numbers are not file counts). ``splits`` are the split folders of the layout,
+    ``classes`` the class folders (MRI) or label names (RSNA, MosMed).
+    """
+
+    id: str
+    title: str
+    kind: str  # "mri" | "rsna" | "mosmed"
+    layout: str
+    splits: tuple[str, ...]
+    classes: tuple[str, ...]
+    official_counts: Mapping[str, Mapping[str, int]]
+    licence: str
+    homepage: str
+    file_suffix: str
+    kaggle_dataset: str | None = None
+    kaggle_competition: str | None = None
+    urls: tuple[UrlSource, ...] = ()
+    aliases: tuple[str, ...] = ()  # other folder names it is found under (Kaggle's)
+    notes: str = ""
+
+    @property
+    def official_total(self) -> int:
+        """Files of all splits (a split's ``"all"`` entry where it has one, else its classes)."""
+        return sum(c["all"] if "all" in c else sum(c.values())
+                   for c in self.official_counts.values())
+
+
+def _counts(d: dict) -> Mapping[str, Mapping[str, int]]:
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in d.items()})
+
+
+MOSMED_BASE_URL = ("https://github.com/hasibzunair/3D-image-classification-tutorial/releases/"
+                   "download/v0.2/")
+# B.table1 totals: the single-type selection (exactly one subtype, or none) of stage_2_train.
+RSNA_SELECTED_COUNTS = {"none": 644_874, "epidural": 1_694, "intraparenchymal": 15_664,
+                        "intraventricular": 9_878, "subarachnoid": 16_423, "subdural": 32_200}
+RSNA_ALL_IMAGES = 752_803
+RSNA_SELECTED_IMAGES = 720_733
+
+REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
+    DatasetSpec(
+        id="brain_tumor_sartaj",
+        title="Brain Tumor Classification (MRI), Sartaj Bhuvaji et al.",
+        kind="mri",
+        layout="root/{Training,Testing}/{glioma_tumor,meningioma_tumor,no_tumor,pituitary_tumor}/"
+               "*.jpg (RGB JPEG; names like 'gg (1).jpg')",
+        splits=("Training", "Testing"),
+        classes=("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"),
+        # Counted in the complete copy of ../shared/data/brain_tumor_sartaj (3264 files).
+        official_counts=_counts({
+            "Training": {"glioma_tumor": 826, "meningioma_tumor": 822, "no_tumor": 395,
+                         "pituitary_tumor": 827},
+            "Testing": {"glioma_tumor": 100, "meningioma_tumor": 115, "no_tumor": 105,
+                        "pituitary_tumor": 74}}),
+        licence="MIT (author's GitHub mirror; Kaggle page)",
+        homepage="https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri",
+        file_suffix=".jpg",
+        kaggle_dataset="sartajbhuvaji/brain-tumor-classification-mri",
+        aliases=("brain-tumor-classification-mri", "Brain-Tumor-Classification-DataSet"),
+    ),
+    DatasetSpec(
+        id="brain_tumor_masoud",
+        title="Brain Tumor MRI Dataset, Masoud Nickparvar",
+        kind="mri",
+        layout="root/{Training,Testing}/{glioma,meningioma,notumor,pituitary}/*.jpg "
+               "(8-bit grayscale JPEG; Tr-gl_0001.jpg, Te-gl_0001.jpg)",
+        splits=("Training", "Testing"),
+        classes=("glioma", "meningioma", "notumor", "pituitary"),
+        official_counts=_counts({
+            "Training": {"glioma": 1321, "meningioma": 1339, "notumor": 1595, "pituitary": 1457},
+            "Testing": {"glioma": 300, "meningioma": 306, "notumor": 405, "pituitary": 300}}),
+        licence="CC0-1.0",
+        homepage="https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset",
+        file_suffix=".jpg",
+        kaggle_dataset="masoudnickparvar/brain-tumor-mri-dataset",
+        aliases=("brain-tumor-mri-dataset",),
+    ),
+    DatasetSpec(
+        id="rsna_ich",
+        title="RSNA Intracranial Hemorrhage Detection (2019), stage 2 training set",
+        kind="rsna",
+        layout="root/stage_2_train.csv (ID_<image>_<subtype>,Label; six rows per image) + "
+               "root/stage_2_train/ID_<image>.dcm",
+        splits=("stage_2_train",),
+        classes=tuple(RSNA_SELECTED_COUNTS),
+        # Per-class numbers are the single-type selection (720,733 images, B.table1 totals);
+        # "all" is every image of stage_2_train.
+        official_counts=_counts({"stage_2_train": {"all": RSNA_ALL_IMAGES,
+                                                   **RSNA_SELECTED_COUNTS}}),
+        licence="RSNA/Kaggle competition terms (non-commercial research; accept the rules first)",
+        homepage="https://www.kaggle.com/competitions/rsna-intracranial-hemorrhage-detection",
+        file_suffix=".dcm",
+        kaggle_competition="rsna-intracranial-hemorrhage-detection",
+        aliases=("rsna-intracranial-hemorrhage-detection",),
+        notes="~450 GB of DICOM; one training file (ID_6431af929) is corrupt",
+    ),
+    DatasetSpec(
+        id="mosmed",
+        title="MosMedData COVID19_1110, CT-0 and CT-23 (Keras 3D-classification release zips)",
+        kind="mosmed",
+        layout="root/CT-0/study_XXXX.nii.gz (normal) + root/CT-23/study_XXXX.nii.gz "
+               "(CT-2 + CT-3 abnormal); NIfTI, int16 HU",
+        splits=("CT-0", "CT-23"),
+        classes=("normal", "abnormal"),
+        # Category sizes of MosMedData's dataset_registry.csv: CT-0 254; CT-2 125 + CT-3 45.
+        # The release zips are reported to hold a 100 + 100 subset (the thesis uses 100 + 100);
+        # not verifiable offline: the inventory shows what is on disk.
+        official_counts=_counts({"CT-0": {"normal": 254}, "CT-23": {"abnormal": 170}}),
+        licence="CC BY-NC-ND 3.0",
+        homepage="https://mosmed.ai/datasets/covid19_1110",
+        file_suffix=".nii.gz",
+        # sha256 not published and not fetchable here: recorded in the download's sidecar.
+        urls=(UrlSource(MOSMED_BASE_URL + "CT-0.zip", "CT-0.zip", None, split="CT-0"),
+              UrlSource(MOSMED_BASE_URL + "CT-23.zip", "CT-23.zip", None, split="CT-23")),
+        aliases=("MosMedData", "mosmeddata"),
+    ),
+)})
+
+DATASET_IDS = tuple(REGISTRY)
+MRI_DATASETS = ("brain_tumor_sartaj", "brain_tumor_masoud")
+
+
+def spec(dataset_id: str) -> DatasetSpec:
+    """The registry entry of ``dataset_id``; a :class:`DatasetError` listing the known ids else."""
+    try:
+        return REGISTRY[dataset_id]
+    except KeyError:
+        raise DatasetError(f"unknown dataset id {dataset_id!r}; known: "
+                           f"{', '.join(DATASET_IDS)}") from None
+
+
+def registry_frame():
+    """The registry as a ``pandas.DataFrame`` (one row per dataset)."""
+    import pandas as pd
+
+    rows = [{"dataset": s.id, "title": s.title, "kaggle": s.kaggle_dataset or
+             (f"competition {s.kaggle_competition}" if s.kaggle_competition else ""),
+             "urls": " ".join(u.url for u in s.urls), "splits": ", ".join(s.splits),
+             "classes": ", ".join(s.classes), "official_total": s.official_total,
+             "licence": s.licence} for s in REGISTRY.values()]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ResolvedDataset:
+    """Where a notebook reads a dataset from, and what it is.
+
+    ``root`` is the dataset folder in its official layout; ``source`` is ``"phantom"`` or the
+    dataset id (what artifacts record); ``splits_present`` the splits found under ``root``.
+    ``found_root``/``found_splits``: real data that was found but not used (a missing split);
+    ``notes``: human-readable reasons (fallbacks, missing splits).
+    """
+
+    dataset_id: str
+    root: Path
+    source: str
+    is_phantom: bool
+    origin: str  # "phantom" | "folder" | "archive" | "kaggle-input" | "kagglehub" | "url" | ...
+    splits_present: tuple[str, ...] = ()
+    found_root: Path | None = None
+    found_splits: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return spec(self.dataset_id)
+
+    @property
+    def label(self) -> str:
+        """``"brain_tumor_sartaj (phantom)"`` style text for titles."""
+        return f"{self.dataset_id} ({'phantom' if self.is_phantom else 'real'})"
+
+
+# --------------------------------------------------------------------------------------------
+# resolve
+
+def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | None,
+            seed: int = DEFAULT_SEED, allow_partial: bool = False) -> ResolvedDataset:
+    """Find or make ``dataset_id`` for the source ``data``; see the module docstring.
+
+    ``data``: ``"phantom"`` | ``"kaggle"`` | a folder | an archive (None: phantom). ``profile``
+    sizes the phantom (None: ``$MEDREPRO_PROFILE`` or demo). ``allow_partial``: return real data
+    with a split missing instead of falling back to the phantom (for audits and inventories).
+    Raises :class:`DatasetError` for an unknown id or a ``data`` path that does not exist, and
+    :class:`medrepro.download.DownloadError` (subclasses) when ``"kaggle"`` cannot acquire.
+    """
+    sp = spec(dataset_id)
+    profile = profiles.check_profile(profile or os.environ.get("MEDREPRO_PROFILE")
+                                     or profiles.DEFAULT_PROFILE)
+    data = PHANTOM if data is None else str(data)
+    if data == PHANTOM:
+        return make_phantom(dataset_id, profile=profile, seed=seed)
+    if data == KAGGLE:
+        from medrepro import download
+
+        root, origin = download.acquire_kaggle(sp)
+        return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                                 allow_partial=allow_partial, where="kaggle")
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DatasetError(f"data source {data!r}: no such folder or archive (expected "
+                           f"'phantom', 'kaggle', a folder of datasets or an archive)")
+    origin = "folder"
+    if path.is_file():
+        path = extract_source_archive(path)
+        origin = "archive"
+    root = find_dataset_root(path, sp)
+    return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                             allow_partial=allow_partial, where=str(data))
+
+
+def resolve_all(*, data: str | None, profile: str | None, seed: int = DEFAULT_SEED,
+                ids: Iterable[str] = DATASET_IDS) -> dict[str, ResolvedDataset]:
+    """:func:`resolve` for several datasets: ``{dataset_id: ResolvedDataset}``."""
+    return {d: resolve(d, data=data, profile=profile, seed=seed) for d in ids}
+
+
+def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profile: str,
+                      seed: int, allow_partial: bool, where: str) -> ResolvedDataset:
+    if root is None:
+        ph = make_phantom(sp.id, profile=profile, seed=seed)
+        note = f"{sp.id} not found in {where}; using its phantom"
+        return _with(ph, notes=(note,))
+    present = splits_present(root, sp)
+    missing = tuple(s for s in sp.splits if s not in present)
+    if not missing or allow_partial:
+        notes = (f"{sp.id}: split(s) {', '.join(missing)} missing in {root}",) if missing else ()
+        return ResolvedDataset(sp.id, root, source=sp.id, is_phantom=False, origin=origin,
+                               splits_present=present, found_root=root, found_splits=present,
+                               notes=notes)
+    ph = make_phantom(sp.id, profile=profile, seed=seed)
+    note = (f"{sp.id} in {root} has only {', '.join(present) or 'no split'} (missing "
+            f"{', '.join(missing)}); the studies need every split, so the phantom is used")
+    return _with(ph, found_root=root, found_splits=present, notes=(note,))
+
+
+def _with(rd: ResolvedDataset, **changes) -> ResolvedDataset:
+    from dataclasses import replace
+
+    return replace(rd, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# layout checks
+
+def splits_present(root: Path, sp: DatasetSpec) -> tuple[str, ...]:
+    """The splits of ``sp`` that hold at least one data file under ``root``."""
+    root = Path(root)
+    out = []
+    for split in sp.splits:
+        if sp.kind == "mri":
+            ok = any(_has_file(root / split / c, sp.file_suffix) for c in sp.classes)
+        elif sp.kind == "rsna":
+            ok = (root / "stage_2_train.csv").is_file() and _has_file(root / split, ".dcm")
+        else:
+            ok = _has_file(root / split, sp.file_suffix)
+        if ok:
+            out.append(split)
+    return tuple(out)
+
+
+def _has_file(folder: Path, suffix: str) -> bool:
+    if not folder.is_dir():
+        return False
+    with os.scandir(folder) as it:
+        return any(e.name.lower().endswith(suffix) for e in it)
+
+
+def looks_like(root: Path, sp: DatasetSpec) -> bool:
+    """True if ``root`` is a root of ``sp``'s layout (at least one split, with its class names)."""
+    return bool(splits_present(root, sp))
+
+
+def find_dataset_root(folder: str | os.PathLike, sp: DatasetSpec | str) -> Path | None:
+    """The root of dataset ``sp`` inside ``folder`` (None if absent).
+
+    Looks at ``folder/<id>``, ``folder/<alias>`` (Kaggle's folder names), ``folder`` itself, then
+    breadth-first up to ``SEARCH_DEPTH`` levels down (downloads nest the layout, e.g.
+    ``rsna-intracranial-hemorrhage-detection/rsna-intracranial-hemorrhage-detection/``). Folders
+    named like another dataset of the registry are not entered.
+    """
+    sp = spec(sp) if isinstance(sp, str) else sp
+    folder = Path(folder)
+    for name in (sp.id, *sp.aliases):
+        cand = folder / name
+        if cand.is_dir():
+            found = _search(cand, sp, depth=SEARCH_DEPTH)
+            if found is not None:
+                return found
+    others = {n for s in REGISTRY.values() if s.id != sp.id for n in (s.id, *s.aliases)}
+    if folder.name in others:
+        return None
+    return _search(folder, sp, depth=SEARCH_DEPTH, skip=others)
+
+
+def _search(folder: Path, sp: DatasetSpec, *, depth: int,
+            skip: frozenset | set = frozenset()) -> Path | None:
+    level = [folder]
+    for _ in range(depth + 1):
+        nxt = []
+        for f in level:
+            if looks_like(f, sp):
+                return f.resolve()
+            try:
+                nxt += sorted(p for p in f.iterdir() if p.is_dir() and p.name not in skip
+                              and not p.name.startswith("."))
+            except OSError:
+                continue
+        level = nxt
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# phantoms
+
+def phantom_root(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> Path:
+    """``data/raw/phantom/<profile>/<dataset_id>`` (``<dataset_id>_seed<N>`` for other seeds)."""
+    name = dataset_id if int(seed) == DEFAULT_SEED else f"{dataset_id}_seed{int(seed)}"
+    return paths.data_dir() / "raw" / PHANTOM / profile / name
+
+
+def phantom_arguments(dataset_id: str, *, profile: str) -> dict:
+    """The generator keyword arguments for ``dataset_id`` under ``profile`` (without seed)."""
+    s = profiles.settings(_SETTINGS_NOTEBOOK, profile)
+    kind = spec(dataset_id).kind
+    if kind == "mri":
+        return {"layout": "sartaj" if dataset_id == "brain_tumor_sartaj" else "masoud",
+                "n_per_class": int(s["mri_train_per_class"]),
+                "n_test_per_class": int(s["mri_test_per_class"])}
+    if kind == "rsna":
+        return {"n_images": int(s["rsna_images"])}
+    return {"n_per_class": int(s["mosmed_per_class"]), "size": int(s["mosmed_size"])}
+
+
+def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> ResolvedDataset:
+    """Generate (once) and return the phantom of ``dataset_id`` for ``profile`` and ``seed``.
+
+    Generated into a temporary sibling folder and renamed into place, so a crash never leaves a
+    folder that looks complete; the ``.complete.json`` marker records the generator arguments,
+    and a folder whose marker differs (other sizes, a newer generator) is regenerated.
+    """
+    from medrepro import phantoms
+
+    sp = spec(dataset_id)
+    root = phantom_root(dataset_id, profile=profile, seed=seed)
+    kwargs = phantom_arguments(dataset_id, profile=profile)
+    record = {"dataset_id": dataset_id, "profile": profile, "seed": int(seed), **kwargs,
+              "generator_version": str(getattr(phantoms, "__version__", "0"))}
+    if _marker_matches(root, record):
+        return _phantom_result(sp, root)
+    maker = {"mri": "make_mri", "rsna": "make_rsna", "mosmed": "make_mosmed"}[sp.kind]
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    try:
+        target = staging / "out"
+        getattr(phantoms, maker)(target, seed=int(seed), **kwargs)
+        (target / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(target, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _phantom_result(sp, root)
+
+
+def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
+    return ResolvedDataset(sp.id, root, source=PHANTOM, is_phantom=True, origin=PHANTOM,
+                           splits_present=splits_present(root, sp))
+
+
+def _marker_matches(root: Path, record: dict) -> bool:
+    try:
+        return json.loads((root / MARKER).read_text(encoding="utf-8")) == record
+    except (OSError, ValueError):
+        return False
+
+
+def _swap_into_place(new: Path, root: Path) -> None:
+    """Rename ``new`` to ``root``; an existing ``root`` is moved aside first, then deleted."""
+    old = None
+    if root.exists():
+        old = root.with_name(f".{root.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(root, old)
+    os.replace(new, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# archives given as the data source
+
+def extract_source_archive(archive: Path) -> Path:
+    """Extract a user's archive once into ``data/raw/archives/<name>-<key>/``; return that folder.
+
+    The key hashes the archive's absolute path, size and modification time, so a changed archive
+    is extracted afresh; an existing complete extraction is reused.
+    """
+    from medrepro import download
+
+    archive = Path(archive).resolve()
+    if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise DatasetError(f"{archive}: not a folder or a supported archive "
+                           f"({', '.join(ARCHIVE_SUFFIXES)})")
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    stem = archive.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    dest = paths.data_dir() / "raw" / "archives" / f"{stem}-{key}"
+    if not dest.is_dir():
+        download.extract_archive(archive, dest)
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# inventory
+
+def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
+    """Files and bytes per (split, class) under ``root``: a list of row dicts."""
+    root = Path(root)
+    rows = []
+    if sp.kind == "mri":
+        for split in sp.splits:
+            for cls in sp.classes:
+                n, size = _count_folder(root / split / cls, sp.file_suffix)
+                rows.append({"split": split, "class": cls, "files": n, "bytes": size})
+    elif sp.kind == "mosmed":
+        for split, cls in zip(sp.splits, sp.classes):
+            n, size = _count_folder(root / split, sp.file_suffix)
+            rows.append({"split": split, "class": cls, "files": n, "bytes": size})
+    else:
+        split = sp.splits[0]
+        names, size = _list_folder(root / split, ".dcm")
+        rows.append({"split": split, "class": "all", "files": len(names), "bytes": size})
+        for cls, n in _rsna_selected_counts(root / "stage_2_train.csv", names).items():
+            rows.append({"split": split, "class": cls, "files": n, "bytes": None})
+    return rows
+
+
+def _list_folder(folder: Path, suffix: str) -> tuple[list[str], int]:
+    if not folder.is_dir():
+        return [], 0
+    names, size = [], 0
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_file() and e.name.lower().endswith(suffix):
+                names.append(e.name)
+                size += e.stat().st_size
+    return names, size
+
+
+def _count_folder(folder: Path, suffix: str) -> tuple[int, int]:
+    names, size = _list_folder(folder, suffix)
+    return len(names), size
+
+
+def _rsna_selected_counts(csv_path: Path, dcm_names: list[str]) -> dict[str, int]:
+    """Images per class of the single-type selection, among the DICOMs present on disk."""
+    import pandas as pd
+
+    counts = {c: 0 for c in RSNA_SELECTED_COUNTS}
+    if not csv_path.is_file():
+        return counts
+    df = pd.read_csv(csv_path)
+    parts = df["ID"].str.rsplit("_", n=1, expand=True)
+    df = df.assign(image=parts[0], subtype=parts[1]).drop_duplicates(["image", "subtype"])
+    wide = df.pivot(index="image", columns="subtype", values="Label").fillna(0)
+    present = {n[:-4] for n in dcm_names}
+    wide = wide[wide.index.isin(present)]
+    subtypes = [c for c in RSNA_SELECTED_COUNTS if c != "none" and c in wide.columns]
+    n_pos = wide[subtypes].sum(axis=1)
+    counts["none"] = int((n_pos == 0).sum())
+    for c in subtypes:
+        counts[c] = int(((n_pos == 1) & (wide[c] == 1)).sum())
+    return counts
+
+
+def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset]):
+    """Files and bytes per dataset, split and class, beside the official counts.
+
+    Columns: dataset, split, class, files, bytes, official_count, source, root_kind. A resolved
+    dataset that fell back to its phantom while real data with a missing split was found gets
+    rows for both: the real partial data (``source`` the dataset id, ``files`` 0 and
+    ``status`` "missing" for the missing split) and the phantom actually used.
+    """
+    import pandas as pd
+
+    items = resolved.values() if isinstance(resolved, Mapping) else resolved
+    rows = []
+    for rd in items:
+        sp = rd.spec
+        blocks = []
+        if rd.found_root is not None and rd.is_phantom:
+            blocks.append((rd.found_root, rd.dataset_id, "found, not used"))
+        blocks.append((rd.root, rd.source, "used"))
+        for root, source, status in blocks:
+            present = splits_present(root, sp)
+            for r in count_files(root, sp):
+                official = sp.official_counts.get(r["split"], {}).get(r["class"])
+                split_status = status if r["split"] in present else "missing"
+                rows.append({"dataset": sp.id, **r, "official_count": official,
+                             "source": source, "status": split_status})
+    df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
+                                     "official_count", "source", "status"])
+    return df.astype({"official_count": "Int64", "bytes": "Int64"})
+
+
+def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = None) -> list[Path]:
+    """Every data file of a resolved dataset (sorted), optionally of some splits only."""
+    sp = spec(dataset_id)
+    wanted = tuple(splits) if splits is not None else sp.splits
+    out: list[Path] = []
+    for split in wanted:
+        base = Path(root) / split
+        if base.is_dir():
+            out += [p for p in base.rglob(f"*{sp.file_suffix}") if p.is_file()]
+    return sorted(out)
