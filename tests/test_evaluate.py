@@ -1,13 +1,9 @@
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
-
-from medrepro import evaluate  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from medrepro import evaluate
+from sklearn import metrics as skm
 
 LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 

@@ -7,7 +7,7 @@ definitions (zero division gives 0). Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -278,10 +278,10 @@ def _check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
         raise EvaluationError(f"expected two 1-D label arrays of equal length, got shapes "
                               f"{a.shape} and {b.shape}")
     for name, arr in (("y_true", a), ("y_pred", b)):
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not np.all(np.equal(np.mod(arr, 1), 0)):
-                raise EvaluationError(f"{name} must hold integer class indices, got dtype "
-                                      f"{arr.dtype}")
+        if (arr.size and not np.issubdtype(arr.dtype, np.integer)
+                and not np.all(np.equal(np.mod(arr, 1), 0))):
+            raise EvaluationError(f"{name} must hold integer class indices, got dtype "
+                                  f"{arr.dtype}")
     return a.astype(np.int64), b.astype(np.int64)
 
 
