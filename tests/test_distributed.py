@@ -1,0 +1,75 @@
+"""``medrepro.train.fit`` under ``tf.distribute.MirroredStrategy`` on two logical CPU devices.
+
+Logical devices must be configured before TensorFlow initialises its runtime, which this
+test session has usually done already: the training runs in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import keras
+    from medrepro import train
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", dtype="float32"),
+        ])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 3), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)]
+    train_ds = train.from_arrays(x, y, batch_size=8, shuffle=True, seed=0)
+    val_ds = train.from_arrays(x[:16], y[:16], batch_size=8)
+    history = train.fit(model, train_ds, val_ds, epochs=2, run_dir=sys.argv[1], patience=3,
+                        verbose=0)
+    kernel = model.trainable_variables[0].value  # the tf variable: mirrored, one copy per device
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    print("RESULT " + json.dumps({
+        "replicas": strategy.num_replicas_in_sync, "devices": devices,
+        "loss": [float(v) for v in history["loss"]],
+        "val_loss": [float(v) for v in history["val_loss"]],
+        "changed": changed,
+        "variable_devices": sorted({c.device for c in getattr(kernel, "values", [kernel])}),
+    }))
+""")
+
+
+def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    pytest.importorskip("medrepro.train")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["replicas"] == 2
+    assert len(result["devices"]) == 2
+    assert len(result["variable_devices"]) == 2  # one mirrored copy per logical device
+    assert len(result["loss"]) == 2
+    assert all(v == v and abs(v) < 1e6 for v in result["loss"] + result["val_loss"])
+    assert all(result["changed"]), result["changed"]
+    assert (tmp_path / "run" / "history.csv").is_file()
