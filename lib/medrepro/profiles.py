@@ -63,13 +63,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "max_train": None, "patience": 3},
     },
     "05_3dcnn_mosmed": {
-        "smoke": {"volume_shape": (32, 32, 16), "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1,
-                  "aug_25": 1, "noaug_5": 1, "lung_25": 1}, "batch": 4, "patience": 15},
-        "demo": {"volume_shape": (64, 64, 32), "epochs": {"aug_5": 1, "aug_10": 2, "aug_15": 3,
-                 "aug_25": 5, "noaug_5": 1, "lung_25": 5}, "batch": 4, "patience": 15},
-        "paper": {"volume_shape": (128, 128, 64), "epochs": {"aug_5": 5, "aug_10": 10,
-                  "aug_15": 15, "aug_25": 25, "noaug_5": 5, "lung_25": 25}, "batch": 4,
-                  "patience": 15},
+        # The 3D CNN's valid convolutions need every axis >= 46 voxels (models.volume.MIN_SIDE).
+        # max_per_class caps a real source (the phantom's size comes from 01_download).
+        "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
+                  "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
+                             "lung_25": 1}, "batch": 4, "patience": 15},
+        "demo": {"volume_shape": (64, 64, 48), "max_per_class": 16,
+                 "epochs": {"aug_5": 1, "aug_10": 2, "aug_15": 2, "aug_25": 3, "noaug_5": 1,
+                            "lung_25": 3}, "batch": 4, "patience": 15},
+        "paper": {"volume_shape": (128, 128, 64), "max_per_class": None,
+                  "epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5": 5,
+                             "lung_25": 25}, "batch": 4, "patience": 15},
     },
     "06_compare": {
         # Collects what 01-05 recorded; a manifest artifact that is missing fails the notebook.

@@ -1,0 +1,271 @@
+"""medrepro.volumes: NIfTI reading and its errors, HU normalisation, lung-only, the exact fast
+resize against scipy, the split, the cache and the volume-wise augmentation."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medrepro import paths, volumes
+
+RNG_SEED = 7
+
+
+def write_nifti(path, arr, dtype=np.int16):
+    nib.save(nib.Nifti1Image(np.asarray(arr, dtype=dtype), affine=np.eye(4)), str(path))
+    return path
+
+
+def phantom_ct(shape, seed=RNG_SEED):
+    """A chest-like HU volume: air outside, a soft-tissue body, two dark lungs, noise."""
+    rng = np.random.default_rng(seed)
+    h, w, d = shape
+    yy, xx = np.mgrid[:h, :w]
+    body = ((yy - h / 2) / (0.45 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1
+    lungs = (((yy - h / 2) / (0.3 * h)) ** 2 + ((np.abs(xx - w / 2) - 0.18 * w) / (0.12 * w)) ** 2
+             < 1)
+    sl = np.where(body, 40.0, -1000.0) + np.where(lungs, -860.0, 0.0)
+    vol = np.repeat(sl[:, :, None], d, axis=2) + rng.normal(0, 30, (h, w, d))
+    return vol.astype(np.float32)
+
+
+# ---- reading
+
+
+def test_read_volume_returns_float32_hu_in_stored_order(tmp_path):
+    arr = np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3) - 1000
+    vol = volumes.read_volume(write_nifti(tmp_path / "a.nii.gz", arr))
+    assert vol.dtype == np.float32 and vol.shape == (4, 5, 3)
+    np.testing.assert_array_equal(vol, arr.astype(np.float32))
+
+
+def test_read_volume_applies_the_scale_slope(tmp_path):
+    img = nib.Nifti1Image(np.full((3, 3, 2), 10, np.int16), affine=np.eye(4))
+    img.header.set_slope_inter(2.0, -1024.0)
+    nib.save(img, str(tmp_path / "s.nii.gz"))
+    assert np.all(volumes.read_volume(tmp_path / "s.nii.gz") == 10 * 2.0 - 1024.0)
+
+
+def test_read_volume_drops_a_trailing_singleton_axis(tmp_path):
+    vol = volumes.read_volume(write_nifti(tmp_path / "a.nii.gz", np.zeros((4, 5, 3, 1))))
+    assert vol.shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (4, 5, 3, 2)])
+def test_read_volume_rejects_non_3d(tmp_path, shape):
+    path = write_nifti(tmp_path / "bad.nii.gz", np.zeros(shape))
+    with pytest.raises(volumes.VolumeError, match=r"bad\.nii\.gz.*expected a 3-D volume"):
+        volumes.read_volume(path)
+
+
+def test_read_volume_rejects_empty_file(tmp_path):
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    with pytest.raises(volumes.VolumeError, match=r"empty\.nii\.gz: empty file"):
+        volumes.read_volume(tmp_path / "empty.nii.gz")
+
+
+def test_read_volume_rejects_missing_file(tmp_path):
+    with pytest.raises(volumes.VolumeError, match="no such file"):
+        volumes.read_volume(tmp_path / "nope.nii.gz")
+
+
+def test_read_volume_rejects_non_gzip_with_gz_name(tmp_path):
+    plain = write_nifti(tmp_path / "plain.nii", np.zeros((4, 4, 2)))
+    fake = tmp_path / "fake.nii.gz"
+    fake.write_bytes(plain.read_bytes())
+    with pytest.raises(volumes.VolumeError, match=r"fake\.nii\.gz: named \.gz but not gzip"):
+        volumes.read_volume(fake)
+
+
+def test_read_volume_rejects_truncated_gzip(tmp_path):
+    full = write_nifti(tmp_path / "full.nii.gz", np.random.default_rng(0).integers(
+        -1000, 400, (32, 32, 8)))
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(volumes.VolumeError, match=r"cut\.nii\.gz: unreadable or truncated"):
+        volumes.read_volume(cut)
+
+
+def test_read_volume_rejects_non_finite(tmp_path):
+    arr = np.zeros((4, 4, 2), np.float32)
+    arr[1, 2, 1] = np.nan
+    arr[0, 0, 0] = np.inf
+    path = write_nifti(tmp_path / "nan.nii.gz", arr, dtype=np.float32)
+    with pytest.raises(volumes.VolumeError, match=r"nan\.nii\.gz: 2 non-finite"):
+        volumes.read_volume(path)
+
+
+def test_read_volume_on_real_mosmed_masks():
+    shared = paths.shared_data_dir()
+    masks = sorted((shared / "mosmed_masks" / "masks").glob("*.nii.gz")) if shared else []
+    if not masks:
+        pytest.skip("no ../shared/data/mosmed_masks")
+    for path in masks[:2]:
+        vol = volumes.read_volume(path)
+        raw = np.asanyarray(nib.load(str(path)).dataobj)
+        assert vol.dtype == np.float32 and vol.shape == raw.shape
+        assert vol.shape[:2] == (512, 512) and vol.shape[2] > 1
+        np.testing.assert_array_equal(vol, raw.astype(np.float32))
+
+
+# ---- intensity and slices
+
+
+def test_normalize_hu_clips_and_scales():
+    hu = np.array([-3000, -1000, -300, 400, 3000], np.float64)
+    out = volumes.normalize_hu(hu)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [0, 0, 0.5, 1, 1], atol=1e-7)
+
+
+def test_normalize_hu_rejects_empty_window():
+    with pytest.raises(ValueError, match="hi > lo"):
+        volumes.normalize_hu(np.zeros(3), lo=10, hi=10)
+
+
+@pytest.mark.parametrize("depth, head, tail", [(64, 12, 8), (32, 6, 4), (48, 9, 6)])
+def test_lung_only_replaces_head_and_tail_slices(depth, head, tail):
+    vol = np.broadcast_to(np.arange(depth, dtype=np.float32), (3, 2, depth)).copy()
+    before = vol.copy()
+    out = volumes.lung_only(vol)
+    idx = out[0, 0]
+    expected = np.arange(depth, dtype=np.float32)
+    expected[:head] = np.arange(head, 2 * head)
+    expected[depth - tail:] = np.arange(depth - 2 * tail, depth - tail)
+    np.testing.assert_array_equal(idx, expected)
+    np.testing.assert_array_equal(vol, before)  # input untouched
+
+
+# ---- resize: exact against scipy
+
+
+@pytest.mark.parametrize("shape", [(7, 7, 3), (8, 8, 2), (6, 10, 3), (11, 5, 2), (7, 10, 2)])
+def test_rotate90_matches_scipy(shape):
+    from scipy import ndimage
+
+    vol = np.random.default_rng(1).random(shape).astype(np.float32)
+    np.testing.assert_allclose(volumes.rotate90(vol), ndimage.rotate(vol, 90, reshape=False),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("in_shape, out_shape", [
+    ((37, 37, 11), (16, 16, 8)),  # square, odd, shrink in-plane, shrink depth
+    ((40, 30, 9), (16, 20, 7)),  # non-square, even difference: exact index rotation
+    ((45, 30, 5), (12, 12, 6)),  # odd difference: scipy rotation fallback
+    ((21, 21, 3), (24, 24, 6)),  # upsampling
+    ((5, 5, 1), (3, 3, 4)),  # single slice
+])
+def test_resize_volume_matches_scipy_on_random(in_shape, out_shape):
+    vol = np.random.default_rng(2).random(in_shape).astype(np.float32)
+    ref = volumes.resize_volume_reference(vol, out_shape)
+    out = volumes.resize_volume(vol, out_shape)
+    assert out.shape == ref.shape == out_shape and out.dtype == np.float32
+    assert np.abs(out - ref).max() <= 1e-4
+
+
+@pytest.mark.parametrize("in_shape", [(97, 97, 23), (101, 75, 13)])
+def test_resize_volume_matches_scipy_on_phantom(in_shape):
+    vol = volumes.normalize_hu(phantom_ct(in_shape))
+    ref = volumes.resize_volume_reference(vol, (32, 32, 16))
+    out = volumes.resize_volume(vol, (32, 32, 16))
+    assert np.abs(out - ref).max() <= 1e-4
+    assert out.std() > 0.1  # a real picture, not a constant
+
+
+def test_linear_zoom_matrix_is_scipys_grid():
+    mat = volumes.linear_zoom_matrix(5, 3)  # outputs sample 0, 2, 4
+    np.testing.assert_array_equal(mat, np.eye(5, dtype=np.float32)[[0, 2, 4]])
+    mat = volumes.linear_zoom_matrix(3, 5)  # 0, .5, 1, 1.5, 2
+    np.testing.assert_allclose(mat @ np.array([0, 10, 20]), [0, 5, 10, 15, 20])
+
+
+def test_process_scan_reads_normalises_resizes(tmp_path):
+    hu = phantom_ct((40, 40, 10)).astype(np.int16)
+    path = write_nifti(tmp_path / "p.nii.gz", hu)
+    out = volumes.process_scan(path, shape=(16, 16, 8))
+    ref = volumes.resize_volume_reference(volumes.normalize_hu(hu), (16, 16, 8))
+    assert out.shape == (16, 16, 8) and np.abs(out - ref).max() <= 1e-4
+
+
+# ---- split, listing, cache
+
+
+@pytest.mark.parametrize("n, expected", [(100, (70, 20, 10)), (6, (4, 1, 1)), (16, (11, 3, 2)),
+                                         (3, (1, 1, 1))])
+def test_split_counts(n, expected):
+    c = volumes.split_counts(n)
+    assert (c["train"], c["test"], c["val"]) == expected
+
+
+def test_split_counts_needs_three():
+    with pytest.raises(ValueError, match=">= 3"):
+        volumes.split_counts(2)
+
+
+def make_tree(root, n_per_class, shape=(24, 24, 6)):
+    for folder in ("CT-0", "CT-23"):
+        (root / folder).mkdir(parents=True)
+        for i in range(n_per_class):
+            write_nifti(root / folder / f"study_{folder[-1]}{i:03d}.nii.gz",
+                        phantom_ct(shape, seed=i))
+    return root
+
+
+def test_list_scans_and_assign_split(tmp_path):
+    root = make_tree(tmp_path / "mosmed", 6)
+    scans = volumes.assign_split(volumes.list_scans(root))
+    assert list(scans.label.value_counts().sort_index()) == [6, 6]
+    for _, group in scans.groupby("label"):
+        assert list(group.split) == ["train"] * 4 + ["test", "val"]
+        assert list(group.name) == sorted(group.name)
+
+
+def test_list_scans_empty_folder(tmp_path):
+    with pytest.raises(volumes.VolumeError, match="no NIfTI volumes"):
+        volumes.list_scans(tmp_path)
+
+
+def test_build_cache_resumes_and_skips_bad_files(tmp_path):
+    root = make_tree(tmp_path / "mosmed", 2)
+    (root / "CT-0" / "study_broken.nii.gz").write_bytes(b"")
+    scans = volumes.list_scans(root)
+    folder = tmp_path / "cache"
+    first = volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 4))
+    assert (first.built, first.reused, len(first.skipped)) == (4, 0, 1)
+    assert "study_broken" in first.skipped[0][0] and "empty file" in first.skipped[0][1]
+    again = volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 4))
+    assert (again.built, again.reused) == (0, 4)
+    x, y = volumes.load_cached(scans, folder=folder)
+    assert x.shape == (4, 8, 8, 4) and x.dtype == np.float32 and sorted(y) == [0, 0, 1, 1]
+    np.testing.assert_allclose(x[0], volumes.process_scan(scans.path[0], shape=(8, 8, 4)))
+    with pytest.raises(volumes.VolumeError, match="cache holds shape"):
+        volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 6))
+
+
+# ---- augmentation
+
+
+def test_augmentation_applies_one_transform_to_all_slices():
+    base = volumes.normalize_hu(phantom_ct((24, 24, 1)))[:, :, 0]
+    base[2:6, 3:9] = 1.0  # asymmetric marker so flips and rotations show
+    vol = np.repeat(base[:, :, None], 6, axis=2)  # every slice identical
+    x = np.stack([vol] * 4)
+    ds = volumes.make_dataset(x, np.array([0, 1, 0, 1]), batch=4, augment=True, seed=3)
+    out = next(iter(ds))[0].numpy()[..., 0]  # (4, 24, 24, 6)
+    assert out.shape == (4, 24, 24, 6)
+    for v in out:
+        np.testing.assert_allclose(v, np.repeat(v[:, :, :1], 6, axis=2), atol=1e-6)
+    assert max(np.abs(v - vol).max() for v in out) > 0.1  # something was transformed
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_dataset_without_augmentation_is_the_input():
+    x = np.random.default_rng(4).random((3, 8, 8, 4)).astype(np.float32)
+    batches = list(volumes.make_dataset(x, np.array([0, 1, 1]), batch=2))
+    xs = np.concatenate([b[0].numpy() for b in batches])
+    assert xs.shape == (3, 8, 8, 4, 1)
+    np.testing.assert_array_equal(xs[..., 0], x)
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), [0, 1, 1])
