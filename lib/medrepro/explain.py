@@ -1,0 +1,275 @@
+"""Visual explanations: Grad-CAM, Eigen-CAM and Integrated Gradients for Keras models.
+
+Works for any Keras model with convolutional layers, 2-D (``(H, W, C)`` inputs) and 3-D
+(``(D, H, W, C)`` / ``(H, W, D, C)`` inputs, i.e. any number of spatial axes before the channel
+axis), including nested backbones (a ``keras.applications`` model used as a layer inside a
+``Sequential`` or functional wrapper): the chosen layer is found at any depth, and its
+activation is captured during an eager forward pass of the whole model, so the wrapper's own
+head is part of the gradient.
+
+Maps are float32 in [0, 1] with the input's spatial shape; a map with no signal stays exactly
+zero (never NaN). ``x`` is one input without the batch axis (``(H, W, C)``) or a batch
+(``(B, H, W, C)``, then maps come back with the batch axis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+
+CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",
+              "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D", "DepthwiseConv1D")
+IG_BATCH = 16  # interpolation steps evaluated per forward pass
+
+
+class ExplainError(ValueError):
+    """A model/layer/input combination that cannot be explained."""
+
+
+# ---------------------------------------------------------------------------- public API
+def gradcam(model, x, *, layer: str | None = None, class_index: int | None = None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) of ``class_index`` (default: the predicted class).
+
+    Channel weights are the gradients of the class score w.r.t. the layer's activation,
+    averaged over all spatial axes; the map is ReLU(sum_c w_c A_c), resized (linear) to the
+    input's spatial shape and divided by its maximum. ``layer``: a layer name at any nesting
+    depth (default: the last convolution). Returns ``(*spatial)`` or ``(B, *spatial)`` float32.
+    """
+    batch, single = _as_batch(model, x)
+    target = find_layer(model, layer)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        with _capture(target, tape=tape) as store:
+            preds = _as_float32(model(batch, training=False))
+        acts = store["out"]
+        scores = _class_scores(preds, class_index)
+    grads = tape.gradient(scores, acts)
+    if grads is None:
+        raise ExplainError(f"layer {target.name!r} does not feed the model's output")
+    acts, grads = _np32(acts), _np32(grads)
+    spatial_axes = tuple(range(1, acts.ndim - 1))
+    weights = grads.mean(axis=spatial_axes, keepdims=True)           # (B, 1.., C)
+    cams = np.maximum((weights * acts).sum(axis=-1), 0.0)            # (B, *spatial')
+    maps = np.stack([_normalise(_resize(c, batch.shape[1:-1])) for c in cams])
+    return maps[0] if single else maps
+
+
+def eigencam(model, x, *, layer: str | None = None) -> np.ndarray:
+    """Eigen-CAM (Muhammad & Yeasin 2020): the activation projected on its first principal axis.
+
+    The layer's activation ``(*spatial, C)`` is reshaped to ``(N, C)``, centred per channel, and
+    projected on the first right singular vector. An SVD's sign is arbitrary; it is fixed so that
+    the map correlates positively with the channel-mean activation, which makes the result
+    stable across runs and platforms. Then ReLU, resize and division by the maximum, as Grad-CAM.
+    """
+    batch, single = _as_batch(model, x)
+    target = find_layer(model, layer)
+    with _capture(target) as store:
+        model(batch, training=False)
+        acts = _np32(store["out"]).astype(np.float64)
+    maps = []
+    for a in acts:                                                   # (*spatial', C)
+        flat = a.reshape(-1, a.shape[-1])
+        centred = flat - flat.mean(axis=0, keepdims=True)
+        if not np.any(centred):
+            proj = np.zeros(flat.shape[0])
+        else:
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            proj = centred @ vt[0]
+            mean_act = flat.mean(axis=1)
+            if np.dot(proj - proj.mean(), mean_act - mean_act.mean()) < 0:
+                proj = -proj
+        cam = np.maximum(proj.reshape(a.shape[:-1]), 0.0).astype(np.float32)
+        maps.append(_normalise(_resize(cam, batch.shape[1:-1])))
+    maps = np.stack(maps)
+    return maps[0] if single else maps
+
+
+def integrated_gradients(model, x, *, baseline=None, steps: int = 50,
+                         class_index: int | None = None) -> np.ndarray:
+    """Integrated Gradients (Sundararajan et al. 2017) of ``class_index`` w.r.t. the input.
+
+    Attribution ``(x - baseline) * mean of grad(score)`` along the straight path from
+    ``baseline`` (default: zeros, i.e. a black image) to ``x``, trapezoidal rule with ``steps``
+    intervals. Returns raw attributions with ``x``'s shape (float32; they sum approximately to
+    ``score(x) - score(baseline)``); :func:`attribution_map` turns them into a [0, 1] map.
+    """
+    import tensorflow as tf
+
+    if steps < 1:
+        raise ExplainError(f"steps must be >= 1, got {steps}")
+    batch, single = _as_batch(model, x)
+    base = np.zeros_like(batch) if baseline is None else np.broadcast_to(
+        np.asarray(baseline, dtype=np.float32), batch.shape)
+    alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+    trapezoid = np.full(steps + 1, 1.0 / steps, dtype=np.float32)
+    trapezoid[[0, -1]] *= 0.5
+    out = np.empty_like(batch)
+    for i in range(batch.shape[0]):
+        cls = class_index
+        if cls is None:
+            cls = int(np.argmax(_np32(_as_float32(model(batch[i:i + 1], training=False)))[0]))
+        delta = batch[i] - base[i]
+        total = np.zeros_like(batch[i])
+        for start in range(0, steps + 1, IG_BATCH):
+            a = alphas[start:start + IG_BATCH]
+            path = tf.constant(base[i][None] + a.reshape(-1, *[1] * delta.ndim) * delta[None])
+            with tf.GradientTape() as tape:
+                tape.watch(path)
+                scores = _class_scores(_as_float32(model(path, training=False)), cls)
+            grads = _np32(tape.gradient(scores, path))
+            w = trapezoid[start:start + IG_BATCH].reshape(-1, *[1] * delta.ndim)
+            total += (grads * w).sum(axis=0)
+        out[i] = delta * total
+    return out[0] if single else out
+
+
+def attribution_map(attributions: np.ndarray, *, channel_axis: int = -1,
+                    percentile: float = 99.0) -> np.ndarray:
+    """|attributions| summed over channels, clipped at ``percentile`` and scaled to [0, 1]."""
+    mag = np.abs(np.asarray(attributions, dtype=np.float32)).sum(axis=channel_axis)
+    top = np.percentile(mag, percentile) if mag.size else 0.0
+    if top <= 0:
+        return np.zeros_like(mag)
+    return np.clip(mag / top, 0.0, 1.0).astype(np.float32)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45,
+            cmap: str = "jet") -> np.ndarray:
+    """RGB float image in [0, 1]: ``image`` (H, W[, C], any range) blended with a colour map."""
+    import matplotlib
+
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    span = img.max() - img.min()
+    img = (img - img.min()) / span if span > 0 else np.zeros_like(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    colours = matplotlib.colormaps[cmap](np.clip(heatmap, 0, 1))[..., :3]
+    return np.clip((1 - alpha) * img + alpha * colours, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------- layers
+def iter_layers(model) -> Iterator[object]:
+    """Every layer of ``model``, depth first, descending into nested models."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from iter_layers(layer)
+
+
+def conv_layers(model) -> list[str]:
+    """Names of the convolution layers of ``model`` (nested ones included), in order."""
+    return [layer.name for layer in iter_layers(model) if type(layer).__name__ in CONV_TYPES]
+
+
+def find_layer(model, name: str | None = None):
+    """The layer called ``name`` at any depth (default: the last convolution).
+
+    Raises ``ExplainError`` listing the model's convolution layers when there is no such layer.
+    """
+    layers = list(iter_layers(model))
+    convs = conv_layers(model)
+    if name is None:
+        if not convs:
+            raise ExplainError(f"model {model.name!r} has no convolution layer to explain; "
+                               "pass layer=<name of a layer with a spatial output>")
+        name = convs[-1]
+    for layer in reversed(layers):
+        if layer.name == name:
+            return layer
+    shown = ", ".join(convs) if len(convs) <= 40 else ", ".join(convs[:20] + ["..."] + convs[-20:])
+    raise ExplainError(f"model {model.name!r} has no layer {name!r}; its convolution layers "
+                       f"are: {shown or '(none)'}")
+
+
+# ---------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _capture(layer, *, tape=None):
+    """Record the output of ``layer`` during a forward pass (watched on ``tape``, if given).
+
+    Watching matters for frozen backbones: without trainable variables upstream, the tape
+    would not record the path from the activation to the output.
+    """
+    import tensorflow as tf
+
+    store: dict = {}
+    original = layer.call
+
+    def call(*args, **kwargs):
+        out = original(*args, **kwargs)
+        tensor = out[0] if isinstance(out, (list, tuple)) else out
+        if tape is not None:
+            tape.watch(tensor)
+        store["out"] = tensor
+        return out
+
+    # An instance attribute shadows the class's ``call`` for this layer only.
+    object.__setattr__(layer, "call", call)
+    try:
+        yield store
+    finally:
+        object.__delattr__(layer, "call")
+    if "out" not in store:
+        raise ExplainError(f"layer {layer.name!r} was not called in the forward pass")
+    if tf.rank(store["out"]) < 3:
+        raise ExplainError(f"layer {layer.name!r} has output shape {tuple(store['out'].shape)}: "
+                           "no spatial axes to explain")
+
+
+def _as_batch(model, x) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(x, dtype=np.float32)
+    rank = len(model.inputs[0].shape)  # incl. batch axis
+    if arr.ndim == rank - 1:
+        return arr[None], True
+    if arr.ndim == rank:
+        return arr, False
+    raise ExplainError(f"input of shape {arr.shape} does not fit model {model.name!r} with "
+                       f"input shape {tuple(model.inputs[0].shape)}")
+
+
+def _class_scores(preds, class_index: int | None):
+    import tensorflow as tf
+
+    if class_index is None:
+        idx = tf.argmax(preds, axis=-1)
+    else:
+        if not 0 <= class_index < preds.shape[-1]:
+            raise ExplainError(f"class_index {class_index} outside 0..{preds.shape[-1] - 1}")
+        idx = tf.fill(tf.shape(preds)[:1], tf.constant(class_index, dtype=tf.int64))
+    return tf.gather(preds, idx, axis=-1, batch_dims=1)
+
+
+def _as_float32(t):
+    import tensorflow as tf
+
+    t = t[0] if isinstance(t, (list, tuple)) else t
+    return tf.cast(t, tf.float32)
+
+
+def _np32(t) -> np.ndarray:
+    return np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float32)
+
+
+def _resize(cam: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    from scipy import ndimage
+
+    shape = tuple(int(s) for s in shape)
+    if cam.shape == shape:
+        return cam
+    factors = [t / s for t, s in zip(shape, cam.shape)]
+    out = ndimage.zoom(cam, factors, order=1, mode="nearest", grid_mode=True)
+    # zoom may be off by one voxel from rounding; crop/pad to the exact shape
+    out = out[tuple(slice(0, s) for s in shape)]
+    pad = [(0, s - o) for s, o in zip(shape, out.shape)]
+    return np.pad(out, pad, mode="edge") if any(p[1] for p in pad) else out
+
+
+def _normalise(cam: np.ndarray) -> np.ndarray:
+    cam = np.nan_to_num(np.maximum(cam, 0.0), nan=0.0, posinf=0.0).astype(np.float32)
+    top = cam.max() if cam.size else 0.0
+    return cam / top if top > 0 else np.zeros_like(cam)

@@ -1,0 +1,138 @@
+import keras
+import numpy as np
+import pytest
+from medrepro import explain
+
+
+def _identity_conv_model(spatial=(16, 16), channels=1, name="toy"):
+    """Conv 1x1 (weight 1, bias 0, ReLU) -> global average -> Dense(2) with weights (+1, -1).
+
+    The activation equals the (positive) input, and class 0's gradient is positive everywhere,
+    so Grad-CAM of class 0 is the input itself, scaled to [0, 1].
+    """
+    conv = keras.layers.Conv3D if len(spatial) == 3 else keras.layers.Conv2D
+    pool = (keras.layers.GlobalAveragePooling3D if len(spatial) == 3
+            else keras.layers.GlobalAveragePooling2D)
+    model = keras.Sequential([
+        keras.Input((*spatial, channels)),
+        conv(2, 1, activation="relu", kernel_initializer="ones", bias_initializer="zeros",
+             name="conv_a"),
+        pool(),
+        keras.layers.Dense(2, name="head"),
+    ], name=name)
+    model.get_layer("head").set_weights([np.array([[1.0, -1.0], [1.0, -1.0]]), np.zeros(2)])
+    return model
+
+
+def _square(spatial=(16, 16)):
+    x = np.zeros((*spatial, 1), dtype="float32")
+    x[tuple(slice(2, 6) for _ in spatial)] = 1.0
+    return x
+
+
+def test_gradcam_2d_is_the_activation_for_a_linear_toy():
+    model = _identity_conv_model()
+    x = _square()
+    cam = explain.gradcam(model, x, class_index=0)
+    assert cam.shape == (16, 16) and cam.dtype == np.float32
+    np.testing.assert_allclose(cam, x[..., 0], atol=1e-6)
+    # class 1 has negative gradients everywhere: nothing survives the ReLU
+    assert not explain.gradcam(model, x, class_index=1).any()
+
+
+def test_gradcam_3d_averages_over_all_spatial_axes():
+    model = _identity_conv_model(spatial=(12, 12, 8))
+    x = _square((12, 12, 8))
+    cam = explain.gradcam(model, x, class_index=0)
+    assert cam.shape == (12, 12, 8)
+    np.testing.assert_allclose(cam, x[..., 0], atol=1e-6)
+    batch = explain.gradcam(model, np.stack([x, x]), class_index=0)
+    assert batch.shape == (2, 12, 12, 8)
+
+
+def test_zero_input_gives_zero_maps_not_nan():
+    model = _identity_conv_model()
+    zero = np.zeros((16, 16, 1), dtype="float32")
+    for cam in (explain.gradcam(model, zero, class_index=0), explain.eigencam(model, zero)):
+        assert not np.isnan(cam).any() and not cam.any()
+    ig = explain.integrated_gradients(model, zero, steps=4)
+    assert not np.isnan(ig).any() and not ig.any()
+    assert not explain.attribution_map(ig).any()
+
+
+def test_eigencam_sign_follows_the_mean_activation(monkeypatch):
+    model = _identity_conv_model(name="eig")
+    x = _square()
+    x[10:14, 10:14] = 0.2  # a weaker second blob
+    cam = explain.eigencam(model, x)
+    assert cam.shape == (16, 16)
+    assert cam[3, 3] == pytest.approx(1.0)
+    assert cam[3, 3] > cam[11, 11] > cam[0, 15] + 0.05
+    # An SVD is only defined up to sign: the negated factors must give the same map.
+    svd = np.linalg.svd
+
+    def negated_svd(a, **kwargs):
+        u, s, vt = svd(a, **kwargs)
+        return -u, s, -vt
+
+    monkeypatch.setattr(np.linalg, "svd", negated_svd)
+    np.testing.assert_allclose(explain.eigencam(model, x), cam, atol=1e-6)
+
+
+def _backbone():
+    inp = keras.Input((20, 20, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="bb_conv1")(inp)
+    h = keras.layers.Conv2D(6, 3, activation="relu", name="bb_conv2")(h)
+    return keras.Model(inp, h, name="backbone")
+
+
+def test_nested_backbone_matches_the_same_layers_unnested():
+    keras.utils.set_random_seed(3)
+    backbone = _backbone()
+    backbone.trainable = False  # a frozen backbone must still pass gradients
+    pool, dense = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, name="cls")
+    nested = keras.Sequential([keras.Input((20, 20, 3)), backbone, pool, dense])
+    inp = keras.Input((20, 20, 3))
+    h = inp
+    for layer in backbone.layers[1:]:
+        h = layer(h)
+    flat = keras.Model(inp, dense(pool(h)))
+    x = np.random.default_rng(0).random((20, 20, 3)).astype("float32")
+    assert explain.find_layer(nested).name == "bb_conv2"
+    a = explain.gradcam(nested, x, class_index=1)
+    b = explain.gradcam(flat, x, class_index=1, layer="bb_conv2")
+    assert a.shape == (20, 20) and a.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(explain.eigencam(nested, x), explain.eigencam(flat, x), atol=1e-5)
+    # the layer is restored after the capture
+    assert "call" not in vars(backbone.get_layer("bb_conv2"))
+
+
+def test_unknown_layer_lists_the_conv_layers():
+    nested = keras.Sequential([keras.Input((20, 20, 3)), _backbone(),
+                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    with pytest.raises(explain.ExplainError, match=r"no layer 'conv9'.*bb_conv1, bb_conv2"):
+        explain.gradcam(nested, np.zeros((20, 20, 3)), layer="conv9")
+    with pytest.raises(explain.ExplainError, match="no spatial axes"):
+        explain.gradcam(nested, np.zeros((20, 20, 3)), layer=nested.layers[-1].name)
+    with pytest.raises(explain.ExplainError, match="does not fit"):
+        explain.gradcam(nested, np.zeros((20, 3)))
+
+
+def test_integrated_gradients_completeness():
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((8, 8, 2)),
+                              keras.layers.Conv2D(3, 3, activation="tanh"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(1).random((8, 8, 2)).astype("float32")
+    attr = explain.integrated_gradients(model, x, steps=64, class_index=2)
+    assert attr.shape == x.shape
+    gap = model(x[None])[0, 2] - model(np.zeros((1, 8, 8, 2)))[0, 2]
+    assert attr.sum() == pytest.approx(float(gap), rel=0.02, abs=1e-4)
+    heat = explain.attribution_map(attr)
+    assert heat.shape == (8, 8) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
+
+
+def test_overlay_is_rgb_in_unit_range():
+    rgb = explain.overlay(np.arange(64.0).reshape(8, 8), np.linspace(0, 1, 64).reshape(8, 8))
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
