@@ -382,10 +382,12 @@ def kaggle_credentials_source() -> str | None:
     return None
 
 
-def check_kaggle_reachable(*, host: str = KAGGLE_HOST, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`KaggleError` quickly if ``host`` cannot be reached (offline machine)."""
+def check_kaggle_reachable(*, host: str | None = None, port: int = 443,
+                           timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`KaggleError` quickly if ``host`` (``KAGGLE_HOST``) cannot be reached."""
+    host = host or KAGGLE_HOST
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         raise KaggleError(f"cannot reach {host} ({exc.__class__.__name__}: {exc}); this machine "
                           "looks offline. Use data='phantom', a local folder of datasets, or "

@@ -1,0 +1,319 @@
+"""medrepro.download against a real HTTP server on 127.0.0.1, and crafted malicious archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import stat
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medrepro import download
+from medrepro.download import (ChecksumError, DownloadError, DownloadInterrupted, KaggleError,
+                               UnsafeArchiveError)
+
+SERVER_LIFETIME_S = 30.0  # the server shuts itself down after this, whatever the test does
+PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET with Range support; ``server.drop_after`` makes the next response break off."""
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and srv.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if srv.drop_after is not None:
+            cut, srv.drop_after = srv.drop_after, None
+            self.wfile.write(chunk[:cut])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)  # the transfer breaks off midway
+            self.close_connection = True
+            return
+        self.wfile.write(chunk)
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.files = {"/data.bin": PAYLOAD}
+    srv.requests = []
+    srv.drop_after = None
+    srv.honour_range = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    stopper = threading.Timer(SERVER_LIFETIME_S, srv.shutdown)
+    stopper.daemon = True
+    stopper.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    stopper.cancel()
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def test_download_verifies_writes_sidecar_and_skips_when_complete(server, tmp_path):
+    dest = tmp_path / "d" / "data.bin"
+    out = download.download_url(server.url + "/data.bin", dest, sha256=PAYLOAD_SHA)
+    assert out == dest and dest.read_bytes() == PAYLOAD
+    assert not dest.with_name("data.bin.part").exists()
+    meta = json.loads((tmp_path / "d" / "data.bin.json").read_text())
+    assert meta["sha256"] == PAYLOAD_SHA and meta["sha256_verified"] is True
+    assert meta["size"] == len(PAYLOAD)
+    n = len(server.requests)
+    download.download_url(server.url + "/data.bin", dest, sha256=PAYLOAD_SHA)
+    assert len(server.requests) == n, "a complete, verified file was downloaded again"
+
+
+def test_unknown_digest_is_computed_and_recorded_not_verified(server, tmp_path):
+    dest = download.download_url(server.url + "/data.bin", tmp_path / "x.bin", sha256=None)
+    meta = download.read_sidecar(dest)
+    assert meta["sha256"] == PAYLOAD_SHA
+    assert meta["sha256_verified"] is False and "no published SHA-256" in meta["note"]
+
+
+def test_checksum_mismatch_raises_and_leaves_nothing(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    with pytest.raises(ChecksumError, match=r"SHA-256 mismatch for data\.bin: expected 0{64}"):
+        download.download_url(server.url + "/data.bin", dest, sha256="0" * 64)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_interrupted_transfer_keeps_part_and_resumes_with_range(server, tmp_path):
+    dest = tmp_path / "data.bin"
+    cut = 120_000
+    server.drop_after = cut
+    with pytest.raises(DownloadInterrupted, match="kept for resuming"):
+        download.download_url(server.url + "/data.bin", dest, sha256=PAYLOAD_SHA, retries=0)
+    part = tmp_path / "data.bin.part"
+    assert part.stat().st_size == cut and not dest.exists()
+    download.download_url(server.url + "/data.bin", dest, sha256=PAYLOAD_SHA, retries=0)
+    assert dest.read_bytes() == PAYLOAD and not part.exists()
+    assert server.requests[-1]["range"] == f"bytes={cut}-"
+
+
+def test_interruption_is_retried_within_one_call(server, tmp_path):
+    server.drop_after = 50_000
+    dest = download.download_url(server.url + "/data.bin", tmp_path / "d.bin",
+                                 sha256=PAYLOAD_SHA, retries=2)
+    assert dest.read_bytes() == PAYLOAD
+    assert [r["range"] for r in server.requests] == [None, "bytes=50000-"]
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    (tmp_path / "d.bin.part").write_bytes(PAYLOAD[:1000])
+    server.honour_range = False
+    dest = download.download_url(server.url + "/data.bin", tmp_path / "d.bin", sha256=PAYLOAD_SHA)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_complete_part_file_answered_416_is_finished(server, tmp_path):
+    (tmp_path / "d.bin.part").write_bytes(PAYLOAD)
+    dest = download.download_url(server.url + "/data.bin", tmp_path / "d.bin", sha256=PAYLOAD_SHA)
+    assert dest.read_bytes() == PAYLOAD and server.requests[-1]["range"] == f"bytes={len(PAYLOAD)}-"
+
+
+def test_404_is_a_clear_error(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"missing\.zip: HTTP 404"):
+        download.download_url(server.url + "/missing.zip", tmp_path / "m.zip")
+    assert not any(tmp_path.iterdir())
+
+
+def test_unreachable_host_fails_fast(tmp_path):
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError, match="cannot connect"):
+        download.download_url(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", timeout=5)
+
+
+# --------------------------------------------------------------------------------------------
+# archives
+
+def _zip(path: Path, members: dict[str, bytes], *, symlinks: dict[str, str] = {}) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in symlinks.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] = {}) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for m in members:
+            payload = data.get(m.name)
+            if payload is not None:
+                m.size = len(payload)
+            tf.addfile(m, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    m = tarfile.TarInfo(name)
+    m.type = kind
+    m.linkname = linkname
+    return m
+
+
+def test_extract_zip_and_tar_with_inside_links(tmp_path):
+    z = _zip(tmp_path / "ok.zip", {"a/b.txt": b"hello", "top.txt": b"t"},
+             symlinks={"a/link": "b.txt"})
+    out = download.extract_archive(z, tmp_path / "zout")
+    assert (out / "a" / "b.txt").read_bytes() == b"hello"
+    assert os.readlink(out / "a" / "link") == "b.txt" and (out / "a" / "link").read_bytes() == b"hello"
+    t = _tar(tmp_path / "ok.tar.gz",
+             [_info("d", tarfile.DIRTYPE), _info("d/f.txt"), _info("d/hard", tarfile.LNKTYPE, "d/f.txt"),
+              _info("d/soft", tarfile.SYMTYPE, "f.txt")], {"d/f.txt": b"xyz"})
+    out = download.extract_archive(t, tmp_path / "tout")
+    assert (out / "d" / "hard").read_bytes() == b"xyz" and (out / "d" / "soft").read_bytes() == b"xyz"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary left behind"
+
+
+def test_extract_refuses_existing_destination(tmp_path):
+    z = _zip(tmp_path / "ok.zip", {"x.txt": b"1"})
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DownloadError, match="already exists"):
+        download.extract_archive(z, tmp_path / "out")
+
+
+@pytest.mark.parametrize("members, symlinks, bad, why", [
+    ({"ok.txt": b"1", "../evil.txt": b"x"}, {}, "../evil.txt", "'..'"),
+    ({"a/../../evil.txt": b"x"}, {}, "a/../../evil.txt", "'..'"),
+    ({"/tmp/evil.txt": b"x"}, {}, "/tmp/evil.txt", "absolute"),
+    ({"ok.txt": b"1"}, {"link": "../outside"}, "link", "symlink"),
+    ({"ok.txt": b"1"}, {"d/link": "/etc"}, "d/link", "symlink"),
+], ids=["dotdot", "nested-dotdot", "absolute", "symlink-out", "symlink-absolute"])
+def test_malicious_zip_is_refused_before_writing(tmp_path, members, symlinks, bad, why):
+    arc = _zip(tmp_path / "bad.zip", members, symlinks=symlinks)
+    with pytest.raises(UnsafeArchiveError, match=f"{bad!r}.*{why}" if why != "symlink" else
+                       f"{bad!r}: symlink"):
+        download.extract_archive(arc, tmp_path / "box" / "out")
+    assert not (tmp_path / "box" / "out").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["bad.zip", "box"])
+
+
+@pytest.mark.parametrize("members, bad, why", [
+    ([_info("ok.txt"), _info("../evil.txt")], "../evil.txt", "'..'"),
+    ([_info("/abs/evil.txt")], "/abs/evil.txt", "absolute"),
+    ([_info("link", tarfile.SYMTYPE, "../../etc/passwd")], "link", "symlink"),
+    ([_info("link", tarfile.SYMTYPE, "/etc/passwd")], "link", "symlink"),
+    ([_info("hard", tarfile.LNKTYPE, "../outside.txt")], "hard", "hard link"),
+    ([_info("hard", tarfile.LNKTYPE, "/etc/passwd")], "hard", "hard link"),
+    ([_info("dev", tarfile.CHRTYPE)], "dev", "special file"),
+], ids=["dotdot", "absolute", "symlink-out", "symlink-absolute", "hardlink-out",
+        "hardlink-absolute", "device"])
+def test_malicious_tar_is_refused_before_writing(tmp_path, members, bad, why):
+    arc = _tar(tmp_path / "bad.tar.gz", members,
+               {m.name: b"x" for m in members if m.type == tarfile.REGTYPE})
+    with pytest.raises(UnsafeArchiveError, match=f"{bad!r}.*{why}"):
+        download.extract_archive(arc, tmp_path / "box" / "out")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["bad.tar.gz", "box"])
+
+
+def test_not_an_archive(tmp_path):
+    f = tmp_path / "x.zip"
+    f.write_bytes(b"not an archive")
+    with pytest.raises(DownloadError, match="not a zip or tar"):
+        download.extract_archive(f, tmp_path / "out")
+
+
+# --------------------------------------------------------------------------------------------
+# Kaggle
+
+@pytest.fixture
+def no_kaggle(monkeypatch, tmp_path):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "no-kaggle-input"))
+
+
+def test_kaggle_without_credentials_says_how_to_set_them(no_kaggle):
+    from medrepro import datasets
+
+    assert download.kaggle_credentials_source() is None
+    with pytest.raises(KaggleError, match="no Kaggle credentials.*KAGGLE_USERNAME"):
+        download.acquire_kaggle(datasets.spec("brain_tumor_sartaj"))
+
+
+def test_kaggle_json_is_found_but_never_echoed(no_kaggle, monkeypatch, tmp_path):
+    cfg = tmp_path / "home" / ".kaggle"
+    cfg.mkdir(parents=True)
+    (cfg / "kaggle.json").write_text('{"username": "someone", "key": "s3cr3t-k3y"}')
+    assert download.kaggle_credentials_source() == str(cfg / "kaggle.json")
+    monkeypatch.setattr(download, "KAGGLE_HOST", "127.0.0.1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(KaggleError, match="looks offline") as err:
+        download.check_kaggle_reachable(port=port, timeout=5)
+    assert "s3cr3t" not in str(err.value) and "someone" not in str(err.value)
+
+
+def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
+    from medrepro import datasets
+
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
+
+    def refuse(*a, **k):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(download.socket, "create_connection", refuse)
+    with pytest.raises(KaggleError, match="looks offline") as err:
+        download.acquire_kaggle(datasets.spec("rsna_ich"))
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_competition_rules_not_accepted_is_explained(no_kaggle, monkeypatch):
+    from medrepro import datasets
+
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
+    monkeypatch.setattr(download, "check_kaggle_reachable", lambda **k: None)
+
+    def forbidden(sp, out):
+        raise RuntimeError("403 Client Error: Forbidden for url: https://www.kaggle.com/api/...")
+
+    monkeypatch.setattr(download, "_kaggle_fetch", forbidden)
+    with pytest.raises(KaggleError, match="accept the competition rules.*rsna-intracranial"):
+        download.acquire_kaggle(datasets.spec("rsna_ich"))
