@@ -1,0 +1,290 @@
+"""medrepro.datasets: registry, resolve (phantom, folder, archive, kaggle input), inventory.
+
+The phantom generators are replaced by a tiny fake that writes a few bytes per file in the right
+layout: these tests check the resolving logic, tests/test_phantoms.py the generators.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import medrepro
+from medrepro import datasets, paths, profiles
+from medrepro.datasets import DatasetError
+
+SMOKE = profiles.settings("01_download", "smoke")
+
+
+class FakePhantoms(types.ModuleType):
+    """Stands in for medrepro.phantoms; records its calls."""
+
+    def __init__(self, fail: bool = False):
+        super().__init__("medrepro.phantoms")
+        self.calls: list[tuple[str, dict]] = []
+        self.fail = fail
+
+    def make_mri(self, root, *, layout, n_per_class, seed, n_test_per_class=None, size=512):
+        self.calls.append(("mri", {"layout": layout, "n_per_class": n_per_class, "seed": seed,
+                                   "n_test_per_class": n_test_per_class}))
+        sp = datasets.spec("brain_tumor_sartaj" if layout == "sartaj" else "brain_tumor_masoud")
+        for split, n in (("Training", n_per_class), ("Testing", n_test_per_class)):
+            for cls in sp.classes:
+                folder = Path(root) / split / cls
+                folder.mkdir(parents=True)
+                for i in range(n):
+                    (folder / f"{cls[:2]}_{i:04d}.jpg").write_bytes(bytes([seed % 256, i]))
+                if self.fail:
+                    raise RuntimeError("generator crashed midway")
+
+    def make_rsna(self, root, *, n_images, seed):
+        self.calls.append(("rsna", {"n_images": n_images, "seed": seed}))
+        _write_rsna(Path(root), {f"ID_{i:09x}": {} for i in range(n_images)})
+
+    def make_mosmed(self, root, *, n_per_class, seed, size=512):
+        self.calls.append(("mosmed", {"n_per_class": n_per_class, "size": size, "seed": seed}))
+        for split in ("CT-0", "CT-23"):
+            (Path(root) / split).mkdir(parents=True)
+            for i in range(n_per_class):
+                (Path(root) / split / f"study_{i:04d}.nii.gz").write_bytes(b"nii")
+
+
+def _write_rsna(root: Path, images: dict[str, dict[str, int]]) -> None:
+    """RSNA layout: ``images`` maps an image id to its positive subtypes."""
+    (root / "stage_2_train").mkdir(parents=True)
+    rows = ["ID,Label"]
+    for img, pos in images.items():
+        (root / "stage_2_train" / f"{img}.dcm").write_bytes(b"DICM")
+        for sub in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid",
+                    "subdural"):
+            rows.append(f"{img}_{sub},{pos.get(sub, 0)}")
+        rows.append(f"{img}_any,{int(any(pos.values()))}")
+    (root / "stage_2_train.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    ph = FakePhantoms()
+    monkeypatch.setitem(sys.modules, "medrepro.phantoms", ph)
+    monkeypatch.setattr(medrepro, "phantoms", ph, raising=False)
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    return ph
+
+
+def _mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
+    sp = datasets.spec(dataset_id)
+    for split in splits:
+        for cls in sp.classes:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(b"jpg%d" % i)
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+
+def test_registry_ids_counts_and_sources():
+    assert datasets.DATASET_IDS == ("brain_tumor_sartaj", "brain_tumor_masoud", "rsna_ich",
+                                    "mosmed")
+    totals = {d: datasets.spec(d).official_total for d in datasets.DATASET_IDS}
+    assert totals == {"brain_tumor_sartaj": 3264, "brain_tumor_masoud": 7023,
+                      "rsna_ich": 752_803, "mosmed": 424}
+    assert datasets.spec("brain_tumor_masoud").official_counts["Testing"]["notumor"] == 405
+    assert sum(v for k, v in datasets.spec("rsna_ich").official_counts["stage_2_train"].items()
+               if k != "all") == datasets.RSNA_SELECTED_IMAGES
+    mosmed = datasets.spec("mosmed")
+    assert [u.filename for u in mosmed.urls] == ["CT-0.zip", "CT-23.zip"]
+    assert all(u.sha256 is None for u in mosmed.urls)  # not published: recorded on download
+    assert datasets.spec("rsna_ich").kaggle_competition == "rsna-intracranial-hemorrhage-detection"
+    assert set(datasets.registry_frame()["dataset"]) == set(datasets.DATASET_IDS)
+
+
+def test_unknown_dataset_and_missing_path_are_clear_errors(fake, tmp_path):
+    with pytest.raises(DatasetError, match="unknown dataset id 'brats'.*brain_tumor_sartaj"):
+        datasets.resolve("brats", data="phantom", profile="smoke")
+    with pytest.raises(DatasetError, match="no such folder or archive"):
+        datasets.resolve("mosmed", data=str(tmp_path / "nowhere"), profile="smoke")
+
+
+# --------------------------------------------------------------------------------------------
+# phantoms
+
+def test_phantom_generated_once_with_profile_sizes(fake):
+    rd = datasets.resolve("brain_tumor_masoud", data="phantom", profile="smoke")
+    assert rd.is_phantom and rd.source == "phantom" and rd.origin == "phantom"
+    assert rd.root == paths.data_dir() / "raw" / "phantom" / "smoke" / "brain_tumor_masoud"
+    assert rd.splits_present == ("Training", "Testing")
+    assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE["mri_train_per_class"],
+                                   "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"]})]
+    assert (rd.root / datasets.MARKER).is_file()
+    again = datasets.resolve("brain_tumor_masoud", data=None, profile="smoke")
+    assert again.root == rd.root and len(fake.calls) == 1, "a complete phantom was regenerated"
+
+
+def test_phantom_other_seed_gets_own_folder_and_changed_sizes_regenerate(fake, monkeypatch):
+    a = datasets.resolve("mosmed", data="phantom", profile="smoke")
+    b = datasets.resolve("mosmed", data="phantom", profile="smoke", seed=7)
+    assert a.root != b.root and b.root.name == "mosmed_seed7"
+    assert [c[1]["seed"] for c in fake.calls] == [42, 7]
+    table = {**profiles.PROFILES["01_download"]["smoke"], "mosmed_per_class": 3}
+    monkeypatch.setitem(profiles.PROFILES["01_download"], "smoke", table)
+    c = datasets.resolve("mosmed", data="phantom", profile="smoke")
+    assert c.root == a.root and fake.calls[-1][1]["n_per_class"] == 3
+    assert len(list((c.root / "CT-0").iterdir())) == 3
+
+
+def test_failed_generation_leaves_no_complete_looking_folder(fake):
+    fake.fail = True
+    with pytest.raises(RuntimeError, match="crashed midway"):
+        datasets.resolve("brain_tumor_sartaj", data="phantom", profile="smoke")
+    parent = paths.data_dir() / "raw" / "phantom" / "smoke"
+    assert list(parent.iterdir()) == [], "staging or a partial dataset was left behind"
+
+
+def test_profile_from_environment(fake, monkeypatch):
+    monkeypatch.setenv("MEDREPRO_PROFILE", "demo")
+    rd = datasets.resolve("rsna_ich", data="phantom", profile=None)
+    assert rd.root.parent.name == "demo"
+    assert fake.calls[-1] == ("rsna", {"n_images": profiles.settings("01_download", "demo")
+                                       ["rsna_images"], "seed": 42})
+
+
+# --------------------------------------------------------------------------------------------
+# folders, archives, kaggle inputs
+
+def test_folder_complete_missing_split_and_absent(fake, tmp_path):
+    base = tmp_path / "datasets"
+    _mri_folder(base / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    _mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",))
+    (base / "rsna_ich_samples").mkdir()
+
+    sartaj = datasets.resolve("brain_tumor_sartaj", data=str(base), profile="smoke")
+    assert not sartaj.is_phantom and sartaj.source == "brain_tumor_sartaj"
+    assert sartaj.root == (base / "brain_tumor_sartaj").resolve() and sartaj.origin == "folder"
+
+    masoud = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
+    assert masoud.is_phantom and masoud.source == "phantom"
+    assert masoud.found_root == (base / "brain_tumor_masoud").resolve()
+    assert masoud.found_splits == ("Testing",)
+    assert "missing Training" in masoud.notes[0]
+
+    partial = datasets.resolve("brain_tumor_masoud", data=base, profile="smoke",
+                               allow_partial=True)
+    assert not partial.is_phantom and partial.splits_present == ("Testing",)
+
+    rsna = datasets.resolve("rsna_ich", data=str(base), profile="smoke")
+    assert rsna.is_phantom and "not found" in rsna.notes[0] and rsna.found_root is None
+    assert [c[0] for c in fake.calls] == ["mri", "rsna"]
+
+
+def test_folder_with_kaggle_names_and_nesting_and_dataset_root_itself(fake, tmp_path):
+    nested = tmp_path / "in" / "brain-tumor-mri-dataset" / "extra"
+    _mri_folder(nested, "brain_tumor_masoud")
+    rd = datasets.resolve("brain_tumor_masoud", data=tmp_path / "in", profile="smoke")
+    assert rd.root == nested.resolve() and not rd.is_phantom
+    # a dataset's own root given as the folder; other datasets' class names do not match it
+    rd = datasets.resolve("brain_tumor_masoud", data=nested, profile="smoke")
+    assert rd.root == nested.resolve()
+    other = datasets.resolve("brain_tumor_sartaj", data=nested, profile="smoke")
+    assert other.is_phantom
+
+
+def test_folder_named_for_another_dataset_is_not_entered(tmp_path):
+    _mri_folder(tmp_path / "brain_tumor_sartaj" / "brain_tumor_masoud", "brain_tumor_masoud")
+    assert datasets.find_dataset_root(tmp_path, "brain_tumor_masoud") is None
+
+
+def test_archive_is_extracted_once_and_read(fake, tmp_path):
+    src = _mri_folder(tmp_path / "src" / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    arc = tmp_path / "datasets.zip"
+    with zipfile.ZipFile(arc, "w") as zf:
+        for f in sorted(src.rglob("*.jpg")):
+            zf.write(f, f.relative_to(tmp_path / "src").as_posix())
+    rd = datasets.resolve("brain_tumor_sartaj", data=str(arc), profile="smoke")
+    assert not rd.is_phantom and rd.origin == "archive"
+    assert rd.root.is_relative_to(paths.data_dir() / "raw" / "archives")
+    assert len(datasets.image_files(rd.root, "brain_tumor_sartaj")) == 16
+    stamp = rd.root.stat().st_mtime_ns
+    again = datasets.resolve("brain_tumor_sartaj", data=str(arc), profile="smoke")
+    assert again.root == rd.root and again.root.stat().st_mtime_ns == stamp
+
+
+def test_unsupported_file_as_source(fake, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    with pytest.raises(DatasetError, match="not a folder or a supported archive"):
+        datasets.resolve("mosmed", data=str(f), profile="smoke")
+
+
+def test_kaggle_input_folder_is_used_in_place(fake, monkeypatch, tmp_path):
+    inputs = tmp_path / "kaggle" / "input"
+    _mri_folder(inputs / "brain-tumor-classification-mri", "brain_tumor_sartaj")
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(inputs))
+    rd = datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
+    assert rd.origin == "kaggle-input" and not rd.is_phantom
+    assert rd.root == (inputs / "brain-tumor-classification-mri").resolve()
+    assert fake.calls == []
+
+
+def test_kaggle_without_credentials_raises_not_falls_back(fake, monkeypatch, tmp_path):
+    from medrepro.download import KaggleError
+
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "none"))
+    with pytest.raises(KaggleError, match="no Kaggle credentials"):
+        datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
+    assert fake.calls == []
+
+
+# --------------------------------------------------------------------------------------------
+# inventory
+
+def test_inventory_reports_found_missing_and_used(fake, tmp_path):
+    base = tmp_path / "ds"
+    _mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",), n=3)
+    rd = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
+    inv = datasets.inventory([rd])
+    assert list(inv.columns) == ["dataset", "split", "class", "files", "bytes", "official_count",
+                                 "source", "status"]
+    real = inv[inv["source"] == "brain_tumor_masoud"]
+    assert set(real.loc[real["split"] == "Training", "status"]) == {"missing"}
+    assert (real.loc[real["split"] == "Training", "files"] == 0).all()
+    tested = real[real["split"] == "Testing"]
+    assert set(tested["status"]) == {"found, not used"} and (tested["files"] == 3).all()
+    assert tested["bytes"].sum() == 12 * 4
+    used = inv[inv["source"] == "phantom"]
+    assert set(used["status"]) == {"used"}
+    assert used.loc[used["split"] == "Training", "files"].tolist() == [
+        SMOKE["mri_train_per_class"]] * 4
+    assert used.set_index(["split", "class"]).loc[("Testing", "notumor"), "official_count"] == 405
+
+
+def test_inventory_rsna_counts_single_type_selection(tmp_path):
+    root = tmp_path / "rsna_ich"
+    _write_rsna(root, {"ID_a": {}, "ID_b": {"subdural": 1}, "ID_c": {"epidural": 1},
+                       "ID_d": {"subdural": 1, "subarachnoid": 1}, "ID_e": {}})
+    (root / "stage_2_train" / "ID_e.dcm").unlink()  # labelled but not on disk: not counted
+    rows = {r["class"]: r["files"] for r in datasets.count_files(root, datasets.spec("rsna_ich"))}
+    assert rows == {"all": 4, "none": 1, "epidural": 1, "intraparenchymal": 0,
+                    "intraventricular": 0, "subarachnoid": 0, "subdural": 1}
+
+
+def test_shared_data_resolves_as_documented(fake):
+    shared = paths.shared_data_dir()
+    if shared is None:
+        pytest.skip("../shared/data is not present")
+    sartaj = datasets.resolve("brain_tumor_sartaj", data=str(shared), profile="smoke")
+    assert not sartaj.is_phantom
+    inv = datasets.inventory([sartaj])
+    assert (inv["files"] == inv["official_count"]).all(), inv
+    masoud = datasets.resolve("brain_tumor_masoud", data=str(shared), profile="smoke")
+    assert masoud.is_phantom and masoud.found_splits == ("Testing",)
+    for sample_only in ("rsna_ich", "mosmed"):
+        assert datasets.resolve(sample_only, data=str(shared), profile="smoke").is_phantom
