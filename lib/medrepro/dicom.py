@@ -97,6 +97,15 @@ def read_slice(path: str | os.PathLike) -> Slice:
     """
     path = str(path)
     try:
+        return _read_slice(path)
+    except DicomReadError:
+        raise
+    except Exception as exc:  # pydicom and numpy raise many types on malformed files
+        raise DicomReadError(path, "unreadable", f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_slice(path: str) -> Slice:
+    try:
         size = os.path.getsize(path)
     except OSError as exc:
         raise DicomReadError(path, "missing file", exc.strerror or str(exc)) from None
@@ -175,6 +184,55 @@ def read_header(path: str | os.PathLike) -> dict:
             "photometric": str(ds.get("PhotometricInterpretation", "")).strip(),
             "rows": int(ds.get("Rows", 0) or 0), "cols": int(ds.get("Columns", 0) or 0),
         }
+
+
+def write_slice(path: str | os.PathLike, stored: np.ndarray, *, slope: float = 1.0,
+                intercept: float | None = -1024.0, patient_id: str = "ID_00000000",
+                bits_stored: int | None = None, photometric: str = "MONOCHROME2",
+                image_id: str | None = None, transfer_syntax: str | None = None) -> Path:
+    """Write a CT slice of stored values (int16 or uint16 ``(rows, cols)``) as a DICOM file,
+    in the shape of the RSNA files (``ID_...`` UIDs included). For tests, benchmarks, phantoms.
+
+    ``intercept=None`` leaves out both rescale tags. ``bits_stored`` defaults to the dtype's
+    bits. ``transfer_syntax`` (a UID) defaults to Explicit VR Little Endian.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.dataset import Dataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UID
+
+    stored = np.asarray(stored)
+    if stored.ndim != 2 or stored.dtype not in (np.int16, np.uint16):
+        raise ValueError(f"write_slice expects int16/uint16 (rows, cols), got {stored.dtype} "
+                         f"{stored.shape}")
+    path = Path(path)
+    image_id = image_id or path.stem
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = UID("1.2.826.0.1.3680043.8.498.1")
+    meta.TransferSyntaxUID = UID(transfer_syntax or ExplicitVRLittleEndian)
+    with _quiet():
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = image_id  # not a valid UID, like the RSNA files
+        ds.Modality = "CT"
+        ds.PatientID = patient_id
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = photometric
+        ds.Rows, ds.Columns = stored.shape
+        ds.BitsAllocated = 16
+        ds.BitsStored = bits_stored or 16
+        ds.HighBit = ds.BitsStored - 1
+        ds.PixelRepresentation = int(stored.dtype == np.int16)
+        ds.WindowCenter = ["00040", "00040"]  # multi-valued and zero-padded, as in RSNA
+        ds.WindowWidth = ["00080", "00080"]
+        if intercept is not None:
+            ds.RescaleIntercept = f"{intercept:.6f}"  # a decimal string, as in some RSNA files
+            ds.RescaleSlope = f"{slope:.6f}"
+        ds.PixelData = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("<")).tobytes()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 # ---------------------------------------------------------------------------- windowing
