@@ -1,0 +1,30 @@
+"""Built-in phantom datasets in the real datasets' on-disk formats (the offline default data).
+
+- :func:`make_mri` brain-tumour MRI JPEGs in the Masoud or Sartaj Kaggle layout (``mri.py``);
+- :func:`make_rsna` RSNA intracranial-haemorrhage DICOM slices and ``stage_2_train.csv`` (``rsna.py``);
+- :func:`make_mosmed` MosMedData chest-CT NIfTI volumes, ``CT-0`` and ``CT-23`` (``mosmed.py``).
+
+Each is deterministic by seed, writes atomically (completion marker ``.phantom.json`` last) and
+is a no-op when called again with the same arguments on a complete folder.
+"""
+
+from medrepro.phantoms._common import MARKER_NAME, PhantomError, is_complete, read_marker
+
+
+def make_mri(*args, **kwargs):
+    from medrepro.phantoms.mri import make_mri as _make
+    return _make(*args, **kwargs)
+
+
+def make_rsna(*args, **kwargs):
+    from medrepro.phantoms.rsna import make_rsna as _make
+    return _make(*args, **kwargs)
+
+
+def make_mosmed(*args, **kwargs):
+    from medrepro.phantoms.mosmed import make_mosmed as _make
+    return _make(*args, **kwargs)
+
+
+__all__ = ["make_mri", "make_rsna", "make_mosmed", "PhantomError", "MARKER_NAME",
+           "is_complete", "read_marker"]

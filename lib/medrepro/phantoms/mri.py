@@ -1,0 +1,495 @@
+"""Brain-tumour MRI phantoms in the two Kaggle layouts (Masoud: grayscale JPEGs; Sartaj: RGB).
+
+Anatomy: slices of the MNI152 T1/GM/WM templates that nilearn ships offline (1 mm, skull-stripped),
+cut axially, coronally or sagittally, rendered with one of four contrasts (T1, T1+contrast, T2,
+FLAIR) from the tissue maps, with CSF, skull (cortical tables and marrow) and scalp added around
+the brain, a random pose (rotation, scale, shift, mirror), a smooth bias field, Rician noise,
+gamma and JPEG compression. Image sizes scatter around ``size`` like the real sets (most exactly
+``size`` x ``size``, the rest a mix of the real odd sizes scaled by ``size / 512``).
+
+Lesions by class (sizes in mm, log-uniform, overlapping between classes):
+
+- glioma: intra-axial (centred in white matter), irregular border, 4-28 mm; ring-enhancing with a
+  necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic oedema around it.
+- meningioma: extra-axial, dural-based on the convexity or the falx, 5-25 mm, well circumscribed,
+  homogeneous, strongly enhancing on T1+C, sometimes a dural tail and oedema.
+- pituitary: at the sella (midline, below the hypothalamus), 5-18 mm, with a suprasellar
+  ("snowman") extension when large.
+- notumor: none. Every class shows the normal pituitary gland and the sphenoid sinus when the
+  slice passes through the sella, and slices of every class are drawn near the sella
+  sometimes, so location alone does not give the class away.
+
+Planted duplicates (the leakage audit must find them; counts recorded in the marker file):
+``max(2, n_train_total // 100)`` byte-identical copies inside Training (same class, another
+name) and ``max(2, n_test_total // 50)`` Testing files that are byte copies of Training files of
+the same class. Duplicates replace generated files, so every class folder holds exactly the
+requested number of files. No duplicate spans two classes (the real sets have none).
+
+File names follow the real sets: Masoud ``Tr-gl_0010.jpg`` (0-based; the first ten of each
+class are ``Tr-glTr_0000.jpg``..``Tr-glTr_0009.jpg`` as in the official Testing split), Sartaj
+``gg (1).jpg``, ``m (2).jpg``/``m1(2).jpg``/``m2 (1).jpg``/``m3 (1).jpg``, ``1.jpg``..,
+``image (4).jpg``, ``image(1).jpg``, ``p (1).jpg``; Testing ``image.jpg``, ``image(1).jpg``...
+
+Difficulty: see ``DIFFICULTY`` below (measured, with the command).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from medrepro.phantoms import _shapes
+from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+
+LAYOUTS = ("masoud", "sartaj")
+CLASSES = ("glioma", "meningioma", "notumor", "pituitary")  # the phantom's class keys
+MASOUD_DIRS = {"glioma": "glioma", "meningioma": "meningioma", "notumor": "notumor",
+               "pituitary": "pituitary"}
+MASOUD_PREFIX = {"glioma": "gl", "meningioma": "me", "notumor": "no", "pituitary": "pi"}
+SARTAJ_DIRS = {"glioma": "glioma_tumor", "meningioma": "meningioma_tumor",
+               "notumor": "no_tumor", "pituitary": "pituitary_tumor"}
+SPLITS = {"train": "Training", "test": "Testing"}
+
+CANVAS_MM = 256  # the 1 mm working grid each slice is rendered on before posing
+SELLA_VOXEL = (98.0, 136.0, 36.0)  # (i, j, k) of the sella turcica in the MNI152 1 mm grid
+NEAR_SELLA_MM = 6.0  # a slice closer than this to the sella shows the gland
+PLANES = ("axial", "coronal", "sagittal")
+PLANE_P = (0.45, 0.30, 0.25)
+SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
+P_NEAR_SELLA_OTHER = 0.2  # share of non-pituitary images cut through the sella region
+
+# Fraction of images exactly size x size; the rest take one of the real sets' odd sizes.
+SQUARE_FRACTION = {"masoud": 0.7, "sartaj": 0.75}
+ODD_SIZES = ((225, 225), (236, 236), (227, 222), (201, 251), (232, 217), (630, 630),
+             (300, 168), (442, 442), (428, 417), (256, 256), (359, 449), (642, 361),
+             (350, 350), (554, 554), (455, 500), (380, 530))
+
+# Tissue intensities per contrast, before per-image jitter (arbitrary units, ~[0, 1]).
+CONTRASTS = {
+    "t1": dict(csf=.12, gm=.45, wm=.70, fat=.95, marrow=.75, bone=.04, skin=.40, oedema=.36,
+               solid=.40, necrosis=.15, rim=.45, menin=.43, adenoma=.47, gland=.50, sinus=.02),
+    "t1c": dict(csf=.12, gm=.45, wm=.70, fat=.95, marrow=.75, bone=.04, skin=.42, oedema=.36,
+                solid=.55, necrosis=.15, rim=.95, menin=.88, adenoma=.72, gland=.88, sinus=.02),
+    "t2": dict(csf=.95, gm=.55, wm=.40, fat=.70, marrow=.55, bone=.03, skin=.30, oedema=.85,
+               solid=.70, necrosis=.95, rim=.62, menin=.58, adenoma=.55, gland=.50, sinus=.02),
+    "flair": dict(csf=.10, gm=.60, wm=.45, fat=.75, marrow=.55, bone=.03, skin=.32, oedema=.90,
+                  solid=.75, necrosis=.30, rim=.70, menin=.62, adenoma=.60, gland=.55,
+                  sinus=.02),
+}
+CONTRAST_NAMES = tuple(CONTRASTS)
+CONTRAST_JITTER = 0.06  # std of the per-image, per-tissue intensity jitter
+
+DIFFICULTY = None  # filled in below the measurement notes (see module docstring)
+
+
+@dataclass(frozen=True)
+class _Template:
+    t1: np.ndarray  # (197, 233, 189) float32 [0, 1], axes (x: R->L?, y: P->A, z: I->S)
+    gm: np.ndarray
+    wm: np.ndarray
+    brain: np.ndarray  # bool, filled brain mask
+
+
+@functools.lru_cache(maxsize=1)
+def load_template() -> _Template:
+    """The MNI152 1 mm T1, GM and WM templates (nilearn, offline), loaded once per process."""
+    from nilearn import datasets
+
+    t1 = np.asarray(datasets.load_mni152_template(resolution=1).dataobj, dtype=np.float32)
+    gm = np.asarray(datasets.load_mni152_gm_template(resolution=1).dataobj, dtype=np.float32)
+    wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, dtype=np.float32)
+    brain = ndimage.binary_closing(t1 > 0.08, iterations=2)
+    brain = ndimage.binary_fill_holes(brain)
+    return _Template(t1=t1, gm=gm, wm=wm, brain=brain)
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+
+
+def make_mri(root: str | os.PathLike, *, layout: str = "masoud", n_per_class: int, seed: int,
+             n_test_per_class: int | None = None, size: int = 512) -> Path:
+    """Write a brain-tumour MRI phantom in a Kaggle layout under ``root``; return ``root``.
+
+    ``layout``: ``"masoud"`` (``Training|Testing/{glioma,meningioma,notumor,pituitary}/``,
+    8-bit grayscale JPEGs) or ``"sartaj"`` (``.../{glioma_tumor,...}/``, RGB JPEGs).
+    ``n_per_class`` Training images per class, ``n_test_per_class`` Testing images per class
+    (default ``max(1, n_per_class // 4)``). ``size``: the usual image side in pixels.
+    Deterministic by ``seed``; a complete folder made with the same arguments is left as is.
+    """
+    if layout not in LAYOUTS:
+        raise PhantomError(f"{root}: unknown MRI layout {layout!r}; expected one of {LAYOUTS}")
+    if n_test_per_class is None:
+        n_test_per_class = max(1, n_per_class // 4)
+    if n_per_class < 1 or n_test_per_class < 1 or size < 32:
+        raise PhantomError(f"{root}: need n_per_class >= 1, n_test_per_class >= 1, size >= 32 "
+                           f"(got {n_per_class}, {n_test_per_class}, {size})")
+    params = dict(generator="mri", layout=layout, n_per_class=int(n_per_class),
+                  n_test_per_class=int(n_test_per_class), seed=int(seed), size=int(size))
+    counts = {"train": int(n_per_class), "test": int(n_test_per_class)}
+    return build_atomically(root, params,
+                            lambda tmp: _write_mri(tmp, layout=layout, counts=counts,
+                                                   seed=int(seed), size=int(size)))
+
+
+def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
+               size: int) -> dict[str, Any]:
+    dups = plan_duplicates(counts, seed=seed, layout=layout)
+    copies = {d["copy"]: d["original"] for d in dups}
+    names = {(split, cls): file_names(layout, split, cls, counts[split])
+             for split in SPLITS for cls in CLASSES}
+    for split in SPLITS:
+        for cls in CLASSES:
+            folder = tmp / SPLITS[split] / _class_dir(layout, cls)
+            folder.mkdir(parents=True, exist_ok=True)
+            for idx, name in enumerate(names[(split, cls)]):
+                if (split, cls, idx) not in copies:
+                    rng = rng_for(seed, "mri", layout, split, cls, idx)
+                    (folder / name).write_bytes(render_jpeg(rng, cls, layout=layout, size=size))
+    for (split, cls, idx), (o_split, o_cls, o_idx) in copies.items():  # originals all exist now
+        src = tmp / SPLITS[o_split] / _class_dir(layout, o_cls) / names[(o_split, o_cls)][o_idx]
+        dst = tmp / SPLITS[split] / _class_dir(layout, cls) / names[(split, cls)][idx]
+        dst.write_bytes(src.read_bytes())
+    planted = [{"original": "/".join((SPLITS[d["original"][0]],
+                                      _class_dir(layout, d["original"][1]),
+                                      names[d["original"][:2]][d["original"][2]])),
+                "copy": "/".join((SPLITS[d["copy"][0]], _class_dir(layout, d["copy"][1]),
+                                  names[d["copy"][:2]][d["copy"][2]]))} for d in dups]
+    return {"planted_duplicates": planted,
+            "n_within_train_duplicates": sum(d["copy"][0] == "train" for d in dups),
+            "n_cross_split_duplicates": sum(d["copy"][0] == "test" for d in dups)}
+
+
+def _class_dir(layout: str, cls: str) -> str:
+    return (MASOUD_DIRS if layout == "masoud" else SARTAJ_DIRS)[cls]
+
+
+# --------------------------------------------------------------------------------------------
+# names and duplicates
+
+
+def file_names(layout: str, split: str, cls: str, n: int) -> list[str]:
+    """The ``n`` file names of one class folder, in generation order, as the real sets name them."""
+    if layout == "masoud":
+        prefix = f"{'Tr' if split == 'train' else 'Te'}-{MASOUD_PREFIX[cls]}"
+        return [f"{prefix}Tr_{i:04d}.jpg" if i < 10 else f"{prefix}_{i:04d}.jpg" for i in range(n)]
+    if split == "test":
+        return ["image.jpg"] + [f"image({i}).jpg" for i in range(1, n)]
+    groups = {  # (pattern, share of the real folder, first number)
+        "glioma": [("gg ({}).jpg", 1.0, 1)],
+        "pituitary": [("p ({}).jpg", 1.0, 1)],
+        "meningioma": [("m ({}).jpg", 200, 2), ("m1({}).jpg", 199, 2), ("m2 ({}).jpg", 177, 1),
+                       ("m3 ({}).jpg", 246, 1)],
+        "notumor": [("{}.jpg", 8, 1), ("image.jpg", 1, 0), ("image ({}).jpg", 61, 4),
+                    ("image({}).jpg", 325, 1)],
+    }[cls]
+    shares = np.array([g[1] for g in groups], dtype=float)
+    sizes = _allocate(n, shares)
+    names: list[str] = []
+    for (pattern, _, first), k in zip(groups, sizes):
+        if "{}" not in pattern:
+            k = min(k, 1)
+            names += [pattern] * k
+        else:
+            names += [pattern.format(first + i) for i in range(k)]
+    while len(names) < n:  # when a fixed single name had to give its place back
+        names.append(f"image({len(names) + 1000}).jpg")
+    return names
+
+
+def _allocate(n: int, shares: np.ndarray) -> list[int]:
+    """Split ``n`` into integer parts proportional to ``shares`` (largest remainder)."""
+    raw = n * shares / shares.sum()
+    parts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - parts), kind="stable")[: n - parts.sum()]:
+        parts[i] += 1
+    return parts.tolist()
+
+
+def plan_duplicates(counts: dict[str, int], *, seed: int, layout: str) -> list[dict[str, tuple]]:
+    """Which files are byte copies of which: a list of ``{"original": key, "copy": key}``.
+
+    Keys are ``(split, class, index)``. Within Training: ``max(2, n_train_total // 100)``
+    copies; Testing copies of Training files: ``max(2, n_test_total // 50)``. Same class always.
+    Originals are never copies themselves.
+    """
+    rng = rng_for(seed, "mri-duplicates", layout)
+    n_within = max(2, counts["train"] * len(CLASSES) // 100)
+    n_cross = max(2, counts["test"] * len(CLASSES) // 50)
+    used: set[tuple] = set()
+    plan = []
+    for kind, n in (("train", n_within), ("test", n_cross)):
+        for _ in range(n):
+            cls = CLASSES[int(rng.integers(len(CLASSES)))]
+            if kind == "train" and counts["train"] < 2:
+                break
+            for _attempt in range(50):
+                orig = ("train", cls, int(rng.integers(counts["train"])))
+                copy = (kind, cls, int(rng.integers(counts[kind])))
+                if orig != copy and copy not in used and orig not in used and \
+                        not any(p["copy"] == orig for p in plan):
+                    used.update({copy})
+                    plan.append({"original": orig, "copy": copy})
+                    break
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# rendering
+
+
+def render_jpeg(rng: np.random.Generator, cls: str, *, layout: str, size: int) -> bytes:
+    """One phantom MRI as JPEG bytes (mode L for Masoud, RGB for Sartaj)."""
+    shape = pick_shape(rng, layout=layout, size=size)
+    image = render_image(rng, cls, shape=shape)  # (H, W) uint8
+    pil = Image.fromarray(image, mode="L")
+    if layout == "sartaj":
+        pil = pil.convert("RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=int(rng.integers(82, 96)))
+    return buf.getvalue()
+
+
+def pick_shape(rng: np.random.Generator, *, layout: str, size: int) -> tuple[int, int]:
+    """(H, W) of one image: mostly ``size`` x ``size``, else a real odd size scaled."""
+    if rng.random() < SQUARE_FRACTION[layout]:
+        return (size, size)
+    w, h = ODD_SIZES[int(rng.integers(len(ODD_SIZES)))]
+    scale = size / 512
+    return (max(32, round(h * scale)), max(32, round(w * scale)))
+
+
+def render_image(rng: np.random.Generator, cls: str, *, shape: tuple[int, int]) -> np.ndarray:
+    """One phantom brain MRI of class ``cls``: uint8 array of ``shape`` (H, W)."""
+    if cls not in CLASSES:
+        raise PhantomError(f"unknown MRI class {cls!r}; expected one of {CLASSES}")
+    tpl = load_template()
+    plane = PLANES[int(rng.choice(len(PLANES), p=PLANE_P))]
+    near_sella = cls == "pituitary" or rng.random() < P_NEAR_SELLA_OTHER
+    index = _pick_slice(rng, plane, near_sella=near_sella)
+    maps = _slice_maps(tpl, plane, index)
+    contrast = CONTRAST_NAMES[int(rng.integers(len(CONTRAST_NAMES)))]
+    tone = {k: float(v + rng.normal(0, CONTRAST_JITTER)) for k, v in CONTRASTS[contrast].items()}
+    canvas, head = _render_head(rng, maps, tone)
+    sella_rc, sella_off = _sella_in_slice(plane, index)
+    if abs(sella_off) < NEAR_SELLA_MM:
+        canvas = _add_sella(rng, canvas, sella_rc, tone, off=sella_off,
+                            adenoma=(cls == "pituitary"))
+    if cls == "glioma":
+        canvas = _add_glioma(rng, canvas, maps, tone)
+    elif cls == "meningioma":
+        canvas = _add_meningioma(rng, canvas, maps, tone)
+    canvas = ndimage.gaussian_filter(canvas, 0.6)
+    image = _pose(rng, canvas, head, shape)
+    return _finish(rng, image)
+
+
+def _pick_slice(rng: np.random.Generator, plane: str, *, near_sella: bool) -> int:
+    axis = PLANES.index(plane)
+    axis_index = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
+    if near_sella:
+        return int(round(SELLA_VOXEL[axis_index] + rng.uniform(-4, 4)))
+    lo, hi = SLICE_RANGE[PLANES[axis]]
+    return int(rng.integers(lo, hi))
+
+
+def _slice_maps(tpl: _Template, plane: str, index: int) -> dict[str, np.ndarray]:
+    """2-D tissue maps of one slice, on the CANVAS_MM x CANVAS_MM grid, superior/anterior up."""
+    take = {"axial": lambda v: v[:, :, index], "coronal": lambda v: v[:, index, :],
+            "sagittal": lambda v: v[index, :, :]}[plane]
+    out = {}
+    for name in ("t1", "gm", "wm", "brain"):
+        sl = take(getattr(tpl, name)).T[::-1, :]  # rows: superior (or anterior) first
+        out[name] = _pad_to_canvas(sl.astype(np.float32))
+    out["brain"] = out["brain"] > 0.5
+    return out
+
+
+def _pad_to_canvas(sl: np.ndarray) -> np.ndarray:
+    canvas = np.zeros((CANVAS_MM, CANVAS_MM), dtype=np.float32)
+    r0, c0 = (CANVAS_MM - sl.shape[0]) // 2, (CANVAS_MM - sl.shape[1]) // 2
+    canvas[r0:r0 + sl.shape[0], c0:c0 + sl.shape[1]] = sl
+    return canvas
+
+
+def _canvas_offsets(plane: str) -> tuple[int, int]:
+    dims = {"axial": (233, 197), "coronal": (189, 197), "sagittal": (189, 233)}[plane]
+    return (CANVAS_MM - dims[0]) // 2, (CANVAS_MM - dims[1]) // 2
+
+
+def _sella_in_slice(plane: str, index: int) -> tuple[tuple[float, float], float]:
+    """The sella's (row, col) on the canvas of this slice and its distance (mm) from the slice."""
+    i, j, k = SELLA_VOXEL
+    r0, c0 = _canvas_offsets(plane)
+    if plane == "axial":
+        return (r0 + 232 - j, c0 + i), index - k
+    if plane == "coronal":
+        return (r0 + 188 - k, c0 + i), index - j
+    return (r0 + 188 - k, c0 + j), index - i
+
+
+def _render_head(rng: np.random.Generator, maps: dict[str, np.ndarray],
+                 tone: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Brain from the tissue maps plus CSF, skull and scalp layers; returns (image, head mask)."""
+    brain = maps["brain"]
+    gm, wm = maps["gm"], maps["wm"]
+    csf = np.clip(brain.astype(np.float32) - gm - wm, 0, 1)
+    image = gm * tone["gm"] + wm * tone["wm"] + csf * tone["csf"]
+    dist = _shapes.distance_outside(brain) if brain.any() else np.full(brain.shape, 1e3, np.float32)
+    # layer outer edges (mm from the brain surface), jittered per image
+    edges = np.cumsum([rng.uniform(1.0, 3.0), rng.uniform(1.0, 2.0), rng.uniform(1.5, 4.0),
+                       rng.uniform(1.0, 2.0), rng.uniform(3.0, 7.0), rng.uniform(0.8, 1.5)])
+    layers = [tone["csf"], tone["bone"], tone["marrow"], tone["bone"], tone["fat"], tone["skin"]]
+    outside = np.zeros_like(image)
+    inner = 0.0
+    for edge, value in zip(edges, layers):
+        outside = np.where((dist > inner) & (dist <= edge), value, outside)
+        inner = edge
+    image = np.where(brain, image, outside).astype(np.float32)
+    head = dist <= edges[-1]
+    return image, head
+
+
+def _add_sella(rng: np.random.Generator, canvas: np.ndarray, rc: tuple[float, float],
+               tone: dict[str, float], *, off: float, adenoma: bool) -> np.ndarray:
+    """Sphenoid sinus (air) below the sella, the pituitary gland, and an adenoma if asked."""
+    shape = canvas.shape
+    fade = max(0.0, 1.0 - (off / NEAR_SELLA_MM) ** 2)
+    sinus = _shapes.soft_mask(_shapes.ellipse_radius(shape, (rc[0] + 14, rc[1]),
+                                                     (7 * fade + 2, 9 * fade + 2)))
+    canvas = canvas * (1 - sinus) + tone["sinus"] * sinus
+    gland = _shapes.soft_mask(_shapes.ellipse_radius(shape, rc, (3.5 * fade + 0.5,
+                                                                 5.0 * fade + 0.5)))
+    canvas = canvas * (1 - gland) + tone["gland"] * gland
+    if adenoma:
+        radius = float(np.exp(rng.uniform(np.log(5), np.log(18)))) / 2 + 1.5
+        center = (rc[0] - radius * 0.3, rc[1] + rng.uniform(-1.5, 1.5))
+        r = _shapes.irregular_radius(rng, shape, center, (radius * rng.uniform(0.8, 1.1), radius),
+                                     irregularity=0.08)
+        if radius > 5:  # suprasellar extension through the diaphragma: "snowman"
+            top = _shapes.ellipse_radius(shape, (center[0] - radius * 1.1, center[1]),
+                                         (radius * 0.75, radius * 0.65))
+            r = np.minimum(r, top)
+        mask = _shapes.soft_mask(r) * (0.4 + 0.6 * fade)
+        texture = tone["adenoma"] + 0.06 * _shapes.smooth_noise(rng, shape, scale=3)
+        canvas = canvas * (1 - mask) + texture * mask
+    return canvas.astype(np.float32)
+
+
+def _add_glioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np.ndarray],
+                tone: dict[str, float]) -> np.ndarray:
+    """An intra-axial irregular tumour with oedema, centred in white matter."""
+    shape = canvas.shape
+    center = _pick_pixel(rng, (maps["wm"] > 0.5) & maps["brain"], fallback=maps["brain"])
+    if center is None:
+        return canvas
+    radius = float(np.exp(rng.uniform(np.log(4), np.log(28))))
+    radii = (radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3))
+    angle = rng.uniform(0, np.pi)
+    r = _shapes.irregular_radius(rng, shape, center, radii, angle=angle,
+                                 irregularity=rng.uniform(0.12, 0.35))
+    brain_soft = ndimage.gaussian_filter(maps["brain"].astype(np.float32), 1.0)
+    tumour = _shapes.soft_mask(r) * brain_soft
+    oedema_r = _shapes.irregular_radius(rng, shape, center,
+                                        tuple(x * rng.uniform(1.3, 2.2) for x in radii),
+                                        angle=angle, irregularity=0.35)
+    oedema = _shapes.soft_mask(oedema_r, edge=0.25) * np.clip(maps["wm"] + 0.3 * maps["gm"], 0, 1)
+    oedema *= rng.uniform(0.5, 1.0)
+    canvas = canvas * (1 - oedema) + tone["oedema"] * oedema
+    kind = rng.choice(["ring", "heterogeneous", "low_grade"], p=[0.45, 0.35, 0.2])
+    texture = 0.08 * _shapes.smooth_noise(rng, shape, scale=3)
+    if kind == "ring":
+        core = rng.uniform(0.45, 0.75)
+        necrosis = _shapes.soft_mask(r / core, edge=0.15)
+        inner = tone["rim"] * (1 - necrosis) + tone["necrosis"] * necrosis + texture
+    elif kind == "heterogeneous":
+        patches = np.clip(_shapes.smooth_noise(rng, shape, scale=max(2.0, radius / 3)), 0, 1)
+        inner = tone["solid"] * (1 - patches) + tone["necrosis"] * patches + 1.5 * texture
+    else:
+        inner = 0.5 * (tone["solid"] + tone["oedema"]) + 0.5 * texture
+    return (canvas * (1 - tumour) + inner * tumour).astype(np.float32)
+
+
+def _add_meningioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np.ndarray],
+                    tone: dict[str, float]) -> np.ndarray:
+    """An extra-axial, dural-based, homogeneous enhancing mass at the convexity or the falx."""
+    shape = canvas.shape
+    brain = maps["brain"]
+    if not brain.any():
+        return canvas
+    surface = brain & ~ndimage.binary_erosion(brain, iterations=2)
+    point = _pick_pixel(rng, surface, fallback=brain)
+    rows, cols = np.nonzero(brain)
+    centroid = np.array([rows.mean(), cols.mean()])
+    normal = np.asarray(point, dtype=float) - centroid
+    normal /= np.linalg.norm(normal) + 1e-6
+    radius = float(np.exp(rng.uniform(np.log(5), np.log(25))))
+    center = tuple(np.asarray(point) - normal * radius * rng.uniform(0.2, 0.6))
+    r = _shapes.irregular_radius(rng, shape, center, (radius, radius * rng.uniform(0.8, 1.25)),
+                                 angle=rng.uniform(0, np.pi), irregularity=0.05)
+    dist = _shapes.distance_outside(brain)
+    inside_dura = ndimage.gaussian_filter((dist < 2.0).astype(np.float32), 0.8)
+    mass = _shapes.soft_mask(r, edge=0.05) * inside_dura
+    texture = 0.03 * _shapes.smooth_noise(rng, shape, scale=4)
+    canvas = canvas * (1 - mass) + (tone["menin"] + texture) * mass
+    if rng.random() < 0.5:  # dural tail: thin enhancing strip along the surface
+        tangent = np.array([-normal[1], normal[0]])
+        tail_r = _shapes.ellipse_radius(shape, tuple(np.asarray(point, float)), (radius * 1.8, 1.2),
+                                        angle=float(np.arctan2(tangent[1], tangent[0])))
+        tail = _shapes.soft_mask(tail_r) * (dist < 2.5) * (1 - mass) * 0.7
+        canvas = canvas * (1 - tail) + tone["menin"] * tail
+    return canvas.astype(np.float32)
+
+
+def _pick_pixel(rng: np.random.Generator, mask: np.ndarray,
+                fallback: np.ndarray | None = None) -> tuple[int, int] | None:
+    flat = np.flatnonzero(mask)
+    if flat.size == 0 and fallback is not None:
+        flat = np.flatnonzero(fallback)
+    if flat.size == 0:
+        return None
+    idx = int(flat[int(rng.integers(flat.size))])
+    return divmod(idx, mask.shape[1])
+
+
+def _pose(rng: np.random.Generator, canvas: np.ndarray, head: np.ndarray,
+          shape: tuple[int, int]) -> np.ndarray:
+    """Rotate, scale, shift and maybe mirror the canvas into an (H, W) float image."""
+    rows, cols = np.nonzero(head)
+    if rows.size == 0:
+        rows, cols = np.array([CANVAS_MM // 2]), np.array([CANVAS_MM // 2])
+    center = np.array([(rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2])
+    extent = max(rows.max() - rows.min(), cols.max() - cols.min(), 60)
+    scale = rng.uniform(0.78, 0.97) * min(shape) / extent  # output px per mm
+    angle = np.deg2rad(rng.normal(0, 7))
+    cos, sin = np.cos(angle), np.sin(angle)
+    rot = np.array([[cos, -sin], [sin, cos]])
+    mirror = np.diag([1.0, -1.0 if rng.random() < 0.5 else 1.0])
+    matrix = rot @ mirror / scale  # output (row, col) -> canvas (row, col)
+    out_center = np.array(shape, dtype=float) / 2 + rng.normal(0, 0.03, 2) * np.array(shape)
+    offset = center - matrix @ out_center
+    return ndimage.affine_transform(canvas, matrix, offset=offset, output_shape=shape, order=1,
+                                    mode="constant", cval=0.0)
+
+
+def _finish(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Bias field, Rician noise, gamma and 8-bit scaling."""
+    shape = image.shape
+    bias = np.exp(rng.uniform(0.05, 0.3) * _shapes.smooth_noise(rng, shape,
+                                                                 scale=max(shape) / 2))
+    image = image * bias
+    sigma = rng.uniform(0.008, 0.04)
+    n1 = rng.normal(0, sigma, shape).astype(np.float32)
+    n2 = rng.normal(0, sigma, shape).astype(np.float32)
+    image = np.sqrt((image + n1) ** 2 + n2 ** 2)
+    top = np.quantile(image, 0.998) + 1e-6
+    image = np.clip(image / top, 0, 1) ** rng.uniform(0.8, 1.25)
+    return np.round(image * rng.uniform(235, 255)).astype(np.uint8)
