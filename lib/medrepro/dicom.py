@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import sys
 import warnings
 from dataclasses import dataclass
@@ -111,36 +112,60 @@ def _read_slice(path: str) -> Slice:
         raise DicomReadError(path, "missing file", exc.strerror or str(exc)) from None
     if size == 0:
         raise DicomReadError(path, "empty file", "0 bytes")
-    ds = _dcmread(path)
-    with _quiet():
-        rows, cols = ds.get("Rows"), ds.get("Columns")
-        if "PixelData" not in ds:
-            raise DicomReadError(path, "no PixelData")
-        if rows is None or cols is None:
-            raise DicomReadError(path, "unexpected shape", "Rows or Columns missing")
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        frames = int(_first(ds.get("NumberOfFrames", 1)) or 1)
-        if spp != 1 or frames != 1:
-            raise DicomReadError(path, "unexpected shape",
-                                 f"expected one grayscale frame, got SamplesPerPixel={spp}, "
-                                 f"NumberOfFrames={frames}")
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
-        bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
-        slope = _to_float(ds.get("RescaleSlope"), 1.0, path, "RescaleSlope")
-        intercept = _to_float(ds.get("RescaleIntercept"), 0.0, path, "RescaleIntercept")
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-        patient_id = str(ds.get("PatientID", "") or "")
-        pixels = _pixels(ds, path, int(rows), int(cols), bits_allocated, signed)
-    if pixels.itemsize > 2 or bits_stored > 16:
+    fast = _parse_native(path)
+    if fast is not None:
+        head, data = fast
+        _check_frame(path, head)
+        pixels = _native_pixels(path, data, head)
+    else:
+        ds = _dcmread(path)
+        with _quiet():
+            if "PixelData" not in ds:
+                raise DicomReadError(path, "no PixelData")
+            head = _header_of(ds, path)
+            _check_frame(path, head)
+            pixels = _pixels(ds, path, head)
+    if pixels.itemsize > 2 or not 1 <= head["bits_stored"] <= 16:
         raise DicomReadError(path, "unexpected shape",
-                             f"{bits_allocated}-bit pixels; expected 8 or 16 bits")
+                             f"{8 * pixels.itemsize}-bit pixels, BitsStored="
+                             f"{head['bits_stored']}; expected 8 or 16 bits")
+    signed, bits_stored, intercept = head["signed"], head["bits_stored"], head["intercept"]
     quirk = bits_stored == 12 and not signed and intercept > RSNA_QUIRK_MIN_INTERCEPT
     codes = pixels.view(np.uint16) if pixels.itemsize == 2 else pixels.astype(np.uint16)
-    return Slice(path=path, codes=codes, slope=slope, intercept=intercept,
+    return Slice(path=path, codes=codes, slope=head["slope"], intercept=intercept,
                  bits_stored=bits_stored, signed=signed,
-                 monochrome1=photometric == "MONOCHROME1", rsna_quirk=quirk,
-                 patient_id=patient_id)
+                 monochrome1=head["photometric"] == "MONOCHROME1", rsna_quirk=quirk,
+                 patient_id=head["patient_id"])
+
+
+def _header_of(ds, path: str) -> dict:
+    """The fields :func:`read_slice` needs, from a pydicom dataset."""
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    if rows is None or cols is None:
+        raise DicomReadError(path, "unexpected shape", "Rows or Columns missing")
+    bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+    return {
+        "rows": int(rows), "cols": int(cols),
+        "spp": int(ds.get("SamplesPerPixel", 1) or 1),
+        "frames": int(_first(ds.get("NumberOfFrames", 1)) or 1),
+        "signed": int(ds.get("PixelRepresentation", 0) or 0) == 1,
+        "bits_allocated": bits_allocated,
+        "bits_stored": int(ds.get("BitsStored", bits_allocated) or bits_allocated),
+        "slope": _to_float(ds.get("RescaleSlope"), 1.0, path, "RescaleSlope"),
+        "intercept": _to_float(ds.get("RescaleIntercept"), 0.0, path, "RescaleIntercept"),
+        "photometric": str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        "patient_id": str(ds.get("PatientID", "") or ""),
+    }
+
+
+def _check_frame(path: str, head: dict) -> None:
+    if head["spp"] != 1 or head["frames"] != 1:
+        raise DicomReadError(path, "unexpected shape",
+                             f"expected one grayscale frame, got SamplesPerPixel={head['spp']}, "
+                             f"NumberOfFrames={head['frames']}")
+    if head["rows"] < 1 or head["cols"] < 1:
+        raise DicomReadError(path, "unexpected shape",
+                             f"Rows={head['rows']}, Columns={head['cols']}")
 
 
 def read_hu(path: str | os.PathLike) -> np.ndarray:
@@ -270,9 +295,10 @@ def window_rgb(hu: np.ndarray, *, windows: Sequence[Window] = RSNA_WINDOWS,
 def resize_rgb(rgb: np.ndarray, *, size: int) -> np.ndarray:
     """uint8 ``(H, W, 3)`` to uint8 ``(size, size, 3)`` in integer arithmetic.
 
-    While both sides are even and at least ``2 * size``: 2×2 block means (rounded); then
-    linear interpolation with weights in eighths along each axis (rounded). 512 -> 224 is one
-    halving (the anti-aliasing step) and a mild 256 -> 224 interpolation.
+    While both sides are even and at least ``2 * size``: 2×2 block sums (the anti-aliasing
+    step), then linear interpolation with weights in eighths along each axis; one rounding at
+    the end of each step (a halving followed by the interpolation shares the interpolation's).
+    512 -> 224 is one halving and a mild 256 -> 224 interpolation.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -280,34 +306,31 @@ def resize_rgb(rgb: np.ndarray, *, size: int) -> np.ndarray:
     lanes = np.zeros(rgb.shape[:2] + (4,), dtype=np.uint16)
     lanes[..., :3] = rgb
     packed = lanes.view(np.uint64)[..., 0]  # (H, W): R, G, B in 16-bit lanes
-    while _can_halve(packed.shape, size):
-        packed = _round_lanes(_halve_sums(packed), shift=2)
-    return _unpack(_interpolate(packed, size))
+    if not _can_halve(packed.shape, size):
+        return _unpack(_interpolate(packed, size, shift=0))
+    return _after_halving(_halve_sums(packed), size)
 
 
 def slice_rgb(sl: Slice, *, windows: Sequence[Window] = RSNA_WINDOWS,
-              size: int = DEFAULT_SIZE) -> np.ndarray:
+              size: int = DEFAULT_SIZE, out: np.ndarray | None = None) -> np.ndarray:
     """``window_rgb(slice_hu(sl))`` through one table: uint8 ``(size, size, 3)``, equal bytes.
 
     The table maps each 16-bit stored code to its three windowed bytes, packed in 16-bit lanes
     of a uint64, so the 2×2 sums of the first halving are sums of four table gathers at
     quarter resolution, and the rest of :func:`resize_rgb` runs on the packed values.
+    ``out``: a uint8 ``(size, size, 3)`` array to write into (a row of a shard).
     """
     _check_windows(windows)
     table = _rgb_table(sl.slope, sl.intercept, sl.bits_stored, sl.signed, sl.monochrome1,
                        sl.rsna_quirk, tuple(Window(*w) for w in windows))
     codes = sl.codes
     if not _can_halve(codes.shape, size):
-        packed = np.take(table, codes)
-    else:
-        # A contiguous copy of each quarter makes the gathers several times faster.
-        acc = np.take(table, np.ascontiguousarray(codes[0::2, 0::2]))
-        for i, j in ((0, 1), (1, 0), (1, 1)):
-            acc += np.take(table, np.ascontiguousarray(codes[i::2, j::2]))
-        packed = _round_lanes(acc, shift=2)
-        while _can_halve(packed.shape, size):
-            packed = _round_lanes(_halve_sums(packed), shift=2)
-    return _unpack(_interpolate(packed, size))
+        return _unpack(_interpolate(table[codes], size, shift=0), out=out)
+    # Gathering each quarter through a contiguous copy of its codes is the fastest order.
+    sums = table[np.ascontiguousarray(codes[0::2, 0::2])]
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        sums += table[np.ascontiguousarray(codes[i::2, j::2])]
+    return _after_halving(sums, size, out=out)
 
 
 # ---------------------------------------------------------------------------- internals
@@ -349,22 +372,26 @@ def _dcmread(path: str, *, stop_before_pixels: bool = False):
                                  "no 'DICM' prefix and no readable image tags") from None
 
 
-def _pixels(ds, path: str, rows: int, cols: int, bits_allocated: int,
-            signed: bool) -> np.ndarray:
-    """The stored values ``(rows, cols)``: a zero-copy view for native transfer syntaxes."""
+def _pixels(ds, path: str, head: dict) -> np.ndarray:
+    """The stored values ``(rows, cols)`` of a pydicom dataset."""
     from pydicom.uid import ImplicitVRLittleEndian
 
     tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     tsyntax = tsyntax or ImplicitVRLittleEndian
     if tsyntax.is_compressed:
-        return _decode(ds, path, tsyntax, rows, cols)
-    if bits_allocated not in (8, 16):
+        return _decode(ds, path, tsyntax, head["rows"], head["cols"])
+    return _native_pixels(path, ds.PixelData, head, little_endian=tsyntax.is_little_endian)
+
+
+def _native_pixels(path: str, data, head: dict, *, little_endian: bool = True) -> np.ndarray:
+    """Uncompressed pixel bytes as ``(rows, cols)``: a zero-copy view where the byte order is
+    native."""
+    rows, cols, bits = head["rows"], head["cols"], head["bits_allocated"]
+    if bits not in (8, 16):
         raise DicomReadError(path, "unexpected shape",
-                             f"{bits_allocated}-bit pixels; expected 8 or 16 bits")
-    dtype = np.dtype(("i" if signed else "u") + str(bits_allocated // 8))
-    if not tsyntax.is_little_endian:
-        dtype = dtype.newbyteorder(">")
-    data = ds.PixelData
+                             f"{bits}-bit pixels; expected 8 or 16 bits")
+    dtype = np.dtype(("i" if head["signed"] else "u") + str(bits // 8))
+    dtype = dtype.newbyteorder("<" if little_endian else ">")
     need = rows * cols * dtype.itemsize
     if len(data) < need:
         raise DicomReadError(path, "truncated",
@@ -393,6 +420,85 @@ def _decode(ds, path: str, tsyntax, rows: int, cols: int) -> np.ndarray:
         raise DicomReadError(path, "unexpected shape",
                              f"decoded {pixels.shape}, header says ({rows}, {cols})")
     return pixels
+
+
+# The common case (an uncompressed little-endian slice without sequences, like every RSNA file)
+# is parsed here directly: pydicom builds a full Dataset, which costs more than all the
+# windowing. Anything else returns None and goes through pydicom.
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
+                       b"UT"))
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED = 0xFFFFFFFF
+_US_TAGS = {0x00280002: "spp", 0x00280010: "rows", 0x00280011: "cols",
+            0x00280100: "bits_allocated", 0x00280101: "bits_stored", 0x00280103: "signed"}
+_TEXT_TAGS = {0x00100020: "patient_id", 0x00280004: "photometric", 0x00280008: "frames",
+              0x00281052: "intercept", 0x00281053: "slope"}
+
+
+def _parse_native(path: str) -> tuple[dict, memoryview] | None:
+    """``(header, pixel bytes)`` of a simple uncompressed little-endian file, else None."""
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        return None
+    pos, end = 132, len(buf)
+    tsyntax = None
+    while pos + 8 <= end:  # the file meta group is always explicit VR little endian
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        if group != 0x0002:
+            break
+        if buf[pos + 4:pos + 6] in _LONG_VRS:
+            (length,), start = struct.unpack_from("<I", buf, pos + 8), pos + 12
+        else:
+            (length,), start = struct.unpack_from("<H", buf, pos + 6), pos + 8
+        if elem == 0x0010:
+            tsyntax = buf[start:start + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = start + length
+    if tsyntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
+        return None
+    explicit = tsyntax == _EXPLICIT_LE
+    head = {"spp": 1, "frames": 1, "signed": 0, "bits_allocated": 16, "bits_stored": None,
+            "slope": None, "intercept": None, "photometric": "MONOCHROME2", "patient_id": ""}
+    while pos + 8 <= end:
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        tag = group << 16 | elem
+        if not explicit:
+            (length,), start = struct.unpack_from("<I", buf, pos + 4), pos + 8
+        elif buf[pos + 4:pos + 6] in _LONG_VRS:
+            if pos + 12 > end:
+                return None
+            (length,), start = struct.unpack_from("<I", buf, pos + 8), pos + 12
+        else:
+            (length,), start = struct.unpack_from("<H", buf, pos + 6), pos + 8
+        if length == _UNDEFINED or start + length > end:
+            return None  # a sequence, encapsulated pixels, or a truncated file: pydicom decides
+        if tag == _PIXEL_DATA:
+            if "rows" not in head or "cols" not in head:
+                return None
+            return _finish_head(head, path), memoryview(buf)[start:start + length]
+        if tag in _US_TAGS:
+            if length != 2:
+                return None
+            head[_US_TAGS[tag]] = struct.unpack_from("<H", buf, start)[0]
+        elif tag in _TEXT_TAGS:
+            text = buf[start:start + length].decode("latin-1").strip("\0 ")
+            head[_TEXT_TAGS[tag]] = text.split("\\")[0].strip()
+        pos = start + length
+    return None
+
+
+def _finish_head(head: dict, path: str) -> dict:
+    """Typed header values from the raw parse (the same rules as :func:`_header_of`)."""
+    out = dict(head)
+    out["signed"] = int(head["signed"]) == 1
+    out["bits_stored"] = int(head["bits_stored"] or head["bits_allocated"])
+    out["frames"] = int(head["frames"] or 1)
+    out["photometric"] = str(head["photometric"]).strip().upper()
+    out["slope"] = _to_float(head["slope"], 1.0, path, "RescaleSlope")
+    out["intercept"] = _to_float(head["intercept"], 0.0, path, "RescaleIntercept")
+    return out
 
 
 def _first(value):
@@ -506,26 +612,47 @@ def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return i0, i1, w0, w1
 
 
-def _interpolate(packed: np.ndarray, size: int) -> np.ndarray:
-    """Packed ``(h, w)`` (lanes <= 255) to packed ``(size, size)`` (lanes <= 255)."""
+def _after_halving(sums: np.ndarray, size: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    """2×2 sums (lanes <= 4 × 255) to the final uint8 image: more halvings, then interpolation."""
+    while _can_halve(sums.shape, size):
+        sums = _halve_sums(_round_lanes(sums, shift=2))
+    if sums.shape == (size, size):
+        return _unpack(_round_lanes(sums, shift=2), out=out)
+    return _unpack(_interpolate(sums, size, shift=2), out=out)
+
+
+def _interpolate(packed: np.ndarray, size: int, *, shift: int) -> np.ndarray:
+    """Packed ``(h, w)`` with lanes <= 255 × 2**shift to packed ``(size, size)``, lanes <= 255.
+
+    The weights of the two passes multiply to 64, so lanes stay below 64 × 1020 < 2**16.
+    """
     h, w = packed.shape
     if (h, w) == (size, size):
-        return packed
+        return _round_lanes(packed, shift=shift) if shift else packed
     i0, i1, w0, w1 = _taps(w, size)
-    across = np.take(packed, i0, axis=1) * w0  # (h, size), lanes <= 8 × 255
-    across += np.take(packed, i1, axis=1) * w1
+    across = np.take(packed, i0, axis=1)  # (h, size), lanes <= 8 × 255 × 2**shift
+    across *= w0
+    other = np.take(packed, i1, axis=1)
+    other *= w1
+    across += other
     i0, i1, w0, w1 = _taps(h, size)
-    both = np.take(across, i0, axis=0) * w0[:, None]  # (size, size), lanes <= 64 × 255
-    both += np.take(across, i1, axis=0) * w1[:, None]
-    return _round_lanes(both, shift=6)
+    both = np.take(across, i0, axis=0)  # (size, size), lanes <= 64 × 255 × 2**shift
+    both *= w0[:, None]
+    other = np.take(across, i1, axis=0)
+    other *= w1[:, None]
+    both += other
+    return _round_lanes(both, shift=6 + shift)
 
 
-def _unpack(packed: np.ndarray) -> np.ndarray:
-    """Packed ``(h, w)`` with lanes <= 255 to uint8 ``(h, w, 3)``."""
+def _unpack(packed: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Packed ``(h, w)`` with lanes <= 255 to uint8 ``(h, w, 3)`` (into ``out`` if given)."""
     h, w = packed.shape
     first = 0 if sys.byteorder == "little" else 1  # the low byte of lane 0
-    return np.ascontiguousarray(
-        np.ascontiguousarray(packed).view(np.uint8).reshape(h, w, 8)[..., first:first + 6:2])
+    rgb = np.ascontiguousarray(packed).view(np.uint8).reshape(h, w, 8)[..., first:first + 6:2]
+    if out is None:
+        return np.ascontiguousarray(rgb)
+    np.copyto(out, rgb)
+    return out
 
 
 def first_dicom(folder: str | os.PathLike) -> Path | None:

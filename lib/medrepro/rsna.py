@@ -392,7 +392,7 @@ def build_shard(job: tuple) -> dict:
     for image_id, path in items:
         try:
             sl = dicom.read_slice(path)
-            images[n_ok] = dicom.slice_rgb(sl, size=size)
+            dicom.slice_rgb(sl, size=size, out=images[n_ok])
         except dicom.DicomReadError as exc:
             rows.append((image_id, -1, -1, "", "skipped", exc.problem, exc.detail))
             continue
