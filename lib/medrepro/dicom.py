@@ -121,7 +121,8 @@ def _read_slice(path: str) -> Slice:
         ds = _dcmread(path)
         with _quiet():
             if "PixelData" not in ds:
-                raise DicomReadError(path, "no PixelData")
+                raise DicomReadError(path, "no PixelData",
+                                     f"the data set ends after {size} bytes without one")
             head = _header_of(ds, path)
             _check_frame(path, head)
             pixels = _pixels(ds, path, head)
@@ -271,7 +272,8 @@ def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:
         raise ValueError(f"window width must be > 0, got {width}")
     hu = np.asarray(hu, dtype=np.float32)
     lo = np.float32(level - width / 2)
-    x = np.subtract(hu, lo, dtype=np.float32)
+    x = np.empty(hu.shape, dtype=np.float32)  # also for 0-d input, where ufuncs return scalars
+    np.subtract(hu, lo, out=x)
     x *= np.float32(255.0 / width)
     np.clip(x, 0, 255, out=x)
     np.rint(x, out=x)
@@ -369,7 +371,8 @@ def _dcmread(path: str, *, stop_before_pixels: bool = False):
             return ds
         except Exception:
             raise DicomReadError(path, "not a DICOM file",
-                                 "no 'DICM' prefix and no readable image tags") from None
+                                 f"{os.path.getsize(path)} bytes, no 'DICM' prefix and no "
+                                 "readable image tags") from None
 
 
 def _pixels(ds, path: str, head: dict) -> np.ndarray:
