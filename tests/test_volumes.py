@@ -269,3 +269,18 @@ def test_dataset_without_augmentation_is_the_input():
     assert xs.shape == (3, 8, 8, 4, 1)
     np.testing.assert_array_equal(xs[..., 0], x)
     np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), [0, 1, 1])
+
+
+def test_lung_only_works_on_a_batch():
+    x = np.broadcast_to(np.arange(48, dtype=np.float32), (2, 3, 3, 48)).copy()
+    out = volumes.lung_only(x)
+    np.testing.assert_array_equal(out[1, 2, 2, :9], np.arange(9, 18))
+    np.testing.assert_array_equal(out[0, 0, 0, -6:], np.arange(36, 42))
+
+
+def test_montage_tiles_slices_row_by_row():
+    vol = np.broadcast_to(np.arange(5, dtype=np.float32), (2, 3, 5))
+    m = volumes.montage(vol, cols=2, gap=1)
+    assert m.shape == (3 * 3, 2 * 4)
+    assert m[0, 0] == 0 and m[0, 4] == 1 and m[3, 0] == 2 and m[6, 0] == 4
+    assert np.isnan(m[6, 4]) and np.isnan(m[2, 0])  # unused tile, gap row

@@ -116,20 +116,20 @@ def lung_slices(depth: int) -> tuple[int, int]:
 def lung_only(vol: np.ndarray) -> np.ndarray:
     """The study's "lung-only" volume: drop slices without lung tissue by duplicating neighbours.
 
-    Defined on the resized volume (``(H, W, 64)`` in the study): slices 0-11 are replaced by
-    slices 12-23 and the last 8 by the 8 before them. For other depths ``D`` the counts scale to
-    ``round(12 D / 64)`` and ``round(8 D / 64)`` (e.g. 6 and 4 for 32 slices). Returns a copy,
-    same shape and dtype; the input is untouched.
+    Works on the last axis (slices) of ``(H, W, D)`` or a batch ``(N, H, W, D)``. Defined on the
+    resized volume (64 slices in the study): slices 0-11 are replaced by slices 12-23 and the last
+    8 by the 8 before them. For other depths ``D`` the counts scale to ``round(12 D / 64)`` and
+    ``round(8 D / 64)`` (e.g. 9 and 6 for 48 slices). Returns a copy, same shape and dtype.
     """
     vol = np.asarray(vol)
     if vol.ndim < 3:
-        raise ValueError(f"lung_only: expected (H, W, D[, ...]), got shape {vol.shape}")
-    depth = vol.shape[2]
+        raise ValueError(f"lung_only: expected (H, W, D) or (N, H, W, D), got shape {vol.shape}")
+    depth = vol.shape[-1]
     head, tail = lung_slices(depth)
     out = vol.copy()
-    out[:, :, :head] = vol[:, :, head:2 * head]
+    out[..., :head] = vol[..., head:2 * head]
     if tail:
-        out[:, :, depth - tail:] = vol[:, :, depth - 2 * tail:depth - tail]
+        out[..., depth - tail:] = vol[..., depth - 2 * tail:depth - tail]
     return out
 
 
@@ -242,8 +242,10 @@ def process_scan(path: str | os.PathLike, *, shape: Sequence[int] = TARGET_SHAPE
 # The MosMed file list and the study's split
 
 
-def list_scans(root: str | os.PathLike):
+def list_scans(root: str | os.PathLike, *, max_per_class: int | None = None):
     """The MosMed volumes under ``root/CT-0`` (label 0, normal) and ``root/CT-23`` (label 1).
+
+    ``max_per_class`` keeps the first that many of each class (reduced profiles on real data).
 
     Returns a ``pandas.DataFrame`` with columns ``path``, ``name``, ``label``, ``class_name``,
     sorted by class then file name (the study used ``os.listdir`` order, which is arbitrary; a
@@ -254,7 +256,7 @@ def list_scans(root: str | os.PathLike):
     root = Path(root)
     rows = []
     for folder, label in CLASS_DIRS.items():
-        for path in sorted((root / folder).glob("*.nii*")):
+        for path in sorted((root / folder).glob("*.nii*"))[:max_per_class]:
             rows.append({"path": path, "name": path.name.split(".")[0], "label": label,
                          "class_name": CLASS_NAMES[label]})
     if not rows:
@@ -383,6 +385,13 @@ def load_cached(scans, *, folder: str | os.PathLike) -> tuple[np.ndarray, np.nda
     return np.stack(vols).astype(np.float32, copy=False), np.asarray(labels, dtype=np.int64)
 
 
+def load_splits(scans, *, folder: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"train", "test", "val"}`` → ``(x, y)`` from the cache (see :func:`load_cached`);
+    ``scans`` needs the ``split`` column of :func:`assign_split`."""
+    return {name: load_cached(scans[scans.split == name], folder=folder)
+            for name in SPLIT_FRACTIONS}
+
+
 # ---------------------------------------------------------------------------------------------
 # tf.data with volume-wise augmentation
 
@@ -430,3 +439,94 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
                     num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda v, t: (tf.expand_dims(v, -1), t))
     return ds.batch(batch).prefetch(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def montage(vol: np.ndarray, *, cols: int = 8, gap: int = 1) -> np.ndarray:
+    """The slices ``vol[:, :, k]`` of ``(H, W, D)`` tiled row by row into one 2-D image
+    ``(rows * (H + gap), cols * (W + gap))``; unused tiles and gaps are NaN (drawn blank)."""
+    h, w, depth = vol.shape
+    rows = int(np.ceil(depth / cols))
+    out = np.full((rows * (h + gap), cols * (w + gap)), np.nan, dtype=np.float32)
+    for k in range(depth):
+        r, c = divmod(k, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = vol[:, :, k]
+    return out
+
+
+def plot_montage(vol: np.ndarray, *, cols: int = 8, title: str = "", cmap: str = "gray"):
+    """All slices of a ``(H, W, D)`` volume as one grid image (Fig 4.3), slice 0 top left,
+    row by row; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    rows = int(np.ceil(vol.shape[2] / cols))
+    fig, ax = plt.subplots(figsize=(10, 10 * rows * vol.shape[0] / (cols * vol.shape[1]) + 0.5))
+    ax.imshow(montage(vol, cols=cols), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title or f"all {vol.shape[2]} slices of one volume (row by row)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_augmentations(vol: np.ndarray, *, n: int = 16, slice_index: int | None = None,
+                       seed: int = 0, cmap: str = "gray"):
+    """One slice of ``vol`` ``(H, W, D)`` before (left) and after ``n`` random augmentations of the
+    whole volume (Fig 4.2); returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    k = vol.shape[2] // 2 if slice_index is None else slice_index
+    augmenter = make_augmenter(seed=seed)
+    cols = int(np.ceil(np.sqrt(n)))
+    fig = plt.figure(figsize=(3 + 1.8 * cols, 1.8 * cols))
+    grid = fig.add_gridspec(cols, cols + 2)
+    ax = fig.add_subplot(grid[:, :2])
+    ax.imshow(vol[:, :, k], cmap=cmap, vmin=0, vmax=1)
+    ax.set_title(f"A) original, slice {k}")
+    ax.axis("off")
+    for i in range(n):
+        aug = np.asarray(augment_volume(vol, augmenter))
+        ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
+        ax.imshow(aug[:, :, k], cmap=cmap, vmin=0, vmax=1)
+        ax.axis("off")
+    fig.suptitle(f"B) {n} random augmentations of the same volume (flip, rotation ±"
+                 f"{ROTATION_FACTOR} turn, contrast {CONTRAST_FACTOR}; one transform per volume)",
+                 fontsize=9)
+    return fig
+
+
+def plot_lung_slices(vol: np.ndarray, *, axes=None, cmap: str = "gray"):
+    """Slice 0 (replaced by the lung-only rule: no lung) beside the middle slice of ``vol``."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(6, 3))
+    head, _ = lung_slices(vol.shape[2])
+    for ax, k, label in [(axes[0], 0, f"slice 0 (one of the first {head}: replaced)"),
+                         (axes[1], vol.shape[2] // 2, f"slice {vol.shape[2] // 2} (lung)")]:
+        ax.imshow(vol[:, :, k], cmap=cmap, vmin=0, vmax=1)
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    return axes[0].figure
+
+
+def plot_gradcam_slices(vol: np.ndarray, cam: np.ndarray, *, n: int = 8, title: str = ""):
+    """``n`` evenly spaced slices of ``vol`` ``(H, W, D)`` with the 3-D heat map ``cam`` (same
+    shape, [0, 1]) overlaid; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from medrepro.explain import overlay
+
+    ks = np.linspace(0, vol.shape[2] - 1, n).round().astype(int)
+    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 3.8))
+    for ax_img, ax_cam, k in zip(axes[0], axes[1], ks):
+        ax_img.imshow(vol[:, :, k], cmap="gray", vmin=0, vmax=1)
+        ax_img.set_title(f"slice {k}", fontsize=7)
+        ax_cam.imshow(overlay(vol[:, :, k], cam[:, :, k]))
+        ax_img.axis("off")
+        ax_cam.axis("off")
+    fig.suptitle(title or "3-D Grad-CAM (bottom) of one volume", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -38,6 +38,7 @@ DECAY_STEPS = 100_000
 DECAY_RATE = 0.96
 METRICS = ("accuracy", "mse")
 MONITOR = "val_accuracy"  # early stopping and checkpoint (the study: val acc, patience 15)
+GRADCAM_LAYER = "block3_conv"  # finer than the last conv (12×12×4 at the paper's input)
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,17 @@ def cnn3d(input_shape: Sequence[int] = PAPER_INPUT, *, name: str = "3dcnn"):
                          f">= {MIN_SIDE} for four valid conv(3) + maxpool(2) stages")
     inputs = keras.Input(input_shape)
     x = inputs
-    for filters, rate in zip(FILTERS, DROPOUTS):
-        x = layers.Conv3D(filters=filters, kernel_size=3, activation="relu")(x)
-        x = layers.MaxPool3D(pool_size=2)(x)
-        x = layers.BatchNormalization()(x)
+    for i, (filters, rate) in enumerate(zip(FILTERS, DROPOUTS), start=1):
+        x = layers.Conv3D(filters=filters, kernel_size=3, activation="relu",
+                          name=f"block{i}_conv")(x)
+        x = layers.MaxPool3D(pool_size=2, name=f"block{i}_pool")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         if rate:
-            x = layers.Dropout(rate)(x)
-    x = layers.GlobalAveragePooling3D()(x)
-    x = layers.Dense(units=DENSE_UNITS, activation="relu")(x)
-    x = layers.Dropout(HEAD_DROPOUT)(x)
-    outputs = layers.Dense(units=1, activation="sigmoid", dtype="float32")(x)
+            x = layers.Dropout(rate, name=f"block{i}_dropout")(x)
+    x = layers.GlobalAveragePooling3D(name="global_avg_pool")(x)
+    x = layers.Dense(units=DENSE_UNITS, activation="relu", name="dense")(x)
+    x = layers.Dropout(HEAD_DROPOUT, name="head_dropout")(x)
+    outputs = layers.Dense(units=1, activation="sigmoid", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -181,8 +183,13 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
 
 def predict_labels(model, x: np.ndarray, *, batch: int = 4,
                    threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
-    prob = np.asarray(model.predict(x[..., None], batch_size=batch, verbose=0)).reshape(-1)
+    """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int.
+
+    Eager calls in batches of ``batch`` (no ``tf.function`` tracing per model, which costs more
+    than the few volumes of a reduced run)."""
+    probs = [np.asarray(model(x[i:i + batch, ..., None], training=False)).reshape(-1)
+             for i in range(0, len(x), batch)]
+    prob = np.concatenate(probs) if probs else np.zeros(0, np.float32)
     return prob, (prob >= threshold).astype(np.int64)
 
 
@@ -203,3 +210,198 @@ def binary_scores(y_true, prob, *, threshold: float = 0.5) -> dict[str, float]:
     return {"accuracy": float(np.mean(pred == y)), "precision": precision, "recall": recall,
             "f1": f1, "loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
             "mse": float(np.mean((p - y) ** 2))}
+
+
+def run_scenarios(splits: dict[str, tuple[np.ndarray, np.ndarray]], *, epochs: dict[str, int],
+                  batch: int, patience: int, run_root: str | Path, seed: int = 42,
+                  initial_lr: float = INITIAL_LR, verbose: int = 2) -> dict[str, ScenarioResult]:
+    """Train every scenario of :data:`SCENARIOS` listed in ``epochs`` (scenario → epochs).
+
+    ``splits``: ``{"train", "val", ...}`` → ``(x, y)`` with all slices; the lung-only scenario
+    gets :func:`medrepro.volumes.lung_only` applied to every split. Each run lives in
+    ``run_root/<scenario>`` (checkpoint, history, resume state).
+    """
+    results = {}
+    for key, scenario in SCENARIOS.items():
+        if key not in epochs:
+            continue
+        data = lung_only_splits(splits) if scenario.lung_only else splits
+        results[key] = train_scenario(scenario, data["train"], data["val"], epochs=epochs[key],
+                                      batch=batch, patience=patience,
+                                      run_dir=Path(run_root) / key, seed=seed,
+                                      initial_lr=initial_lr, verbose=verbose)
+    return results
+
+
+def lung_only_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """The same splits with :func:`medrepro.volumes.lung_only` applied to every volume."""
+    from medrepro import volumes
+
+    return {name: (volumes.lung_only(x), y) for name, (x, y) in splits.items()}
+
+
+def evaluate_scenarios(results: dict[str, ScenarioResult],
+                       splits: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                       batch: int = 4) -> dict[str, dict[str, Any]]:
+    """Per scenario and split: probabilities, 0/1 predictions and :func:`binary_scores`
+    of the trained (best-restored) model. ``out[key][split] = {"y", "prob", "pred", **scores}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, res in results.items():
+        data = lung_only_splits(splits) if res.scenario.lung_only else splits
+        out[key] = {}
+        for name, (x, y) in data.items():
+            prob, pred = predict_labels(res.model, x, batch=batch)
+            out[key][name] = {"y": y, "prob": prob, "pred": pred, **binary_scores(y, prob)}
+    return out
+
+
+def _reported(artifact_id: str):
+    from medrepro import manifest
+
+    return manifest.reported_frame(artifact_id).set_index("epochs")
+
+
+def training_table(results: dict[str, ScenarioResult]):
+    """D.table4_1: last-epoch training accuracy, s/epoch, loss, MSE per scenario, beside the
+    reported values (the four augmentation scenarios; the others were not tabulated)."""
+    import pandas as pd
+
+    rep = _reported("D.table4_1")
+    rows = []
+    for key, res in results.items():
+        r = rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
+        rows.append({
+            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+            "epochs_run": len(res.history),
+            "train_acc": res.last("accuracy"), "reported_train_acc": _get(r, "train_acc"),
+            "s_per_epoch": float(res.history["epoch_seconds"].mean()),
+            "reported_s_per_epoch": _get(r, "s_per_epoch"),
+            "train_loss": res.last("loss"), "reported_train_loss": _get(r, "train_loss"),
+            "train_mse": res.last("mse"), "reported_train_mse": _get(r, "train_mse")})
+    return pd.DataFrame(rows)
+
+
+def validation_table(results: dict[str, ScenarioResult]):
+    """D.table4_2: last-epoch validation accuracy, loss, MSE per scenario, beside the reported."""
+    import pandas as pd
+
+    rep = _reported("D.table4_2")
+    rows = []
+    for key, res in results.items():
+        r = rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
+        rows.append({
+            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+            "epochs_run": len(res.history),
+            "val_acc": res.last("val_accuracy"), "reported_val_acc": _get(r, "val_acc"),
+            "val_loss": res.last("val_loss"), "reported_val_loss": _get(r, "val_loss"),
+            "val_mse": res.last("val_mse"), "reported_val_mse": _get(r, "val_mse")})
+    return pd.DataFrame(rows)
+
+
+def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult]):
+    """D.table4_3: validation accuracy, precision, recall, F1 (%) of the best-restored model per
+    scenario (positive class: abnormal), beside the reported values."""
+    import pandas as pd
+
+    rep = _reported("D.table4_3")
+    rows = []
+    for key, res in results.items():
+        r = rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
+        s = scores[key]["val"]
+        rows.append({
+            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+            "n_val": int(len(s["y"])),
+            "val_acc": 100 * s["accuracy"], "reported_val_acc": _get(r, "val_acc"),
+            "precision": 100 * s["precision"], "reported_precision": _get(r, "precision"),
+            "recall": 100 * s["recall"], "reported_recall": _get(r, "recall"),
+            "f1": 100 * s["f1"], "reported_f1": _get(r, "f1")})
+    return pd.DataFrame(rows)
+
+
+def _get(row, column: str) -> float | None:
+    if row is None:
+        return None
+    value = row[column]
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def best_scenario(scores: dict[str, dict[str, Any]]) -> str:
+    """The scenario with the highest validation accuracy (ties: the first in :data:`SCENARIOS`)."""
+    return max(scores, key=lambda k: (scores[k]["val"]["accuracy"], -list(SCENARIOS).index(k)))
+
+
+def plot_bars(table, *, columns: Sequence[str], title: str = "", ax=None):
+    """Grouped bars of ``columns`` of a scenario table, reproduced (solid) beside reported
+    (hatched, where the paper has a value); returns the Figure (Figs 4.6-4.8)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(table)), 3.8))
+    n = len(columns)
+    width = 0.8 / (2 * n)
+    x = np.arange(len(table))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, col in enumerate(columns):
+        pos = x - 0.4 + width * (2 * i + 0.5)
+        ax.bar(pos, table[col].astype(float), width, color=colours[i % len(colours)],
+               label=f"{col} (ours)")
+        rep_col = f"reported_{col}"
+        if rep_col in table:
+            rep = table[rep_col].astype(float)
+            ax.bar(pos + width, rep, width, color=colours[i % len(colours)], alpha=0.45,
+                   hatch="//", label=f"{col} (reported)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([s.replace(", ", "\n") for s in table["scenario"]], fontsize=7)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_summary(model, *, title: str = ""):
+    """The model summary (:func:`summary_frame`) drawn as a table figure (Fig 4.5)."""
+    import matplotlib.pyplot as plt
+
+    df = summary_frame(model)
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * (len(df) + 2)))
+    ax.axis("off")
+    cells = [[str(v) if not isinstance(v, (int, np.integer)) else f"{v:,}" for v in row]
+             for row in df.itertuples(index=False)]
+    tab = ax.table(cellText=cells, colLabels=list(df.columns), loc="center", cellLoc="left")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7)
+    tab.scale(1, 1.15)
+    ax.set_title(title or f'Model "{model.name}"', fontsize=9)
+    return fig
+
+
+def plot_confusions(scores: dict[str, dict[str, Any]], *, splits: Sequence[str] = ("train",
+                    "test"), labels: Sequence[str] = ("normal", "abnormal")):
+    """Train and test confusion matrices (counts; rows true, columns predicted) of every
+    scenario, one column per scenario (Fig 4.11); returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from medrepro import evaluate
+
+    keys = list(scores)
+    fig, axes = plt.subplots(len(splits), len(keys), figsize=(2.2 * len(keys), 2.3 * len(splits)),
+                             squeeze=False)
+    for j, key in enumerate(keys):
+        for i, split in enumerate(splits):
+            s = scores[key][split]
+            cm = evaluate.confusion(s["y"], s["pred"], n_classes=len(labels))
+            ax = axes[i, j]
+            ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, cm.max()))
+            for (r, c), v in np.ndenumerate(cm):
+                ax.text(c, r, str(v), ha="center", va="center",
+                        color="white" if v > cm.max() / 2 else "black")
+            ax.set_xticks(range(len(labels)), labels, fontsize=7)
+            ax.set_yticks(range(len(labels)), labels, fontsize=7, rotation=90, va="center")
+            ax.set_title(f"{split}: {key}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("true", fontsize=7)
+            if i == len(splits) - 1:
+                ax.set_xlabel("predicted", fontsize=7)
+    fig.tight_layout()
+    return fig
