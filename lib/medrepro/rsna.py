@@ -276,6 +276,8 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
     _prepare(out, config)
     if (out / "summary.json").is_file():
         return out
+    for stale in out.glob(".shard-*.tmp"):  # half-written files of a killed run
+        stale.unlink(missing_ok=True)
     n_shards = math.ceil(n / shard_size)
     todo = [k for k in range(n_shards) if not _shard_csv(out, k).is_file()]
     done_before = n - sum(len(images[k * shard_size:(k + 1) * shard_size]) for k in todo)

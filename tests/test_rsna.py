@@ -1,0 +1,287 @@
+"""medrepro.rsna: labels, class selection, splits, the resumable cache and the tf.data reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medrepro import dicom, rsna
+
+SUBTYPES = rsna.SUBTYPES
+
+
+def _write_labels(path: Path, labels: dict[str, tuple[int, ...]], *, duplicate: bool = True):
+    """RSNA-format rows ``ID_<image>_<subtype>,Label``; ``labels[id]`` = the five subtypes."""
+    lines = ["ID,Label"]
+    for image_id, lab in labels.items():
+        for sub, v in zip(SUBTYPES, lab):
+            lines.append(f"{image_id}_{sub},{v}")
+        lines.append(f"{image_id}_any,{int(any(lab))}")
+    if duplicate:
+        lines.append(lines[1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_rsna(root: Path, n: int, *, size: int = 32, seed: int = 0, bad: int = 1) -> dict:
+    """A tiny RSNA folder: ``n`` images (one in three with one subtype, one with two), one
+    patient per four images, and ``bad`` zero-byte files among them."""
+    rng = np.random.default_rng(seed)
+    labels = {}
+    for i in range(n):
+        image_id = f"ID_{i:09x}"
+        lab = [0] * 5
+        if i % 3 == 0:
+            lab[i // 3 % 5] = 1
+        if i == 4:
+            lab[0] = lab[1] = 1  # two subtypes: not selected
+        labels[image_id] = tuple(lab)
+        st = rng.integers(-1024, 2000, (size, size)).astype(np.int16)
+        dicom.write_slice(root / rsna.IMAGES_DIR / f"{image_id}.dcm", st,
+                          patient_id=f"ID_p{i // 4:04d}")
+    for i in range(1, 1 + bad):
+        (root / rsna.IMAGES_DIR / f"ID_{i:09x}.dcm").write_bytes(b"")
+    _write_labels(root / rsna.LABELS_CSV, labels)
+    return labels
+
+
+@pytest.fixture(scope="module")
+def rsna_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rsna")
+    write_rsna(root, 24)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(rsna_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cache") / "c"
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    rsna.write_splits(out, rsna_root / rsna.LABELS_CSV, seed=3)
+    return out
+
+
+def _cache_files(out: Path) -> dict[str, bytes]:
+    names = [p for p in out.iterdir() if p.name.startswith("shard-") or p.name == "manifest.csv"]
+    return {p.name: p.read_bytes() for p in sorted(names)}
+
+
+# ---------------------------------------------------------------------------- labels
+
+def test_read_labels_one_row_per_image_duplicates_dropped(tmp_path):
+    _write_labels(tmp_path / "l.csv", {"ID_b": (0, 0, 1, 0, 0), "ID_a": (0, 0, 0, 0, 0)})
+    with open(tmp_path / "l.csv", "a") as fh:  # a conflicting-free duplicate and a missing row
+        fh.write("ID_b_subdural,0\n")
+    df = rsna.read_labels(tmp_path / "l.csv")
+    assert list(df["image_id"]) == ["ID_a", "ID_b"]
+    assert list(df.columns) == ["image_id", *SUBTYPES, "any"]
+    assert df.set_index("image_id").loc["ID_b", "intraventricular"] == 1
+    assert df[list(SUBTYPES)].to_numpy().sum() == 1
+
+
+def test_read_labels_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.csv"):
+        rsna.read_labels(tmp_path / "nothere.csv")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="expected columns ID,Label"):
+        rsna.read_labels(tmp_path / "bad.csv")
+
+
+def test_select_single_type_keeps_none_and_single(tmp_path):
+    _write_labels(tmp_path / "l.csv", {"ID_0": (0, 0, 0, 0, 0), "ID_1": (1, 0, 0, 0, 0),
+                                       "ID_2": (0, 0, 0, 0, 1), "ID_3": (0, 1, 1, 0, 0)})
+    sel = rsna.select_single_type(rsna.read_labels(tmp_path / "l.csv"))
+    assert list(sel["image_id"]) == ["ID_0", "ID_1", "ID_2"]
+    assert list(sel["label"]) == [0, 1, 5]
+    assert list(sel["label_name"]) == ["none", "epidural", "subdural"]
+    assert rsna.CLASSES[5] == "subdural" and rsna.N_CLASSES == 6
+
+
+# ---------------------------------------------------------------------------- splits
+
+def test_split_stratified_reproduces_the_paper_counts():
+    paper = {1: 1694, 2: 15664, 3: 9878, 4: 16423, 5: 32200}
+    labels = np.concatenate([np.full(n, c) for c, n in paper.items()])
+    split, notes = rsna.split_stratified(labels, seed=0)
+    assert notes == []
+    got = pd.crosstab(labels, split)
+    expected = {1: (848, 423, 423), 2: (7832, 3916, 3916), 3: (4940, 2469, 2469),
+                4: (8213, 4105, 4105), 5: (16100, 8050, 8050)}
+    for c, (tr, va, te) in expected.items():
+        assert (got.loc[c, "train"], got.loc[c, "val"], got.loc[c, "test"]) == (tr, va, te)
+
+
+def test_split_stratified_is_seeded_and_keeps_small_classes_in_train():
+    labels = np.array([0] * 40 + [1] * 3 + [2] * 8)
+    a, notes = rsna.split_stratified(labels, seed=1)
+    b, _ = rsna.split_stratified(labels, seed=1)
+    c, _ = rsna.split_stratified(labels, seed=2)
+    assert (a == b).all() and not (a == c).all()
+    assert (a[labels == 1] == "train").all()
+    assert notes == ["class S2 epidural: 3 image(s) < 4, all in train"]
+    assert (a[labels == 2] == "val").sum() == 2 and (a[labels == 2] == "test").sum() == 2
+    with pytest.raises(ValueError, match="fractions"):
+        rsna.split_stratified(labels, seed=0, fractions=(0.5, 0.5, 0.5))
+
+
+def test_split_by_patient_groups_patients_and_trains_every_class():
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"P{i}" for i in range(40)], 5)
+    labels = rng.choice(6, size=len(patients), p=[0.8, 0.01, 0.05, 0.05, 0.05, 0.04])
+    labels[7] = 1  # epidural in exactly one image
+    split, notes = rsna.split_by_patient(labels, patients, seed=4)
+    per_patient = pd.Series(split).groupby(patients).nunique()
+    assert (per_patient == 1).all()
+    for c in np.unique(labels):
+        assert (split[labels == c] == "train").any(), c
+    counts = pd.Series(split).value_counts()
+    assert counts["train"] > counts["val"] > 0 and counts["test"] > 0
+    again, _ = rsna.split_by_patient(labels, patients, seed=4)
+    assert (again == split).all()
+
+
+def test_split_by_patient_with_few_patients_and_missing_ids():
+    split, notes = rsna.split_by_patient([0, 0, 1, 0], ["A", "A", "", "B"], seed=0)
+    assert split[0] == split[1]
+    assert any("without PatientID" in n for n in notes)
+    assert any("only 3 patient(s)" in n for n in notes)
+
+
+# ---------------------------------------------------------------------------- the cache
+
+def test_cache_content_manifest_and_skips(built, rsna_root):
+    man = rsna.load_manifest(built)
+    selected = rsna.selected_images(rsna_root)
+    assert list(man["image_id"]) == list(selected)  # image 4 (two subtypes) left out
+    assert "ID_000000004" not in set(man["image_id"])
+    bad = man[man["status"] == "skipped"]
+    assert list(bad["image_id"]) == ["ID_000000001"] and list(bad["problem"]) == ["empty file"]
+    ok = man[man["status"] == "ok"]
+    images = rsna.load_images(built, ok)
+    assert images.shape == (len(ok), 16, 16, 3) and images.dtype == np.uint8
+    for i in (0, len(ok) - 1):
+        path = rsna_root / rsna.IMAGES_DIR / f"{ok['image_id'].iloc[i]}.dcm"
+        np.testing.assert_array_equal(images[i], dicom.read_rgb(path, size=16))
+    assert set(ok["patient_id"]) >= {"ID_p0000", "ID_p0005"}
+    skips = rsna.skips_table(built)
+    assert list(skips["problem"]) == ["empty file", "total"] and list(skips["files"]) == [1, 1]
+    summary = rsna.cache_table(built).iloc[0]
+    assert (summary["images"], summary["cached"], summary["skipped"]) == (len(man), len(ok), 1)
+    assert summary["shards"] == int(np.ceil(len(man) / 4)) and summary["bytes"] > 0
+
+
+def test_second_build_is_a_no_op(built, rsna_root):
+    before = {p.name: p.stat().st_mtime_ns for p in built.iterdir()}
+    rsna.build_cache(rsna_root, built, workers=1, image_size=16, shard_size=4, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in built.iterdir()} == before
+
+
+def test_parallel_build_equals_serial(built, rsna_root, tmp_path):
+    out = rsna.build_cache(rsna_root, tmp_path / "par", workers=2, image_size=16, shard_size=4,
+                           progress=False)
+    assert _cache_files(out) == _cache_files(built)
+    assert rsna.read_summary(out)["workers"] == 2
+
+
+def test_other_inputs_rebuild_and_other_roots_get_other_folders(built, rsna_root, tmp_path):
+    out = tmp_path / "c"
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    rsna.build_cache(rsna_root, out, workers=1, image_size=8, shard_size=4, progress=False)
+    assert rsna.load_images(out, rsna.load_manifest(out).iloc[:1]).shape[1:] == (8, 8, 3)
+    a = SimpleNamespace(root=rsna_root, source="phantom")
+    b = SimpleNamespace(root=tmp_path, source="phantom")
+    c = SimpleNamespace(root=rsna_root, source="rsna_ich")
+    dirs = {rsna.cache_dir(x, profile="smoke") for x in (a, b, c)}
+    assert len(dirs) == 3 and rsna.cache_dir(a, profile="smoke").name.startswith("phantom-smoke-")
+
+
+_KILL_SCRIPT = """
+import sys, time
+from medrepro import rsna
+build = rsna.build_shard
+def slow(job):
+    out = build(job)
+    time.sleep(0.4)
+    return out
+rsna.build_shard = slow
+rsna.build_cache(sys.argv[1], sys.argv[2], workers=1, image_size=16, shard_size=4,
+                 progress=False)
+"""
+
+
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_build(built, rsna_root, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(rsna_root), str(out)],
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("shard-*.csv"))) < 2:
+        assert proc.poll() is None, "the build ended before it could be killed"
+        assert time.monotonic() < deadline, "no shard written in 60 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(list(out.glob("shard-*.csv")))
+    assert 2 <= n_done < rsna.read_summary(built)["shards"] and not rsna.is_complete(out)
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    assert _cache_files(out) == _cache_files(built)
+    assert rsna.read_summary(out)["resumed"] is True
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_incomplete_cache_is_refused(tmp_path):
+    with pytest.raises(rsna.CacheError, match="not a complete RSNA cache"):
+        rsna.load_manifest(tmp_path)
+    with pytest.raises(rsna.CacheError, match="no split file"):
+        rsna.load_split(tmp_path)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        rsna.load_split(tmp_path, kind="study")
+
+
+# ---------------------------------------------------------------------------- splits on disk
+
+def test_splits_on_disk_and_table1(built):
+    df = rsna.load_split(built)
+    assert list(df.columns[:5]) == ["image_id", "label", "label_name", "patient_id", "split"]
+    assert set(df["split"]) <= set(rsna.SPLITS) and df["label"].between(0, 5).all()
+    assert "ID_000000001" not in set(df["image_id"])  # skipped files are not in any split
+    pat = rsna.load_split(built, kind="patient")
+    assert (pat.groupby("patient_id")["split"].nunique() == 1).all()
+    assert sorted(pat["image_id"]) == sorted(df["image_id"])
+    t1 = rsna.table1(df)
+    assert list(t1["class"]) == ["epidural", "intraparenchymal", "intraventricular",
+                                 "subarachnoid", "subdural", "none", "total"]
+    assert t1.iloc[-1]["total"] == len(df) and t1.iloc[-1]["paper_total"] == 720_733
+    none = t1[t1["class"] == "none"].iloc[0]
+    assert none["total"] == (df["label"] == 0).sum() and none["paper_train"] == 322_440
+    assert "paper_train" not in rsna.table1(pat, with_paper=False).columns
+    meta = json.loads((built / "splits.json").read_text())
+    assert meta["seed"] == 3 and rsna.split_notes(built)["image"]
+
+
+def test_make_dataset_batches_images_and_one_hot_labels(built):
+    df = rsna.load_split(built)
+    train = df[df["split"] == "train"]
+    ds = rsna.make_dataset(built, df, split="train", batch_size=5, image_size=16)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert x.dtype == np.float32 and x.shape == (len(train), 16, 16, 3)
+    assert xs[0].shape[0] == 5 and 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_allclose(x * 255, rsna.load_images(built, train), atol=1e-3)
+    np.testing.assert_array_equal(y.argmax(1), train["label"])
+    assert (y.sum(1) == 1).all()
+    shuffled = rsna.make_dataset(built, df, split="train", batch_size=100, image_size=16,
+                                 shuffle=True, seed=1)
+    xs2, ys2 = next(iter(shuffled))
+    assert sorted(ys2.numpy().argmax(1)) == sorted(train["label"])
+    small = rsna.make_dataset(built, df, split="train", batch_size=4)  # resized to 224
+    assert next(iter(small))[0].shape == (4, 224, 224, 3)
+    with pytest.raises(ValueError, match="split must be one of"):
+        rsna.make_dataset(built, df, split="holdout", batch_size=4)
