@@ -30,7 +30,7 @@ class FakePhantoms(types.ModuleType):
 
     def make_mri(self, root, *, layout, n_per_class, seed, n_test_per_class=None, size=512):
         self.calls.append(("mri", {"layout": layout, "n_per_class": n_per_class, "seed": seed,
-                                   "n_test_per_class": n_test_per_class}))
+                                   "n_test_per_class": n_test_per_class, "size": size}))
         sp = datasets.spec("brain_tumor_sartaj" if layout == "sartaj" else "brain_tumor_masoud")
         for split, n in (("Training", n_per_class), ("Testing", n_test_per_class)):
             for cls in sp.classes:
@@ -120,7 +120,8 @@ def test_phantom_generated_once_with_profile_sizes(fake):
     assert rd.root == paths.data_dir() / "raw" / "phantom" / "smoke" / "brain_tumor_masoud"
     assert rd.splits_present == ("Training", "Testing")
     assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE["mri_train_per_class"],
-                                   "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"]})]
+                                   "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"],
+                                   "size": SMOKE["mri_size"]})]
     assert (rd.root / datasets.MARKER).is_file()
     again = datasets.resolve("brain_tumor_masoud", data=None, profile="smoke")
     assert again.root == rd.root and len(fake.calls) == 1, "a complete phantom was regenerated"

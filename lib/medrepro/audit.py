@@ -379,3 +379,69 @@ def load_duplicates(dataset: str, *, root: str | os.PathLike,
         raise AuditError(f"{path}: made on {sorted(set(df['source']))}, not on {source!r}")
     root = Path(root)
     return [sorted(root / p for p in g["path"]) for _, g in df.groupby("group", sort=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# one dataset
+
+def audit_dataset(root: str | os.PathLike, dataset_id: str, *,
+                  splits: Sequence[str] | None = None, near: bool = True) -> AuditResult:
+    """:func:`audit_files` over every image of ``splits`` (default: all) of a dataset root."""
+    from medrepro import datasets
+
+    return audit_files(datasets.image_files(root, dataset_id, splits=splits), near=near)
+
+
+def audit_table(result: AuditResult, *, root: str | os.PathLike, dataset: str, source: str,
+                splits: Sequence[str]):
+    """The ``X.audit`` rows of one dataset, one row per scope of :func:`summarise`.
+
+    Columns: dataset, source, scope, exact_groups, exact_files, near_groups, near_files (the
+    exact+near groups, which contain the exact ones), test_with_train_copy_exact /
+    test_with_train_copy_near (testing files with a copy in training; on the ``across splits``
+    row), files_audited, files_skipped.
+    """
+    import pandas as pd
+
+    ex = summarise(result.exact_groups, root=root, splits=splits).set_index("scope")
+    nr = summarise(result.groups, root=root, splits=splits).set_index("scope")
+    df = pd.DataFrame({
+        "exact_groups": ex["groups"], "exact_files": ex["files"],
+        "near_groups": nr["groups"], "near_files": nr["files"],
+        "test_with_train_copy_exact": ex["test_files_with_train_duplicate"],
+        "test_with_train_copy_near": nr["test_files_with_train_duplicate"],
+    }).reset_index()
+    df.insert(0, "source", source)
+    df.insert(0, "dataset", dataset)
+    df["files_audited"] = result.n_files
+    df["files_skipped"] = len(result.skipped)
+    return df
+
+
+def audit_resolved(rd, *, near: bool = True, save: bool = True):
+    """Audit a :class:`medrepro.datasets.ResolvedDataset`; return its ``X.audit`` rows.
+
+    Audits the data the notebooks use (``rd.root``) and saves its groups to
+    ``data/processed/<dataset>/duplicates.csv`` (``save``); when real data with a missing split
+    was found but not used (``rd.found_root``), audits that too (table rows only, nothing saved:
+    the studies do not use it). A ``seconds`` column holds each audit's wall time.
+    """
+    import time
+
+    import pandas as pd
+
+    targets = [(rd.root, rd.source, rd.splits_present, True)]
+    if rd.is_phantom and rd.found_root is not None:
+        targets.append((rd.found_root, rd.dataset_id, rd.found_splits, False))
+    frames = []
+    for root, source, splits, used in targets:
+        start = time.perf_counter()
+        result = audit_dataset(root, rd.dataset_id, splits=splits, near=near)
+        seconds = time.perf_counter() - start
+        if save and used:
+            save_duplicates(result.groups, rd.dataset_id, root=root, source=source,
+                            exact_groups=result.exact_groups)
+        table = audit_table(result, root=root, dataset=rd.dataset_id, source=source,
+                            splits=splits)
+        frames.append(table.assign(used_by_studies=used, seconds=round(seconds, 2)))
+    return pd.concat(frames, ignore_index=True)

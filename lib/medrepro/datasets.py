@@ -406,7 +406,8 @@ def phantom_arguments(dataset_id: str, *, profile: str) -> dict:
     if kind == "mri":
         return {"layout": "sartaj" if dataset_id == "brain_tumor_sartaj" else "masoud",
                 "n_per_class": int(s["mri_train_per_class"]),
-                "n_test_per_class": int(s["mri_test_per_class"])}
+                "n_test_per_class": int(s["mri_test_per_class"]),
+                "size": int(s.get("mri_size", 512))}
     if kind == "rsna":
         return {"n_images": int(s["rsna_images"])}
     return {"n_per_class": int(s["mosmed_per_class"]), "size": int(s["mosmed_size"])}
@@ -425,7 +426,7 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     root = phantom_root(dataset_id, profile=profile, seed=seed)
     kwargs = phantom_arguments(dataset_id, profile=profile)
     record = {"dataset_id": dataset_id, "profile": profile, "seed": int(seed), **kwargs,
-              "generator_version": str(getattr(phantoms, "__version__", "0"))}
+              "generator": generator_fingerprint(phantoms)}
     if _marker_matches(root, record):
         return _phantom_result(sp, root)
     maker = {"mri": "make_mri", "rsna": "make_rsna", "mosmed": "make_mosmed"}[sp.kind]
@@ -439,6 +440,23 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _phantom_result(sp, root)
+
+
+def generator_fingerprint(module) -> str:
+    """``__version__`` of the phantom package, else a hash of its source files.
+
+    Stored in the completion marker, so a changed generator regenerates cached phantoms.
+    """
+    version = getattr(module, "__version__", None)
+    if version:
+        return str(version)
+    init = getattr(module, "__file__", None)
+    if not init:
+        return "unknown"
+    h = hashlib.sha256()
+    for src in sorted(Path(init).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:

@@ -29,12 +29,12 @@ _SARTAJ_PAPER = {"train_per_class": 718, "test_per_class": 99}
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "01_download": {
         # Phantom sizes; a real source ignores them.
-        "smoke": {"mri_train_per_class": 12, "mri_test_per_class": 4, "rsna_images": 96,
-                  "mosmed_per_class": 6, "mosmed_size": 128},
-        "demo": {"mri_train_per_class": 60, "mri_test_per_class": 15, "rsna_images": 480,
-                 "mosmed_per_class": 16, "mosmed_size": 256},
+        "smoke": {"mri_train_per_class": 12, "mri_test_per_class": 4, "mri_size": 256,
+                  "rsna_images": 96, "mosmed_per_class": 6, "mosmed_size": 128},
+        "demo": {"mri_train_per_class": 60, "mri_test_per_class": 15, "mri_size": 512,
+                 "rsna_images": 480, "mosmed_per_class": 16, "mosmed_size": 256},
         "paper": {"mri_train_per_class": _MASOUD_PAPER["train_per_class"],
-                  "mri_test_per_class": _MASOUD_PAPER["test_per_class"],
+                  "mri_test_per_class": _MASOUD_PAPER["test_per_class"], "mri_size": 512,
                   "rsna_images": 720_733, "mosmed_per_class": 100, "mosmed_size": 512},
     },
     "02_preprocess_rsna": {
