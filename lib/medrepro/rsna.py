@@ -624,6 +624,28 @@ def cache_table(cache: str | os.PathLike):
     return pd.DataFrame([row])
 
 
+def figure_sample(ds) -> tuple[Path, str, str]:
+    """The DICOM that ``B.fig3`` shows: ``(path, source, note)``.
+
+    A real slice from ``../shared/data/rsna_ich_samples`` when that folder exists (``source``
+    ``"rsna_ich"``), else the first readable file of ``ds`` (its own source).
+    """
+    shared = paths.shared_data_dir()
+    candidates = []
+    if shared is not None and (shared / "rsna_ich_samples").is_dir():
+        candidates = [(p, DATASET_ID, "real slice from ../shared/data/rsna_ich_samples")
+                      for p in sorted((shared / "rsna_ich_samples").glob("*.dcm"))]
+    candidates += [(p, ds.source, f"from the {ds.source} dataset")
+                   for p in sorted((Path(ds.root) / IMAGES_DIR).glob("*.dcm"))[:50]]
+    for path, source, note in candidates:
+        try:
+            dicom.read_slice(path)
+        except dicom.DicomReadError:
+            continue
+        return path, source, note
+    raise CacheError(f"{ds.root}: no readable DICOM to show")
+
+
 def class_counts(split_df) -> dict[str, int]:
     """Images per class name (all splits)."""
     return {c: int((split_df["label_name"] == c).sum()) for c in CLASSES}
