@@ -317,3 +317,61 @@ def test_competition_rules_not_accepted_is_explained(no_kaggle, monkeypatch):
     monkeypatch.setattr(download, "_kaggle_fetch", forbidden)
     with pytest.raises(KaggleError, match="accept the competition rules.*rsna-intracranial"):
         download.acquire_kaggle(datasets.spec("rsna_ich"))
+
+
+def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch, tmp_path):
+    """The MosMed path end to end: two zips over HTTP -> data/raw/mosmed/CT-0, CT-23."""
+    import dataclasses
+
+    from medrepro import datasets
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "no-kaggle-input"))
+    for split in ("CT-0", "CT-23"):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for k in range(3):
+                zf.writestr(f"{split}/study_{k:04d}.nii.gz", f"{split}-{k}".encode())
+        server.files[f"/{split}.zip"] = buf.getvalue()
+    digest0 = hashlib.sha256(server.files["/CT-0.zip"]).hexdigest()
+    sp = datasets.spec("mosmed")
+    local = dataclasses.replace(sp, urls=(
+        datasets.UrlSource(server.url + "/CT-0.zip", "CT-0.zip", digest0, split="CT-0"),
+        datasets.UrlSource(server.url + "/CT-23.zip", "CT-23.zip", None, split="CT-23")))
+    monkeypatch.setattr(datasets, "REGISTRY", {**datasets.REGISTRY, "mosmed": local})
+    rd = datasets.resolve("mosmed", data="kaggle", profile="smoke")
+    assert not rd.is_phantom and rd.origin == "url" and rd.splits_present == ("CT-0", "CT-23")
+    assert (rd.root / "CT-23" / "study_0002.nii.gz").read_bytes() == b"CT-23-2"
+    meta0 = download.read_sidecar(tmp_path / "data" / "downloads" / "CT-0.zip")
+    meta23 = download.read_sidecar(tmp_path / "data" / "downloads" / "CT-23.zip")
+    assert meta0["sha256_verified"] is True and meta23["sha256_verified"] is False
+    assert not list((tmp_path / "data" / "raw" / "mosmed").glob(".extract-*"))
+    n = len(server.requests)
+    again = datasets.resolve("mosmed", data="kaggle", profile="smoke")
+    assert again.root == rd.root and len(server.requests) == n
+
+
+def test_kaggle_download_lands_in_raw_and_is_reused(no_kaggle, monkeypatch, tmp_path):
+    from medrepro import datasets
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
+    monkeypatch.setattr(download, "check_kaggle_reachable", lambda **k: None)
+    calls = []
+
+    def fetch(sp, out):  # what kagglehub leaves: the dataset's own folders, maybe nested
+        calls.append((sp.kaggle_dataset, out))
+        for split in ("Training", "Testing"):
+            for cls in sp.classes:
+                d = out / "v1" / split / cls
+                d.mkdir(parents=True)
+                (d / "x.jpg").write_bytes(b"jpg")
+
+    monkeypatch.setattr(download, "_kaggle_fetch", fetch)
+    rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
+    assert rd.origin == "kagglehub" and not rd.is_phantom
+    assert rd.root == (tmp_path / "data" / "raw" / "brain_tumor_masoud" / "v1").resolve()
+    assert calls[0][0] == "masoudnickparvar/brain-tumor-mri-dataset"
+    again = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
+    assert again.root == rd.root and len(calls) == 1

@@ -440,7 +440,7 @@ def download_url_dataset(sp: "DatasetSpec") -> Path:
 
 
 def _write_marker(dest: Path, record: dict) -> None:
-    record = {**record, "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat("seconds")}
+    record = {**record, "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     with atomic_path(dest / MARKER) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
