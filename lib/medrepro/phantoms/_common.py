@@ -77,7 +77,8 @@ def build_atomically(root: str | os.PathLike, params: Mapping[str, Any],
     _remove_stale_temporaries(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
-        facts = build(tmp) or {}
+        with single_threaded_blas():
+            facts = build(tmp) or {}
         record = {"params": params, "format_version": FORMAT_VERSION, **_jsonable(facts)}
         (tmp / MARKER_NAME).write_text(json.dumps(record, indent=1, sort_keys=True))
         if root.exists():
@@ -91,6 +92,17 @@ def build_atomically(root: str | os.PathLike, params: Mapping[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def single_threaded_blas():
+    """Context limiting BLAS to one thread: the generators do many small matrix products, which
+    multi-threaded BLAS slows down several-fold on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _remove_stale_temporaries(root: Path) -> None:

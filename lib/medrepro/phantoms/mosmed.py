@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from medrepro.phantoms import _shapes
 from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
 
 CLASSES = ("CT-0", "CT-23")
@@ -142,7 +143,7 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool,
     hu = np.where(below & (i < 0.3 * body_a), LIVER, hu)
     hu = np.where(below & (i >= 0.3 * body_a), SOFT, hu)
     # vessels in the lungs: thresholded band-limited noise, denser near the hilum
-    vessel_noise = _coarse_noise(rng, shape, scale_xy=4.0 / dx)
+    vessel_noise = _shapes.smooth_noise(rng, shape, scale=(4.0 / dx, 4.0 / dx, 1.0))
     hilum = np.exp(-lung_dist * 1.5)
     vessels = inner & lungs & (np.abs(vessel_noise) < 0.06 + 0.1 * hilum)
     hu = np.where(vessels, -150 + 150 * hilum, hu)
@@ -191,34 +192,9 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool,
     return np.round(hu).astype(np.int16), affine, time_tag, extent
 
 
-def _coarse_noise(rng: np.random.Generator, shape: tuple[int, int, int], *,
-                  scale_xy: float) -> np.ndarray:
-    """3-D band-limited noise with features ~``scale_xy`` px in-plane and ~1 slice along z."""
-    from scipy import ndimage
-
-    coarse = (max(2, int(shape[0] / scale_xy)), max(2, int(shape[1] / scale_xy)), shape[2])
-    small = rng.standard_normal(coarse).astype(np.float32)
-    zoom = [s / c for s, c in zip(shape, coarse)]
-    big = ndimage.zoom(small, zoom, order=1)
-    big = big[: shape[0], : shape[1], : shape[2]]
-    return (big - big.mean()) / (big.std() + 1e-6)
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int, int], *,
-                  scale_xy: float, scale_z: float = 2.0) -> np.ndarray:
-    from scipy import ndimage
-
-    coarse = (max(2, int(shape[0] / scale_xy)), max(2, int(shape[1] / scale_xy)),
-              max(2, int(shape[2] / scale_z)))
-    small = rng.standard_normal(coarse).astype(np.float32)
-    zoom = [s / c for s, c in zip(shape, coarse)]
-    big = ndimage.zoom(small, zoom, order=1)[: shape[0], : shape[1], : shape[2]]
-    return (big - big.mean()) / (big.std() + 1e-6)
-
-
 def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):
     """GGO and consolidation over ``fraction`` of the lung, peripheral/posterior/basal first."""
-    field = _smooth_field(rng, hu.shape, scale_xy=25.0 / dx)
+    field = _shapes.smooth_noise(rng, hu.shape, scale=(25.0 / dx, 25.0 / dx, 2.0))
     bias = 1.2 * lung_dist + 0.4 * (-j / 100.0) + 0.5 * (1 - t)  # periphery, posterior, base
     score = field + bias
     vals = score[lung]
@@ -236,7 +212,7 @@ def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):
 
 def _add_dependent(rng, hu, lung, lung_dist, j, *, fraction, dx):
     """Normal dependent (posterior, subpleural) density: a thin band of -600..-300 HU."""
-    field = _smooth_field(rng, hu.shape, scale_xy=15.0 / dx)
+    field = _shapes.smooth_noise(rng, hu.shape, scale=(15.0 / dx, 15.0 / dx, 2.0))
     score = 2.0 * lung_dist + 0.8 * (-j / 100.0) + 0.3 * field
     vals = score[lung]
     if vals.size == 0:

@@ -13,7 +13,7 @@ Lesions by class (sizes in mm, log-uniform, overlapping between classes):
   necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic oedema around it.
 - meningioma: extra-axial, dural-based on the convexity or the falx, 5-25 mm, well circumscribed,
   homogeneous, strongly enhancing on T1+C, sometimes a dural tail and oedema.
-- pituitary: at the sella (midline, below the hypothalamus), 5-18 mm, with a suprasellar
+- pituitary: at the sella (midline, below the hypothalamus), 6-26 mm, widening the sella, with a suprasellar
   ("snowman") extension when large.
 - notumor: none. Every class shows the normal pituitary gland and the sphenoid sinus when the
   slice passes through the sella, and slices of every class are drawn near the sella
@@ -59,12 +59,17 @@ SARTAJ_DIRS = {"glioma": "glioma_tumor", "meningioma": "meningioma_tumor",
 SPLITS = {"train": "Training", "test": "Testing"}
 
 CANVAS_MM = 256  # the 1 mm working grid each slice is rendered on before posing
-SELLA_VOXEL = (98.0, 136.0, 36.0)  # (i, j, k) of the sella turcica in the MNI152 1 mm grid
+SELLA_VOXEL = (98.0, 132.0, 44.0)  # (i, j, k) of the sella turcica in the MNI152 1 mm grid
 NEAR_SELLA_MM = 6.0  # a slice closer than this to the sella shows the gland
 PLANES = ("axial", "coronal", "sagittal")
 PLANE_P = (0.45, 0.30, 0.25)
 SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
-P_NEAR_SELLA_OTHER = 0.2  # share of non-pituitary images cut through the sella region
+P_NEAR_SELLA_OTHER = 0.2
+MIN_BRAIN_MM2 = 4000  # a slice must cut at least this much brain
+# where the sphenoid sinus lies from the sella on each plane's canvas (rows down, cols): in
+# front of it on axial slices, under it on coronal ones, in front of and under it sagittally
+ADENOMA_MM = (6.0, 26.0)  # adenoma diameter range (log-uniform); the gland is ~10 x 7 mm
+SINUS_SHIFT_MM = {"axial": (-13.0, 0.0), "coronal": (14.0, 0.0), "sagittal": (10.0, 9.0)}  # share of non-pituitary images cut through the sella region
 
 # Fraction of images exactly size x size; the rest take one of the real sets' odd sizes.
 SQUARE_FRACTION = {"masoud": 0.7, "sartaj": 0.75}
@@ -267,29 +272,44 @@ def pick_shape(rng: np.random.Generator, *, layout: str, size: int) -> tuple[int
     return (max(32, round(h * scale)), max(32, round(w * scale)))
 
 
-def render_image(rng: np.random.Generator, cls: str, *, shape: tuple[int, int]) -> np.ndarray:
-    """One phantom brain MRI of class ``cls``: uint8 array of ``shape`` (H, W)."""
+def render_image(rng: np.random.Generator, cls: str, *, shape: tuple[int, int],
+                 return_masks: bool = False):
+    """One phantom brain MRI of class ``cls``: uint8 array of ``shape`` (H, W).
+
+    With ``return_masks`` also ``{"lesion": bool (H, W), "brain": bool (H, W)}`` posed like the
+    image (the lesion mask is empty for ``notumor``). The image is the same either way.
+    """
     if cls not in CLASSES:
         raise PhantomError(f"unknown MRI class {cls!r}; expected one of {CLASSES}")
     tpl = load_template()
     plane = PLANES[int(rng.choice(len(PLANES), p=PLANE_P))]
     near_sella = cls == "pituitary" or rng.random() < P_NEAR_SELLA_OTHER
-    index = _pick_slice(rng, plane, near_sella=near_sella)
-    maps = _slice_maps(tpl, plane, index)
+    for _attempt in range(20):  # skip slices that graze the brain (no usable image)
+        index = _pick_slice(rng, plane, near_sella=near_sella)
+        maps = _slice_maps(tpl, plane, index)
+        if maps["brain"].sum() >= MIN_BRAIN_MM2:
+            break
     contrast = CONTRAST_NAMES[int(rng.integers(len(CONTRAST_NAMES)))]
     tone = {k: float(v + rng.normal(0, CONTRAST_JITTER)) for k, v in CONTRASTS[contrast].items()}
     canvas, head = _render_head(rng, maps, tone)
+    lesion = np.zeros(canvas.shape, dtype=np.float32)
     sella_rc, sella_off = _sella_in_slice(plane, index)
     if abs(sella_off) < NEAR_SELLA_MM:
-        canvas = _add_sella(rng, canvas, sella_rc, tone, off=sella_off,
-                            adenoma=(cls == "pituitary"))
+        canvas, lesion = _add_sella(rng, canvas, sella_rc, tone, off=sella_off, plane=plane,
+                                    adenoma=(cls == "pituitary"))
     if cls == "glioma":
-        canvas = _add_glioma(rng, canvas, maps, tone)
+        canvas, lesion = _add_glioma(rng, canvas, maps, tone)
     elif cls == "meningioma":
-        canvas = _add_meningioma(rng, canvas, maps, tone)
+        canvas, lesion = _add_meningioma(rng, canvas, maps, tone)
     canvas = ndimage.gaussian_filter(canvas, 0.6)
-    image = _pose(rng, canvas, head, shape)
-    return _finish(rng, image)
+    matrix, offset = _pose_transform(rng, head, shape)
+    image = _finish(rng, _apply_pose(canvas, matrix, offset, shape, order=1))
+    if not return_masks:
+        return image
+    masks = {"lesion": _apply_pose(lesion, matrix, offset, shape, order=1) > 0.5,
+             "brain": _apply_pose(maps["brain"].astype(np.float32), matrix, offset, shape,
+                                  order=1) > 0.5}
+    return image, masks
 
 
 def _pick_slice(rng: np.random.Generator, plane: str, *, near_sella: bool) -> int:
@@ -359,18 +379,27 @@ def _render_head(rng: np.random.Generator, maps: dict[str, np.ndarray],
 
 
 def _add_sella(rng: np.random.Generator, canvas: np.ndarray, rc: tuple[float, float],
-               tone: dict[str, float], *, off: float, adenoma: bool) -> np.ndarray:
-    """Sphenoid sinus (air) below the sella, the pituitary gland, and an adenoma if asked."""
+               tone: dict[str, float], *, off: float, plane: str,
+               adenoma: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sphenoid sinus (air) under/in front of the sella, the pituitary gland, and an adenoma if
+    asked; returns (canvas, adenoma mask)."""
     shape = canvas.shape
     fade = max(0.0, 1.0 - (off / NEAR_SELLA_MM) ** 2)
-    sinus = _shapes.soft_mask(_shapes.ellipse_radius(shape, (rc[0] + 14, rc[1]),
+    shift = SINUS_SHIFT_MM[plane]
+    sinus = _shapes.soft_mask(_shapes.ellipse_radius(shape, (rc[0] + shift[0], rc[1] + shift[1]),
                                                      (7 * fade + 2, 9 * fade + 2)))
     canvas = canvas * (1 - sinus) + tone["sinus"] * sinus
+    radius = float(np.exp(rng.uniform(np.log(ADENOMA_MM[0]), np.log(ADENOMA_MM[1])))) / 2
+    cup = 6.0 + (max(0.0, radius - 4.0) if adenoma else 0.0)  # an adenoma widens the sella
+    cup_r = _shapes.ellipse_radius(shape, rc, (cup * 0.8 * fade + 1, cup * fade + 1))
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    floor = (cup_r > 1.0) & (cup_r < 1.35) & (rows > rc[0] - 1) if plane != "axial" else \
+        (cup_r > 1.0) & (cup_r < 1.35)
+    canvas = np.where(floor, tone["bone"], canvas)
     gland = _shapes.soft_mask(_shapes.ellipse_radius(shape, rc, (3.5 * fade + 0.5,
                                                                  5.0 * fade + 0.5)))
     canvas = canvas * (1 - gland) + tone["gland"] * gland
     if adenoma:
-        radius = float(np.exp(rng.uniform(np.log(5), np.log(18)))) / 2 + 1.5
         center = (rc[0] - radius * 0.3, rc[1] + rng.uniform(-1.5, 1.5))
         r = _shapes.irregular_radius(rng, shape, center, (radius * rng.uniform(0.8, 1.1), radius),
                                      irregularity=0.08)
@@ -381,16 +410,17 @@ def _add_sella(rng: np.random.Generator, canvas: np.ndarray, rc: tuple[float, fl
         mask = _shapes.soft_mask(r) * (0.4 + 0.6 * fade)
         texture = tone["adenoma"] + 0.06 * _shapes.smooth_noise(rng, shape, scale=3)
         canvas = canvas * (1 - mask) + texture * mask
-    return canvas.astype(np.float32)
+        return canvas.astype(np.float32), mask
+    return canvas.astype(np.float32), np.zeros(shape, dtype=np.float32)
 
 
 def _add_glioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np.ndarray],
-                tone: dict[str, float]) -> np.ndarray:
-    """An intra-axial irregular tumour with oedema, centred in white matter."""
+                tone: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """An intra-axial irregular tumour with oedema, centred in white matter; (canvas, mask)."""
     shape = canvas.shape
     center = _pick_pixel(rng, (maps["wm"] > 0.5) & maps["brain"], fallback=maps["brain"])
     if center is None:
-        return canvas
+        return canvas, np.zeros(shape, dtype=np.float32)
     radius = float(np.exp(rng.uniform(np.log(4), np.log(28))))
     radii = (radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3))
     angle = rng.uniform(0, np.pi)
@@ -415,16 +445,17 @@ def _add_glioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np
         inner = tone["solid"] * (1 - patches) + tone["necrosis"] * patches + 1.5 * texture
     else:
         inner = 0.5 * (tone["solid"] + tone["oedema"]) + 0.5 * texture
-    return (canvas * (1 - tumour) + inner * tumour).astype(np.float32)
+    return (canvas * (1 - tumour) + inner * tumour).astype(np.float32), tumour
 
 
 def _add_meningioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np.ndarray],
-                    tone: dict[str, float]) -> np.ndarray:
-    """An extra-axial, dural-based, homogeneous enhancing mass at the convexity or the falx."""
+                    tone: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """An extra-axial, dural-based, homogeneous enhancing mass on the brain surface;
+    returns (canvas, mass mask)."""
     shape = canvas.shape
     brain = maps["brain"]
     if not brain.any():
-        return canvas
+        return canvas, np.zeros(shape, dtype=np.float32)
     surface = brain & ~ndimage.binary_erosion(brain, iterations=2)
     point = _pick_pixel(rng, surface, fallback=brain)
     rows, cols = np.nonzero(brain)
@@ -446,7 +477,7 @@ def _add_meningioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str
                                         angle=float(np.arctan2(tangent[1], tangent[0])))
         tail = _shapes.soft_mask(tail_r) * (dist < 2.5) * (1 - mass) * 0.7
         canvas = canvas * (1 - tail) + tone["menin"] * tail
-    return canvas.astype(np.float32)
+    return canvas.astype(np.float32), mass
 
 
 def _pick_pixel(rng: np.random.Generator, mask: np.ndarray,
@@ -460,9 +491,9 @@ def _pick_pixel(rng: np.random.Generator, mask: np.ndarray,
     return divmod(idx, mask.shape[1])
 
 
-def _pose(rng: np.random.Generator, canvas: np.ndarray, head: np.ndarray,
-          shape: tuple[int, int]) -> np.ndarray:
-    """Rotate, scale, shift and maybe mirror the canvas into an (H, W) float image."""
+def _pose_transform(rng: np.random.Generator, head: np.ndarray,
+                    shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A random pose (rotation, scale, shift, mirror) mapping output (row, col) to the canvas."""
     rows, cols = np.nonzero(head)
     if rows.size == 0:
         rows, cols = np.array([CANVAS_MM // 2]), np.array([CANVAS_MM // 2])
@@ -473,11 +504,15 @@ def _pose(rng: np.random.Generator, canvas: np.ndarray, head: np.ndarray,
     cos, sin = np.cos(angle), np.sin(angle)
     rot = np.array([[cos, -sin], [sin, cos]])
     mirror = np.diag([1.0, -1.0 if rng.random() < 0.5 else 1.0])
-    matrix = rot @ mirror / scale  # output (row, col) -> canvas (row, col)
+    matrix = rot @ mirror / scale
     out_center = np.array(shape, dtype=float) / 2 + rng.normal(0, 0.03, 2) * np.array(shape)
-    offset = center - matrix @ out_center
-    return ndimage.affine_transform(canvas, matrix, offset=offset, output_shape=shape, order=1,
-                                    mode="constant", cval=0.0)
+    return matrix, center - matrix @ out_center
+
+
+def _apply_pose(canvas: np.ndarray, matrix: np.ndarray, offset: np.ndarray,
+                shape: tuple[int, int], *, order: int) -> np.ndarray:
+    return ndimage.affine_transform(canvas, matrix, offset=offset, output_shape=shape,
+                                    order=order, mode="constant", cval=0.0)
 
 
 def _finish(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from medrepro.phantoms import _shapes
 from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
@@ -63,6 +64,7 @@ CSV_NAME = "stage_2_train.csv"
 CORRUPT_NOTE = "truncated to half its length (like the real ID_6431af929.dcm)"
 
 SLICE_MM = 5.0
+RENDER_DOWNSAMPLE = 2  # anatomy drawn at half resolution, upsampled, then noise at full
 SLICES_PER_STUDY = (3, 7)  # inclusive
 P_POSITIVE_STUDY = 0.5
 # Positive studies cycle through these first (every subtype and two doubles early on).
@@ -75,6 +77,8 @@ P_DOUBLE_LATER = 0.2
 ENCODING_SHARE = {"quirk": 0.1, "uint12": 0.2}  # the rest int16
 VENTRICLE_LEVELS = (0.32, 0.72)  # slice levels (0 skull base .. 1 vertex) showing ventricles
 
+MIN_VISIBLE_MM2 = 4.0  # a haemorrhage smaller than this on a slice is neither drawn nor labelled
+BLOOD_MIN_HU = 35.0  # separates clot from the oedema rim in the returned blood masks
 AIR_HU, PADDING_HU = -1000, -3024  # PADDING_HU is stored -2000 with intercept -1024
 QUIRK_INTERCEPT = 1
 
@@ -127,7 +131,8 @@ def _write_rsna(tmp: Path, *, n_images: int, seed: int, size: int) -> dict[str, 
             image_id = f"ID_{ids[k]}"
             k += 1
             rng = rng_for(seed, "rsna-slice", study.index, s)
-            hu, present = render_slice(rng, study, level, size=size)
+            hu, blood = render_slice(rng, study, level, size=size)
+            present = set(blood)
             data = encode_dicom(hu, study=study, slice_index=s, image_id=image_id, size=size,
                                 rng=rng)
             if (study.index, s) == corrupt_slot:
@@ -231,7 +236,8 @@ def plan_studies(n_images: int, *, seed: int) -> list[_Study]:
                     skull=srng.uniform(5, 8), scalp=srng.uniform(3, 7),
                     shift_r=srng.normal(0, 4), shift_c=srng.normal(0, 3),
                     spacing=srng.uniform(0.42, 0.49), ventricle=srng.uniform(0.7, 1.4),
-                    sulci_seed=int(srng.integers(2 ** 31)))
+                    sulci_seed=int(srng.integers(2 ** 31)), rest_gap=srng.uniform(3, 15),
+                    rest_hu=srng.uniform(-200, 250))
         studies.append(_Study(index=i, patient_id=f"ID_{patients[i]}",
                               study_uid=f"ID_{study_uids[i]}", series_uid=f"ID_{series_uids[i]}",
                               encoding=str(encodings[i]), levels=levels, lesions=lesions,
@@ -269,15 +275,20 @@ def _plan_lesion(rng: np.random.Generator, kind: str, anchor: float, step: float
 
 
 def render_slice(rng: np.random.Generator, study: _Study, level: float, *,
-                 size: int = 512) -> tuple[np.ndarray, set[str]]:
-    """One axial head-CT slice in HU (int16 (size, size), rows anterior -> posterior) and the
-    subtypes drawn on it."""
+                 size: int = 512) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One axial head-CT slice and its haemorrhages.
+
+    Returns the HU image (int16 (size, size), rows anterior -> posterior, columns patient right
+    -> left; -3024 outside the scan circle) and ``{subtype: blood mask}`` (bool (size, size))
+    for each subtype visible on the slice (an empty dict for a negative slice).
+    """
     h = study.head
-    spacing = h["spacing"] * 512 / size  # mm per pixel
-    shape = (size, size)
+    work = size // RENDER_DOWNSAMPLE if size >= 256 else size  # drawn coarser, then upsampled
+    spacing = h["spacing"] * 512 / work  # mm per pixel of the drawing grid
+    shape = (work, work)
     f = float(np.sqrt(max(0.05, 1 - ((level - 0.45) / 0.62) ** 2)))  # cross-section scale
     a, b = h["a"] * f, h["b"] * f  # brain semi-axes, mm (AP, LR)
-    center = (size / 2 + h["shift_r"] / spacing, size / 2 + h["shift_c"] / spacing)
+    center = (work / 2 + h["shift_r"] / spacing, work / 2 + h["shift_c"] / spacing)
     rows, cols = _shapes.grid(shape)
     cos, sin = np.cos(h["angle"]), np.sin(h["angle"])
     dr, dc = (rows - center[0]) * spacing, (cols - center[1]) * spacing  # mm
@@ -291,6 +302,9 @@ def render_slice(rng: np.random.Generator, study: _Study, level: float, *,
     axial = (u * a).astype(np.float32)  # mm from the centre along AP (+ posterior)
     hu = np.full(shape, float(AIR_HU), dtype=np.float32)
     skull, scalp = h["skull"], h["scalp"]
+    # head rest: a curved plastic shell under the back of the head
+    rest = np.abs(sd - (skull + scalp + h["rest_gap"])) < 1.5
+    hu = np.where(rest & (axial > 0.35 * a), h["rest_hu"], hu)
     hu = np.where(sd <= skull + scalp, rng.uniform(25, 55), hu)
     hu = np.where((sd > skull + 0.6 * scalp) & (sd <= skull + scalp - 1.0), rng.uniform(-100, -60),
                   hu)  # subcutaneous fat
@@ -316,7 +330,7 @@ def render_slice(rng: np.random.Generator, study: _Study, level: float, *,
         bg = ((np.abs(lateral) - 16) / 7) ** 2 + ((axial + 2) / 14) ** 2 < 1
         hu = np.where(bg & brain & ~vent, gm - 2, hu)
     hu = np.where(vent, csf, hu)
-    present = set()
+    blood: dict[str, np.ndarray] = {}
     for lesion in study.lesions:
         z = (level - lesion.level) / lesion.half_height
         if abs(z) >= 1:
@@ -325,14 +339,19 @@ def render_slice(rng: np.random.Generator, study: _Study, level: float, *,
         mask, value = _haemorrhage(rng, lesion, taper, sd=sd, phi=phi, lateral=lateral,
                                    axial=axial, vent=vent, sulci=sulci, brain=brain, a=a, b=b,
                                    spacing=spacing, level=level)
-        if mask is not None and mask.sum() * spacing ** 2 > 4.0:  # at least ~4 mm^2 visible
-            hu = np.where(mask > 0.5, value, hu)
-            present.add(lesion.kind)
-    hu = hu + rng.normal(0, rng.uniform(3, 6), shape).astype(np.float32)
+        if mask is not None and mask.sum() * spacing ** 2 > MIN_VISIBLE_MM2:
+            hu = np.where(mask, value, hu)
+            blood[lesion.kind] = blood.get(lesion.kind, False) | (mask & (value > BLOOD_MIN_HU))
+    if work != size:
+        hu = ndimage.zoom(hu, size / work, order=1, grid_mode=True, mode="nearest")
+        blood = {k: ndimage.zoom(m, size / work, order=0, grid_mode=True, mode="nearest")
+                 for k, m in blood.items()}
+    hu = hu + rng.normal(0, rng.uniform(3, 6), hu.shape).astype(np.float32)
     # scan circle: outside it the scanner writes padding
-    fov = ((rows - size / 2) ** 2 + (cols - size / 2) ** 2) > (size / 2) ** 2
+    rows, cols = _shapes.grid((size, size))
+    fov = ((rows - size / 2 + 0.5) ** 2 + (cols - size / 2 + 0.5) ** 2) > (size / 2) ** 2
     hu = np.where(fov, PADDING_HU, hu)
-    return np.round(hu).astype(np.int16), present
+    return np.round(hu).astype(np.int16), blood
 
 
 def _ventricles(level: float, h: dict[str, float], lateral: np.ndarray, axial: np.ndarray,
@@ -349,7 +368,7 @@ def _ventricles(level: float, h: dict[str, float], lateral: np.ndarray, axial: n
         x = lateral - side * 9 * scale
         y = axial + 4
         p = (np.cos(ang) * y + np.sin(ang) * x) / (0.32 * a)
-        q = (-np.sin(ang) * y + np.cos(ang) * x) / (4.5 * scale + 1.5)
+        q = (-np.sin(ang) * y + np.cos(ang) * x) / (3.0 * scale + 1.2)
         out |= p * p + q * q < 1
     if level < 0.5:  # third ventricle: a midline slit
         out |= (np.abs(lateral) < 1.5 * scale + 0.5) & (np.abs(axial - 2) < 12)
@@ -361,7 +380,7 @@ def _haemorrhage(rng: np.random.Generator, lesion: _Lesion, taper: float, *, sd,
     """(mask, HU image) of one haemorrhage on this slice; mask None when nothing shows."""
     p = lesion.params
     radius_mm = 0.5 * (a + b)
-    dphi = np.angle(np.exp(1j * (phi - p["theta"])))  # wrapped angle difference
+    dphi = np.mod(phi - p["theta"] + np.pi, 2 * np.pi) - np.pi  # wrapped angle difference
     arc = np.abs(dphi) * radius_mm  # mm along the convexity
     depth = -sd  # mm inside the inner table
     shape = sd.shape
@@ -399,13 +418,13 @@ def _haemorrhage(rng: np.random.Generator, lesion: _Lesion, taper: float, *, sd,
     if lesion.kind == "intraparenchymal":
         r = p["radius"] * (0.3 + 0.7 * taper)
         if p["deep"]:
-            c_lat, c_ax = p["side"] * 20.0, 0.0
+            c_lat, c_ax = p["side"] * 25.0, 0.0
         else:
             c_lat, c_ax = p["side"] * p["pos_c"] * b, p["pos_r"] * a
         dist = np.sqrt((lateral - c_lat) ** 2 + (axial - c_ax) ** 2)
         lump = 1 + 0.15 * np.sin(3 * np.arctan2(axial - c_ax, lateral - c_lat) + p["theta"])
-        clot = brain & (dist < r * lump)
-        rim = brain & (dist < r * lump + p["rim"]) & ~clot
+        clot = brain & ~vent & (dist < r * lump)
+        rim = brain & ~vent & (dist < r * lump + p["rim"]) & ~clot
         value = np.where(clot, p["hu"] + texture, p["rim_hu"] + texture)
         return (clot | rim), value
     raise PhantomError(f"unknown haemorrhage subtype {lesion.kind!r}")
