@@ -177,3 +177,30 @@ def test_real_masoud_testing_exact_duplicates():
     # Measured once (21 groups of 51 files, none spanning classes); the data are fixed.
     assert (s.loc["within Testing", "groups"], s.loc["within Testing", "files"]) == (21, 51)
     assert s.loc["spanning classes", "groups"] == 0
+
+
+def test_audit_resolved_saves_used_list_and_audits_found_partial(images, monkeypatch, tmp_path):
+    from medrepro.datasets import ResolvedDataset
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    root, f = images
+    # the fixture's class folders are Masoud's; its "Testing" alone stands for found real data
+    used = ResolvedDataset("brain_tumor_masoud", root, source="phantom", is_phantom=True,
+                           origin="phantom", splits_present=("Training", "Testing"),
+                           found_root=root, found_splits=("Testing",))
+    table = audit.audit_resolved(used)
+    assert list(table["source"].unique()) == ["phantom", "brain_tumor_masoud"]
+    assert table["used_by_studies"].tolist() == [True] * 4 + [False] * 3
+    ph = table[table["source"] == "phantom"].set_index("scope")
+    assert ph.loc["across splits", "exact_groups"] == 1 and ph.loc["across splits",
+                                                                    "near_groups"] == 1
+    assert ph.loc["across splits", "test_with_train_copy_near"] == 2
+    assert ph.loc["across splits", "test_with_train_copy_exact"] == 1
+    assert ph.loc["within Training", "near_files"] == 2 and ph.loc["within Training",
+                                                                   "exact_files"] == 0
+    real = table[table["source"] == "brain_tumor_masoud"].set_index("scope")
+    # only the dataset's own files (.jpg) are audited: c, c_copy (.png) are not
+    assert real.loc["within Testing", ["exact_groups", "near_groups"]].tolist() == [0, 1]
+    assert real["files_audited"].iloc[0] == 3  # a_copy, a_small, e
+    saved = audit.load_duplicates("brain_tumor_masoud", root=root, source="phantom")
+    assert _names(saved) == [["a", "a_copy", "a_small"], ["b", "b_rgb"]]
