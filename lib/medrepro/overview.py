@@ -23,7 +23,7 @@ LAYOUT_RECT = (0.0, 0.06, 1.0, 1.0)
 
 
 def _title(dataset_id: str, source: str) -> str:
-    return f"{dataset_id} ({'PHANTOM' if source == 'phantom' else 'real: ' + source})"
+    return f"{dataset_id} ({'PHANTOM' if source == 'phantom' else 'real data'})"
 
 
 def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Training",
