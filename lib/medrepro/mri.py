@@ -1,0 +1,258 @@
+"""Brain-tumour MRI folders: file listing, the three splits, and tf.data pipelines.
+
+Layouts (``datasets.resolve(...).root``): Sartaj ``{Training,Testing}/{glioma_tumor,
+meningioma_tumor,no_tumor,pituitary_tumor}/*.jpg``; Masoud ``{Training,Testing}/{glioma,
+meningioma,notumor,pituitary}/*.jpg``. Classes are indexed in that (alphabetical) order,
+0 glioma, 1 meningioma, 2 no tumour, 3 pituitary, for both datasets.
+
+Splits (each a pair of frames ``(train, test)`` with columns ``path, split, class_name,
+label``):
+
+- :func:`paper_split`: Training and Testing pooled, then a seeded stratified 80/20 split, as the
+  supports of study A's Table 2 (653 = 20% of 3264) and study E's report (1405 ≈ 20% of 7023)
+  show the authors did.
+- :func:`official_split`: the publishers' Training / Testing folders.
+- :func:`duplicate_free_test`: a test frame without every image that has an exact or near
+  duplicate (``medrepro.audit``) in the training frame; the number dropped is reported.
+
+Pipelines (:func:`image_dataset`) decode JPEG (grayscale or RGB → 3 channels), resize, cache,
+shuffle (seeded), batch, augment on the fly (:func:`augmenter`) and prefetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("Training", "Testing")
+CLASS_DIRS = {
+    "brain_tumor_sartaj": ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"),
+    "brain_tumor_masoud": ("glioma", "meningioma", "notumor", "pituitary"),
+}
+CLASS_NAMES = ("glioma", "meningioma", "no tumour", "pituitary")  # display names, index order
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TEST_FRACTION = 0.2
+# Study E: rotation / shift / zoom / horizontal flip (ImageDataGenerator-style ranges).
+E_AUGMENT = {"rotation": 0.05, "shift": 0.1, "zoom": 0.1, "flip": True}
+# Study C: "augmentation" without details: horizontal flip, small rotation and zoom.
+C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True}
+
+
+class MriDataError(RuntimeError):
+    """A dataset folder that does not have the expected MRI layout."""
+
+
+# ---------------------------------------------------------------------------- listing
+def list_images(root: str | os.PathLike, dataset_id: str, *,
+                splits: Sequence[str] = SPLITS) -> pd.DataFrame:
+    """Every image under ``root/<split>/<class>/``: columns path, split, class_dir, class_name,
+    label (int, index into :data:`CLASS_NAMES`); sorted by split, class and file name.
+
+    Raises :class:`MriDataError` naming the folder when no image is found.
+    """
+    if dataset_id not in CLASS_DIRS:
+        raise MriDataError(f"{dataset_id!r} is not an MRI dataset; expected one of "
+                           f"{', '.join(CLASS_DIRS)}")
+    root = Path(root)
+    rows = []
+    for split in splits:
+        for label, cls in enumerate(CLASS_DIRS[dataset_id]):
+            folder = root / split / cls
+            if not folder.is_dir():
+                continue
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    rows.append({"path": f, "split": split, "class_dir": cls,
+                                 "class_name": CLASS_NAMES[label], "label": label})
+    if not rows:
+        raise MriDataError(f"{root}: no images in {'/'.join(splits)}/<class>/ (expected the "
+                           f"{dataset_id} layout: {', '.join(CLASS_DIRS[dataset_id])})")
+    return pd.DataFrame(rows, columns=["path", "split", "class_dir", "class_name", "label"])
+
+
+def subsample(frame: pd.DataFrame, max_images: int | None, *, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_images`` rows, stratified by split and class (proportional, seeded).
+
+    ``None`` (or more than there are) returns ``frame`` unchanged.
+    """
+    if max_images is None or len(frame) <= max_images:
+        return frame
+    from sklearn.model_selection import train_test_split
+
+    strata = frame["split"].astype(str) + "/" + frame["label"].astype(str)
+    keep, _ = train_test_split(frame, train_size=max_images, stratify=strata,
+                               random_state=seed)
+    return keep.sort_index()
+
+
+def counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images per class (rows, in index order) and split (columns), with totals."""
+    table = pd.crosstab(frame["class_name"], frame["split"], margins=True, margins_name="total")
+    order = [c for c in CLASS_NAMES if c in table.index] + ["total"]
+    cols = [s for s in (*SPLITS, "train", "test") if s in table.columns] + ["total"]
+    return table.loc[order, cols]
+
+
+# ---------------------------------------------------------------------------- splits
+def paper_split(frame: pd.DataFrame, *, test_fraction: float = TEST_FRACTION,
+                seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pool every image and split it stratified by class, ``1 - test_fraction`` / ``test_fraction``.
+
+    The returned frames carry the original folder in ``split`` and the new role in ``role``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(frame, test_size=test_fraction, stratify=frame["label"],
+                                   random_state=seed)
+    return (train.sort_index().assign(role="train"), test.sort_index().assign(role="test"))
+
+
+def official_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The publishers' split: ``Training`` rows, ``Testing`` rows."""
+    train, test = frame[frame["split"] == "Training"], frame[frame["split"] == "Testing"]
+    if train.empty or test.empty:
+        raise MriDataError(f"official split needs Training and Testing images; found splits "
+                           f"{sorted(frame['split'].unique())}")
+    return train.assign(role="train"), test.assign(role="test")
+
+
+def validation_split(train: pd.DataFrame, *, fraction: float = 0.1,
+                     seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a stratified ``fraction`` of a training frame for validation (early stopping)."""
+    from sklearn.model_selection import train_test_split
+
+    n_val = max(round(fraction * len(train)), train["label"].nunique())
+    fit, val = train_test_split(train, test_size=n_val, stratify=train["label"],
+                                random_state=seed)
+    return fit.sort_index(), val.sort_index().assign(role="val")
+
+
+def find_groups(frame: pd.DataFrame, *, near: bool = True) -> list[list[Path]]:
+    """Duplicate groups (exact, and near with ``near``) among the frame's files."""
+    from medrepro import audit
+
+    return audit.find_duplicates(frame["path"], near=near)
+
+
+def duplicate_free_test(train: pd.DataFrame, test: pd.DataFrame,
+                        groups: Sequence[Sequence[Path]]) -> tuple[pd.DataFrame, int]:
+    """``test`` without every image that has an exact or near duplicate in ``train``.
+
+    ``groups`` are duplicate groups (``medrepro.audit.find_duplicates`` or the list saved by
+    notebook 01). Returns ``(filtered test frame, number of test images dropped)``.
+    """
+    from medrepro import audit
+
+    keep = set(audit.duplicate_free(test["path"], groups, reference=train["path"]))
+    mask = test["path"].map(lambda p: Path(p) in keep)
+    dropped = int((~mask).sum())
+    log.info("duplicate-free test: dropped %d of %d test images with a training duplicate",
+             dropped, len(test))
+    return test[mask], dropped
+
+
+# ---------------------------------------------------------------------------- data source
+def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = 42):
+    """Resolve an MRI dataset; if a real source lacks it, use the other real MRI set instead.
+
+    Studies C and E use the Masoud set; ``../shared/data`` holds only its Testing split, which
+    ``datasets.resolve`` would replace by the phantom. With a real source, the complete real
+    Sartaj set is the better stand-in (real images, same four classes). Returns
+    ``(ResolvedDataset, note)``; ``note`` is "" when ``dataset_id`` itself was used.
+    """
+    from medrepro import datasets
+
+    rd = datasets.resolve(dataset_id, data=data, profile=profile, seed=seed)
+    if not rd.is_phantom or data == datasets.PHANTOM:
+        return rd, ""
+    other = next(d for d in CLASS_DIRS if d != dataset_id)
+    alt = datasets.resolve(other, data=data, profile=profile, seed=seed)
+    if alt.is_phantom:
+        return rd, (f"{dataset_id} is not complete in {data!r}: ran on its phantom "
+                    f"({'; '.join(rd.notes)})")
+    return alt, (f"{dataset_id} is not complete in {data!r} (no Training split): ran on the "
+                 f"real {other} set instead (same four classes), not on the paper's dataset")
+
+
+# ---------------------------------------------------------------------------- tf.data
+def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: str = "unit"):
+    """An unbatched ``tf.data.Dataset`` of images ``(image_size, image_size, 3)`` float32.
+
+    JPEG/PNG decoded with 3 channels (grayscale is repeated), resized bilinearly (with
+    anti-aliasing when shrinking). ``scale="unit"``: values in [0, 1]; ``"raw"``: 0-255.
+    """
+    import tensorflow as tf
+
+    if scale not in ("unit", "raw"):
+        raise MriDataError(f"scale={scale!r}: expected 'unit' or 'raw'")
+    size = (int(image_size), int(image_size))
+
+    def load(path):
+        raw = tf.io.read_file(path)
+        img = tf.io.decode_image(raw, channels=3, expand_animations=False)
+        img = tf.image.resize(tf.cast(img, tf.float32), size, antialias=True)
+        img = tf.clip_by_value(img, 0.0, 255.0)
+        return img / 255.0 if scale == "unit" else img
+
+    paths = tf.constant([str(f) for f in files])
+    return tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=2)
+
+
+def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
+                  shuffle: bool = False, seed: int = 0, augment=None, one_hot: bool = True,
+                  n_classes: int = len(CLASS_NAMES), scale: str = "unit", cache: bool = True):
+    """Batches ``(images (B, S, S, 3) float32, labels)`` of a frame's files, in frame order.
+
+    Labels are one-hot float32 ``(B, K)`` (``one_hot=True``) or int64 ``(B,)``. Decoding and
+    resizing happen once (``cache``); ``augment`` (e.g. :func:`augmenter`) runs on every batch
+    on the fly; shuffling is seeded and reshuffled each epoch.
+    """
+    import tensorflow as tf
+
+    from medrepro import train
+
+    images = decode_files(frame["path"], image_size=image_size, scale=scale)
+    labels = np.asarray(frame["label"], dtype=np.int64)
+    y = tf.data.Dataset.from_tensor_slices(
+        np.eye(n_classes, dtype=np.float32)[labels] if one_hot else labels)
+    ds = tf.data.Dataset.zip((images, y))
+    return train.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
+                        cache=cache, n_items=len(frame))
+
+
+def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit") -> np.ndarray:
+    """The frame's images as one array ``(N, S, S, 3)`` float32 (for figures and explanations)."""
+    ds = decode_files(frame["path"], image_size=image_size, scale=scale).batch(64)
+    arrays = [b.numpy() for b in ds]
+    if not arrays:
+        return np.zeros((0, image_size, image_size, 3), dtype=np.float32)
+    return np.concatenate(arrays)
+
+
+def augmenter(*, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0,
+              flip: bool = False, seed: int = 0):
+    """A ``keras.Sequential`` of random preprocessing layers, active only with ``training=True``.
+
+    ``rotation`` is a fraction of a full turn (0.05 = ±18°), ``shift`` and ``zoom`` fractions of
+    the image size. Seeded. Returns None when every option is off.
+    """
+    import keras
+    from keras import layers
+
+    parts = []
+    if flip:
+        parts.append(layers.RandomFlip("horizontal", seed=seed))
+    if rotation:
+        parts.append(layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1))
+    if shift:
+        parts.append(layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2))
+    if zoom:
+        parts.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3))
+    return keras.Sequential(parts, name="augment") if parts else None

@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+import pytest
+from medrepro import manifest
+from medrepro.models import mri as mm
+from PIL import Image
+
+
+def test_lstm_head_matches_table1_exactly():
+    model = mm.lstm_cnn_head()
+    assert model.count_params() == mm.LSTM_HEAD_PARAMS == 207_605_764
+    assert not model.non_trainable_weights
+    table1 = manifest.reported_frame("A.table1")
+    ours = mm.summary_frame(model)
+    layers = ours[ours["layer"] != "Total"]
+    expected = table1[table1["layer"].str.startswith(("lstm", "dropout", "flatten", "dense"))]
+    assert list(layers["params"]) == list(expected["params"])
+    assert list(layers["output_shape"]) == list(expected["output_shape"])
+    assert model.output_shape == (None, 4)
+    del model
+
+
+def test_standard_head_and_study_c_e_models():
+    assert mm.standard_cnn_head().count_params() == mm.N_FEATURES * 4 + 4
+    seq = mm.seq_cnn((64, 64, 3))
+    assert seq.output_shape == (None, 4)
+    assert [type(layer).__name__ for layer in seq.layers[:2]] == ["Conv2D", "MaxPooling2D"]
+    out = seq(np.zeros((2, 64, 64, 3), dtype="float32"))
+    np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
+    xai = mm.xai_cnn((48, 48, 3))
+    kinds = {type(layer).__name__ for layer in xai.layers}
+    assert {"Conv2D", "BatchNormalization", "MaxPooling2D", "Dropout", "Dense"} <= kinds
+    assert xai.output_shape == (None, 4)
+
+
+def test_softmax_stays_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = mm.xai_cnn((32, 32, 3))
+        assert model.layers[0].compute_dtype == "float16"
+        assert model(np.zeros((1, 32, 32, 3), dtype="float32")).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No cached weights and a download that fails at once (as on this offline machine)."""
+    monkeypatch.setattr(mm, "WEIGHTS_TIMEOUT", 2.0)
+    monkeypatch.setattr(mm, "RESNET_WEIGHTS_URL", "http://127.0.0.1:9/none.h5")
+    monkeypatch.setattr(mm, "RESNET_WEIGHTS_FILE", "medrepro_test_missing_weights.h5")
+    monkeypatch.setattr(mm, "keras_models_dir", lambda: tmp_path / "no-weights-here")
+
+
+def test_offline_weights_fail_fast_with_a_clear_message(offline):
+    with pytest.raises(mm.WeightsUnavailableError, match=r"ImageNet weights unavailable.*"
+                                                         r"put the file there to run offline"):
+        mm.resnet50_backbone(weights="imagenet", fallback=False, image_size=32)
+    with pytest.raises(mm.WeightsUnavailableError, match="expected 'imagenet' or None"):
+        mm.resnet50_backbone(weights="places365")
+
+
+def test_features_fall_back_to_random_init_with_a_warning_and_are_cached(offline, tmp_path):
+    rng = np.random.default_rng(0)
+    files = []
+    for i, mode in enumerate(["RGB", "L", "RGB"]):
+        f = tmp_path / f"img {i}.jpg"
+        shape = (40, 48, 3) if mode == "RGB" else (40, 48)
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=mode).save(f)
+        files.append(f)
+    with pytest.warns(RuntimeWarning, match="FALLING BACK TO A RANDOMLY INITIALISED"):
+        first = mm.resnet50_features(files, cache_dir=tmp_path / "cache", root=tmp_path,
+                                     image_size=32, batch_size=2)
+    assert first.weights == "random" and not first.cached
+    assert first.x.shape == (3, 1, 2048) and first.x.dtype == np.float16
+    assert np.isfinite(first.x.astype(np.float32)).all()
+    assert first.path.is_file() and first.path.with_suffix(".json").is_file()
+    with pytest.warns(RuntimeWarning, match="RANDOMLY INITIALISED"):
+        again = mm.resnet50_features(files, cache_dir=tmp_path / "cache", root=tmp_path,
+                                     image_size=32)
+    assert again.cached and again.path == first.path
+    np.testing.assert_array_equal(again.x, first.x)
