@@ -289,3 +289,13 @@ def test_shared_data_resolves_as_documented(fake):
     assert masoud.is_phantom and masoud.found_splits == ("Testing",)
     for sample_only in ("rsna_ich", "mosmed"):
         assert datasets.resolve(sample_only, data=str(shared), profile="smoke").is_phantom
+
+
+def test_relative_folder_is_taken_from_the_project_root(fake, monkeypatch, tmp_path):
+    project = tmp_path / "project"
+    _mri_folder(project / "mydata" / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    (project / "notebooks").mkdir()
+    monkeypatch.setenv("MEDREPRO_ROOT", str(project))
+    monkeypatch.chdir(project / "notebooks")  # where papermill runs the notebooks
+    rd = datasets.resolve("brain_tumor_sartaj", data="mydata", profile="smoke")
+    assert not rd.is_phantom and rd.root == (project / "mydata" / "brain_tumor_sartaj").resolve()
