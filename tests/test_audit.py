@@ -64,14 +64,14 @@ def _names(groups):
 
 
 def test_exact_groups_are_byte_identical_files_only(images):
-    root, f = images
+    _, f = images
     groups = audit.find_duplicates(f.values())
     assert _names(groups) == [["a", "a_copy"], ["c", "c_copy"]]
     assert all(g == sorted(g) for g in groups)
 
 
 def test_near_adds_resized_and_recoded_copies_not_distinct_images(images):
-    root, f = images
+    _, f = images
     groups = audit.find_duplicates(f.values(), near=True)
     assert _names(groups) == [["a", "a_copy", "a_small"], ["b", "b_rgb"], ["c", "c_copy"]]
 
@@ -183,7 +183,7 @@ def test_audit_resolved_saves_used_list_and_audits_found_partial(images, monkeyp
     from medrepro.datasets import ResolvedDataset
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
-    root, f = images
+    root, _ = images
     # the fixture's class folders are Masoud's; its "Testing" alone stands for found real data
     used = ResolvedDataset("brain_tumor_masoud", root, source="phantom", is_phantom=True,
                            origin="phantom", splits_present=("Training", "Testing"),

@@ -166,7 +166,8 @@ def test_unreachable_host_fails_fast(tmp_path):
 # --------------------------------------------------------------------------------------------
 # archives
 
-def _zip(path: Path, members: dict[str, bytes], *, symlinks: dict[str, str] = {}) -> Path:
+def _zip(path: Path, members: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> Path:
+    symlinks = symlinks or {}
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -177,7 +178,8 @@ def _zip(path: Path, members: dict[str, bytes], *, symlinks: dict[str, str] = {}
     return path
 
 
-def _tar(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] = {}) -> Path:
+def _tar(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] | None = None) -> Path:
+    data = data or {}
     with tarfile.open(path, "w:gz") as tf:
         for m in members:
             payload = data.get(m.name)

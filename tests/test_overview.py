@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from medrepro import datasets, overview  # noqa: E402
+from medrepro import datasets, overview
 
 
 def _layout(root, n=(3, 1)):

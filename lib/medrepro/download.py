@@ -188,7 +188,7 @@ def _transfer(url: str, part: Path, *, timeout: float, chunk: int) -> None:
     except urllib.error.URLError as exc:
         raise DownloadError(f"{url}: cannot connect ({exc.reason}); offline or host "
                             f"unreachable?") from None
-    except (socket.timeout, TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, ConnectionError) as exc:
         raise DownloadInterrupted(f"{url}: connection failed ({exc})") from None
     with response:
         if have and response.status == 206:
@@ -394,7 +394,7 @@ def check_kaggle_reachable(*, host: str | None = None, port: int = 443,
                           "run on Kaggle/Colab with internet") from None
 
 
-def acquire_kaggle(sp: "DatasetSpec") -> tuple[Path | None, str]:
+def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
     """Find or download dataset ``sp`` for ``data="kaggle"``; return ``(root, origin)``.
 
     Order: ``/kaggle/input`` (origin ``kaggle-input``); a completed earlier download in
@@ -419,7 +419,7 @@ def acquire_kaggle(sp: "DatasetSpec") -> tuple[Path | None, str]:
     return _download_kaggle(sp, dest), "kagglehub"
 
 
-def download_url_dataset(sp: "DatasetSpec") -> Path:
+def download_url_dataset(sp: DatasetSpec) -> Path:
     """Download and extract every URL of ``sp`` (MosMed) into ``data/raw/<id>/<split>/``."""
     dest = paths.raw_dir(sp.id)
     for src in sp.urls:
@@ -445,7 +445,7 @@ def _write_marker(dest: Path, record: dict) -> None:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def _download_kaggle(sp: "DatasetSpec", dest: Path) -> Path:
+def _download_kaggle(sp: DatasetSpec, dest: Path) -> Path:
     from medrepro.datasets import find_dataset_root
 
     what = (f"competition {sp.kaggle_competition}" if sp.kaggle_competition
@@ -479,7 +479,7 @@ def _download_kaggle(sp: "DatasetSpec", dest: Path) -> Path:
     return find_dataset_root(dest, sp)
 
 
-def _kaggle_fetch(sp: "DatasetSpec", out: Path) -> None:
+def _kaggle_fetch(sp: DatasetSpec, out: Path) -> None:
     try:
         import kagglehub
     except ImportError:
@@ -500,7 +500,7 @@ def _kaggle_fetch(sp: "DatasetSpec", out: Path) -> None:
         api.dataset_download_files(sp.kaggle_dataset, path=str(out), unzip=True, quiet=True)
 
 
-def _classify_kaggle_error(sp: "DatasetSpec", what: str, exc: Exception) -> KaggleError:
+def _classify_kaggle_error(sp: DatasetSpec, what: str, exc: Exception) -> KaggleError:
     text = str(exc).lower()
     if sp.kaggle_competition and ("403" in text or "forbidden" in text or "rules" in text):
         return KaggleError(
