@@ -98,6 +98,12 @@ def test_weights_checkpoint_and_accuracy_monitor(tmp_path):
     assert (tmp_path / "best.weights.h5").is_file() and not (tmp_path / "best.keras").exists()
     acc = model.evaluate(val_ds, verbose=0)[1]
     assert acc == pytest.approx(history["val_accuracy"].max())
+    # a fresh (not resumed) run in the same folder starts a new history; best kept in memory
+    again = train.fit(model, train_ds, val_ds, epochs=3, run_dir=tmp_path, verbose=0,
+                      checkpoint="memory", backup=False)
+    assert list(again["epoch"]) == [1, 2, 3] and not (tmp_path / "best.weights.h5").exists()
+    assert model.evaluate(val_ds, verbose=0)[0] == pytest.approx(again["val_loss"].min(),
+                                                                 rel=1e-4)
 
 
 def test_bad_arguments_raise(tmp_path):

@@ -155,12 +155,15 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       ``val_loss``, ...), ``lr`` and ``epoch_seconds`` (wall time); rewritten atomically after
       every epoch.
     - Best checkpoint by ``monitor``: ``checkpoint="model"`` → ``run_dir/best.keras`` (full
-      model, optimizer included); ``"weights"`` → ``run_dir/best.weights.h5`` (weights only:
-      much smaller for very large models); ``None`` → none. Written to a temporary file, then
-      renamed, so an interruption never leaves a truncated checkpoint.
+      model, optimizer included); ``"weights"`` → ``run_dir/best.weights.h5`` (no architecture,
+      optimizer state included); ``"memory"`` → a copy of the best weights in RAM only (for
+      models whose checkpoint costs more than an epoch); ``None`` → none. Files are written to a
+      temporary file, then renamed, so an interruption never leaves a truncated checkpoint.
     - Resume: with ``backup=True`` a ``BackupAndRestore`` state in ``run_dir/backup`` lets a
       re-run of the same call after an interruption continue at the next epoch (the model must
       be built and compiled the same way). The best value so far is read back from the CSV.
+      Without a backup state the run starts afresh (an earlier history and checkpoint are
+      removed).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
       on ``monitor`` (factor ``reduce_lr_factor``).
     - ``restore_best_weights``: at the end, the model holds the weights of the best epoch
@@ -171,27 +174,37 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
 
     if epochs < 1:
         raise TrainingError(f"epochs must be >= 1, got {epochs}")
-    if checkpoint not in ("model", "weights", None):
-        raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights' or None")
+    if checkpoint not in ("model", "weights", "memory", None):
+        raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights', 'memory' "
+                            "or None")
     if seed is not None:
         set_seed(seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE_MARKER).unlink(missing_ok=True)
+    resuming = backup and (run_dir / BACKUP_DIR / "training_metadata.json").is_file()
+    if not resuming:  # a fresh run: results of an earlier complete run must not seed this one
+        for stale in (HISTORY_CSV, BEST_MODEL, BEST_WEIGHTS):
+            (run_dir / stale).unlink(missing_ok=True)
     mode = _resolve_mode(monitor, mode)
-    recorder = _callback_classes()["HistoryCSV"](run_dir / HISTORY_CSV)
+    classes = _callback_classes()
+    recorder = classes["HistoryCSV"](run_dir / HISTORY_CSV)
     best_path = None
+    in_memory = None
     cbs: list[Any] = [recorder]
-    if checkpoint is not None:
+    if checkpoint in ("model", "weights"):
         best_path = run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
-        cbs.append(_callback_classes()["AtomicBestCheckpoint"](best_path, monitor=monitor, mode=mode,
-                                        weights_only=checkpoint == "weights",
-                                        best=recorder.best(monitor, mode)))
+        cbs.append(classes["AtomicBestCheckpoint"](best_path, monitor=monitor, mode=mode,
+                                                   weights_only=checkpoint == "weights",
+                                                   best=recorder.best(monitor, mode)))
+    elif checkpoint == "memory":
+        in_memory = classes["BestInMemory"](monitor=monitor, mode=mode)
+        cbs.append(in_memory)
     early = None
     if patience is not None:
         early = keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=patience,
-            restore_best_weights=restore_best_weights and best_path is None)
+            restore_best_weights=restore_best_weights and checkpoint is None)
         cbs.append(early)
     if reduce_lr_patience is not None:
         cbs.append(keras.callbacks.ReduceLROnPlateau(
@@ -206,6 +219,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
               shuffle=not _is_dataset(train_ds))
     if restore_best_weights and best_path is not None and best_path.is_file():
         model.load_weights(str(best_path))
+    if restore_best_weights and in_memory is not None and in_memory.weights is not None:
+        model.set_weights(in_memory.weights)
     history = recorder.read()
     stopped = early.stopped_epoch if early is not None and early.stopped_epoch else None
     _write_json(run_dir / DONE_MARKER, {"epochs_run": len(history), "epochs": epochs,
@@ -313,11 +328,31 @@ def _callback_classes() -> dict[str, type]:
                 else:
                     self.model.save(tmp, overwrite=True)
 
-    return {"HistoryCSV": HistoryCSV, "AtomicBestCheckpoint": AtomicBestCheckpoint}
+    class BestInMemory(keras.callbacks.Callback):
+        """Keeps a copy of the best weights in memory (no file): for very large models whose
+        checkpoint would cost more than the epoch (study A's 207M-parameter head on CPU)."""
+
+        def __init__(self, *, monitor: str = "val_loss", mode: str = "min"):
+            super().__init__()
+            self.monitor, self.mode = monitor, mode
+            self.best: float | None = None
+            self.weights: list | None = None
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            value = (logs or {}).get(self.monitor)
+            if value is None or np.isnan(value):
+                return
+            if self.best is None or (value < self.best if self.mode == "min"
+                                     else value > self.best):
+                self.best = float(value)
+                self.weights = [np.array(w) for w in self.model.get_weights()]
+
+    return {"HistoryCSV": HistoryCSV, "AtomicBestCheckpoint": AtomicBestCheckpoint,
+            "BestInMemory": BestInMemory}
 
 
 def __getattr__(name: str):
-    if name in ("HistoryCSV", "AtomicBestCheckpoint"):
+    if name in ("HistoryCSV", "AtomicBestCheckpoint", "BestInMemory"):
         return _callback_classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
