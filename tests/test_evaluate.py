@@ -161,3 +161,20 @@ def test_plots_return_figures():
                                      labels=["a", "b"], n=4)
     assert sum(ax.has_data() for ax in fig3.axes) == 4
     plt.close("all")
+
+
+def test_beside_reported_aligns_rows_by_key():
+    ours = evaluate.classification_table([0, 1, 1], [0, 1, 0], labels=["glioma", "no tumour"])
+    reported = pd.DataFrame([{"class": "no_tumor", "f1": 0.97}, {"class": "glioma", "f1": 0.98},
+                             {"class": "extra", "f1": 0.5}])
+    table = evaluate.beside_reported(ours, reported, rename={"no tumour": "no_tumor"})
+    assert list(table["class"][:3]) == ["glioma", "no_tumor", "accuracy"]
+    assert table.loc[table["class"] == "no_tumor", "paper_f1"].item() == 0.97
+    assert table["class"].iloc[-1] == "extra" and np.isnan(table["f1"].iloc[-1])
+
+
+def test_summary_row_has_cis():
+    row = evaluate.summary_row([0, 1, 1, 0] * 10, [0, 1, 0, 0] * 10, n_boot=100)
+    assert row["n_test"] == 40 and row["accuracy"] == pytest.approx(0.75)
+    assert row["accuracy_lo"] < 0.75 < row["accuracy_hi"]
+    assert row["macro_f1_lo"] <= row["macro_f1"] <= row["macro_f1_hi"]

@@ -107,6 +107,38 @@ def ci_table(y_true, y_pred, *, metrics: Sequence[str] = METRICS, n_boot: int = 
     return pd.DataFrame(rows)
 
 
+def beside_reported(ours: pd.DataFrame, reported: pd.DataFrame | None, *,
+                    key: str = "class", rename: dict[str, str] | None = None,
+                    prefix: str = "paper_") -> pd.DataFrame:
+    """Our table with the paper's values in ``paper_<column>`` columns beside it.
+
+    ``ours`` has ``key`` as its index or as a column (e.g. :func:`classification_table`);
+    ``rename`` maps our keys to the paper's (e.g. ``{"no tumour": "no_tumor"}``). Rows are
+    matched by key; rows only the paper has come last. ``reported`` None returns ``ours``
+    with ``key`` as a column.
+    """
+    frame = ours.reset_index() if key not in ours.columns else ours.copy()
+    if rename:
+        frame[key] = frame[key].map(lambda k: rename.get(k, k))
+    if reported is None:
+        return frame
+    theirs = reported.rename(columns={c: f"{prefix}{c}" for c in reported.columns if c != key})
+    merged = frame.merge(theirs, on=key, how="outer", sort=False)
+    order = {k: i for i, k in enumerate(frame[key])}
+    merged["_order"] = merged[key].map(lambda k: order.get(k, len(order)))
+    return merged.sort_values("_order", kind="stable").drop(columns="_order").reset_index(
+        drop=True)
+
+
+def summary_row(y_true, y_pred, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Accuracy and macro-F1 with 95% bootstrap CIs, and N, as one flat dict (a table row)."""
+    acc = bootstrap_ci(y_true, y_pred, metric="accuracy", n_boot=n_boot, seed=seed)
+    f1 = bootstrap_ci(y_true, y_pred, metric="macro_f1", n_boot=n_boot, seed=seed)
+    return {"n_test": len(np.asarray(y_true)), "accuracy": acc["point"],
+            "accuracy_lo": acc["lo"], "accuracy_hi": acc["hi"], "macro_f1": f1["point"],
+            "macro_f1_lo": f1["lo"], "macro_f1_hi": f1["hi"]}
+
+
 # ---------------------------------------------------------------------------- uncertainty
 def bootstrap_ci(y_true, y_pred, *, metric: str | Callable = "accuracy", n_boot: int = 1000,
                  seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
