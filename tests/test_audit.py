@@ -204,3 +204,13 @@ def test_audit_resolved_saves_used_list_and_audits_found_partial(images, monkeyp
     assert real["files_audited"].iloc[0] == 3  # a_copy, a_small, e
     saved = audit.load_duplicates("brain_tumor_masoud", root=root, source="phantom")
     assert _names(saved) == [["a", "a_copy", "a_small"], ["b", "b_rgb"]]
+
+
+def test_audit_table_leaves_non_applicable_cells_blank(images):
+    root, f = images
+    res = audit.audit_files(f.values(), near=True)
+    t = audit.audit_table(res, root=root, dataset="brain_tumor_masoud", source="phantom",
+                          splits=("Training", "Testing")).set_index("scope")
+    assert t.loc["within Training", "test_with_train_copy_exact"] == ""
+    assert t.loc["across splits", "test_with_train_copy_exact"] == 1  # a_copy
+    assert "<NA>" not in t.to_markdown()

@@ -399,7 +399,7 @@ def audit_table(result: AuditResult, *, root: str | os.PathLike, dataset: str, s
     Columns: dataset, source, scope, exact_groups, exact_files, near_groups, near_files (the
     exact+near groups, which contain the exact ones), test_with_train_copy_exact /
     test_with_train_copy_near (testing files with a copy in training; on the ``across splits``
-    row), files_audited, files_skipped.
+    row, blank elsewhere), files_audited, files_skipped.
     """
     import pandas as pd
 
@@ -411,6 +411,8 @@ def audit_table(result: AuditResult, *, root: str | os.PathLike, dataset: str, s
         "test_with_train_copy_exact": ex["test_files_with_train_duplicate"],
         "test_with_train_copy_near": nr["test_files_with_train_duplicate"],
     }).reset_index()
+    for col in ("test_with_train_copy_exact", "test_with_train_copy_near"):  # blank, not <NA>
+        df[col] = df[col].astype(object).where(df[col].notna(), "")
     df.insert(0, "source", source)
     df.insert(0, "dataset", dataset)
     df["files_audited"] = result.n_files
