@@ -15,7 +15,7 @@ zero (never NaN). ``x`` is one input without the batch axis (``(H, W, C)``) or a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -151,6 +151,30 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45,
         img = np.repeat(img[..., None], 3, axis=-1)
     colours = matplotlib.colormaps[cmap](np.clip(heatmap, 0, 1))[..., :3]
     return np.clip((1 - alpha) * img + alpha * colours, 0.0, 1.0)
+
+
+def plot_maps(images: np.ndarray, maps: np.ndarray, *, titles: Sequence[str] = (),
+              suptitle: str = "", alpha: float = 0.45):
+    """Figure: each image (top row) above its heat-map overlay (bottom row). Returns the Figure.
+
+    ``images`` ``(N, H, W[, C])``, ``maps`` ``(N, H, W)`` in [0, 1].
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
+    for i in range(n):
+        img = np.asarray(images[i], dtype=np.float32)
+        axes[0, i].imshow(overlay(img, np.zeros(img.shape[:2]), alpha=0.0))
+        axes[1, i].imshow(overlay(img, maps[i], alpha=alpha))
+        if i < len(titles):
+            axes[0, i].set_title(titles[i], fontsize=8)
+        for ax in axes[:, i]:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------------------- layers

@@ -96,7 +96,8 @@ def counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Images per class (rows, in index order) and split (columns), with totals."""
     table = pd.crosstab(frame["class_name"], frame["split"], margins=True, margins_name="total")
     order = [c for c in CLASS_NAMES if c in table.index] + ["total"]
-    cols = [s for s in (*SPLITS, "train", "test") if s in table.columns] + ["total"]
+    known = [s for s in (*SPLITS, "train", "val", "test") if s in table.columns]
+    cols = known + [c for c in table.columns if c not in known and c != "total"] + ["total"]
     return table.loc[order, cols]
 
 
@@ -139,6 +140,19 @@ def find_groups(frame: pd.DataFrame, *, near: bool = True) -> list[list[Path]]:
     from medrepro import audit
 
     return audit.find_duplicates(frame["path"], near=near)
+
+
+def duplicate_groups(frame: pd.DataFrame, *, dataset_id: str, root: str | os.PathLike,
+                     source: str) -> tuple[list[list[Path]], str]:
+    """Duplicate groups for ``frame``: the list notebook 01 saved for this source if there is
+    one, else computed now (exact + near). Returns ``(groups, how)``."""
+    from medrepro import audit
+
+    try:
+        return audit.load_duplicates(dataset_id, root=root, source=source), "notebook 01's list"
+    except Exception as exc:  # noqa: BLE001 - missing, stale or other-source list: recompute
+        log.info("duplicate list not usable (%s); computing it", exc)
+    return find_groups(frame, near=True), "computed (exact + near)"
 
 
 def duplicate_free_test(train: pd.DataFrame, test: pd.DataFrame,

@@ -79,6 +79,19 @@ def distribution_strategy():
     return tf.distribute.get_strategy()
 
 
+def make_optimizer(name: str, learning_rate: float, **kwargs):
+    """A Keras optimizer by name (``"adam"``, ``"Adamax"``, ``"SGD"``...) with a learning rate."""
+    import keras
+
+    try:
+        return keras.optimizers.get({"class_name": name.lower() if name.lower() in
+                                     {"sgd", "adam", "adamax", "rmsprop", "adamw", "nadam",
+                                      "adagrad", "adadelta", "ftrl", "lion"} else name,
+                                     "config": {"learning_rate": learning_rate, **kwargs}})
+    except ValueError as exc:
+        raise TrainingError(f"unknown optimizer {name!r}: {exc}") from None
+
+
 # ---------------------------------------------------------------------------- tf.data
 def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
                 shuffle: bool = False, seed: int = 0, augment=None, cache: bool = True):

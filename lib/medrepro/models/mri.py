@@ -120,6 +120,110 @@ def summary_frame(model):
     return pd.DataFrame(rows)
 
 
+def table1_beside(model):
+    """Our LSTM head's summary beside study A's Table 1 (``paper_*`` columns), row by row."""
+    import pandas as pd
+
+    from medrepro import manifest
+
+    ours = summary_frame(model)
+    paper = manifest.reported_frame("A.table1")
+    n = max(len(ours), len(paper))
+    ours = ours.reindex(range(n))
+    paper = paper.reindex(range(n)).add_prefix("paper_")
+    out = pd.concat([ours, paper], axis=1)
+    out["params_match"] = out["params"] == out["paper_params"]
+    return out
+
+
+def plot_diagram(model, *, title: str = "", preamble: Sequence[tuple[str, str]] = ()):
+    """A block diagram of a model's layers (name, type, output shape, params) with matplotlib.
+
+    ``preamble``: ``(label, detail)`` boxes drawn before the model's first layer (e.g. the
+    image and the feature extractor outside the summarised model). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    boxes = [(label, detail, "#e8e8e8") for label, detail in preamble]
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "InputLayer":
+            continue
+        colour = {"LSTM": "#cfe2f3", "Dropout": "#f4f4f4", "Dense": "#d9ead3"}.get(kind,
+                                                                              "#fff2cc")
+        detail = f"{kind} · out {tuple(layer.output.shape)} · {layer.count_params():,} params"
+        boxes.append((layer.name, detail, colour))
+    height = 0.62 * len(boxes) + 0.8
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, len(boxes))
+    ax.axis("off")
+    for i, (label, detail, colour) in enumerate(boxes):
+        y = len(boxes) - i - 0.85
+        ax.add_patch(FancyBboxPatch((0.08, y), 0.84, 0.62, boxstyle="round,pad=0.02",
+                                    facecolor=colour, edgecolor="#555555"))
+        ax.text(0.5, y + 0.41, label, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(0.5, y + 0.17, detail, ha="center", va="center", fontsize=7.5)
+        if i < len(boxes) - 1:
+            ax.annotate("", xy=(0.5, y - 0.12), xytext=(0.5, y - 0.01),
+                        arrowprops={"arrowstyle": "->", "color": "#555555"})
+    ax.set_title(title or f"{model.name}: {model.count_params():,} parameters")
+    fig.tight_layout()
+    return fig
+
+
+def scale_features(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Divide features by one scalar, the training features' standard deviation (float32 out).
+
+    Random-init ResNet50 features can be large; one global scale keeps the LSTM gates out of
+    saturation without changing the features' geometry. Returns ``[train, *others]`` scaled.
+    """
+    std = float(np.asarray(train, dtype=np.float32).std()) or 1.0
+    return [np.asarray(a, dtype=np.float32) / std for a in (train, *others)]
+
+
+def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray,
+               y_val: np.ndarray, *, epochs: int, batch_size: int, learning_rate: float,
+               run_dir, checkpoint: str | None = "memory", backup: bool = False,
+               seed: int = 0, verbose: int = 2, model=None):
+    """Build, compile (Adam, categorical cross-entropy) and train a study-A head on features.
+
+    ``kind``: ``"lstm"`` (:func:`lstm_cnn_head`) or ``"standard"`` (:func:`standard_cnn_head`).
+    ``x_*``: ``(N, 1, F)`` features; ``y_*``: int class indices ``(N,)``. Study A names no
+    optimizer; Adam is our choice. ``model``: an already built head of that kind to train
+    (building the LSTM head takes seconds). Returns ``(model, history)``; the model holds the
+    weights of the epoch with the lowest validation loss.
+    """
+    import keras
+
+    from medrepro import train
+
+    builders = {"lstm": lstm_cnn_head, "standard": standard_cnn_head}
+    if kind not in builders:
+        raise ValueError(f"kind={kind!r}: expected one of {', '.join(builders)}")
+    keras.utils.set_random_seed(seed)
+    if model is None:
+        model = builders[kind](n_features=int(x_fit.shape[-1]))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    k = model.output_shape[-1]
+    fit_ds = train.from_arrays(x_fit, keras.utils.to_categorical(y_fit, k),
+                               batch_size=batch_size, shuffle=True, seed=seed)
+    val_ds = train.from_arrays(x_val, keras.utils.to_categorical(y_val, k),
+                               batch_size=batch_size)
+    history = train.fit(model, fit_ds, val_ds, epochs=epochs, run_dir=run_dir,
+                        checkpoint=checkpoint, backup=backup, verbose=verbose)
+    return model, history
+
+
+def predict_head(model, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    """Predicted class indices ``(N,)`` of a head for features ``x`` ``(N, 1, F)``."""
+    from medrepro import train
+
+    return train.predict_classes(model, train.from_arrays(x, batch_size=batch_size, cache=False))
+
+
 # ---------------------------------------------------------------------------- ResNet50 features
 @dataclass(frozen=True)
 class FeatureSet:
