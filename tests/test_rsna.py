@@ -285,3 +285,21 @@ def test_make_dataset_batches_images_and_one_hot_labels(built):
     assert next(iter(small))[0].shape == (4, 224, 224, 3)
     with pytest.raises(ValueError, match="split must be one of"):
         rsna.make_dataset(built, df, split="holdout", batch_size=4)
+
+
+def test_touched_labels_keep_the_cache_changed_labels_rebuild(tmp_path):
+    root = tmp_path / "r"
+    labels = write_rsna(root, 8, bad=0)
+    out = tmp_path / "c"
+    rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
+    shard = out / "shard-00000.npy"
+    before = shard.stat().st_mtime_ns
+    csv_path = root / rsna.LABELS_CSV
+    os.utime(csv_path, ns=(before + 10**9, before + 10**9))
+    rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
+    assert shard.stat().st_mtime_ns == before
+    labels["ID_000000002"] = (0, 1, 1, 0, 0)  # now two subtypes: leaves the selection
+    _write_labels(csv_path, labels)
+    rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
+    assert "ID_000000002" not in set(rsna.load_manifest(out)["image_id"])
+    assert len(rsna.load_manifest(out)) == len(rsna.selected_images(root))

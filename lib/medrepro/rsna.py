@@ -266,13 +266,20 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
     (``build.json`` differs) is emptied first. Returns ``out``.
     """
     root, out = Path(root), Path(out)
+    labels_csv = root / LABELS_CSV
+    stat = labels_csv.stat() if labels_csv.is_file() else None
+    inputs = {"version": CACHE_VERSION, "root": str(root.resolve()), "source": source,
+              "image_size": int(image_size), "max_images": max_images,
+              "windows": [list(w) for w in dicom.RSNA_WINDOWS],
+              "labels_csv": [stat.st_size, stat.st_mtime_ns] if stat else None}
+    if _complete_for(out, inputs, shard_size):
+        return out  # without parsing the label file again (seconds on the real one)
     images = selected_images(root, max_images=max_images)
     n = len(images)
     if shard_size is None:
         shard_size = int(np.clip(math.ceil(n / TARGET_SHARDS), MIN_SHARD_SIZE, MAX_SHARD_SIZE))
-    config = {"version": CACHE_VERSION, "root": str(root.resolve()), "source": source,
-              "image_size": int(image_size), "shard_size": int(shard_size), "n_images": n,
-              "max_images": max_images, "windows": [list(w) for w in dicom.RSNA_WINDOWS]}
+    ids_sha1 = hashlib.sha1("\n".join(images.tolist()).encode()).hexdigest()
+    config = {**inputs, "shard_size": int(shard_size), "n_images": n, "ids_sha1": ids_sha1}
     _prepare(out, config)
     if (out / "summary.json").is_file():
         return out
@@ -303,21 +310,40 @@ def selected_images(root: str | os.PathLike, *, max_images: int | None = None) -
     return ids
 
 
+def _complete_for(out: Path, inputs: dict, shard_size: int | None) -> bool:
+    """True when ``out`` is a complete cache built from ``inputs`` (and ``shard_size``)."""
+    try:
+        built = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    same = all(built.get(k) == v for k, v in inputs.items())
+    same = same and (shard_size is None or built.get("shard_size") == shard_size)
+    return same and (out / "summary.json").is_file()
+
+
 def _prepare(out: Path, config: dict) -> None:
-    """Make ``out`` hold a cache of ``config``: keep it when ``build.json`` matches, else empty."""
+    """Make ``out`` hold a cache of ``config``: keep it when ``build.json`` matches (a label file
+    that was only touched, same selection, just updates the record), else empty it."""
     build = out / "build.json"
     if build.is_file():
         try:
-            same = json.loads(build.read_text(encoding="utf-8")) == config
+            old = json.loads(build.read_text(encoding="utf-8"))
         except ValueError:
-            same = False
-        if same:
+            old = {}
+        if old == config:
+            return
+        if {**old, "labels_csv": None} == {**config, "labels_csv": None}:
+            _write_json(build, config)
             return
         print(f"{out}: built from other inputs; rebuilding")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(build) as tmp:
-        Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _write_json(build, config)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
 def _shard_npy(out: Path, k: int) -> Path:
