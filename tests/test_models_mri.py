@@ -80,3 +80,16 @@ def test_features_fall_back_to_random_init_with_a_warning_and_are_cached(offline
                                      image_size=32)
     assert again.cached and again.path == first.path
     np.testing.assert_array_equal(again.x, first.x)
+
+
+def test_scale_features_uses_training_statistics_only():
+    rng = np.random.default_rng(0)
+    train = (5.0 + rng.normal(size=(20, 1, 6))).astype(np.float16)
+    test = (5.0 + rng.normal(size=(4, 1, 6))).astype(np.float16)
+    tr, te = mm.scale_features(train, test)
+    assert tr.dtype == np.float32 and te.shape == (4, 1, 6)
+    np.testing.assert_allclose(tr.mean(axis=0), 0.0, atol=1e-5)
+    assert tr.std() == pytest.approx(1.0, rel=1e-5)
+    centred = train.astype(np.float32) - train.astype(np.float32).mean(axis=0)
+    np.testing.assert_allclose(te, (test.astype(np.float32) - train.astype(np.float32).mean(axis=0))
+                               / centred.std(), rtol=1e-5)
