@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,10 @@ def _write_mosmed(tmp: Path, *, n: int, seed: int, size: int) -> dict[str, Any]:
         for idx in range(n):
             study = FIRST_STUDY[cls] + idx
             rng = rng_for(seed, "mosmed", cls, idx)
-            volume, affine, time_tag, extent = render_volume(rng, abnormal=(cls == "CT-23"),
-                                                             size=size)
+            ct = render_volume(rng, abnormal=(cls == "CT-23"), size=size)
             name = f"study_{study:04d}.nii.gz"
-            (folder / name).write_bytes(encode_nifti(volume, affine, time_tag))
-            extents[f"{cls}/{name}"] = round(float(extent), 4)
+            (folder / name).write_bytes(encode_nifti(ct.hu, ct.affine, ct.time_tag))
+            extents[f"{cls}/{name}"] = round(ct.lesion_fraction, 4)
     return {"lesion_fraction": extents}
 
 
@@ -96,9 +96,21 @@ def encode_nifti(volume: np.ndarray, affine: np.ndarray, time_tag: str) -> bytes
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
 
 
-def render_volume(rng: np.random.Generator, *, abnormal: bool,
-                  size: int = 512) -> tuple[np.ndarray, np.ndarray, str, float]:
-    """One chest CT: (HU int16 (size, size, N), affine (4, 4), time tag, lesion fraction)."""
+@dataclass
+class ChestCT:
+    """One rendered chest CT. Arrays are (size, size, N), axes (R->L, P->A, I->S)."""
+
+    hu: np.ndarray  # int16 HU
+    affine: np.ndarray  # (4, 4) voxel -> scanner mm
+    time_tag: str  # "HHMMSS.fff" for the header's descrip
+    lesion_fraction: float  # share of the lung volume with GGO/consolidation (or normal density)
+    lung: np.ndarray  # bool: lung parenchyma
+    ggo: np.ndarray  # bool: ground glass (CT-23) or dependent density (CT-0)
+    consolidation: np.ndarray  # bool
+
+
+def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) -> ChestCT:
+    """One chest CT volume (see the module docstring for the anatomy and the findings)."""
     n_slices = int(rng.integers(N_SLICES[0], N_SLICES[1] + 1))
     dx = rng.uniform(*SPACING_AT_512) * 512 / size
     shape = (size, size, n_slices)
@@ -173,15 +185,14 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool,
     sternum = (np.abs(i) < 12) & (np.abs(j - (body_cj + body_b * 0.86)) < 6) & (t > 0.3)
     hu = np.where(sternum, BONE_MARROW + 100, hu)
     # findings
-    lung_in = inner & lungs & ~vessels
-    extent = 0.0
+    lung_in = inner & lungs & ~vessels & ~tr
     if abnormal:
         extent = float(np.exp(rng.uniform(np.log(EXTENT_RANGE[0]), np.log(EXTENT_RANGE[1]))))
-        hu, frac = _add_covid(rng, hu, lung_in, lung_dist, j, t, fraction=extent, dx=dx)
-        extent = frac
+        hu, ggo, cons = _add_covid(rng, hu, lung_in, lung_dist, j, t, fraction=extent, dx=dx)
     else:
         frac = rng.uniform(*NORMAL_DEPENDENT)
-        hu, _ = _add_dependent(rng, hu, lung_in, lung_dist, j, fraction=frac, dx=dx)
+        hu, ggo = _add_dependent(rng, hu, lung_in, lung_dist, j, fraction=frac, dx=dx)
+        cons = np.zeros(shape, dtype=bool)
     hu = hu + rng.normal(0, rng.uniform(8, 20), shape).astype(np.float32)
     hu = np.clip(hu, -1024, 3071)
     affine = np.diag([-dx, dx, SLICE_MM, 1.0])
@@ -189,7 +200,9 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool,
                      rng.choice([-1, 1]) * rng.uniform(300, 1600)]
     time_tag = f"{int(rng.integers(8, 20)):02d}{int(rng.integers(60)):02d}" \
                f"{int(rng.integers(60)):02d}.{int(rng.integers(1000)):03d}"
-    return np.round(hu).astype(np.int16), affine, time_tag, extent
+    fraction = float((ggo | cons).sum() / max(int(lung_in.sum()), 1))
+    return ChestCT(hu=np.round(hu).astype(np.int16), affine=affine, time_tag=time_tag,
+                   lesion_fraction=fraction, lung=lung_in, ggo=ggo & ~cons, consolidation=cons)
 
 
 def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):
@@ -199,7 +212,7 @@ def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):
     score = field + bias
     vals = score[lung]
     if vals.size == 0:
-        return hu, 0.0
+        return hu, np.zeros(hu.shape, bool), np.zeros(hu.shape, bool)
     thr = np.quantile(vals, 1 - fraction)
     ggo = lung & (score > thr)
     core_thr = np.quantile(vals, 1 - fraction * rng.uniform(0.1, 0.4))
@@ -207,7 +220,7 @@ def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):
     ggo_hu = rng.uniform(-650, -400) + 80 * field
     hu = np.where(ggo, np.clip(ggo_hu, -700, -300), hu)
     hu = np.where(cons, rng.uniform(-80, 30), hu)
-    return hu, float(ggo.sum() / max(lung.sum(), 1))
+    return hu, ggo, cons
 
 
 def _add_dependent(rng, hu, lung, lung_dist, j, *, fraction, dx):
@@ -216,8 +229,8 @@ def _add_dependent(rng, hu, lung, lung_dist, j, *, fraction, dx):
     score = 2.0 * lung_dist + 0.8 * (-j / 100.0) + 0.3 * field
     vals = score[lung]
     if vals.size == 0:
-        return hu, 0.0
+        return hu, np.zeros(hu.shape, bool)
     thr = np.quantile(vals, 1 - fraction)
     dep = lung & (score > thr)
     hu = np.where(dep, rng.uniform(-600, -300), hu)
-    return hu, float(dep.sum() / max(lung.sum(), 1))
+    return hu, dep

@@ -58,6 +58,7 @@ SARTAJ_DIRS = {"glioma": "glioma_tumor", "meningioma": "meningioma_tumor",
                "notumor": "no_tumor", "pituitary": "pituitary_tumor"}
 SPLITS = {"train": "Training", "test": "Testing"}
 
+TEMPLATE_FILE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"  # in nilearn/datasets/data
 CANVAS_MM = 256  # the 1 mm working grid each slice is rendered on before posing
 SELLA_VOXEL = (98.0, 132.0, 44.0)  # (i, j, k) of the sella turcica in the MNI152 1 mm grid
 NEAR_SELLA_MM = 6.0  # a slice closer than this to the sella shows the gland
@@ -105,15 +106,43 @@ class _Template:
 
 @functools.lru_cache(maxsize=1)
 def load_template() -> _Template:
-    """The MNI152 1 mm T1, GM and WM templates (nilearn, offline), loaded once per process."""
-    from nilearn import datasets
+    """The MNI152 (2009a, 1 mm) T1, GM and WM templates that nilearn ships, loaded once per process.
 
-    t1 = np.asarray(datasets.load_mni152_template(resolution=1).dataobj, dtype=np.float32)
-    gm = np.asarray(datasets.load_mni152_gm_template(resolution=1).dataobj, dtype=np.float32)
-    wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).dataobj, dtype=np.float32)
+    Read straight from nilearn's bundled files with nibabel and scaled to [0, 1], which gives
+    exactly what ``nilearn.datasets.load_mni152_template`` / ``_gm_`` / ``_wm_template
+    (resolution=1)`` return without importing ``nilearn.datasets`` (several seconds); those
+    functions are the fallback when the files are not where nilearn keeps them.
+    """
+    arrays = _read_bundled_templates()
+    if arrays is None:
+        from nilearn import datasets
+
+        arrays = [np.asarray(load(resolution=1).dataobj, dtype=np.float32) for load in (
+            datasets.load_mni152_template, datasets.load_mni152_gm_template,
+            datasets.load_mni152_wm_template)]
+    t1, gm, wm = arrays
     brain = ndimage.binary_closing(t1 > 0.08, iterations=2)
     brain = ndimage.binary_fill_holes(brain)
     return _Template(t1=t1, gm=gm, wm=wm, brain=brain)
+
+
+def _read_bundled_templates() -> list[np.ndarray] | None:
+    import importlib.util
+
+    import nibabel as nib
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    out = []
+    for kind in ("t1", "gm", "wm"):
+        path = folder / TEMPLATE_FILE.format(kind)
+        if not path.is_file():
+            return None
+        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+        out.append(data / max(float(data.max()), 1e-6))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
