@@ -78,8 +78,8 @@ def _cache_files(out: Path) -> dict[str, bytes]:
 
 def test_read_labels_one_row_per_image_duplicates_dropped(tmp_path):
     _write_labels(tmp_path / "l.csv", {"ID_b": (0, 0, 1, 0, 0), "ID_a": (0, 0, 0, 0, 0)})
-    with open(tmp_path / "l.csv", "a") as fh:  # a conflicting-free duplicate and a missing row
-        fh.write("ID_b_subdural,0\n")
+    with open(tmp_path / "l.csv", "a") as fh:  # duplicates: the first row counts
+        fh.write("ID_b_subdural,1\nID_b_intraventricular,1\n")
     df = rsna.read_labels(tmp_path / "l.csv")
     assert list(df["image_id"]) == ["ID_a", "ID_b"]
     assert list(df.columns) == ["image_id", *SUBTYPES, "any"]
@@ -93,6 +93,9 @@ def test_read_labels_errors(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="expected columns ID,Label"):
         rsna.read_labels(tmp_path / "bad.csv")
+    (tmp_path / "row.csv").write_text("ID,Label\nID_a_epidural,0\nID_a_bleed,1\n")
+    with pytest.raises(ValueError, match=r"row\.csv:3: expected ID_<image>_<subtype>"):
+        rsna.read_labels(tmp_path / "row.csv")
 
 
 def test_select_single_type_keeps_none_and_single(tmp_path):
