@@ -42,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 FULL_RUN_FILES = 720_733  # the six-class selection of stage_2_train (PAPERS.md B, Table 1)
 PROJECTION_CORES = 16
@@ -142,50 +142,86 @@ def time_methods(files: list[str], *, rounds: int) -> dict:
             "project_speedup_over_naive": statistics.median(naive)}
 
 
-def _read_chunk(chunk: list[str]) -> int:
+def _read_chunk(chunk: list[str]) -> tuple[int, float]:
     from medrepro import dicom
 
+    c0 = time.process_time()
     for f in chunk:
         dicom.read_rgb(f)
-    return len(chunk)
+    return len(chunk), time.process_time() - c0
 
 
-def pool_rate(files: list[str], workers: int, *, chunk: int = 8) -> float:
-    """Images/s of the project path over ``files`` in ``workers`` processes (no writes)."""
+def pool_rate(files: list[str], workers: int, *, chunk: int = 8) -> tuple[float, float]:
+    """``(images/s, worker CPU s per image)`` of the project path over ``files`` in ``workers``
+    processes (no writes)."""
     import multiprocessing as mp
 
     chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
         list(pool.map(_read_chunk, chunks[:workers]))  # start the workers, warm them up
         t0 = time.perf_counter()
-        n = sum(pool.map(_read_chunk, chunks))
-        return n / (time.perf_counter() - t0)
+        done = list(pool.map(_read_chunk, chunks))
+        wall = time.perf_counter() - t0
+    n = sum(d[0] for d in done)
+    return n / wall, sum(d[1] for d in done) / n
+
+
+def replicate(root: Path, files: list[str], copies: int, dest: Path) -> Path:
+    """An RSNA folder of ``copies`` hard links (or copies) of each file, all labelled none."""
+    from medrepro import rsna
+
+    (dest / rsna.IMAGES_DIR).mkdir(parents=True)
+    lines = ["ID,Label"]
+    for c in range(copies):
+        for i, f in enumerate(files):
+            image_id = f"ID_{c:04x}{i:05x}"
+            target = dest / rsna.IMAGES_DIR / f"{image_id}.dcm"
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copyfile(f, target)
+            lines += [f"{image_id}_{s},0" for s in (*rsna.SUBTYPES, "any")]
+    (dest / rsna.LABELS_CSV).write_text("\n".join(lines) + "\n")
+    return dest
 
 
 def scaling(files: list[str], root: Path, *, repeats: int, rounds: int) -> dict:
-    """1 -> 2 workers: the read/window path alone, and the whole cache build."""
+    """1 -> 2 workers: the read/window path alone, and the whole cache build.
+
+    Besides the wall-clock speedup (which other load on the machine caps), the CPU-normalised
+    speedup ``2 × (CPU s per image with 1 worker) / (CPU s per image with 2)``: 2.0 when the
+    workers do not slow each other down, i.e. what free cores would give.
+    """
     from medrepro import rsna
 
     work = files * repeats
-    path_rates = {1: [], 2: []}
+    rate = {1: [], 2: []}
+    cpu = {1: [], 2: []}
     for _ in range(rounds):
         for w in (1, 2):
-            path_rates[w].append(pool_rate(work, w))
+            r, c = pool_rate(work, w)
+            rate[w].append(r)
+            cpu[w].append(c)
     build_rates = {}
     with tempfile.TemporaryDirectory(prefix="bench-dicom-cache-") as tmp:
-        rsna.build_cache(root, Path(tmp) / "warm", workers=1, progress=False)  # imports, labels
+        big = replicate(root, files, repeats, Path(tmp) / "rsna_ich")
+        rsna.build_cache(big, Path(tmp) / "warm", workers=1, progress=False)  # page cache
         for w in (1, 2):
             out = Path(tmp) / f"w{w}"
-            rsna.build_cache(root, out, workers=w, progress=False)
+            rsna.build_cache(big, out, workers=w, progress=False)
             # the shard phase only (workers started, files read, windowed, shards written)
             build_rates[w] = rsna.read_summary(out)["images_per_s"]
             shutil.rmtree(out)
-    p1, p2 = statistics.median(path_rates[1]), statistics.median(path_rates[2])
+    p1, p2 = statistics.median(rate[1]), statistics.median(rate[2])
+    c1, c2 = statistics.median(cpu[1]), statistics.median(cpu[2])
     return {"images_per_pass": len(work), "rounds": rounds,
             "path_img_s_1_worker": p1, "path_img_s_2_workers": p2,
             "path_speedup_1_to_2": p2 / p1,
-            "path_speedups_per_round": [round(b / a, 3) for a, b in
-                                        zip(path_rates[1], path_rates[2])],
+            "path_speedups_per_round": [round(b / a, 3) for a, b in zip(rate[1], rate[2])],
+            "path_cpu_ms_per_image_1_worker": 1e3 * c1,
+            "path_cpu_ms_per_image_2_workers": 1e3 * c2,
+            "path_cpu_normalised_speedup_1_to_2": 2 * c1 / c2,
+            "build_images": len(work),
             "build_img_s_1_worker": build_rates[1], "build_img_s_2_workers": build_rates[2],
             "build_speedup_1_to_2": build_rates[2] / build_rates[1]}
 
@@ -236,7 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
     main_set = results["per_core"].get("real", results["per_core"]["phantom"])
     per_core = next(r["img_s_per_core_wall"] for r in main_set["rates"]
                     if r["key"] == "project_path")
-    efficiency = min(1.0, results["scaling"]["path_speedup_1_to_2"] / 2)
+    # Free cores assumed: the CPU-normalised efficiency (the wall one is capped by other load).
+    efficiency = min(1.0, results["scaling"]["path_cpu_normalised_speedup_1_to_2"] / 2)
     results["projection"] = projection(per_core, efficiency)
     results["targets"] = [
         {"target": f"(2) >= {TARGET_RATIO} × (1)", "set": name,
@@ -246,6 +283,10 @@ def main(argv: list[str] | None = None) -> dict:
         {"target": f">= {TARGET_SCALING}× from 1 to 2 workers", "set": "phantom (path)",
          "measured": round(results["scaling"]["path_speedup_1_to_2"], 3),
          "met": results["scaling"]["path_speedup_1_to_2"] >= TARGET_SCALING},
+        {"target": f">= {TARGET_SCALING}× from 1 to 2 workers",
+         "set": "phantom (path, CPU-normalised)",
+         "measured": round(results["scaling"]["path_cpu_normalised_speedup_1_to_2"], 3),
+         "met": results["scaling"]["path_cpu_normalised_speedup_1_to_2"] >= TARGET_SCALING},
         {"target": f">= {TARGET_SCALING}× from 1 to 2 workers", "set": "phantom (cache build)",
          "measured": round(results["scaling"]["build_speedup_1_to_2"], 3),
          "met": results["scaling"]["build_speedup_1_to_2"] >= TARGET_SCALING}]
@@ -271,8 +312,8 @@ def _readable(path: str) -> bool:
 def render(results: dict) -> str:
     import pandas as pd
 
-    lines = [f"bench_dicom: {results['machine']['cpu_count']} CPUs, load average at start "
-             f"{results['machine']['load_average_at_start']}", ""]
+    lines = [(f"bench_dicom: {results['machine']['cpu_count']} CPUs, load average at start "
+              f"{results['machine']['load_average_at_start']}"), ""]
     for name, res in results["per_core"].items():
         lines.append(f"per core, {name} files ({res['files']} files × {res['rounds']} rounds):")
         lines.append(pd.DataFrame(res["rates"]).drop(columns="key").to_string(
@@ -285,7 +326,11 @@ def render(results: dict) -> str:
     s = results["scaling"]
     lines.append(f"scaling 1 -> 2 workers: path {s['path_img_s_1_worker']:.1f} -> "
                  f"{s['path_img_s_2_workers']:.1f} img/s ({s['path_speedup_1_to_2']:.2f}×, "
-                 f"rounds {s['path_speedups_per_round']}); cache build "
+                 f"rounds {s['path_speedups_per_round']}; CPU-normalised "
+                 f"{s['path_cpu_normalised_speedup_1_to_2']:.2f}×: "
+                 f"{s['path_cpu_ms_per_image_1_worker']:.2f} vs "
+                 f"{s['path_cpu_ms_per_image_2_workers']:.2f} CPU ms/image); cache build of "
+                 f"{s['build_images']} files "
                  f"{s['build_img_s_1_worker']:.1f} -> {s['build_img_s_2_workers']:.1f} img/s "
                  f"({s['build_speedup_1_to_2']:.2f}×)")
     lines.append("")

@@ -140,7 +140,7 @@ def test_split_by_patient_groups_patients_and_trains_every_class():
     patients = np.repeat([f"P{i}" for i in range(40)], 5)
     labels = rng.choice(6, size=len(patients), p=[0.8, 0.01, 0.05, 0.05, 0.05, 0.04])
     labels[7] = 1  # epidural in exactly one image
-    split, notes = rsna.split_by_patient(labels, patients, seed=4)
+    split, _ = rsna.split_by_patient(labels, patients, seed=4)
     per_patient = pd.Series(split).groupby(patients).nunique()
     assert (per_patient == 1).all()
     for c in np.unique(labels):
@@ -282,7 +282,7 @@ def test_make_dataset_batches_images_and_one_hot_labels(built):
     assert (y.sum(1) == 1).all()
     shuffled = rsna.make_dataset(built, df, split="train", batch_size=100, image_size=16,
                                  shuffle=True, seed=1)
-    xs2, ys2 = next(iter(shuffled))
+    _, ys2 = next(iter(shuffled))
     assert sorted(ys2.numpy().argmax(1)) == sorted(train["label"])
     small = rsna.make_dataset(built, df, split="train", batch_size=4)  # resized to 224
     assert next(iter(small))[0].shape == (4, 224, 224, 3)

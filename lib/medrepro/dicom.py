@@ -26,10 +26,11 @@ import struct
 import sys
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -225,9 +226,8 @@ def write_slice(path: str | os.PathLike, stored: np.ndarray, *, slope: float = 1
     ``intercept=None`` leaves out both rescale tags. ``bits_stored`` defaults to the dtype's
     bits. ``transfer_syntax`` (a UID) defaults to Explicit VR Little Endian.
     """
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.dataset import Dataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UID
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
     stored = np.asarray(stored)
     if stored.ndim != 2 or stored.dtype not in (np.int16, np.uint16):

@@ -38,9 +38,9 @@ import shutil
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -513,16 +513,16 @@ def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *, see
     """
     cache = Path(cache)
     meta_path = cache / "splits.json"
-    if meta_path.is_file() and all((cache / f).is_file() for f in SPLIT_FILES.values()):
-        if json.loads(meta_path.read_text(encoding="utf-8")).get("seed") == int(seed):
-            return
+    if (meta_path.is_file() and all((cache / f).is_file() for f in SPLIT_FILES.values())
+            and json.loads(meta_path.read_text(encoding="utf-8")).get("seed") == int(seed)):
+        return
     labels = select_single_type(read_labels(labels_csv))
     man = load_manifest(cache)
     df = (man[man["status"] == "ok"][["image_id", "patient_id", "shard", "row"]]
           .merge(labels, on="image_id", how="inner", validate="one_to_one")
           .sort_values("image_id", ignore_index=True))
     notes = {}
-    for kind in SPLIT_FILES:
+    for kind, filename in SPLIT_FILES.items():
         if kind == "image":
             split, notes[kind] = split_stratified(df["label"].to_numpy(), seed=seed)
         else:
@@ -530,7 +530,7 @@ def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *, see
                                                   df["patient_id"].to_numpy(), seed=seed)
         out = df.assign(split=split)[["image_id", "label", "label_name", "patient_id", "split",
                                       "shard", "row"]]
-        with atomic_path(cache / SPLIT_FILES[kind]) as tmp:
+        with atomic_path(cache / filename) as tmp:
             out.to_csv(tmp, index=False)
     with atomic_path(meta_path) as tmp:
         Path(tmp).write_text(json.dumps({"seed": int(seed), "notes": notes}, indent=2) + "\n",
