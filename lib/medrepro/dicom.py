@@ -332,7 +332,7 @@ def slice_rgb(sl: Slice, *, windows: Sequence[Window] = RSNA_WINDOWS,
     # Each quarter's codes are copied to a contiguous buffer and gathered into preallocated
     # arrays: fresh half-megabyte temporaries would cost page faults on every slice.
     quarter = (codes.shape[0] // 2, codes.shape[1] // 2)
-    q = _buffer("codes", quarter, np.uint16)
+    q = _buffer("codes", quarter, np.intp)  # take() would convert narrower indices each time
     sums = _buffer("sums", quarter, np.uint64)
     part = _buffer("part", quarter, np.uint64)
     np.copyto(q, codes[0::2, 0::2])
@@ -735,9 +735,3 @@ def _unpack(packed: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return rgb if rgb.flags.writeable else rgb.copy()
     np.copyto(out, rgb)
     return out
-
-
-def first_dicom(folder: str | os.PathLike) -> Path | None:
-    """The first ``*.dcm`` file of ``folder`` in name order, or None."""
-    files = sorted(Path(folder).glob("*.dcm"))
-    return files[0] if files else None
