@@ -306,3 +306,18 @@ def test_touched_labels_keep_the_cache_changed_labels_rebuild(tmp_path):
     rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
     assert "ID_000000002" not in set(rsna.load_manifest(out)["image_id"])
     assert len(rsna.load_manifest(out)) == len(rsna.selected_images(root))
+
+
+def test_ensure_cache_keeps_the_splits_of_an_earlier_seed_unless_told(rsna_root, monkeypatch,
+                                                                      tmp_path):
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    ds = SimpleNamespace(root=rsna_root, source="phantom")
+    cache = rsna.ensure_cache(ds, profile="smoke", workers=1, image_size=8, seed=7,
+                              progress=False)
+    first = rsna.load_split(cache)
+    assert cache.parent == tmp_path / "data" / "processed" / "rsna_ich"
+    rsna.ensure_cache(ds, profile="smoke", workers=1, image_size=8, progress=False)  # seed None
+    assert rsna.load_split(cache).equals(first)
+    assert json.loads((cache / "splits.json").read_text())["seed"] == 7
+    rsna.ensure_cache(ds, profile="smoke", workers=1, image_size=8, seed=8, progress=False)
+    assert json.loads((cache / "splits.json").read_text())["seed"] == 8

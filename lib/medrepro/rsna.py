@@ -55,6 +55,7 @@ CLASSES = manifest.RSNA_CLASSES  # S1 none, S2 epidural, ..., S6 subdural
 N_CLASSES = len(CLASSES)
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)
+DEFAULT_SEED = 42
 MIN_PER_CLASS_TO_SPLIT = 4  # fewer images of a class: all of them go to train
 IMAGE_SIZE = dicom.DEFAULT_SIZE
 MAX_SHARD_SIZE = 256  # 256 × 224 × 224 × 3 B = 38.5 MB per shard
@@ -263,12 +264,15 @@ def cache_dir(ds, *, profile: str, image_size: int = IMAGE_SIZE,
 
 
 def ensure_cache(ds, *, profile: str, workers: int | None = None,
-                 image_size: int = IMAGE_SIZE, seed: int = 42, max_images: int | None = None,
+                 image_size: int = IMAGE_SIZE, seed: int | None = None,
+                 max_images: int | None = None,
                  progress: bool = True) -> Path:
     """Build, resume, or (when complete) just return the cache of ``ds``; then its splits.
 
     ``ds`` is a ``medrepro.datasets.ResolvedDataset`` of ``rsna_ich``. ``workers``: worker
-    processes (None: the CPU count). ``seed`` seeds both splits (rewritten when it changes).
+    processes (None: the CPU count). ``seed`` seeds both splits (rewritten when it changes;
+    None keeps the splits already there, so a later notebook reads the images notebook 02
+    split, else uses ``DEFAULT_SEED``).
     Returns the cache folder for :func:`load_split` and :func:`make_dataset`.
     """
     out = cache_dir(ds, profile=profile, image_size=image_size, max_images=max_images)
@@ -506,16 +510,20 @@ def read_summary(cache: str | os.PathLike) -> dict:
     return json.loads((Path(cache) / "summary.json").read_text(encoding="utf-8"))
 
 
-def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *, seed: int) -> None:
+def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *,
+                 seed: int | None) -> None:
     """Write ``split_image.csv`` and ``split_patient.csv`` for the cached images (atomic).
 
-    Kept as they are when ``splits.json`` records the same seed.
+    Kept as they are when ``splits.json`` records the same seed, or any seed for ``None``
+    (with no splits yet, ``None`` means ``DEFAULT_SEED``).
     """
     cache = Path(cache)
     meta_path = cache / "splits.json"
-    if (meta_path.is_file() and all((cache / f).is_file() for f in SPLIT_FILES.values())
-            and json.loads(meta_path.read_text(encoding="utf-8")).get("seed") == int(seed)):
-        return
+    if meta_path.is_file() and all((cache / f).is_file() for f in SPLIT_FILES.values()):
+        old = json.loads(meta_path.read_text(encoding="utf-8")).get("seed")
+        if seed is None or old == int(seed):
+            return
+    seed = DEFAULT_SEED if seed is None else int(seed)
     labels = select_single_type(read_labels(labels_csv))
     man = load_manifest(cache)
     df = (man[man["status"] == "ok"][["image_id", "patient_id", "shard", "row"]]
