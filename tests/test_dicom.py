@@ -270,3 +270,14 @@ def test_table_path_equals_window_rgb_of_read_hu(tmp_path, shape, size):
 def test_table_path_equals_window_rgb_on_real_samples():
     for f in _real_files()[::4]:
         np.testing.assert_array_equal(dicom.read_rgb(f), dicom.window_rgb(dicom.read_hu(f)))
+
+
+def test_plot_windows_shows_hu_three_windows_and_rgb(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path = dicom.write_slice(tmp_path / "p.dcm", _stored(11, shape=(64, 64)))
+    fig = dicom.plot_windows(path, size=32)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 5 and titles[1].startswith("R: brain") and titles[-1] == "RGB 32×32"
+    assert fig.axes[-1].get_images()[0].get_array().shape == (32, 32, 3)

@@ -321,3 +321,18 @@ def test_ensure_cache_keeps_the_splits_of_an_earlier_seed_unless_told(rsna_root,
     assert json.loads((cache / "splits.json").read_text())["seed"] == 7
     rsna.ensure_cache(ds, profile="smoke", workers=1, image_size=8, seed=8, progress=False)
     assert json.loads((cache / "splits.json").read_text())["seed"] == 8
+
+
+def test_figure_sample_prefers_real_samples_and_skips_unreadable(tmp_path, monkeypatch):
+    root = tmp_path / "r"
+    write_rsna(root, 3, bad=0)
+    (root / rsna.IMAGES_DIR / "ID_000000000.dcm").write_bytes(b"")  # first in name order
+    ds = SimpleNamespace(root=root, source="phantom")
+    monkeypatch.setenv("MEDREPRO_SHARED", str(tmp_path))  # no rsna_ich_samples there
+    path, source, note = rsna.figure_sample(ds)
+    assert path.name == "ID_000000001.dcm" and source == "phantom" and "phantom" in note
+    (tmp_path / "rsna_ich_samples").mkdir()
+    real = dicom.write_slice(tmp_path / "rsna_ich_samples" / "ID_real.dcm",
+                             np.zeros((8, 8), np.int16))
+    path, source, _ = rsna.figure_sample(ds)
+    assert path == real and source == "rsna_ich"
