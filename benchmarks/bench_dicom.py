@@ -13,8 +13,8 @@ temporary folder, and the 20 real slices of ``../shared/data/rsna_ich_samples`` 
    float at 512² and resized on its own with Pillow (bilinear), then stacked;
 4. also ``window_rgb(read_hu(path))``, the project's float API (equal bytes to 2).
 
-Each method is timed per image, one pass over the file list per round, the methods interleaved
-in every round, for ``--rounds`` rounds; rates are images/s per core (one process), from wall
+Each method is timed per image, the methods alternating file by file, one pass over the file
+list per round, for ``--rounds`` rounds; rates are images/s per core (one process), from wall
 time (median over rounds) and from process CPU time. The ratio 2/1 is taken per round and its
 median reported: the machine may be loaded by other work, and adjacent measurements share it.
 
@@ -120,12 +120,23 @@ def time_methods(files: list[str], *, rounds: int) -> dict:
     wall = {m: [] for m in METHODS}
     cpu = {m: [] for m in METHODS}
     for _ in range(rounds):
-        for name, fn in METHODS.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            for f in files:
+        # Methods alternate file by file, so that load from other processes, which comes and
+        # goes over seconds, falls on all of them alike.
+        w_sum = dict.fromkeys(METHODS, 0.0)
+        c_sum = dict.fromkeys(METHODS, 0.0)
+        names = list(METHODS)
+        for i, f in enumerate(files):
+            # Rotate the order too: a method right after another on the same file would find
+            # its bytes in the CPU caches.
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                fn = METHODS[name]
+                c0, t0 = time.process_time(), time.perf_counter()
                 fn(f)
-            wall[name].append((time.perf_counter() - t0) / len(files))
-            cpu[name].append((time.process_time() - c0) / len(files))
+                w_sum[name] += time.perf_counter() - t0
+                c_sum[name] += time.process_time() - c0
+        for name in METHODS:
+            wall[name].append(w_sum[name] / len(files))
+            cpu[name].append(c_sum[name] / len(files))
     rows = []
     for name in METHODS:
         rows.append({"method": LABELS[name], "key": name,
