@@ -38,7 +38,7 @@ import shutil
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -700,13 +700,3 @@ def figure_sample(ds) -> tuple[Path, str, str]:
             continue
         return path, source, note
     raise CacheError(f"{ds.root}: no readable DICOM to show")
-
-
-def class_counts(split_df) -> dict[str, int]:
-    """Images per class name (all splits)."""
-    return {c: int((split_df["label_name"] == c).sum()) for c in CLASSES}
-
-
-def iter_shard_files(cache: str | os.PathLike) -> Iterable[Path]:
-    """The shard ``.npy`` files of a cache, in order."""
-    return sorted(Path(cache).glob("shard-*.npy"))
