@@ -7,13 +7,13 @@ the brain, a random pose (rotation, scale, shift, mirror), a smooth bias field, 
 gamma and JPEG compression. Image sizes scatter around ``size`` like the real sets (most exactly
 ``size`` x ``size``, the rest a mix of the real odd sizes scaled by ``size / 512``).
 
-Lesions by class (sizes in mm, log-uniform, overlapping between classes):
+Lesions by class (sizes in mm, uniform, overlapping between classes):
 
-- glioma: intra-axial (centred in white matter), irregular border, 4-28 mm; ring-enhancing with a
+- glioma: intra-axial (centred in white matter), irregular border, radius 5-35 mm; ring-enhancing with a
   necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic oedema around it.
-- meningioma: extra-axial, dural-based on the convexity or the falx, 5-25 mm, well circumscribed,
+- meningioma: extra-axial, dural-based on the brain surface, radius 5-28 mm, well circumscribed,
   homogeneous, strongly enhancing on T1+C, sometimes a dural tail and oedema.
-- pituitary: at the sella (midline, below the hypothalamus), 6-26 mm, widening the sella, with a suprasellar
+- pituitary: at the sella (midline, below the hypothalamus), 6-30 mm across, widening the sella, with a suprasellar
   ("snowman") extension when large.
 - notumor: none. Every class shows the normal pituitary gland and the sphenoid sinus when the
   slice passes through the sella, and slices of every class are drawn near the sella
@@ -63,17 +63,27 @@ CANVAS_MM = 256  # the 1 mm working grid each slice is rendered on before posing
 SELLA_VOXEL = (98.0, 132.0, 44.0)  # (i, j, k) of the sella turcica in the MNI152 1 mm grid
 NEAR_SELLA_MM = 6.0  # a slice closer than this to the sella shows the gland
 PLANES = ("axial", "coronal", "sagittal")
-PLANE_P = (0.45, 0.30, 0.25)
+# Acquisition mix per class (axial, coronal, sagittal) and (t1, t1c, t2, flair), biased like the
+# real sets: their tumour images come mostly from the figshare set (T1+contrast, 512 x 512;
+# pituitary cases sagittal/coronal) and their "no tumour" images from other sources (mostly
+# axial, any contrast, odd sizes). The mixes overlap, so no single cue gives the class away.
+PLANE_P = {"glioma": (0.50, 0.25, 0.25), "meningioma": (0.35, 0.35, 0.30),
+           "notumor": (0.60, 0.20, 0.20), "pituitary": (0.15, 0.45, 0.40)}
+CONTRAST_P = {"glioma": (0.05, 0.70, 0.10, 0.15), "meningioma": (0.05, 0.80, 0.10, 0.05),
+              "notumor": (0.30, 0.10, 0.45, 0.15), "pituitary": (0.15, 0.80, 0.05, 0.00)}
+GLIOMA_MM = (5.0, 35.0)  # radius range (uniform: most tumours are large, some small)
+MENINGIOMA_MM = (5.0, 28.0)
 SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
 P_NEAR_SELLA_OTHER = 0.2
 MIN_BRAIN_MM2 = 4000  # a slice must cut at least this much brain
 # where the sphenoid sinus lies from the sella on each plane's canvas (rows down, cols): in
 # front of it on axial slices, under it on coronal ones, in front of and under it sagittally
-ADENOMA_MM = (6.0, 26.0)  # adenoma diameter range (log-uniform); the gland is ~10 x 7 mm
+ADENOMA_MM = (6.0, 30.0)  # adenoma diameter range (uniform); the gland is ~10 x 7 mm
 SINUS_SHIFT_MM = {"axial": (-13.0, 0.0), "coronal": (14.0, 0.0), "sagittal": (10.0, 9.0)}  # share of non-pituitary images cut through the sella region
 
 # Fraction of images exactly size x size; the rest take one of the real sets' odd sizes.
-SQUARE_FRACTION = {"masoud": 0.7, "sartaj": 0.75}
+# Share of exactly size x size images per class (real Masoud: 60 % overall, tumours mostly 512).
+SQUARE_FRACTION = {"glioma": 0.85, "meningioma": 0.8, "notumor": 0.3, "pituitary": 0.85}
 ODD_SIZES = ((225, 225), (236, 236), (227, 222), (201, 251), (232, 217), (630, 630),
              (300, 168), (442, 442), (428, 417), (256, 256), (359, 449), (642, 361),
              (350, 350), (554, 554), (455, 500), (380, 530))
@@ -282,7 +292,7 @@ def plan_duplicates(counts: dict[str, int], *, seed: int, layout: str) -> list[d
 
 def render_jpeg(rng: np.random.Generator, cls: str, *, layout: str, size: int) -> bytes:
     """One phantom MRI as JPEG bytes (mode L for Masoud, RGB for Sartaj)."""
-    shape = pick_shape(rng, layout=layout, size=size)
+    shape = pick_shape(rng, cls, size=size)
     image = render_image(rng, cls, shape=shape)  # (H, W) uint8
     pil = Image.fromarray(image, mode="L")
     if layout == "sartaj":
@@ -292,9 +302,9 @@ def render_jpeg(rng: np.random.Generator, cls: str, *, layout: str, size: int) -
     return buf.getvalue()
 
 
-def pick_shape(rng: np.random.Generator, *, layout: str, size: int) -> tuple[int, int]:
-    """(H, W) of one image: mostly ``size`` x ``size``, else a real odd size scaled."""
-    if rng.random() < SQUARE_FRACTION[layout]:
+def pick_shape(rng: np.random.Generator, cls: str, *, size: int) -> tuple[int, int]:
+    """(H, W) of one image of class ``cls``: ``size`` x ``size`` or a real odd size scaled."""
+    if rng.random() < SQUARE_FRACTION[cls]:
         return (size, size)
     w, h = ODD_SIZES[int(rng.integers(len(ODD_SIZES)))]
     scale = size / 512
@@ -311,14 +321,14 @@ def render_image(rng: np.random.Generator, cls: str, *, shape: tuple[int, int],
     if cls not in CLASSES:
         raise PhantomError(f"unknown MRI class {cls!r}; expected one of {CLASSES}")
     tpl = load_template()
-    plane = PLANES[int(rng.choice(len(PLANES), p=PLANE_P))]
+    plane = PLANES[int(rng.choice(len(PLANES), p=PLANE_P[cls]))]
     near_sella = cls == "pituitary" or rng.random() < P_NEAR_SELLA_OTHER
     for _attempt in range(20):  # skip slices that graze the brain (no usable image)
         index = _pick_slice(rng, plane, near_sella=near_sella)
         maps = _slice_maps(tpl, plane, index)
         if maps["brain"].sum() >= MIN_BRAIN_MM2:
             break
-    contrast = CONTRAST_NAMES[int(rng.integers(len(CONTRAST_NAMES)))]
+    contrast = CONTRAST_NAMES[int(rng.choice(len(CONTRAST_NAMES), p=CONTRAST_P[cls]))]
     tone = {k: float(v + rng.normal(0, CONTRAST_JITTER)) for k, v in CONTRASTS[contrast].items()}
     canvas, head = _render_head(rng, maps, tone)
     lesion = np.zeros(canvas.shape, dtype=np.float32)
@@ -418,7 +428,7 @@ def _add_sella(rng: np.random.Generator, canvas: np.ndarray, rc: tuple[float, fl
     sinus = _shapes.soft_mask(_shapes.ellipse_radius(shape, (rc[0] + shift[0], rc[1] + shift[1]),
                                                      (7 * fade + 2, 9 * fade + 2)))
     canvas = canvas * (1 - sinus) + tone["sinus"] * sinus
-    radius = float(np.exp(rng.uniform(np.log(ADENOMA_MM[0]), np.log(ADENOMA_MM[1])))) / 2
+    radius = float(rng.uniform(*ADENOMA_MM)) / 2
     cup = 6.0 + (max(0.0, radius - 4.0) if adenoma else 0.0)  # an adenoma widens the sella
     cup_r = _shapes.ellipse_radius(shape, rc, (cup * 0.8 * fade + 1, cup * fade + 1))
     rows = np.arange(shape[0], dtype=np.float32)[:, None]
@@ -450,7 +460,7 @@ def _add_glioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np
     center = _pick_pixel(rng, (maps["wm"] > 0.5) & maps["brain"], fallback=maps["brain"])
     if center is None:
         return canvas, np.zeros(shape, dtype=np.float32)
-    radius = float(np.exp(rng.uniform(np.log(4), np.log(28))))
+    radius = float(rng.uniform(*GLIOMA_MM))
     radii = (radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3))
     angle = rng.uniform(0, np.pi)
     r = _shapes.irregular_radius(rng, shape, center, radii, angle=angle,
@@ -491,7 +501,7 @@ def _add_meningioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str
     centroid = np.array([rows.mean(), cols.mean()])
     normal = np.asarray(point, dtype=float) - centroid
     normal /= np.linalg.norm(normal) + 1e-6
-    radius = float(np.exp(rng.uniform(np.log(5), np.log(25))))
+    radius = float(rng.uniform(*MENINGIOMA_MM))
     center = tuple(np.asarray(point) - normal * radius * rng.uniform(0.2, 0.6))
     r = _shapes.irregular_radius(rng, shape, center, (radius, radius * rng.uniform(0.8, 1.25)),
                                  angle=rng.uniform(0, np.pi), irregularity=0.05)
@@ -557,3 +567,77 @@ def _finish(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     top = np.quantile(image, 0.998) + 1e-6
     image = np.clip(image / top, 0, 1) ** rng.uniform(0.8, 1.25)
     return np.round(image * rng.uniform(235, 255)).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# difficulty
+
+
+def measure_difficulty(*, n_per_class: int = 100, seed: int = 0, size: int = 256,
+                       cnn: bool = True) -> dict[str, float]:
+    """How separable the phantom classes are (chance 0.25); returns accuracies.
+
+    Renders ``n_per_class`` images per class at ``size`` (Masoud look: grayscale, odd sizes),
+    resized to 64 x 64. ``logreg_pixels``: 5-fold CV accuracy of a logistic regression on the
+    standardised 32 x 32 pixels. ``cnn``: held-out accuracy (25 % stratified test split) of a
+    small CNN (4 conv-BN-pool blocks, ~100k parameters, Adam, 40 epochs, flip/rotation
+    augmentation)
+    trained on 64 x 64 images - a stand-in for the notebooks' models.
+    """
+    from PIL import Image as _Image
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from medrepro.phantoms._common import single_threaded_blas
+
+    images, labels = [], []
+    with single_threaded_blas():
+        for c, cls in enumerate(CLASSES):
+            for k in range(n_per_class):
+                rng = rng_for(seed, "difficulty", cls, k)
+                image = render_image(rng, cls, shape=pick_shape(rng, cls, size=size))
+                images.append(np.asarray(_Image.fromarray(image).resize((64, 64),
+                                                                        _Image.BILINEAR)))
+                labels.append(c)
+    x = np.stack(images).astype(np.float32) / 255.0  # (N, 64, 64)
+    y = np.asarray(labels)
+    small = x.reshape(len(x), 32, 2, 32, 2).mean(axis=(2, 4)).reshape(len(x), -1)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+    out: dict[str, float] = {"n_images": len(y),
+                             "logreg_pixels": float(cross_val_score(model, small, y,
+                                                                    cv=folds).mean())}
+    if cnn:
+        x_tr, x_te, y_tr, y_te = train_test_split(x[..., None], y, test_size=0.25, stratify=y,
+                                                  random_state=seed)
+        out["cnn"] = _small_cnn_accuracy(x_tr, y_tr, x_te, y_te, seed=seed)
+    return out
+
+
+def _small_cnn_accuracy(x_tr, y_tr, x_te, y_te, *, seed: int, epochs: int = 40) -> float:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+
+    def block(filters: int) -> list:
+        return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                layers.BatchNormalization(), layers.ReLU(), layers.MaxPooling2D()]
+
+    model = keras.Sequential(
+        [keras.Input(x_tr.shape[1:]), layers.RandomFlip("horizontal"),
+         layers.RandomRotation(0.05)] + block(16) + block(32) + block(64) + block(128)
+        + [layers.GlobalAveragePooling2D(), layers.Dropout(0.3),
+           layers.Dense(4, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x_tr, y_tr, epochs=epochs, batch_size=32, verbose=0)
+    return float(model.evaluate(x_te, y_te, verbose=0)[1])
+
+
+if __name__ == "__main__":  # python -m medrepro.phantoms.mri [N_PER_CLASS]: difficulty numbers
+    import sys
+
+    print(measure_difficulty(n_per_class=int(sys.argv[1]) if len(sys.argv) > 1 else 100))
