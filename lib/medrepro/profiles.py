@@ -56,7 +56,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "demo": {"a_image_size": 224, "a_max_images": 400, "a_epochs": 3, "a_batch": 32,
                  "a_lr": 1e-4, "a_official_lstm": True, "a_checkpoint": "memory",
                  "a_backup": False, "max_images": 800,
-                 "c_image_size": 64, "c_epochs": 2, "c_batch": 32, "c_patience": 5,
+                 "c_image_size": 64, "c_epochs": 4, "c_batch": 32, "c_patience": 5,
                  "e_image_size": 96, "e_epochs": 5, "e_batch": 32, "e_patience": 5,
                  "e_reduce_lr": 2, "ig_steps": 32, "n_boot": 1000},
         "paper": {"a_image_size": 224, "a_max_images": None, "a_epochs": 50, "a_batch": 32,
