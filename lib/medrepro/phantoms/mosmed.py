@@ -142,9 +142,13 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) 
     sep = rng.uniform(0.12, 0.2) * body_a + lung_a
     lungs = np.zeros(shape, dtype=bool)
     lung_dist = np.full(shape, 9.0, dtype=np.float32)
+    # lumpy outline (one 2-D field for the whole volume), deeper at the back, narrower in front
+    lumps = 1 + 0.08 * _shapes.smooth_noise(rng, shape[:2], scale=30.0 / dx)[:, :, None]
+    cy = body_cj - 0.12 * body_b
+    dj = (j - cy) * np.where(j > cy, 1.25, 1.0)
     for side in (-1, 1):
-        cy = body_cj - 0.05 * body_b
-        rad = ((i - side * sep) / np.maximum(lung_a, 1e-3)) ** 2 + ((j - cy) / np.maximum(lung_b, 1e-3)) ** 2
+        rad = (((i - side * sep) / np.maximum(lung_a, 1e-3)) ** 2
+               + (dj / np.maximum(lung_b, 1e-3)) ** 2) * lumps
         lungs |= rad < 1
         lung_dist = np.minimum(lung_dist, rad)
     heart = (((i - 0.25 * lung_a) / (0.9 * lung_a + 1e-3)) ** 2
@@ -152,6 +156,13 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) 
     lungs &= ~heart
     hu = np.where(inner & lungs, LUNG, hu)
     hu = np.where(heart & inner, SOFT, hu)
+    # great vessels: descending aorta beside the spine, ascending aorta / pulmonary trunk
+    sp_j = body_cj - body_b + rng.uniform(35, 45)  # vertebral body centre
+    aorta = (((i - 22) ** 2 + (j - sp_j - 26) ** 2) < 12 ** 2) & (t > 0.05)
+    aorta |= (((i + 5) ** 2 + (j - body_cj - 0.25 * body_b) ** 2) < 15 ** 2) & (t > 0.45) & \
+        (t < 0.75)
+    lungs &= ~aorta
+    hu = np.where(aorta & inner, SOFT, hu)
     # below the diaphragm: liver on the right (i < 0), spleen/stomach on the left
     below = (t <= 0) & inner
     hu = np.where(below & (i < 0.3 * body_a), LIVER, hu)
@@ -171,7 +182,6 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) 
               (t > carina - 0.18)
     hu = np.where(tr & inner, AIR, hu)
     # spine: vertebral body, cortex, canal; ribs along the chest wall; sternum
-    sp_j = back + rng.uniform(35, 45)
     vb = (i / 17) ** 2 + ((j - sp_j) / 15) ** 2
     hu = np.where(vb < 1, BONE_CORTEX, hu)
     hu = np.where(vb < 0.7, BONE_MARROW, hu)
