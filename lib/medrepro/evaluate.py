@@ -263,6 +263,9 @@ def plot_history(history_df: pd.DataFrame, *, metric: str, ax=None, title: str =
     ax.plot(epochs, history_df[metric], marker="o", label=f"train {metric}")
     if f"val_{metric}" in history_df.columns:
         ax.plot(epochs, history_df[f"val_{metric}"], marker="o", label=f"validation {metric}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(title)
