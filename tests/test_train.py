@@ -137,3 +137,12 @@ def test_precision_and_strategy_on_cpu():
         keras.mixed_precision.set_global_policy("float32")
     assert train.distribution_strategy().num_replicas_in_sync == 1
 
+
+
+def test_make_optimizer_by_name():
+    opt = train.make_optimizer("Adamax", 0.001)
+    assert type(opt).__name__ == "Adamax"
+    assert float(opt.learning_rate) == pytest.approx(0.001)
+    assert type(train.make_optimizer("SGD", 0.01)).__name__ == "SGD"
+    with pytest.raises(train.TrainingError, match="unknown optimizer 'Nope'"):
+        train.make_optimizer("Nope", 0.1)
