@@ -27,9 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-import numpy as np  # noqa: E402
-
-from medrepro import phantoms, profiles  # noqa: E402
+import numpy as np
+from medrepro import phantoms, profiles
 
 TARGET_SECONDS = 60.0
 
@@ -92,8 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     profile = "smoke" if args.quick else "demo"
     s = profiles.settings("01_download", profile)
-    from medrepro.phantoms._common import single_threaded_blas
     from medrepro.phantoms import mri
+    from medrepro.phantoms._common import single_threaded_blas
 
     start = time.perf_counter()
     mri.load_template()

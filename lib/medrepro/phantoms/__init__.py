@@ -26,5 +26,12 @@ def make_mosmed(*args, **kwargs):
     return _make(*args, **kwargs)
 
 
-__all__ = ["make_mri", "make_rsna", "make_mosmed", "PhantomError", "MARKER_NAME",
-           "is_complete", "read_marker"]
+__all__ = [
+    "MARKER_NAME",
+    "PhantomError",
+    "is_complete",
+    "make_mosmed",
+    "make_mri",
+    "make_rsna",
+    "read_marker",
+]

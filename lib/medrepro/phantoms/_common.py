@@ -15,8 +15,9 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -61,8 +61,8 @@ def make_mosmed(root: str | os.PathLike, *, n_per_class: int, seed: int,
     if n_per_class < 1 or size < 32:
         raise PhantomError(f"{root}: need n_per_class >= 1 and size >= 32 "
                            f"(got {n_per_class}, {size})")
-    params = dict(generator="mosmed", n_per_class=int(n_per_class), seed=int(seed),
-                  size=int(size))
+    params = {"generator": "mosmed", "n_per_class": int(n_per_class), "seed": int(seed),
+                  "size": int(size)}
     return build_atomically(root, params, lambda tmp: _write_mosmed(tmp, n=int(n_per_class),
                                                                     seed=int(seed),
                                                                     size=int(size)))

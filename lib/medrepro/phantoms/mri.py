@@ -1,36 +1,57 @@
 """Brain-tumour MRI phantoms in the two Kaggle layouts (Masoud: grayscale JPEGs; Sartaj: RGB).
 
-Anatomy: slices of the MNI152 T1/GM/WM templates that nilearn ships offline (1 mm, skull-stripped),
-cut axially, coronally or sagittally, rendered with one of four contrasts (T1, T1+contrast, T2,
-FLAIR) from the tissue maps, with CSF, skull (cortical tables and marrow) and scalp added around
-the brain, a random pose (rotation, scale, shift, mirror), a smooth bias field, Rician noise,
-gamma and JPEG compression. Image sizes scatter around ``size`` like the real sets (most exactly
-``size`` x ``size``, the rest a mix of the real odd sizes scaled by ``size / 512``).
+Anatomy: slices of the MNI152 2009a 1 mm T1/GM/WM templates that nilearn ships offline
+(skull-stripped), cut axially, coronally or sagittally, rendered with one of four contrasts (T1,
+T1+contrast, T2, FLAIR) from the tissue maps, with CSF, skull (cortical tables and marrow) and
+scalp added around the brain, the sella (bony cup, gland, sphenoid sinus) on slices through it,
+a random pose (rotation, scale, shift, mirror), a smooth bias field, Rician noise, gamma and JPEG
+compression. Image sizes scatter around ``size`` like the real sets: most exactly ``size`` x
+``size``, the rest one of the real odd sizes scaled by ``size / 512``.
 
-Lesions by class (sizes in mm, uniform, overlapping between classes):
+Acquisition mix per class, biased the way the real sets are (their tumour images come mostly
+from the figshare set - T1+contrast, 512 x 512, pituitary cases sagittal/coronal - and their
+"no tumour" images from other sources - mostly axial, any contrast, odd sizes): see
+``PLANE_P``, ``CONTRAST_P``, ``SQUARE_FRACTION``. The mixes overlap; no single cue gives the
+class away.
 
-- glioma: intra-axial (centred in white matter), irregular border, radius 5-35 mm; ring-enhancing with a
-  necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic oedema around it.
-- meningioma: extra-axial, dural-based on the brain surface, radius 5-28 mm, well circumscribed,
-  homogeneous, strongly enhancing on T1+C, sometimes a dural tail and oedema.
-- pituitary: at the sella (midline, below the hypothalamus), 6-30 mm across, widening the sella, with a suprasellar
-  ("snowman") extension when large.
-- notumor: none. Every class shows the normal pituitary gland and the sphenoid sinus when the
-  slice passes through the sella, and slices of every class are drawn near the sella
-  sometimes, so location alone does not give the class away.
+Lesions by class (sizes uniform in the ranges, overlapping between classes):
 
-Planted duplicates (the leakage audit must find them; counts recorded in the marker file):
-``max(2, n_train_total // 100)`` byte-identical copies inside Training (same class, another
-name) and ``max(2, n_test_total // 50)`` Testing files that are byte copies of Training files of
-the same class. Duplicates replace generated files, so every class folder holds exactly the
-requested number of files. No duplicate spans two classes (the real sets have none).
+- glioma: intra-axial (centred in white matter), irregular border, radius 8-35 mm;
+  ring-enhancing with a necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic
+  oedema around it.
+- meningioma: extra-axial, dural-based on the brain surface, radius 7-28 mm, well circumscribed,
+  homogeneous, strongly enhancing on T1+C, sometimes a dural tail.
+- pituitary: at the sella (midline, below the hypothalamus), 6-30 mm across, widening the sella,
+  with a suprasellar ("snowman") extension when large.
+- notumor: none. Every class shows the normal gland and the sphenoid sinus when the slice passes
+  through the sella, and 20 % of the other classes' slices are cut there, so location alone does
+  not give the class away.
+
+Difficulty (measured on this version, 2026-11-23, loaded 2-core CPU; chance = 0.25)::
+
+    .venv/bin/python -m medrepro.phantoms.mri 100   # 400 images: logistic regression (32 x 32
+                                                    # pixels, 5-fold CV) 0.40, small CNN 0.33
+    .venv/bin/python -m medrepro.phantoms.mri 300   # 1200 images: logistic regression 0.41,
+                                                    # small CNN (64 x 64, 900 train / 300 test) 0.57
+
+So a linear model on pixels barely beats chance, and a small CNN learns the classes slowly
+(accuracy rising with the training-set size); glioma/meningioma and meningioma/notumor are the
+usual confusions. Expect demo-profile models (a few hundred images, few epochs) to land well
+below the papers' numbers on phantoms; that is the intent: the phantom shows the pipeline
+works, it is not an easy benchmark. See :func:`measure_difficulty`.
+
+Planted duplicates (the leakage audit must find them; listed in the marker file
+``.phantom.json`` under ``planted_duplicates``): ``max(2, n_train_total // 100)`` byte-identical
+copies inside Training (same class, another name) and ``max(2, n_test_total // 50)`` Testing
+files that are byte copies of Training files of the same class - 2 + 2 at the smoke size, 2 + 2
+at demo (240 train / 60 test), 57 + 26 at the paper size. Duplicates replace generated files,
+so every class folder holds exactly the requested number of files. No duplicate spans two
+classes (the real sets have none).
 
 File names follow the real sets: Masoud ``Tr-gl_0010.jpg`` (0-based; the first ten of each
-class are ``Tr-glTr_0000.jpg``..``Tr-glTr_0009.jpg`` as in the official Testing split), Sartaj
+class are ``Tr-glTr_0000.jpg``..``Tr-glTr_0009.jpg``, as in the official Testing split), Sartaj
 ``gg (1).jpg``, ``m (2).jpg``/``m1(2).jpg``/``m2 (1).jpg``/``m3 (1).jpg``, ``1.jpg``..,
 ``image (4).jpg``, ``image(1).jpg``, ``p (1).jpg``; Testing ``image.jpg``, ``image(1).jpg``...
-
-Difficulty: see ``DIFFICULTY`` below (measured, with the command).
 """
 
 from __future__ import annotations
@@ -71,8 +92,8 @@ PLANE_P = {"glioma": (0.50, 0.25, 0.25), "meningioma": (0.35, 0.35, 0.30),
            "notumor": (0.60, 0.20, 0.20), "pituitary": (0.15, 0.45, 0.40)}
 CONTRAST_P = {"glioma": (0.05, 0.70, 0.10, 0.15), "meningioma": (0.05, 0.80, 0.10, 0.05),
               "notumor": (0.30, 0.10, 0.45, 0.15), "pituitary": (0.15, 0.80, 0.05, 0.00)}
-GLIOMA_MM = (5.0, 35.0)  # radius range (uniform: most tumours are large, some small)
-MENINGIOMA_MM = (5.0, 28.0)
+GLIOMA_MM = (8.0, 35.0)  # radius range (uniform: most tumours are large, some small)
+MENINGIOMA_MM = (7.0, 28.0)
 SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
 P_NEAR_SELLA_OTHER = 0.2
 MIN_BRAIN_MM2 = 4000  # a slice must cut at least this much brain
@@ -90,20 +111,19 @@ ODD_SIZES = ((225, 225), (236, 236), (227, 222), (201, 251), (232, 217), (630, 6
 
 # Tissue intensities per contrast, before per-image jitter (arbitrary units, ~[0, 1]).
 CONTRASTS = {
-    "t1": dict(csf=.12, gm=.45, wm=.70, fat=.95, marrow=.75, bone=.04, skin=.40, oedema=.36,
-               solid=.40, necrosis=.15, rim=.45, menin=.43, adenoma=.47, gland=.50, sinus=.02),
-    "t1c": dict(csf=.12, gm=.45, wm=.70, fat=.95, marrow=.75, bone=.04, skin=.42, oedema=.36,
-                solid=.55, necrosis=.15, rim=.95, menin=.88, adenoma=.72, gland=.88, sinus=.02),
-    "t2": dict(csf=.95, gm=.55, wm=.40, fat=.70, marrow=.55, bone=.03, skin=.30, oedema=.85,
-               solid=.70, necrosis=.95, rim=.62, menin=.58, adenoma=.55, gland=.50, sinus=.02),
-    "flair": dict(csf=.10, gm=.60, wm=.45, fat=.75, marrow=.55, bone=.03, skin=.32, oedema=.90,
-                  solid=.75, necrosis=.30, rim=.70, menin=.62, adenoma=.60, gland=.55,
-                  sinus=.02),
+    "t1": {"csf": .12, "gm": .45, "wm": .70, "fat": .95, "marrow": .75, "bone": .04, "skin": .40, "oedema": .36,
+               "solid": .40, "necrosis": .15, "rim": .45, "menin": .43, "adenoma": .47, "gland": .50, "sinus": .02},
+    "t1c": {"csf": .12, "gm": .45, "wm": .70, "fat": .95, "marrow": .75, "bone": .04, "skin": .42, "oedema": .36,
+                "solid": .55, "necrosis": .15, "rim": .95, "menin": .88, "adenoma": .72, "gland": .88, "sinus": .02},
+    "t2": {"csf": .95, "gm": .55, "wm": .40, "fat": .70, "marrow": .55, "bone": .03, "skin": .30, "oedema": .85,
+               "solid": .70, "necrosis": .95, "rim": .62, "menin": .58, "adenoma": .55, "gland": .50, "sinus": .02},
+    "flair": {"csf": .10, "gm": .60, "wm": .45, "fat": .75, "marrow": .55, "bone": .03, "skin": .32, "oedema": .90,
+                  "solid": .75, "necrosis": .30, "rim": .70, "menin": .62, "adenoma": .60, "gland": .55,
+                  "sinus": .02},
 }
 CONTRAST_NAMES = tuple(CONTRASTS)
 CONTRAST_JITTER = 0.06  # std of the per-image, per-tissue intensity jitter
 
-DIFFICULTY = None  # filled in below the measurement notes (see module docstring)
 
 
 @dataclass(frozen=True)
@@ -144,7 +164,7 @@ def _read_bundled_templates() -> list[np.ndarray] | None:
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
     out = []
     for kind in ("t1", "gm", "wm"):
         path = folder / TEMPLATE_FILE.format(kind)
@@ -176,8 +196,8 @@ def make_mri(root: str | os.PathLike, *, layout: str = "masoud", n_per_class: in
     if n_per_class < 1 or n_test_per_class < 1 or size < 32:
         raise PhantomError(f"{root}: need n_per_class >= 1, n_test_per_class >= 1, size >= 32 "
                            f"(got {n_per_class}, {n_test_per_class}, {size})")
-    params = dict(generator="mri", layout=layout, n_per_class=int(n_per_class),
-                  n_test_per_class=int(n_test_per_class), seed=int(seed), size=int(size))
+    params = {"generator": "mri", "layout": layout, "n_per_class": int(n_per_class),
+                  "n_test_per_class": int(n_test_per_class), "seed": int(seed), "size": int(size)}
     counts = {"train": int(n_per_class), "test": int(n_test_per_class)}
     return build_atomically(root, params,
                             lambda tmp: _write_mri(tmp, layout=layout, counts=counts,
@@ -190,9 +210,9 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
     copies = {d["copy"]: d["original"] for d in dups}
     names = {(split, cls): file_names(layout, split, cls, counts[split])
              for split in SPLITS for cls in CLASSES}
-    for split in SPLITS:
+    for split, split_dir in SPLITS.items():
         for cls in CLASSES:
-            folder = tmp / SPLITS[split] / _class_dir(layout, cls)
+            folder = tmp / split_dir / _class_dir(layout, cls)
             folder.mkdir(parents=True, exist_ok=True)
             for idx, name in enumerate(names[(split, cls)]):
                 if (split, cls, idx) not in copies:
@@ -355,7 +375,7 @@ def _pick_slice(rng: np.random.Generator, plane: str, *, near_sella: bool) -> in
     axis = PLANES.index(plane)
     axis_index = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
     if near_sella:
-        return int(round(SELLA_VOXEL[axis_index] + rng.uniform(-4, 4)))
+        return round(SELLA_VOXEL[axis_index] + rng.uniform(-4, 4))
     lo, hi = SLICE_RANGE[PLANES[axis]]
     return int(rng.integers(lo, hi))
 
@@ -471,7 +491,7 @@ def _add_glioma(rng: np.random.Generator, canvas: np.ndarray, maps: dict[str, np
                                         tuple(x * rng.uniform(1.3, 2.2) for x in radii),
                                         angle=angle, irregularity=0.35)
     oedema = _shapes.soft_mask(oedema_r, edge=0.25) * np.clip(maps["wm"] + 0.3 * maps["gm"], 0, 1)
-    oedema *= rng.uniform(0.5, 1.0)
+    oedema *= rng.uniform(0.7, 1.0)
     canvas = canvas * (1 - oedema) + tone["oedema"] * oedema
     kind = rng.choice(["ring", "heterogeneous", "low_grade"], p=[0.45, 0.35, 0.2])
     texture = 0.08 * _shapes.smooth_noise(rng, shape, scale=3)

@@ -112,7 +112,7 @@ def make_rsna(root: str | os.PathLike, *, n_images: int, seed: int, size: int = 
     """
     if n_images < 2 or size < 32:
         raise PhantomError(f"{root}: need n_images >= 2 and size >= 32 (got {n_images}, {size})")
-    params = dict(generator="rsna", n_images=int(n_images), seed=int(seed), size=int(size))
+    params = {"generator": "rsna", "n_images": int(n_images), "seed": int(seed), "size": int(size)}
     return build_atomically(root, params, lambda tmp: _write_rsna(tmp, n_images=int(n_images),
                                                                   seed=int(seed),
                                                                   size=int(size)))
@@ -203,7 +203,7 @@ def plan_studies(n_images: int, *, seed: int) -> list[_Study]:
     # positive studies: every other one, starting at a random phase, so early studies cover all
     positive = np.zeros(n_studies, dtype=bool)
     n_pos = max(min(n_studies, len(TYPE_CYCLE)) if n_studies >= 2 else 1,
-                int(round(P_POSITIVE_STUDY * n_studies)))
+                round(P_POSITIVE_STUDY * n_studies))
     n_pos = min(n_pos, n_studies)
     positive[np.sort(rng.permutation(n_studies)[:n_pos])] = True
     ids = rng_for(seed, "rsna-study-ids")
@@ -232,12 +232,12 @@ def plan_studies(n_images: int, *, seed: int) -> list[_Study]:
         levels = [start + step * s for s in range(n)]
         anchor = levels[int(srng.integers(n))]
         lesions = [_plan_lesion(srng, kind, anchor, step) for kind in types]
-        head = dict(a=srng.uniform(80, 92), b=srng.uniform(63, 72), angle=srng.normal(0, 0.06),
-                    skull=srng.uniform(5, 8), scalp=srng.uniform(3, 7),
-                    shift_r=srng.normal(0, 4), shift_c=srng.normal(0, 3),
-                    spacing=srng.uniform(0.42, 0.49), ventricle=srng.uniform(0.7, 1.4),
-                    sulci_seed=int(srng.integers(2 ** 31)), rest_gap=srng.uniform(3, 15),
-                    rest_hu=srng.uniform(-200, 250))
+        head = {"a": srng.uniform(80, 92), "b": srng.uniform(63, 72), "angle": srng.normal(0, 0.06),
+                    "skull": srng.uniform(5, 8), "scalp": srng.uniform(3, 7),
+                    "shift_r": srng.normal(0, 4), "shift_c": srng.normal(0, 3),
+                    "spacing": srng.uniform(0.42, 0.49), "ventricle": srng.uniform(0.7, 1.4),
+                    "sulci_seed": int(srng.integers(2 ** 31)), "rest_gap": srng.uniform(3, 15),
+                    "rest_hu": srng.uniform(-200, 250)}
         studies.append(_Study(index=i, patient_id=f"ID_{patients[i]}",
                               study_uid=f"ID_{study_uids[i]}", series_uid=f"ID_{series_uids[i]}",
                               encoding=str(encodings[i]), levels=levels, lesions=lesions,
