@@ -138,24 +138,43 @@ def compile_cnn3d(model, *, initial_lr: float = INITIAL_LR):
 
 @dataclass
 class ScenarioResult:
-    """A trained scenario: its history (one row per epoch), model and wall time."""
+    """A trained scenario: its history (one row per epoch), its best weights and wall time.
+
+    ``model`` may be shared between scenarios (see :func:`run_scenarios`); :meth:`restore`
+    loads this scenario's weights into it and returns it."""
 
     scenario: Scenario
     epochs: int
     history: Any  # pandas.DataFrame
     model: Any
+    weights: list
     seconds: float
 
     def last(self, column: str) -> float:
         """The value of ``column`` at the last epoch run (as the study's tables report)."""
         return float(self.history[column].iloc[-1])
 
+    def restore(self):
+        """The model holding this scenario's (best-restored) weights."""
+        self.model.set_weights(self.weights)
+        return self.model
+
+
+def reset_model(model, initial_weights: list) -> None:
+    """Put ``model`` back to ``initial_weights`` with a fresh optimizer state (momentum and step
+    count zero), as if newly built and compiled with the same seed; keeps its traced functions."""
+    model.set_weights(initial_weights)
+    for var in model.optimizer.variables:
+        var.assign(np.zeros(var.shape, dtype=var.dtype))
+
 
 def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray],
                    val: tuple[np.ndarray, np.ndarray], *, epochs: int, batch: int,
                    patience: int, run_dir: str | Path, seed: int = 42,
-                   initial_lr: float = INITIAL_LR, verbose: int = 2) -> ScenarioResult:
-    """Train a fresh :func:`cnn3d` for one scenario with ``medrepro.train.fit``.
+                   initial_lr: float = INITIAL_LR, verbose: int = 2,
+                   model=None, initial_weights: list | None = None) -> ScenarioResult:
+    """Train one scenario with ``medrepro.train.fit``: a fresh :func:`cnn3d`, or ``model``
+    reset to ``initial_weights`` (:func:`reset_model`).
 
     ``train`` / ``val``: ``(x, y)`` with ``x`` float32 ``(N, H, W, D)`` in [0, 1] (already
     lung-only for that scenario) and ``y`` 0/1. Early stopping and the best checkpoint follow
@@ -167,9 +186,12 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     from medrepro import volumes
 
     scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    keras.utils.set_random_seed(seed)
     x_train, y_train = train
-    model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
+    if model is None:
+        keras.utils.set_random_seed(seed)
+        model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
+    elif initial_weights is not None:
+        reset_model(model, initial_weights)
     train_ds = volumes.make_dataset(x_train, y_train, batch=batch, augment=scenario.augment,
                                     shuffle=True, seed=seed)
     val_ds = volumes.make_dataset(*val, batch=batch)
@@ -178,18 +200,13 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
                            monitor=MONITOR, patience=patience, restore_best_weights=True,
                            verbose=verbose)
     return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
-                          seconds=time.perf_counter() - start)
+                          weights=model.get_weights(), seconds=time.perf_counter() - start)
 
 
 def predict_labels(model, x: np.ndarray, *, batch: int = 4,
                    threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int.
-
-    Eager calls in batches of ``batch`` (no ``tf.function`` tracing per model, which costs more
-    than the few volumes of a reduced run)."""
-    probs = [np.asarray(model(x[i:i + batch, ..., None], training=False)).reshape(-1)
-             for i in range(0, len(x), batch)]
-    prob = np.concatenate(probs) if probs else np.zeros(0, np.float32)
+    """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
+    prob = np.asarray(model.predict(x[..., None], batch_size=batch, verbose=0)).reshape(-1)
     return prob, (prob >= threshold).astype(np.int64)
 
 
@@ -219,8 +236,16 @@ def run_scenarios(splits: dict[str, tuple[np.ndarray, np.ndarray]], *, epochs: d
 
     ``splits``: ``{"train", "val", ...}`` → ``(x, y)`` with all slices; the lung-only scenario
     gets :func:`medrepro.volumes.lung_only` applied to every split. Each run lives in
-    ``run_root/<scenario>`` (checkpoint, history, resume state).
+    ``run_root/<scenario>`` (checkpoint, history, resume state). One model is built (seeded)
+    and every scenario starts from its initial weights with a fresh optimizer state: the same
+    start as a new model with the same seed, without re-tracing the training step each time.
     """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    x_train = splits["train"][0]
+    model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
+    initial = model.get_weights()
     results = {}
     for key, scenario in SCENARIOS.items():
         if key not in epochs:
@@ -229,7 +254,8 @@ def run_scenarios(splits: dict[str, tuple[np.ndarray, np.ndarray]], *, epochs: d
         results[key] = train_scenario(scenario, data["train"], data["val"], epochs=epochs[key],
                                       batch=batch, patience=patience,
                                       run_dir=Path(run_root) / key, seed=seed,
-                                      initial_lr=initial_lr, verbose=verbose)
+                                      initial_lr=initial_lr, verbose=verbose, model=model,
+                                      initial_weights=initial)
     return results
 
 
@@ -248,10 +274,16 @@ def evaluate_scenarios(results: dict[str, ScenarioResult],
     out: dict[str, dict[str, Any]] = {}
     for key, res in results.items():
         data = lung_only_splits(splits) if res.scenario.lung_only else splits
+        # One predict call over all splits: fewer traced shapes, less per-call overhead.
+        x_all = np.concatenate([x for x, _ in data.values()])
+        prob_all, _ = predict_labels(res.restore(), x_all, batch=batch)
         out[key] = {}
+        start = 0
         for name, (x, y) in data.items():
-            prob, pred = predict_labels(res.model, x, batch=batch)
-            out[key][name] = {"y": y, "prob": prob, "pred": pred, **binary_scores(y, prob)}
+            prob = prob_all[start:start + len(x)]
+            start += len(x)
+            out[key][name] = {"y": y, "prob": prob, "pred": (prob >= 0.5).astype(np.int64),
+                              **binary_scores(y, prob)}
     return out
 
 
