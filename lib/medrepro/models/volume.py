@@ -342,7 +342,7 @@ def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, Scen
         s = scores[key]["val"]
         rows.append({
             "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
-            "n_val": int(len(s["y"])),
+            "epochs_run": len(res.history), "n_val": int(len(s["y"])),
             "val_acc": 100 * s["accuracy"], "reported_val_acc": _get(r, "val_acc"),
             "precision": 100 * s["precision"], "reported_precision": _get(r, "precision"),
             "recall": 100 * s["recall"], "reported_recall": _get(r, "recall"),
@@ -383,7 +383,10 @@ def plot_bars(table, *, columns: Sequence[str], title: str = "", ax=None):
             ax.bar(pos + width, rep, width, color=colours[i % len(colours)], alpha=0.45,
                    hatch="//", label=f"{col} (reported)")
     ax.set_xticks(x)
-    ax.set_xticklabels([s.replace(", ", "\n") for s in table["scenario"]], fontsize=7)
+    names = [s.replace(", ", "\n") for s in table["scenario"]]
+    if "epochs_run" in table:  # reduced profiles run fewer epochs than the scenario's name
+        names = [f"{n}\n(ran {e})" for n, e in zip(names, table["epochs_run"])]
+    ax.set_xticklabels(names, fontsize=7)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
