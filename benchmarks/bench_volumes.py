@@ -30,8 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-from medrepro import paths, volumes  # noqa: E402
-from medrepro.fileio import atomic_path  # noqa: E402
+from medrepro import paths, volumes
+from medrepro.fileio import atomic_path
 
 IN_PLANE = 512  # MosMed slices are 512×512
 TARGET = volumes.TARGET_SHAPE
@@ -87,7 +87,6 @@ def bench_preprocess(slices: int, repeats: int) -> dict:
 
 def bench_train(shape: tuple[int, int, int], *, steps: int, warmup: int, batch: int = 4) -> dict:
     import keras
-
     from medrepro.models import volume
 
     keras.utils.set_random_seed(0)

@@ -3,12 +3,9 @@ resize against scipy, the split, the cache and the volume-wise augmentation."""
 
 from __future__ import annotations
 
-import gzip
-
 import nibabel as nib
 import numpy as np
 import pytest
-
 from medrepro import paths, volumes
 
 RNG_SEED = 7

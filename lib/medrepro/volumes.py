@@ -31,9 +31,9 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -106,8 +106,8 @@ def normalize_hu(vol: np.ndarray, *, lo: float = HU_MIN, hi: float = HU_MAX) -> 
 
 def lung_slices(depth: int) -> tuple[int, int]:
     """``(head, tail)`` slice counts of the lung-only rule, scaled from 12/8 of 64 slices."""
-    head = int(round(LUNG_HEAD * depth / PAPER_DEPTH))
-    tail = int(round(LUNG_TAIL * depth / PAPER_DEPTH))
+    head = round(LUNG_HEAD * depth / PAPER_DEPTH)
+    tail = round(LUNG_TAIL * depth / PAPER_DEPTH)
     if 2 * head + 2 * tail > depth:
         raise ValueError(f"lung_only: depth {depth} too small for head {head} and tail {tail}")
     return head, tail
@@ -203,7 +203,7 @@ def linear_zoom_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 def zoom_shape(in_shape: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
     """Output shape of ``scipy.ndimage.zoom`` with factors ``shape / in_shape`` (rounded)."""
-    return tuple(int(round(c * (t / c))) for c, t in zip(in_shape, shape))
+    return tuple(round(c * (t / c)) for c, t in zip(in_shape, shape))
 
 
 def resize_volume(vol: np.ndarray, shape: Sequence[int] = TARGET_SHAPE) -> np.ndarray:
@@ -270,8 +270,8 @@ def split_counts(n: int) -> dict[str, int]:
     ``n >= 3``."""
     if n < 3:
         raise ValueError(f"split_counts: need >= 3 volumes per class, got {n}")
-    n_train = max(1, int(round(SPLIT_FRACTIONS["train"] * n)))
-    n_test = max(1, int(round(SPLIT_FRACTIONS["test"] * n)))
+    n_train = max(1, round(SPLIT_FRACTIONS["train"] * n))
+    n_test = max(1, round(SPLIT_FRACTIONS["test"] * n))
     n_train = min(n_train, n - n_test - 1)
     return {"train": n_train, "test": n_test, "val": n - n_train - n_test}
 
@@ -281,7 +281,7 @@ def assign_split(scans):
     validation (in the order of ``scans``), as the study did with 100 volumes per class."""
     scans = scans.copy()
     scans["split"] = ""
-    for _, idx in scans.groupby("label", sort=True).groups.items():
+    for idx in scans.groupby("label", sort=True).groups.values():
         counts = split_counts(len(idx))
         labels = (["train"] * counts["train"] + ["test"] * counts["test"]
                   + ["val"] * counts["val"])
@@ -411,8 +411,9 @@ def make_augmenter(*, seed: int | None = None):
 
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        keras.layers.RandomRotation(ROTATION_FACTOR, seed=seed),
-        keras.layers.RandomContrast(CONTRAST_FACTOR, value_range=(0.0, 1.0), seed=seed),
+        keras.layers.RandomRotation(ROTATION_FACTOR, seed=None if seed is None else seed + 1),
+        keras.layers.RandomContrast(CONTRAST_FACTOR, value_range=(0.0, 1.0),
+                                    seed=None if seed is None else seed + 2),
     ], name="volume_augmentation")
 
 

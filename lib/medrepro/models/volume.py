@@ -19,9 +19,10 @@ steps per epoch).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -300,7 +301,7 @@ def training_table(results: dict[str, ScenarioResult]):
 
     rep = _reported("D.table4_1")
     rows = []
-    for key, res in results.items():
+    for res in results.values():
         r = rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
         rows.append({
             "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
@@ -319,7 +320,7 @@ def validation_table(results: dict[str, ScenarioResult]):
 
     rep = _reported("D.table4_2")
     rows = []
-    for key, res in results.items():
+    for res in results.values():
         r = rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
         rows.append({
             "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
@@ -342,7 +343,7 @@ def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, Scen
         s = scores[key]["val"]
         rows.append({
             "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
-            "epochs_run": len(res.history), "n_val": int(len(s["y"])),
+            "epochs_run": len(res.history), "n_val": len(s["y"]),
             "val_acc": 100 * s["accuracy"], "reported_val_acc": _get(r, "val_acc"),
             "precision": 100 * s["precision"], "reported_precision": _get(r, "precision"),
             "recall": 100 * s["recall"], "reported_recall": _get(r, "recall"),
