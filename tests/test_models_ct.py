@@ -102,3 +102,19 @@ def test_imagenet_weights_offline_fail_clearly(monkeypatch):
     monkeypatch.setattr(keras.applications, "MobileNet", offline)
     with pytest.raises(ct.ModelWeightsError, match="mobilenet: could not obtain the ImageNet"):
         ct.mobilenet(weights="imagenet")
+
+
+def test_subsample_train_keeps_every_class_and_the_other_splits():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(40, int), [1, 2, 3, 4, 5], rng.integers(0, 6, 30)]
+    split = np.r_[["train"] * 45, ["val"] * 15, ["test"] * 15]
+    df = pd.DataFrame({"image_id": [f"ID_{i}" for i in range(len(labels))], "label": labels,
+                       "split": split})
+    out = ct.subsample_train(df, max_train=10, seed=0)
+    train = out[out["split"] == "train"]
+    assert len(train) == 10
+    assert set(train["label"]) == {0, 1, 2, 3, 4, 5}
+    assert (out["split"] != "train").sum() == 30
+    assert ct.subsample_train(df, max_train=None, seed=0) is df

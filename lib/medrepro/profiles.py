@@ -67,12 +67,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "e_reduce_lr": 2, "ig_steps": 50, "n_boot": 2000},
     },
     "04_lightweight_ct": {
+        # Tracing a model's train step costs more than training it at these sizes on a CPU
+        # (DenseNet121: ~40-100 s), so the reduced profiles train only some of the comparison.
         "smoke": {"image_size": 64, "max_epochs": 1, "batch_main": 32, "batch_compare": 8,
-                  "max_train": 64, "patience": 3},
-        "demo": {"image_size": 112, "max_epochs": 3, "batch_main": 32, "batch_compare": 8,
-                 "max_train": 240, "patience": 3},
+                  "max_train": 64, "patience": 3, "compare_models": ("proposed",),
+                  "patient_models": ("proposed",), "bootstrap": 200},
+        "demo": {"image_size": 64, "max_epochs": 2, "batch_main": 32, "batch_compare": 8,
+                 "max_train": 240, "patience": 3,
+                 "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
+                 "patient_models": ("proposed",), "bootstrap": 1000},
         "paper": {"image_size": 224, "max_epochs": 30, "batch_main": 32, "batch_compare": 8,
-                  "max_train": None, "patience": 3},
+                  "max_train": None, "patience": 3,
+                  "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
+                  "patient_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
+                  "bootstrap": 1000},
     },
     "05_3dcnn_mosmed": {
         # The 3D CNN's valid convolutions need every axis >= 46 voxels (models.volume.MIN_SIDE).

@@ -279,3 +279,69 @@ def _application(app, input_shape, n_classes, *, weights, name):
             "the .h5 file into ~/.keras/models/.") from exc
     outputs = _softmax_head(base.output, n_classes)
     return keras.Model(base.input, outputs, name=name)
+
+
+# ---------------------------------------------------------------------------- experiment
+def subsample_train(split_df, *, max_train: int | None, seed: int):
+    """``split_df`` with at most ``max_train`` training rows (seeded, keeping at least one image
+    of every class present in train); val and test rows are kept whole."""
+    import pandas as pd
+
+    train_rows = split_df[split_df["split"] == "train"]
+    if max_train is None or len(train_rows) <= max_train:
+        return split_df
+    first = train_rows.groupby("label", group_keys=False).head(1)
+    rest = train_rows.drop(first.index).sample(n=max(0, max_train - len(first)),
+                                               random_state=seed)
+    keep = pd.concat([first, rest])
+    return pd.concat([keep, split_df[split_df["split"] != "train"]]).reset_index(drop=True)
+
+
+def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
+                       max_epochs: int, patience: int, run_dir, seed: int = 42) -> dict:
+    """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
+
+    Protocol: :func:`compile_paper`, at most ``max_epochs`` epochs, early stopping on val loss
+    with ``patience``, best weights restored (``medrepro.train.fit``). Returns a dict:
+    ``history`` (DataFrame), ``best_epoch``, ``epochs_run``, ``train_seconds`` (sum of epoch
+    wall times), ``train_images``, ``images_per_s`` (training images processed per second,
+    validation included in the time), ``train_acc``/``train_loss``/``val_acc``/``val_loss``
+    (history at the best epoch), ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64,
+    test set), ``proba`` (float32 (N, 6)), ``params``.
+    """
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+
+    from medrepro import rsna, train
+
+    run_dir = Path(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    train.set_seed(seed)
+    model = compile_paper(build(key, (image_size, image_size, 3)))
+    data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
+                                 image_size=image_size, shuffle=s == "train", seed=seed)
+            for s in ("train", "val", "test")}
+    history = train.fit(model, data["train"], data["val"], epochs=max_epochs, run_dir=run_dir,
+                        patience=patience, restore_best_weights=True, verbose=0,
+                        checkpoint="weights", backup=False)
+    best = train.best_epoch(history, monitor="val_loss")
+    at_best = history.loc[history["epoch"] == best].iloc[0]
+    proba = train.predict_proba(model, data["test"])
+    test_rows = split_df[split_df["split"] == "test"]
+    y_true = test_rows["label"].to_numpy(np.int64)
+    y_pred = proba.argmax(axis=1).astype(np.int64)
+    eps = 1e-7
+    n_train = int((split_df["split"] == "train").sum())
+    seconds = float(history["epoch_seconds"].sum())
+    return {"model": key, "history": history, "best_epoch": best, "epochs_run": len(history),
+            "train_seconds": seconds, "train_images": n_train,
+            "images_per_s": n_train * len(history) / seconds if seconds else float("nan"),
+            "train_acc": float(at_best["accuracy"]), "train_loss": float(at_best["loss"]),
+            "val_acc": float(at_best["val_accuracy"]), "val_loss": float(at_best["val_loss"]),
+            "test_acc": float((y_true == y_pred).mean()),
+            "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
+                                               1.0)).mean()),
+            "y_true": y_true, "y_pred": y_pred, "proba": proba,
+            "params": int(model.count_params()), "model_object": model}
