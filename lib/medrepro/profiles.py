@@ -47,7 +47,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # ~5 s per batch of 32 on 2 CPU cores: smoke/demo train it on a subset, few epochs.
         # a_max_images / max_images cap the images used (stratified by split and class);
         # c_epochs caps each trial's epochs (None: the trial's own 25 or 50).
-        "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 32,
+        "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 64,
                   "a_lr": 1e-4, "a_official_lstm": False, "a_checkpoint": "memory",
                   "a_backup": False, "max_images": None,
                   "c_image_size": 64, "c_epochs": 1, "c_batch": 16, "c_patience": 5,
