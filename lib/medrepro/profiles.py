@@ -73,7 +73,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "max_train": 64, "patience": 3, "compare_models": ("proposed",),
                   "patient_models": ("proposed",), "bootstrap": 200},
         "demo": {"image_size": 64, "max_epochs": 2, "batch_main": 32, "batch_compare": 8,
-                 "max_train": 240, "patience": 3,
+                 "max_train": 160, "patience": 3,
                  "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
                  "patient_models": ("proposed",), "bootstrap": 1000},
         "paper": {"image_size": 224, "max_epochs": 30, "batch_main": 32, "batch_compare": 8,
