@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -104,9 +105,9 @@ def make_pipeline(*, batch: int, size: int, workdir: Path):
             dataset = rsna.make_dataset(cache, split, split="train", batch_size=batch,
                                         image_size=size, shuffle=True, seed=0)
             n = int((split["split"] == "train").sum())
-            return dataset.repeat(), f"medrepro.rsna.make_dataset on an RSNA phantom cache ({n} " \
-                                     "training images, repeated)"
-        except Exception as exc:  # report, then fall back: the benchmark must still run
+            return dataset.repeat(), (f"medrepro.rsna.make_dataset on an RSNA phantom cache "
+                                      f"({n} training images, repeated)")
+        except Exception as exc:  # noqa: BLE001 - report, then fall back: the benchmark must still run
             print(f"rsna pipeline unavailable ({type(exc).__name__}: {exc}); using the "
                   "synthetic cache", file=sys.stderr)
     return synthetic_pipeline(batch=batch, size=size, workdir=workdir), (
@@ -159,7 +160,6 @@ def measure_pipeline(dataset, *, batches: int) -> float:
 def measure_model(key: str, batch_x, batch_y, *, steps: int, warmup: int, jit: bool) -> dict:
     """Training and inference images/s of model ``key`` on one in-memory batch."""
     import keras
-
     from medrepro.models import ct
 
     size = int(batch_x.shape[1])
@@ -186,7 +186,7 @@ def measure_model(key: str, batch_x, batch_y, *, steps: int, warmup: int, jit: b
     return {"model": key, "params": model.count_params(), "batch": b,
             "warmup_s": round(first, 2), "step_s_median": median,
             "train_img_s": b / median, "infer_img_s": b / infer_s,
-            "fwd_gflop_per_img": flops / 1e9, "loss_finite": bool(loss == loss)}
+            "fwd_gflop_per_img": flops / 1e9, "loss_finite": math.isfinite(loss)}
 
 
 def project_minutes(train_img_s: float, infer_img_s: float, *, epochs: int) -> float:

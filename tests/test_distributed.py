@@ -7,6 +7,7 @@ test session has usually done already: the training runs in a fresh subprocess.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     pytest.importorskip("medrepro.train")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     result = json.loads(line.removeprefix("RESULT "))
@@ -70,6 +71,6 @@ def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert len(result["devices"]) == 2
     assert len(result["variable_devices"]) == 2  # one mirrored copy per logical device
     assert len(result["loss"]) == 2
-    assert all(v == v and abs(v) < 1e6 for v in result["loss"] + result["val_loss"])
+    assert all(math.isfinite(v) for v in result["loss"] + result["val_loss"])
     assert all(result["changed"]), result["changed"]
     assert (tmp_path / "run" / "history.csv").is_file()

@@ -9,7 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from medrepro.models import ct  # noqa: E402
+from medrepro.models import ct
 
 
 @pytest.mark.parametrize("key", list(ct.BUILDERS))

@@ -18,7 +18,8 @@ TensorFlow/Keras are imported inside the functions: importing this module is che
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 N_CLASSES = 6
 PAPER_INPUT = (224, 224, 3)
@@ -262,7 +263,6 @@ def _softmax_head(x, n_classes: int):
 
 def _application(app, input_shape, n_classes, *, weights, name):
     import keras
-    from keras import layers
 
     if weights not in (None, "imagenet"):
         raise ModelWeightsError(f"{name}: weights must be None or 'imagenet', got {weights!r}")
