@@ -108,3 +108,11 @@ def test_combined_sources_keep_the_phantom_label():
     assert report.is_phantom("brain_tumor_sartaj+phantom")
     assert not report.is_phantom(report.combine_sources(["brain_tumor_sartaj", "rsna_ich"]))
     assert report.combine_sources([]) == "none"
+
+
+def test_disk_checks_use_the_reports_root_not_the_last_run(run, tmp_path, monkeypatch):
+    report.save_table(pd.DataFrame({"a": [1]}), "A.table2", source="phantom")
+    monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "elsewhere"))
+    assert "A.table2" in report.missing_artifacts(["03_lstm_cnn_mri"], profile="smoke")
+    assert "A.table2" not in report.missing_artifacts(["03_lstm_cnn_mri"], profile="smoke",
+                                                      reports_root=tmp_path)

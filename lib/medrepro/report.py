@@ -81,17 +81,16 @@ def combine_sources(sources) -> str:
     return "+".join(parts) if parts else "none"
 
 
-def artifact_paths(artifact_id: str, *, profile: str | None = None,
+def artifact_paths(artifact_id: str, *, profile: str,
                    reports_root: str | os.PathLike | None = None) -> list[Path]:
-    """The files an artifact consists of (without sidecar): ``[png]`` or ``[csv, md]``."""
+    """The files an artifact consists of (without sidecar): ``[png]`` or ``[csv, md]``.
+
+    ``reports_root`` defaults to :func:`medrepro.paths.reports_root` (not to the started run's
+    root: a check of what is on disk must not depend on which run this process started last).
+    """
     art = manifest.get(artifact_id)
-    run = _current
-    profile = profile or (run.profile if run else None)
-    if profile is None:
-        raise RuntimeError("artifact_paths needs a profile (or a started run)")
-    root = Path(reports_root) if reports_root else (run.reports_root if run else
-                                                     paths.reports_root())
-    base = root / profile
+    check_profile(profile)
+    base = (Path(reports_root) if reports_root else paths.reports_root()) / profile
     if art.kind == "figure":
         return [base / "figures" / f"{art.id}.png"]
     return [base / "tables" / f"{art.id}.csv", base / "tables" / f"{art.id}.md"]
