@@ -99,7 +99,7 @@ def plot_compare(table: pd.DataFrame, *, title: str = "Reported vs reproduced"):
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("value")
     ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 

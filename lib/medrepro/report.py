@@ -109,7 +109,8 @@ def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int
     run = _resolve(overrides)
     png = artifact_paths(artifact_id, profile=run.profile, reports_root=run.reports_root)[0]
     if is_phantom(source):
-        fig.text(0.5, 0.005, PHANTOM_LABEL, ha="center", va="bottom", fontsize=8,
+        # Below the axes (va="top" at y=0): bbox_inches="tight" grows the canvas to hold it.
+        fig.text(0.5, -0.01, PHANTOM_LABEL, ha="center", va="top", fontsize=8,
                  color="white", backgroundcolor="#b22222", weight="bold")
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
