@@ -49,8 +49,8 @@ if [ "$use_venv" = 1 ] && ! in_managed_env; then
 fi
 
 extras=""
-[ "$mode" = tests ] && extras="[dev]"
-stamp=".venv-installed${extras:+-dev}"
+[ "$mode" = tests ] && extras="[dev,dicom-codecs]"
+stamp=".venv-installed${extras:+-tests}"
 [ "$PY" = .venv/bin/python ] && stamp=".venv/$stamp" || stamp=""
 # Reinstall when pyproject.toml changed since the last install into .venv.
 if [ -z "$stamp" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
