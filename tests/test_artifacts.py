@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from medrepro import manifest, paths, report, runner
+
 from conftest import NOTEBOOK_OUTCOMES
 
 

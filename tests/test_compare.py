@@ -1,11 +1,10 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from medrepro import compare, manifest, report  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+from medrepro import compare, manifest, report
 
 
 @pytest.fixture

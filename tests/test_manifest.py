@@ -1,7 +1,6 @@
 import re
 
 import pytest
-
 from medrepro import manifest, paths, profiles
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from medrepro import manifest, runner
 
 NOTEBOOKS = runner.find_notebooks()

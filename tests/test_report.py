@@ -3,11 +3,10 @@ import json
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from medrepro import manifest, report  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+from medrepro import manifest, report
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import nbformat
 import pytest
-
 from medrepro import runner
 
 

@@ -15,8 +15,9 @@ with :func:`table`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 PROFILE_NAMES = ("smoke", "demo", "paper")
 DEFAULT_PROFILE = "demo"

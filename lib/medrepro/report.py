@@ -19,10 +19,11 @@ import datetime as _dt
 import json
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from medrepro import manifest, paths
 from medrepro.fileio import atomic_path
