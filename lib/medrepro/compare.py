@@ -129,7 +129,7 @@ def artifact_index(*, profile: str, reports_root: str | os.PathLike | None = Non
 def write_index(index: pd.DataFrame, *, profile: str,
                 reports_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``reports/<profile>/index.html`` and ``index.md`` linking every artifact."""
-    base = (Path(reports_root) if reports_root else paths.reports_root()) / profile
+    base = paths.reports_dir(profile, root=reports_root)
     n_missing = int((index["status"] == "missing").sum())
     phantom = any(p is True for p in index["phantom"])
     title = f"medrepro report — profile {profile}"

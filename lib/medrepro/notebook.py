@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medrepro import profiles, report
+from medrepro import paths, profiles, report
 
 DEFAULT_SEED = 42
 DEFAULT_DATA = "phantom"
@@ -67,7 +67,7 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     seed_everything(seed)
     run = NotebookRun(notebook=notebook, profile=profile, data=data, seed=int(seed),
                       settings=profiles.settings(notebook, profile),
-                      reports_dir=run_info.reports_root / profile)
+                      reports_dir=paths.reports_dir(profile, root=run_info.reports_root))
     if not quiet:
         print(f"{notebook}: profile={profile} data={data} seed={seed}")
         print(f"artifacts -> {run.reports_dir}")

@@ -55,17 +55,27 @@ def reports_root() -> Path:
     return Path(env).expanduser().resolve() if env else project_root() / "reports"
 
 
-def reports_dir(profile: str) -> Path:
-    """``reports/<profile>/``: executed notebooks, ``figures/``, ``tables/``."""
-    return reports_root() / profile
+def reports_dir(profile: str, *, root: str | os.PathLike | None = None) -> Path:
+    """``reports/<profile>/``: executed notebooks, ``figures/``, ``tables/``, ``metrics/``.
+
+    ``root`` replaces :func:`reports_root` (a notebook's ``reports`` parameter, a test's tmp dir).
+    """
+    return (Path(root) if root else reports_root()) / profile
 
 
-def figures_dir(profile: str) -> Path:
-    return reports_dir(profile) / "figures"
+def figures_dir(profile: str, *, root: str | os.PathLike | None = None) -> Path:
+    """``reports/<profile>/figures``: ``<id>.png`` + ``<id>.json``."""
+    return reports_dir(profile, root=root) / "figures"
 
 
-def tables_dir(profile: str) -> Path:
-    return reports_dir(profile) / "tables"
+def tables_dir(profile: str, *, root: str | os.PathLike | None = None) -> Path:
+    """``reports/<profile>/tables``: ``<id>.csv``, ``<id>.md`` + ``<id>.json``."""
+    return reports_dir(profile, root=root) / "tables"
+
+
+def metrics_dir(profile: str, *, root: str | os.PathLike | None = None) -> Path:
+    """``reports/<profile>/metrics``: ``<notebook>.json`` headline numbers for ``06_compare``."""
+    return reports_dir(profile, root=root) / "metrics"
 
 
 def notebooks_dir() -> Path:

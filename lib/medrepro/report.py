@@ -91,10 +91,10 @@ def artifact_paths(artifact_id: str, *, profile: str,
     """
     art = manifest.get(artifact_id)
     check_profile(profile)
-    base = (Path(reports_root) if reports_root else paths.reports_root()) / profile
     if art.kind == "figure":
-        return [base / "figures" / f"{art.id}.png"]
-    return [base / "tables" / f"{art.id}.csv", base / "tables" / f"{art.id}.md"]
+        return [paths.figures_dir(profile, root=reports_root) / f"{art.id}.png"]
+    tables = paths.tables_dir(profile, root=reports_root)
+    return [tables / f"{art.id}.csv", tables / f"{art.id}.md"]
 
 
 def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int = 120,
@@ -164,7 +164,7 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
     """
     manifest.get(artifact)
     run = _resolve(overrides)
-    path = run.reports_root / run.profile / "metrics" / f"{run.notebook}.json"
+    path = paths.metrics_dir(run.profile, root=run.reports_root) / f"{run.notebook}.json"
     records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     records = [r for r in records if (r["study"], r["metric"]) != (study, metric)]
     records.append({"study": study, "metric": metric, "value": float(value),
@@ -179,9 +179,8 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
 
 def read_metrics(*, profile: str, reports_root: str | os.PathLike | None = None) -> list[dict]:
     """Every metric recorded under ``reports/<profile>/metrics/``, in notebook order."""
-    root = Path(reports_root) if reports_root else paths.reports_root()
     out: list[dict] = []
-    for path in sorted((root / profile / "metrics").glob("*.json")):
+    for path in sorted(paths.metrics_dir(profile, root=reports_root).glob("*.json")):
         out.extend(json.loads(path.read_text(encoding="utf-8")))
     return out
 

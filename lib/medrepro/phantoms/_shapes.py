@@ -78,6 +78,3 @@ def distance_outside(mask: np.ndarray, *, spacing: float = 1.0) -> np.ndarray:
     return (ndimage.distance_transform_edt(~mask) * spacing).astype(np.float32)
 
 
-def distance_inside(mask: np.ndarray, *, spacing: float = 1.0) -> np.ndarray:
-    """Euclidean distance (float32) from each pixel inside ``mask`` to its border."""
-    return (ndimage.distance_transform_edt(mask) * spacing).astype(np.float32)

@@ -499,10 +499,3 @@ def encode_dicom(hu: np.ndarray, *, study: _Study, slice_index: int, image_id: s
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
-
-
-def correct_quirk(raw: np.ndarray) -> np.ndarray:
-    """HU from the stored values of a quirk file (the known RSNA correction): int32 array."""
-    x = raw.astype(np.int32) + 1000
-    x = np.where(x >= 4096, x - 4096, x)
-    return x - 1000
