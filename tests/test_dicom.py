@@ -68,16 +68,20 @@ def test_bits_above_bits_stored_are_ignored(tmp_path):
     np.testing.assert_array_equal(dicom.read_hu(path), [[5 - 1024, 7 - 1024]])
 
 
-@pytest.mark.parametrize("dtype,bits,top", [(np.int16, 16, -1), (np.uint16, 12, 4095)])
-def test_monochrome1_is_inverted_to_monochrome2(tmp_path, dtype, bits, top):
+@pytest.mark.parametrize("dtype,bits", [(np.int16, 16), (np.uint16, 12)])
+def test_monochrome1_hu_are_stored_times_slope_plus_intercept(tmp_path, dtype, bits):
+    # MONOCHROME1 only changes the display after the VOI transform; the modality LUT gives HU.
     lo, hi = (-1024, 3000) if dtype == np.int16 else (0, 4096)
     st = _stored(3, lo=lo, hi=hi, dtype=dtype)
-    inverted = (top - st.astype(np.int32)).astype(dtype)  # the same image stored MONOCHROME1
-    m2 = dicom.write_slice(tmp_path / "m2.dcm", st, bits_stored=bits)
-    m1 = dicom.write_slice(tmp_path / "m1.dcm", inverted, bits_stored=bits,
-                           photometric="MONOCHROME1")
+    m1 = dicom.write_slice(tmp_path / "m1.dcm", st, bits_stored=bits, slope=2.0,
+                           intercept=-1024.0, photometric="MONOCHROME1")
+    m2 = dicom.write_slice(tmp_path / "m2.dcm", st, bits_stored=bits, slope=2.0,
+                           intercept=-1024.0)
+    assert dicom.read_slice(m1).monochrome1
+    np.testing.assert_array_equal(dicom.read_hu(m1), st.astype(np.float32) * 2.0 - 1024.0)
     np.testing.assert_array_equal(dicom.read_hu(m1), dicom.read_hu(m2))
-    assert not np.array_equal(dicom.read_hu(m1), inverted.astype(np.float32) - 1024)
+    # The windowed RGB the models see is the same too (brighter = denser).
+    np.testing.assert_array_equal(dicom.read_rgb(m1, size=8), dicom.read_rgb(m2, size=8))
 
 
 def test_fast_parser_and_pydicom_agree(tmp_path, monkeypatch):

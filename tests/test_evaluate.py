@@ -178,3 +178,79 @@ def test_summary_row_has_cis():
     assert row["n_test"] == 40 and row["accuracy"] == pytest.approx(0.75)
     assert row["accuracy_lo"] < 0.75 < row["accuracy_hi"]
     assert row["macro_f1_lo"] <= row["macro_f1"] <= row["macro_f1_hi"]
+
+
+# ---- paired difference and per-class CIs
+def test_paired_accuracy_difference_point_and_ci():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 400)
+    a = np.where(rng.random(400) < 0.8, y, (y + 1) % 3)  # ~80% right
+    b = np.where(rng.random(400) < 0.6, y, (y + 1) % 3)  # ~60% right
+    d = evaluate.paired_accuracy_difference(y, a, b, n_boot=500, seed=1)
+    assert d["point"] == pytest.approx(np.mean(a == y) - np.mean(b == y))
+    assert d["lo"] < d["point"] < d["hi"] and d["lo"] > 0  # A clearly better
+    # Same predictions: difference exactly 0 in every resample.
+    same = evaluate.paired_accuracy_difference(y, a, a, n_boot=50, seed=1)
+    assert (same["point"], same["lo"], same["hi"]) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_is_narrower_than_unpaired_for_correlated_models():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300)
+    a = np.where(rng.random(300) < 0.75, y, 1 - y)
+    b = a.copy()
+    flip = rng.choice(300, 10, replace=False)  # B differs from A on 10 items only
+    b[flip] = 1 - b[flip]
+    d = evaluate.paired_accuracy_difference(y, a, b, n_boot=1000, seed=0)
+    ca = evaluate.bootstrap_ci(y, a, n_boot=1000, seed=0)
+    cb = evaluate.bootstrap_ci(y, b, n_boot=1000, seed=1)
+    assert d["hi"] - d["lo"] < 0.5 * ((ca["hi"] - ca["lo"]) + (cb["hi"] - cb["lo"]))
+
+
+def test_paired_difference_rejects_bad_input():
+    with pytest.raises(evaluate.EvaluationError, match="no test items"):
+        evaluate.paired_accuracy_difference([], [], [])
+    with pytest.raises(evaluate.EvaluationError, match="equal length"):
+        evaluate.paired_accuracy_difference([0, 1], [0, 1], [0])
+
+
+def test_per_class_ci_table_points_match_sklearn_and_bracket(noisy_labels):
+    y, p = noisy_labels
+    labels = [f"c{i}" for i in range(int(max(y.max(), p.max())) + 1)]
+    t = evaluate.per_class_ci_table(y, p, labels=labels, n_boot=300, seed=2)
+    prec, rec, f1, sup = skm.precision_recall_fscore_support(y, p, labels=range(len(labels)),
+                                                             zero_division=0)
+    np.testing.assert_allclose(t["precision"], prec)
+    np.testing.assert_allclose(t["recall"], rec)
+    np.testing.assert_allclose(t["f1"], f1)
+    assert list(t["support"]) == list(sup)
+    for m in ("precision", "recall", "f1"):
+        assert (t[f"{m}_lo"] <= t[m] + 1e-12).all() and (t[m] <= t[f"{m}_hi"] + 1e-12).all()
+        assert (t[f"{m}_hi"] - t[f"{m}_lo"] > 0).any()
+
+
+def test_per_class_ci_matches_a_looped_bootstrap():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 120)
+    p = np.where(rng.random(120) < 0.7, y, rng.integers(0, 3, 120))
+    t = evaluate.per_class_ci_table(y, p, labels=["a", "b", "c"], n_boot=200, seed=9)
+    # The same resamples drawn by hand (one (200, 120) draw, as the vectorised code does).
+    idx = np.random.default_rng(9).integers(0, 120, size=(200, 120))
+    recall_b = [skm.recall_score(y[i], p[i], labels=[1], average=None, zero_division=0)[0]
+                for i in idx]
+    lo, hi = np.quantile(recall_b, [0.025, 0.975])
+    assert t.loc["b", "recall_lo"] == pytest.approx(lo)
+    assert t.loc["b", "recall_hi"] == pytest.approx(hi)
+
+
+def test_binary_ci_positive_class_hand_computed():
+    # Study D's appendix, 5 epochs: [[10 10] [5 15]] -> precision 0.6, recall 0.75, acc 0.625.
+    y = np.array([0] * 20 + [1] * 20)
+    p = np.array([0] * 10 + [1] * 10 + [0] * 5 + [1] * 15)
+    ci = evaluate.binary_ci(y, p, n_boot=300, seed=0)
+    assert ci["accuracy"] == pytest.approx(0.625)
+    assert ci["precision"] == pytest.approx(0.6)
+    assert ci["recall"] == pytest.approx(0.75)
+    assert ci["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    for m in ("accuracy", "precision", "recall", "f1"):
+        assert ci[f"{m}_lo"] < ci[m] < ci[f"{m}_hi"]

@@ -95,6 +95,62 @@ def test_read_volume_rejects_non_finite(tmp_path):
         volumes.read_volume(path)
 
 
+def _lying_nifti(path, shape, n_data_bytes=1000):
+    """A NIfTI-1 header declaring ``shape`` (int16) followed by only ``n_data_bytes`` of data."""
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.int16)
+    hdr["vox_offset"] = 352
+    raw = hdr.binaryblock + b"\0" * 4 + b"\0" * n_data_bytes
+    if str(path).endswith(".gz"):
+        import gzip
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+    return path
+
+
+@pytest.fixture
+def no_voxel_read(monkeypatch):
+    """Fail the test if any NIfTI voxel data is read (the check must come first)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("voxel data read before the header check")
+    monkeypatch.setattr(nib.Nifti1Image, "get_fdata", refuse)
+
+
+@pytest.mark.parametrize("name", ["huge.nii", "huge.nii.gz"])
+def test_read_volume_refuses_a_header_over_the_cap(tmp_path, no_voxel_read, name):
+    path = _lying_nifti(tmp_path / name, (4000, 4000, 4000))
+    with pytest.raises(volumes.VolumeError, match=rf"{name}: header declares shape "
+                       r"\(4000, 4000, 4000\) = 64,000,000,000 voxels, over the cap"):
+        volumes.read_volume(path)
+
+
+def test_read_volume_refuses_a_header_the_file_cannot_hold(tmp_path, no_voxel_read):
+    path = _lying_nifti(tmp_path / "short.nii", (64, 64, 64))  # needs 524,288 + 352 bytes
+    with pytest.raises(volumes.VolumeError,
+                       match=r"short.nii: header declares shape \(64, 64, 64\) \(524,640 bytes "
+                             r"with the header\), the file has only 1,352 bytes"):
+        volumes.read_volume(path)
+
+
+def test_read_volume_refuses_a_gzip_too_small_for_its_header(tmp_path, no_voxel_read,
+                                                             monkeypatch):
+    monkeypatch.setattr(volumes, "MAX_VOXELS", 10**9)
+    path = _lying_nifti(tmp_path / "bomb.nii.gz", (900, 900, 900), n_data_bytes=10)
+    with pytest.raises(volumes.VolumeError, match=r"bomb.nii.gz: header declares shape "
+                       r"\(900, 900, 900\) .* more than a \d+-byte gzip file can hold"):
+        volumes.read_volume(path)
+
+
+def test_read_volume_cap_is_adjustable(tmp_path, monkeypatch):
+    path = write_nifti(tmp_path / "v.nii.gz", np.zeros((8, 8, 4)))
+    monkeypatch.setattr(volumes, "MAX_VOXELS", 255)
+    with pytest.raises(volumes.VolumeError, match="256 voxels, over the cap of 255"):
+        volumes.read_volume(path)
+    monkeypatch.setattr(volumes, "MAX_VOXELS", 256)
+    assert volumes.read_volume(path).shape == (8, 8, 4)
+
+
 def test_read_volume_on_real_mosmed_masks():
     shared = paths.shared_data_dir()
     masks = sorted((shared / "mosmed_masks" / "masks").glob("*.nii.gz")) if shared else []

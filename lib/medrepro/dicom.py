@@ -74,6 +74,7 @@ class Slice:
 
     ``codes`` is uint16 ``(rows, cols)``: the stored values' bit patterns (signed values viewed
     as unsigned), so a 65,536-entry table maps every code to HU or to a window.
+    ``monochrome1`` is recorded for information only: it changes the display, not the HU.
     """
 
     path: str
@@ -178,16 +179,18 @@ def read_hu(path: str | os.PathLike) -> np.ndarray:
 
     HU = stored value × RescaleSlope + RescaleIntercept (missing tags: slope 1, intercept 0),
     after the RSNA 12-bit correction (12-bit unsigned with intercept > -100: add 1000, wrap values
-    >= 4096, intercept -1000) and, for MONOCHROME1, inverting the stored range so that larger
-    always means denser, as in MONOCHROME2. Raises :class:`DicomReadError`.
+    >= 4096, intercept -1000). The photometric interpretation does not enter: the modality LUT
+    (RescaleSlope/Intercept) gives HU for MONOCHROME1 and MONOCHROME2 alike, and MONOCHROME1
+    only says that the minimum is *displayed* white after the VOI (window) transform, so its HU
+    are not inverted and its windowed RGB is the same as MONOCHROME2's (brighter = denser).
+    Raises :class:`DicomReadError`.
     """
     return slice_hu(read_slice(path))
 
 
 def slice_hu(sl: Slice) -> np.ndarray:
     """HU of a :class:`Slice`: float32 ``(rows, cols)``."""
-    table = _hu_table(sl.slope, sl.intercept, sl.bits_stored, sl.signed, sl.monochrome1,
-                      sl.rsna_quirk)
+    table = _hu_table(sl.slope, sl.intercept, sl.bits_stored, sl.signed, sl.rsna_quirk)
     return np.take(table, sl.codes)
 
 
@@ -324,8 +327,8 @@ def slice_rgb(sl: Slice, *, windows: Sequence[Window] = RSNA_WINDOWS,
     ``out``: a uint8 ``(size, size, 3)`` array to write into (a row of a shard).
     """
     _check_windows(windows)
-    table = _rgb_table(sl.slope, sl.intercept, sl.bits_stored, sl.signed, sl.monochrome1,
-                       sl.rsna_quirk, tuple(Window(*w) for w in windows))
+    table = _rgb_table(sl.slope, sl.intercept, sl.bits_stored, sl.signed, sl.rsna_quirk,
+                       tuple(Window(*w) for w in windows))
     codes = sl.codes
     if not _can_halve(codes.shape, size):
         return _unpack(_interpolate(table[codes], size, shift=0), out=out)
@@ -569,13 +572,10 @@ def _stored_values(codes: np.ndarray, bits_stored: int, signed: bool) -> np.ndar
 
 @lru_cache(maxsize=64)
 def _hu_table(slope: float, intercept: float, bits_stored: int, signed: bool,
-              monochrome1: bool, rsna_quirk: bool) -> np.ndarray:
-    """float32 HU of every 16-bit code: ``(65536,)``."""
+              rsna_quirk: bool) -> np.ndarray:
+    """float32 HU of every 16-bit code: ``(65536,)``; stored × slope + intercept (the modality
+    LUT), whatever the photometric interpretation."""
     v = _stored_values(np.arange(_N_CODES, dtype=np.uint16), bits_stored, signed)
-    if monochrome1:
-        lo, hi = ((-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed
-                  else (0, (1 << bits_stored) - 1))
-        v = lo + hi - v
     if rsna_quirk:
         v = (v + RSNA_QUIRK_OFFSET) & 0xFFFF  # uint16 arithmetic, as in the published fix
         v = np.where(v >= RSNA_QUIRK_WRAP, v - RSNA_QUIRK_WRAP, v)
@@ -587,10 +587,10 @@ def _hu_table(slope: float, intercept: float, bits_stored: int, signed: bool,
 
 @lru_cache(maxsize=64)
 def _rgb_table(slope: float, intercept: float, bits_stored: int, signed: bool,
-               monochrome1: bool, rsna_quirk: bool,
+               rsna_quirk: bool,
                windows: tuple[Window, ...]) -> np.ndarray:
     """uint64 ``(65536,)``: the windowed R, G, B bytes of every code in 16-bit lanes 0, 1, 2."""
-    hu = _hu_table(slope, intercept, bits_stored, signed, monochrome1, rsna_quirk)
+    hu = _hu_table(slope, intercept, bits_stored, signed, rsna_quirk)
     table = _pack(*(window(hu, *w) for w in windows))
     table.flags.writeable = False
     return table

@@ -186,6 +186,74 @@ def bootstrap_ci(y_true, y_pred, *, metric: str | Callable = "accuracy", n_boot:
     return {"point": point, "lo": float(lo), "hi": float(hi)}
 
 
+def paired_accuracy_difference(y_true, pred_a, pred_b, *, n_boot: int = 1000, seed: int = 0,
+                               alpha: float = 0.05) -> dict[str, float]:
+    """Accuracy of model A minus that of model B on the same items, with a paired bootstrap CI.
+
+    The N test items are resampled with replacement ``n_boot`` times (seeded), the *same*
+    resample for both models, so the CI accounts for their correlation (unlike two separate
+    CIs). Returns ``{"point", "lo", "hi"}`` (differences in [-1, 1]); to be read beside
+    :func:`mcnemar` on the same pair.
+    """
+    y_true, pred_a = _check_pair(y_true, pred_a)
+    _, pred_b = _check_pair(y_true, pred_b)
+    n = _check_boot(y_true.size, n_boot, alpha, "paired_accuracy_difference")
+    diff = (pred_a == y_true).astype(np.float64) - (pred_b == y_true).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        stats[start:start + size] = diff[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return {"point": float(diff.mean()), "lo": float(lo), "hi": float(hi)}
+
+
+def per_class_ci_table(y_true, y_pred, *, labels: Sequence[str], n_boot: int = 1000,
+                       seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Per-class precision, recall and F1 with percentile bootstrap CIs (index ``class``).
+
+    Columns ``precision``, ``precision_lo``, ``precision_hi``, the same for ``recall`` and
+    ``f1`` (floats in [0, 1]), and ``support``. One resample of the N items (seeded) serves
+    every class and metric; a class absent from a resample scores 0 there, as scikit-learn's
+    zero-division rule does.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    k = len(labels)
+    _check_range(y_true, y_pred, k)
+    n = _check_boot(y_true.size, n_boot, alpha, "per_class_ci_table")
+    point = _prf(confusion(y_true, y_pred, n_classes=k))
+    rng = np.random.default_rng(seed)
+    stats = np.empty((3, n_boot, k))
+    chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(size, n))
+        precision, recall, f1, _ = _prf(_cms(y_true, y_pred, idx, k))
+        stats[:, start:start + size] = precision, recall, f1
+    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2], axis=1)  # (3, K) each
+    columns: dict[str, np.ndarray] = {}
+    for m, name in enumerate(("precision", "recall", "f1")):
+        columns[name], columns[f"{name}_lo"], columns[f"{name}_hi"] = point[m], lo[m], hi[m]
+    frame = pd.DataFrame(columns, index=list(labels))
+    frame["support"] = point[3].astype(int)
+    frame.index.name = "class"
+    return frame
+
+
+def binary_ci(y_true, y_pred, *, positive: int = 1, n_boot: int = 1000, seed: int = 0,
+              alpha: float = 0.05) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of the ``positive`` class of a 0/1 problem with
+    bootstrap CIs: ``{"accuracy", "accuracy_lo", "accuracy_hi", "precision", ...}`` (in [0, 1]).
+    """
+    row = per_class_ci_table(y_true, y_pred, labels=("0", "1"), n_boot=n_boot, seed=seed,
+                             alpha=alpha).iloc[positive]
+    acc = bootstrap_ci(y_true, y_pred, metric="accuracy", n_boot=n_boot, seed=seed, alpha=alpha)
+    out = {"accuracy": acc["point"], "accuracy_lo": acc["lo"], "accuracy_hi": acc["hi"]}
+    out.update({k: float(v) for k, v in row.items() if k != "support"})
+    return out
+
+
 def mcnemar(y_true, pred_a, pred_b) -> dict[str, float | int | str]:
     """McNemar's test of two classifiers on the same test items.
 
@@ -307,6 +375,16 @@ def plot_predictions(images: np.ndarray, y_true, y_pred, *, labels: Sequence[str
 
 
 # ---------------------------------------------------------------------------- helpers
+def _check_boot(n: int, n_boot: int, alpha: float, name: str) -> int:
+    if n == 0:
+        raise EvaluationError(f"{name}: no test items")
+    if not 0 < alpha < 1:
+        raise EvaluationError(f"{name}: alpha must be in (0, 1), got {alpha}")
+    if n_boot < 1:
+        raise EvaluationError(f"{name}: n_boot must be >= 1, got {n_boot}")
+    return n
+
+
 def _check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(y_true), np.asarray(y_pred)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:

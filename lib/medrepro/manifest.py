@@ -196,7 +196,21 @@ _E_TABLE1 = [
     {"class": "macro avg", "precision": 0.94, "recall": 0.94, "f1": 0.94, "support": 1405},
     {"class": "weighted avg", "precision": 0.95, "recall": 0.94, "f1": 0.94, "support": 1405},
 ]
-_E_HEADLINE = {"best_val_acc": 0.9308, "test_acc": 0.9445, "test_loss": 0.1544}
+E_HEADLINE = {"best_val_acc": 0.9308, "test_acc": 0.9445, "test_loss": 0.1544}
+
+# Numbers the papers print outside their tables, for the internal-consistency checks
+# (medrepro.consistency). Percentages as printed.
+A_TEXT = {"abstract_accuracy_pct": 98.1,  # abstract, discussion and Table 3's own row
+          "conclusion_accuracy_pct": 98.01,  # section 5, "Sonuçlar"
+          "n_images": 3264}
+# Thesis appendix A: validation confusion matrices (rows true normal/abnormal, columns predicted)
+# of the 5/10/15-epoch scenarios; the 25-epoch one is not printed.
+D_APPENDIX_CMS = {5: _cm([10, 10], [5, 15]), 10: _cm([7, 13], [2, 18]), 15: _cm([12, 8], [6, 14])}
+D_TEXT = {"n_train_printed": 160, "n_val_printed": 40,  # "train and validation are 160 and 40"
+          "best_val_acc_pct_text": 65.5,  # section 4.4: "the best case ... 65.5, 25 epochs"
+          "best_model_train_acc_pct": 70, "best_model_val_acc_pct": 71,  # "%70 ve %71"
+          "per_class_split": (70, 20, 10)}  # the prose's 70/20/10 split of 100 per class
+E_TEXT = {"n_images": 7023}
 
 _NB1, _NB2, _NB3, _NB4, _NB5, _NB6 = NOTEBOOKS
 
@@ -273,7 +287,7 @@ _ENTRIES: list[Artifact] = [
     Artifact("E.fig1", "E", "figure", "Training curves", _NB3),
     Artifact("E.fig2", "E", "figure", "Confusion matrix", _NB3),
     Artifact("E.table1", "E", "table", "Classification report (test)", _NB3, reported=_E_TABLE1,
-             notes=f"also reported: {_E_HEADLINE}"),
+             notes=f"also reported: {E_HEADLINE}"),
     Artifact("E.fig3", "E", "figure", "Grad-CAM overlays", _NB3),
     Artifact("E.fig4", "E", "figure", "Eigen-CAM overlays", _NB3),
     Artifact("E.fig5", "E", "figure", "Integrated Gradients maps", _NB3),

@@ -52,6 +52,13 @@ CLASS_DIRS = {"CT-0": 0, "CT-23": 1}  # normal, abnormal (CT-2 + CT-3)
 CLASS_NAMES = ("normal", "abnormal")
 SPLIT_FRACTIONS = {"train": 0.7, "test": 0.2, "val": 0.1}  # per class, in this order
 GZIP_MAGIC = b"\x1f\x8b"
+# Largest volume read_volume accepts: 512×512×1024 voxels (1 GiB as float32). MosMed volumes
+# are 512×512×~40-70; a header declaring more is a corrupt (or hostile) file, refused before
+# anything is allocated. Override with MEDREPRO_MAX_VOXELS.
+MAX_VOXELS = int(os.environ.get("MEDREPRO_MAX_VOXELS", str(512 * 512 * 1024)))
+# DEFLATE cannot compress better than about 1032:1, so a .nii.gz of S bytes holds at most
+# ~1032 S bytes of voxels: a header declaring more lies about the data.
+MAX_DEFLATE_RATIO = 1032
 
 
 class VolumeError(ValueError):
@@ -67,7 +74,9 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
 
     Trailing singleton axes beyond the third (``(H, W, D, 1)``) are dropped. Raises
     :class:`VolumeError` naming the file for: a missing or empty file, a ``.gz`` name that is not
-    gzip, a truncated or corrupt file, an array that is not 3-D, non-finite voxels.
+    gzip, a header that declares more voxels than :data:`MAX_VOXELS` or than the file can hold
+    (checked from the header alone, before any voxel is allocated), a truncated or corrupt file,
+    an array that is not 3-D, non-finite voxels.
     """
     import nibabel as nib
 
@@ -81,7 +90,11 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
             if fh.read(2) != GZIP_MAGIC:
                 raise VolumeError(f"{path}: named .gz but not gzip-compressed")
     try:
-        arr = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        img = nib.load(str(path))
+        check_header(path, img.header)
+        arr = np.asarray(img.get_fdata(dtype=np.float32))
+    except VolumeError:
+        raise
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError,
             nib.filebasedimages.ImageFileError) as exc:
         raise VolumeError(f"{path}: unreadable or truncated NIfTI ({type(exc).__name__}: "
@@ -94,6 +107,30 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise VolumeError(f"{path}: {bad} non-finite voxel(s) (NaN or inf)")
     return arr
+
+
+def check_header(path: str | os.PathLike, header) -> None:
+    """Refuse a NIfTI header whose declared volume is over :data:`MAX_VOXELS` voxels or larger
+    than the file ``path`` can hold (uncompressed: offset + voxels × bytes per voxel > file
+    size; ``.gz``: more than :data:`MAX_DEFLATE_RATIO` × the compressed size). Raises
+    :class:`VolumeError` naming the file, the declared shape and the limit."""
+    path = Path(path)
+    shape = tuple(int(n) for n in header.get_data_shape())
+    n_voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if n_voxels > MAX_VOXELS:
+        raise VolumeError(f"{path}: header declares shape {shape} = {n_voxels:,} voxels, over the "
+                          f"cap of {MAX_VOXELS:,} (MEDREPRO_MAX_VOXELS); refusing to allocate it")
+    itemsize = np.dtype(header.get_data_dtype()).itemsize
+    offset = int(header.get_data_offset()) if hasattr(header, "get_data_offset") else 0
+    needed = offset + n_voxels * itemsize
+    size = path.stat().st_size
+    if path.name.endswith(".gz"):
+        if needed > MAX_DEFLATE_RATIO * size:
+            raise VolumeError(f"{path}: header declares shape {shape} ({needed:,} bytes), more "
+                              f"than a {size:,}-byte gzip file can hold")
+    elif path.suffix == ".nii" and needed > size:
+        raise VolumeError(f"{path}: header declares shape {shape} ({needed:,} bytes with the "
+                          f"header), the file has only {size:,} bytes (truncated or lying header)")
 
 
 def normalize_hu(vol: np.ndarray, *, lo: float = HU_MIN, hi: float = HU_MAX) -> np.ndarray:
