@@ -91,7 +91,7 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
                 raise VolumeError(f"{path}: named .gz but not gzip-compressed")
     try:
         img = nib.load(str(path))
-        check_header(path, img.header)
+        check_header(path, img.header, offset=int(getattr(img.dataobj, "offset", 0)))
         arr = np.asarray(img.get_fdata(dtype=np.float32))
     except VolumeError:
         raise
@@ -109,11 +109,12 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
     return arr
 
 
-def check_header(path: str | os.PathLike, header) -> None:
+def check_header(path: str | os.PathLike, header, *, offset: int = 0) -> None:
     """Refuse a NIfTI header whose declared volume is over :data:`MAX_VOXELS` voxels or larger
     than the file ``path`` can hold (uncompressed: offset + voxels × bytes per voxel > file
     size; ``.gz``: more than :data:`MAX_DEFLATE_RATIO` × the compressed size). Raises
-    :class:`VolumeError` naming the file, the declared shape and the limit."""
+    :class:`VolumeError` naming the file, the declared shape and the limit. ``offset``: where
+    the voxels start (nibabel's loaded header no longer holds it: pass ``img.dataobj.offset``)."""
     path = Path(path)
     shape = tuple(int(n) for n in header.get_data_shape())
     n_voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
@@ -121,7 +122,6 @@ def check_header(path: str | os.PathLike, header) -> None:
         raise VolumeError(f"{path}: header declares shape {shape} = {n_voxels:,} voxels, over the "
                           f"cap of {MAX_VOXELS:,} (MEDREPRO_MAX_VOXELS); refusing to allocate it")
     itemsize = np.dtype(header.get_data_dtype()).itemsize
-    offset = int(header.get_data_offset()) if hasattr(header, "get_data_offset") else 0
     needed = offset + n_voxels * itemsize
     size = path.stat().st_size
     if path.name.endswith(".gz"):
