@@ -73,3 +73,39 @@ def test_gather_tables_and_plot(run, tmp_path):
     fig = compare.plot_compare(compare.compare_table([_metric("A", head["metric"], 0.5)]))
     assert len(fig.axes[0].get_yticklabels()) == 1
     plt.close(fig)
+
+
+def test_compare_table_paper_consistency_column():
+    df = compare.compare_table([]).set_index(["study", "metric"])
+    dn = df.loc[("B", "test accuracy (DenseNet121)"), "paper_consistency"]
+    assert dn.startswith("CONTRADICTION") and "0.8816 vs 0.9131" in dn
+    assert df.loc[("B", "test accuracy (MobileNet)"), "paper_consistency"].startswith("consistent")
+    d5 = df.loc[("D", "validation accuracy (5 epochs, augmentation)"), "paper_consistency"]
+    assert "57.50 vs 62.50" in d5
+    assert df.loc[("C", "test accuracy (final trial)"), "paper_consistency"] == ""
+    notes = compare.compare_notes()
+    assert "0.8816 vs 0.9131" in notes and "contradict themselves in" in notes
+
+
+def test_compare_table_leakage_columns_from_the_duplicate_free_metric():
+    head = "test accuracy"
+    free = _metric("E", head + compare.DUPLICATE_FREE, 0.40, ci=(0.3, 0.5))
+    free["dropped"] = 7
+    df = compare.compare_table([_metric("E", head, 0.45), free])
+    assert not df["metric"].str.endswith(compare.DUPLICATE_FREE).any()  # no row of its own
+    row = df[(df["study"] == "E") & (df["metric"] == head)].iloc[0]
+    assert row["reproduced"] == 0.45 and row["duplicate_free"] == 0.40
+    assert row["test_with_train_duplicate"] == 7
+    assert (row["duplicate_free_ci_low"], row["duplicate_free_ci_high"]) == (0.3, 0.5)
+    other = df[(df["study"] == "E") & (df["metric"] == "test macro-F1")].iloc[0]
+    assert pd.isna(other["duplicate_free"])
+    md = compare.results_markdown([{**m, "data_source": "brain_tumor_sartaj", "phantom": False}
+                                   for m in (_metric("E", head, 0.45), free)])
+    assert "0.400 (7 dropped)" in md
+
+
+def test_record_metric_keeps_extra_fields(run, tmp_path):
+    report.record_metric("A", "x" + compare.DUPLICATE_FREE, 0.5, source="phantom",
+                         artifact="A.splits", extra={"dropped": 3})
+    rec = report.read_metrics(profile="smoke", reports_root=tmp_path)
+    assert rec[0]["dropped"] == 3 and rec[0]["value"] == 0.5

@@ -254,3 +254,13 @@ def test_binary_ci_positive_class_hand_computed():
     assert ci["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     for m in ("accuracy", "precision", "recall", "f1"):
         assert ci[f"{m}_lo"] < ci[m] < ci[f"{m}_hi"]
+
+
+def test_classification_table_ci_adds_bounds_to_class_rows_only(noisy_labels):
+    y, p = noisy_labels
+    t = evaluate.classification_table_ci(y, p, labels=LABELS, n_boot=100, seed=0)
+    plain = evaluate.classification_table(y, p, labels=LABELS)
+    pd.testing.assert_series_equal(t["f1"], plain["f1"])
+    assert list(t.columns[:3]) == ["precision", "precision_lo", "precision_hi"]
+    assert t.loc[LABELS, "recall_lo"].notna().all()
+    assert t.loc[["accuracy", "macro avg"], "recall_lo"].isna().all()

@@ -104,6 +104,37 @@ def test_imagenet_weights_offline_fail_clearly(monkeypatch):
         ct.mobilenet(weights="imagenet")
 
 
+def test_build_initialised_falls_back_offline_and_says_so(monkeypatch):
+    real = keras.applications.MobileNet
+
+    def offline(**kwargs):
+        if kwargs.get("weights") == "imagenet":
+            raise urllib.error.URLError("network is unreachable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(keras.applications, "MobileNet", offline)
+    with pytest.warns(UserWarning, match="mobilenet: ImageNet weights unavailable"):
+        model, used = ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet",
+                                           fallback=True)
+    assert used.startswith("random (ImageNet weights unavailable") and "unreachable" in used
+    assert model.output_shape == (None, 6)
+    with pytest.raises(ct.ModelWeightsError, match="could not obtain the ImageNet weights"):
+        ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet", fallback=False)
+
+
+def test_build_initialised_random_default_and_models_without_weights(monkeypatch):
+    asked = []
+    monkeypatch.setattr(ct, "build", lambda key, shape, n, **kw: asked.append((key, kw)) or key)
+    assert ct.build_initialised("densenet121") == ("densenet121", "random")
+    assert ct.build_initialised("proposed", init="imagenet") == (
+        "proposed", "random (no ImageNet weights for this model)")
+    assert ct.build_initialised("densenet121", init="imagenet") == ("densenet121", "imagenet")
+    assert asked == [("densenet121", {}), ("proposed", {}),
+                     ("densenet121", {"weights": "imagenet"})]
+    with pytest.raises(ValueError, match="init='pretrained': expected one of random, imagenet"):
+        ct.build_initialised("mobilenet", init="pretrained")
+
+
 def test_subsample_train_keeps_every_class_and_the_other_splits():
     import pandas as pd
 

@@ -17,7 +17,32 @@ def test_lstm_head_matches_table1_exactly():
     assert list(layers["params"]) == list(expected["params"])
     assert list(layers["output_shape"]) == list(expected["output_shape"])
     assert model.output_shape == (None, 4)
+    # The paper's model section: ReLU as the LSTM activation, in every LSTM layer.
+    lstms = [layer for layer in model.layers if type(layer).__name__ == "LSTM"]
+    assert len(lstms) == 4
+    assert all(layer.cell.activation is keras.activations.relu for layer in lstms)
     del model
+
+
+def test_tanh_variant_has_the_same_parameter_count():
+    small = {"n_features": 32}
+    relu, tanh = mm.lstm_cnn_head(**small), mm.lstm_cnn_head(activation="tanh", **small)
+    assert relu.count_params() == tanh.count_params()
+    assert tanh.get_layer("lstm").cell.activation is keras.activations.tanh
+    x = np.random.default_rng(0).normal(size=(3, 1, 32)).astype("float32")
+    tanh.set_weights(relu.get_weights())
+    assert not np.allclose(np.asarray(relu(x)), np.asarray(tanh(x)))  # the activation acts
+
+
+def test_train_head_knows_the_tanh_variant(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 1, 16)).astype("float32"), np.arange(8) % 4
+    model, hist = mm.train_head("lstm_tanh", x, y, x, y, epochs=1, batch_size=4,
+                                learning_rate=1e-3, run_dir=tmp_path, verbose=0)
+    assert model.get_layer("lstm").cell.activation is keras.activations.tanh and len(hist) == 1
+    with pytest.raises(ValueError, match="kind='gru': expected one of lstm, lstm_tanh"):
+        mm.train_head("gru", x, y, x, y, epochs=1, batch_size=4, learning_rate=1e-3,
+                      run_dir=tmp_path)
 
 
 def test_standard_head_and_study_c_e_models():

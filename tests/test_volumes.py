@@ -258,6 +258,19 @@ def test_split_counts_needs_three():
         volumes.split_counts(2)
 
 
+@pytest.mark.parametrize("n, expected", [(100, (80, 20)), (6, (5, 1)), (16, (13, 3)), (2, (1, 1))])
+def test_thesis_split_counts_are_80_20(n, expected):
+    c = volumes.split_counts(n, "thesis")
+    assert (c["train"], c["val"]) == expected and set(c) == {"train", "val"}
+
+
+def test_split_protocol_errors():
+    with pytest.raises(ValueError, match="unknown split protocol 'random'; expected one of thesis"):
+        volumes.split_counts(10, "random")
+    with pytest.raises(ValueError, match=">= 2"):
+        volumes.split_counts(1, "thesis")
+
+
 def make_tree(root, n_per_class, shape=(24, 24, 6)):
     for folder in ("CT-0", "CT-23"):
         (root / folder).mkdir(parents=True)
@@ -274,6 +287,24 @@ def test_list_scans_and_assign_split(tmp_path):
     for _, group in scans.groupby("label"):
         assert list(group.split) == ["train"] * 4 + ["test", "val"]
         assert list(group.name) == sorted(group.name)
+
+
+def test_thesis_split_is_160_40_of_200_and_loads_train_val(tmp_path):
+    import pandas as pd
+
+    scans = pd.DataFrame({"path": [f"s{i:03d}.nii.gz" for i in range(200)],
+                          "label": [0] * 100 + [1] * 100})
+    split = volumes.assign_split(scans, "thesis")
+    assert split.split.value_counts().to_dict() == {"train": 160, "val": 40}
+    for _, group in split.groupby("label"):  # first 80 train, last 20 validation
+        assert list(group.split) == ["train"] * 80 + ["val"] * 20
+    root = make_tree(tmp_path / "mosmed", 3)
+    small = volumes.assign_split(volumes.list_scans(root), "thesis")
+    folder = tmp_path / "cache"
+    volumes.build_cache(small.path, folder=folder, shape=(8, 8, 4))
+    loaded = volumes.load_splits(small, folder=folder)
+    assert list(loaded) == ["train", "val"]
+    assert loaded["train"][0].shape == (4, 8, 8, 4) and list(loaded["val"][1]) == [0, 1]
 
 
 def test_list_scans_empty_folder(tmp_path):

@@ -48,6 +48,19 @@ def classification_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFra
     return frame
 
 
+def classification_table_ci(y_true, y_pred, *, labels: Sequence[str], n_boot: int = 1000,
+                            seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """:func:`classification_table` with the per-class bootstrap CIs of
+    :func:`per_class_ci_table` beside each value (``precision_lo``, ``precision_hi``, ...);
+    the ``accuracy`` / average rows have NaN there."""
+    table = classification_table(y_true, y_pred, labels=labels)
+    ci = per_class_ci_table(y_true, y_pred, labels=labels, n_boot=n_boot, seed=seed,
+                            alpha=alpha)
+    out = table.join(ci[[f"{m}_{b}" for m in ("precision", "recall", "f1") for b in ("lo", "hi")]])
+    order = [c for m in ("precision", "recall", "f1") for c in (m, f"{m}_lo", f"{m}_hi")]
+    return out[[*order, "support"]]
+
+
 def per_class_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFrame:
     """Per-class one-vs-rest accuracy, precision, recall, F1 and support (index ``class``).
 

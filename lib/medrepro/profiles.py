@@ -70,31 +70,40 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "04_lightweight_ct": {
         # Tracing a model's train step costs more than training it at these sizes on a CPU
         # (DenseNet121: ~40-100 s), so the reduced profiles train only some of the comparison.
+        # b_init: how DenseNet121/MobileNet start. The paper does not say; "random" is our
+        # choice, "imagenet" (online: Kaggle/Colab) the option; offline it falls back to random
+        # with a warning, and B.table3/B.table5 record what was used.
         "smoke": {"image_size": 64, "max_epochs": 1, "batch_main": 32, "batch_compare": 8,
                   "max_train": 64, "patience": 3, "compare_models": ("proposed",),
-                  "patient_models": ("proposed",), "bootstrap": 200},
+                  "patient_models": ("proposed",), "bootstrap": 200, "b_init": "random"},
         "demo": {"image_size": 64, "max_epochs": 2, "batch_main": 32, "batch_compare": 8,
                  "max_train": 160, "patience": 3,
                  "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
-                 "patient_models": ("proposed",), "bootstrap": 1000},
+                 "patient_models": ("proposed",), "bootstrap": 1000, "b_init": "random"},
         "paper": {"image_size": 224, "max_epochs": 30, "batch_main": 32, "batch_compare": 8,
                   "max_train": None, "patience": 3,
                   "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
                   "patient_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
-                  "bootstrap": 1000},
+                  "bootstrap": 1000, "b_init": "random"},
     },
     "05_3dcnn_mosmed": {
         # The 3D CNN's valid convolutions need every axis >= 46 voxels (models.volume.MIN_SIDE).
         # max_per_class caps a real source (the phantom's size comes from 01_download).
+        # split: the main (paper) variant's protocol, the thesis' 160/40 train/validation set-up;
+        # heldout_epochs: the scenarios also run on the 70/20/10 held-out-test variant (D.heldout).
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
-                             "lung_25": 1}, "batch": 4, "patience": 15},
+                             "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",
+                  "heldout_epochs": {"aug_25": 1}, "n_boot": 200},
         "demo": {"volume_shape": (64, 64, 48), "max_per_class": 16,
                  "epochs": {"aug_5": 1, "aug_10": 2, "aug_15": 2, "aug_25": 3, "noaug_5": 1,
-                            "lung_25": 3}, "batch": 4, "patience": 15},
+                            "lung_25": 3}, "batch": 4, "patience": 15, "split": "thesis",
+                 "heldout_epochs": {"aug_25": 3}, "n_boot": 1000},
         "paper": {"volume_shape": (128, 128, 64), "max_per_class": None,
                   "epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5": 5,
-                             "lung_25": 25}, "batch": 4, "patience": 15},
+                             "lung_25": 25}, "batch": 4, "patience": 15, "split": "thesis",
+                  "heldout_epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25,
+                                     "noaug_5": 5, "lung_25": 25}, "n_boot": 2000},
     },
     "06_compare": {
         # Collects what 01-05 recorded; a manifest artifact that is missing fails the notebook.

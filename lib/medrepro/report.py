@@ -155,12 +155,13 @@ def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: boo
 
 def record_metric(study: str, metric: str, value: float, *, source: str, artifact: str,
                   ci: tuple[float, float] | None = None, n: int | None = None, notes: str = "",
-                  **overrides: Any) -> Path:
+                  extra: dict[str, Any] | None = None, **overrides: Any) -> Path:
     """Record one reproduced headline number for ``06_compare`` (and the README results table).
 
     Written to ``reports/<profile>/metrics/<notebook>.json``, keyed by ``(study, metric)``; a
     re-run replaces the entry. ``metric`` should match a ``manifest.HEADLINES`` metric where the
-    paper reported one; ``ci`` is the 95% interval, ``n`` the number of test items.
+    paper reported one; ``ci`` is the 95% interval, ``n`` the number of test items; ``extra``:
+    further fields stored in the record (e.g. ``{"dropped": 9}`` for a duplicate-free metric).
     """
     manifest.get(artifact)
     run = _resolve(overrides)
@@ -171,7 +172,7 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
                     "ci_low": None if ci is None else float(ci[0]),
                     "ci_high": None if ci is None else float(ci[1]), "n": n,
                     "artifact": artifact, "notebook": run.notebook, "notes": notes,
-                    **provenance(source, profile=run.profile, seed=run.seed)})
+                    **(extra or {}), **provenance(source, profile=run.profile, seed=run.seed)})
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8")
     return path

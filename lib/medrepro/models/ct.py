@@ -18,6 +18,7 @@ TensorFlow/Keras are imported inside the functions: importing this module is che
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,13 @@ INCEPTION_DROPOUT = 0.4  # before the classifier, as in the original
 # The paper's training protocol (PAPERS.md B, "Training").
 LEARNING_RATE = 1e-5
 BETA_1 = 0.95
+
+
+# Initialisation of the comparison models. The paper does not say how DenseNet121 and MobileNet
+# were initialised; random ("from scratch") is OUR default, ImageNet a profile option
+# (``b_init``) for online machines (Kaggle/Colab). Only these two have published weights.
+INITS = ("random", "imagenet")
+PRETRAINABLE = ("densenet121", "mobilenet")
 
 
 class ModelWeightsError(RuntimeError):
@@ -154,7 +162,8 @@ def densenet121(input_shape: tuple[int, int, int] = PAPER_INPUT, n_classes: int 
     ``weights=None`` (default) initialises randomly (7,043,654 parameters at 224 with 6 classes);
     ``weights="imagenet"`` downloads the ImageNet weights and raises :class:`ModelWeightsError`
     with the reason when that is impossible (offline). Inputs in [0, 1] are rescaled to the
-    backbone's expected range by the caller's choice; the paper trains from scratch on [0, 1].
+    backbone's expected range by the caller's choice; every model here takes [0, 1]. The paper
+    does not say how it initialised the model: random is our default (:func:`build_initialised`).
     """
     import keras
 
@@ -194,6 +203,37 @@ def build(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
         raise ValueError(f"unknown study-B model {key!r}; expected one of "
                          f"{', '.join(BUILDERS)}") from None
     return builder(input_shape, n_classes, **options)
+
+
+def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
+                      n_classes: int = N_CLASSES, *, init: str = "random",
+                      fallback: bool = True):
+    """Build model ``key`` initialised as ``init`` asks; returns ``(model, init_used)``.
+
+    ``init="random"``: every model from random weights (our default; the paper is silent).
+    ``"imagenet"``: DenseNet121 and MobileNet start from Keras' ImageNet weights (downloaded
+    online); the proposed model and Inception V1 have none and stay random. Offline, with
+    ``fallback`` the model is built randomly with a warning and ``init_used`` says so; without
+    it :class:`ModelWeightsError` is raised. ``init_used`` is what tables record: ``"random"``,
+    ``"imagenet"``, ``"random (no ImageNet weights for this model)"`` or ``"random (ImageNet
+    weights unavailable: ...)"``.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r}: expected one of {', '.join(INITS)}")
+    if init == "random":
+        return build(key, input_shape, n_classes), "random"
+    if key not in PRETRAINABLE:
+        return build(key, input_shape, n_classes), "random (no ImageNet weights for this model)"
+    try:
+        return build(key, input_shape, n_classes, weights="imagenet"), "imagenet"
+    except ModelWeightsError as exc:
+        if not fallback:
+            raise
+        warnings.warn(f"{key}: ImageNet weights unavailable, initialised randomly instead "
+                      f"({exc})", stacklevel=2)
+        reason = str(exc.__cause__ or exc).splitlines()[0][:120]
+        return (build(key, input_shape, n_classes),
+                f"random (ImageNet weights unavailable: {reason})")
 
 
 def compile_paper(model, *, learning_rate: float = LEARNING_RATE, jit_compile: bool | str = False):
@@ -275,8 +315,8 @@ def _application(app, input_shape, n_classes, *, weights, name):
         raise ModelWeightsError(
             f"{name}: could not obtain the ImageNet weights ({type(exc).__name__}: {exc}). "
             "They are downloaded from storage.googleapis.com on first use; offline, pass "
-            "weights=None (random initialisation, as the paper's comparison trains) or copy "
-            "the .h5 file into ~/.keras/models/.") from exc
+            "weights=None (random initialisation, our default) or copy the .h5 file into "
+            "~/.keras/models/.") from exc
     outputs = _softmax_head(base.output, n_classes)
     return keras.Model(base.input, outputs, name=name)
 
@@ -298,7 +338,8 @@ def subsample_train(split_df, *, max_train: int | None, seed: int):
 
 
 def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
-                       max_epochs: int, patience: int, run_dir, seed: int = 42) -> dict:
+                       max_epochs: int, patience: int, run_dir, seed: int = 42,
+                       init: str = "random") -> dict:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
     Protocol: :func:`compile_paper`, at most ``max_epochs`` epochs, early stopping on val loss
@@ -307,7 +348,8 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     wall times), ``train_images``, ``images_per_s`` (training images processed per second,
     validation included in the time), ``train_acc``/``train_loss``/``val_acc``/``val_loss``
     (history at the best epoch), ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64,
-    test set), ``proba`` (float32 (N, 6)), ``params``.
+    test set), ``proba`` (float32 (N, 6)), ``params``, ``init`` (how the model was
+    initialised, :func:`build_initialised`).
     """
     import shutil
     from pathlib import Path
@@ -319,7 +361,8 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     run_dir = Path(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     train.set_seed(seed)
-    model = compile_paper(build(key, (image_size, image_size, 3)))
+    model, init_used = build_initialised(key, (image_size, image_size, 3), init=init)
+    model = compile_paper(model)
     data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
                                  image_size=image_size, shuffle=s == "train", seed=seed)
             for s in ("train", "val", "test")}
@@ -344,4 +387,4 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
             "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
                                                1.0)).mean()),
             "y_true": y_true, "y_pred": y_pred, "proba": proba,
-            "params": int(model.count_params()), "model_object": model}
+            "params": int(model.count_params()), "init": init_used, "model_object": model}
