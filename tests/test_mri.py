@@ -72,6 +72,26 @@ def test_official_split_and_duplicate_free_test(sartaj):
         mri.official_split(frame[frame["split"] == "Testing"])
 
 
+def test_leakage_rows_drop_the_duplicated_test_image(sartaj):
+    frame = mri.list_images(sartaj, "brain_tumor_sartaj")
+    train, test = mri.official_split(frame)
+    groups = mri.find_groups(frame, near=False)
+    y = test["label"].to_numpy()
+    dup = test.index.get_indexer(test.index[test["path"] == sartaj / "Testing" / "glioma_tumor"
+                                             / "im (0).jpg"])[0]
+    pred = y.copy()
+    pred[np.arange(len(y)) != dup] = (y[np.arange(len(y)) != dup] + 1) % 4  # only the copy right
+    rows = mri.leakage_rows(train, test, {"m": pred}, groups, split="official", n_boot=50, seed=0)
+    whole, free = rows
+    assert (whole["test set"], whole["dropped"], whole["n_test"]) == ("all", 0, 20)
+    assert (free["test set"], free["dropped"], free["n_test"]) == ("duplicate-free", 1, 19)
+    assert whole["accuracy"] == pytest.approx(1 / 20) and free["accuracy"] == 0.0
+    # Every test image duplicated: the duplicate-free row is empty, not an error.
+    everything = [[p] + [q] for p, q in zip(test["path"], train["path"])]
+    empty = mri.leakage_rows(train, test, {"m": pred}, everything, split="x", n_boot=10, seed=0)
+    assert empty[1]["n_test"] == 0 and np.isnan(empty[1]["accuracy"])
+
+
 def test_subsample_is_stratified(sartaj):
     frame = mri.list_images(sartaj, "brain_tumor_sartaj")
     small = mri.subsample(frame, 24, seed=0)
