@@ -109,3 +109,6 @@ def test_record_metric_keeps_extra_fields(run, tmp_path):
                          artifact="A.splits", extra={"dropped": 3})
     rec = report.read_metrics(profile="smoke", reports_root=tmp_path)
     assert rec[0]["dropped"] == 3 and rec[0]["value"] == 0.5
+    with pytest.raises(ValueError, match=r"extra fields \['value'\] would overwrite"):
+        report.record_metric("A", "y", 0.5, source="phantom", artifact="A.splits",
+                             extra={"value": 1.0})

@@ -168,11 +168,15 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
     path = paths.metrics_dir(run.profile, root=run.reports_root) / f"{run.notebook}.json"
     records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
     records = [r for r in records if (r["study"], r["metric"]) != (study, metric)]
-    records.append({"study": study, "metric": metric, "value": float(value),
-                    "ci_low": None if ci is None else float(ci[0]),
-                    "ci_high": None if ci is None else float(ci[1]), "n": n,
-                    "artifact": artifact, "notebook": run.notebook, "notes": notes,
-                    **(extra or {}), **provenance(source, profile=run.profile, seed=run.seed)})
+    record = {"study": study, "metric": metric, "value": float(value),
+              "ci_low": None if ci is None else float(ci[0]),
+              "ci_high": None if ci is None else float(ci[1]), "n": n,
+              "artifact": artifact, "notebook": run.notebook, "notes": notes,
+              **provenance(source, profile=run.profile, seed=run.seed)}
+    clash = sorted(set(extra or {}) & set(record))
+    if clash:
+        raise ValueError(f"record_metric: extra fields {clash} would overwrite the record's own")
+    records.append({**record, **(extra or {})})
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8")
     return path
