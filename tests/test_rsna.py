@@ -295,7 +295,7 @@ def test_touched_labels_keep_the_cache_changed_labels_rebuild(tmp_path):
     labels = write_rsna(root, 8, bad=0)
     out = tmp_path / "c"
     rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
-    shard = out / "shard-00000.npy"
+    shard = out / "shard-00000.mrz"
     before = shard.stat().st_mtime_ns
     csv_path = root / rsna.LABELS_CSV
     os.utime(csv_path, ns=(before + 10**9, before + 10**9))
