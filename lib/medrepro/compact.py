@@ -91,26 +91,28 @@ def decode_batch(blobs: Sequence[bytes | memoryview], side: int, *,
     or size is off.
     """
     n, px = len(blobs), side * side
-    planes = np.empty((n, CHANNELS, side, side), dtype=np.uint8)
+    # Brain and bone residuals as (row, plane, image, column): each row of the whole batch is
+    # one contiguous block, so undoing "up" is S contiguous adds.
+    rb = np.empty((side, 2, n, side), dtype=np.uint8)
+    g = np.empty((n, side, side), dtype=np.uint8)
     tables = np.empty((n, TABLE_BYTES), dtype=np.uint8)
     dec = _zstd().ZstdDecompressor()
     for i, blob in enumerate(blobs):
         label = where[i] if where is not None else f"image {i}"
         raw = _decode_frames(dec, blob, px, label)
-        planes[i, 0].reshape(-1)[:] = raw[0]
+        rb[:, 0, i] = raw[0].reshape(side, side)
         tables[i] = raw[1][:TABLE_BYTES]
-        planes[i, 1].reshape(-1)[:] = raw[1][TABLE_BYTES:]
-        planes[i, 2].reshape(-1)[:] = raw[2]
-    r, b = planes[:, 0], planes[:, 2]
+        g[i] = raw[1][TABLE_BYTES:].reshape(side, side)
+        rb[:, 1, i] = raw[2].reshape(side, side)
     for y in range(1, side):  # undo "up" on brain and bone: running sums down the columns
-        np.add(r[:, y], r[:, y - 1], out=r[:, y])
-        np.add(b[:, y], b[:, y - 1], out=b[:, y])
+        np.add(rb[y], rb[y - 1], out=rb[y])
     if out is None:
         out = np.empty((n, side, side, CHANNELS), dtype=np.uint8)
+    r = rb[:, 0].transpose(1, 0, 2)  # (n, S, S) view
     out[..., 0] = r
+    out[..., 2] = rb[:, 1].transpose(1, 0, 2)
     for i in range(n):
-        np.add(planes[i, 1], tables[i].take(r[i]), out=out[i, ..., 1])
-    out[..., 2] = b
+        np.add(g[i], tables[i].take(r[i]), out=out[i, ..., 1])
     return out
 
 

@@ -677,18 +677,27 @@ class _Shards:
         shard = np.asarray(shard, dtype=np.int64)
         row = np.asarray(row, dtype=np.int64)
         out = np.empty((len(shard), self.size, self.size, 3), dtype=np.uint8)
+        if self.format == "compact":  # one batched decode over every shard of the batch
+            blobs, where = [], []
+            for k, r in zip(shard.tolist(), row.tolist()):
+                src = self.get(k)
+                if not 0 <= r < len(src):
+                    raise CacheError(f"{src.path}: row {r} out of range (shard of {len(src)})")
+                blobs.append(src.blob(r))
+                where.append(f"{src.path} image {r}")
+            try:
+                return compact.decode_batch(blobs, self.size, out=out, where=where)
+            except compact.CorruptImageError as exc:
+                bad = int(shard[where.index(str(exc).split(":")[0])]) if str(exc).split(":")[0] \
+                    in where else None
+                for k in ([bad] if bad is not None else np.unique(shard).tolist()):
+                    _mark_for_rebuild(self.cache, int(k))
+                raise CacheError(f"{exc}; shard {bad if bad is not None else 'of the batch'} "
+                                 "is marked for rebuilding: run rsna.ensure_cache(...) / "
+                                 "build_cache(...) again") from None
         for k in np.unique(shard):
             sel = np.flatnonzero(shard == k)
-            src = self.get(int(k))
-            if self.format == "compact":
-                try:
-                    out[sel] = src.read(row[sel])
-                except compact.CorruptImageError as exc:
-                    _mark_for_rebuild(self.cache, int(k))
-                    raise CacheError(f"{exc}; shard {int(k)} is marked for rebuilding: run "
-                                     "rsna.ensure_cache(...) / build_cache(...) again") from None
-            else:
-                out[sel] = src[row[sel]]
+            out[sel] = self.get(int(k))[row[sel]]
         return out
 
 
