@@ -15,7 +15,10 @@ default of ``rsna.build_cache``, and ``raw``, the ``.npy`` shards it replaces):
 3. **read** images/s through ``rsna.make_dataset`` (batch 32, shuffled: decode + batch + scale
    to float32, no training), the formats alternating round by round, median of ``--rounds``;
 4. **streamed**: ``dicom.read_rgb`` images/s per core, the rate a cache-less mode (DICOM decoded
-   on the fly by parallel workers) would have per core.
+   on the fly by parallel workers) would have per core;
+5. **codecs**: on the real samples, bytes/image and encode/decode ms per image (process CPU
+   time, one core) of the compact codec beside the alternatives it was chosen against: PNG
+   (Pillow, levels 6 and 9), the zlib'd array, WebP lossless (Pillow).
 
 It projects, per mode, the disk and time of the full 720,733-image selection: disk = bytes per
 image × 720,733; build = images / (per-worker rate × workers × the measured multi-worker
@@ -143,6 +146,60 @@ def measure_stream(root: Path, *, seconds: float = 3.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def compare_codecs(images: list, *, reps: int = 3) -> list[dict]:
+    """Bytes/image and CPU ms per image to encode/decode, for each codec, on ``images``."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    from medrepro import compact
+
+    side = images[0].shape[0]
+
+    def pil(fmt: str, **kw):
+        def enc(a):
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, fmt, **kw)
+            return buf.getvalue()
+        return enc, lambda b: np.asarray(Image.open(io.BytesIO(b)))
+
+    codecs = {"compact (medrepro.compact)": (compact.encode,
+                                             lambda b: compact.decode(b, side)),
+              "PNG level 6 (Pillow)": pil("PNG", compress_level=6),
+              "PNG level 9 (Pillow)": pil("PNG", compress_level=9),
+              "zlib level 6, raw array": (lambda a: zlib.compress(a.tobytes(), 6),
+                                          lambda b: np.frombuffer(zlib.decompress(b), np.uint8)
+                                          .reshape(side, side, 3)),
+              "WebP lossless (Pillow)": pil("WEBP", lossless=True)}
+    rows = []
+    for name, (enc, dec) in codecs.items():
+        c0 = time.process_time()
+        blobs = [enc(a) for a in images]
+        enc_ms = (time.process_time() - c0) / len(images) * 1e3
+        c0 = time.process_time()
+        for _ in range(reps):
+            decoded = [dec(b) for b in blobs]
+        dec_ms = (time.process_time() - c0) / len(images) / reps * 1e3
+        rows.append({"codec": name, "KiB_per_image": float(np.mean([len(b) for b in blobs]))
+                     / 1024, "encode_ms": enc_ms, "decode_ms": dec_ms,
+                     "lossless": all(np.array_equal(x, a) for x, a in zip(decoded, images))})
+    rows.append({"codec": "compact, batched decode (as make_dataset)", "KiB_per_image":
+                 rows[0]["KiB_per_image"], "encode_ms": rows[0]["encode_ms"],
+                 "decode_ms": _batched_decode_ms(images, reps=reps), "lossless": True})
+    return rows
+
+
+def _batched_decode_ms(images: list, *, reps: int) -> float:
+    from medrepro import compact
+
+    blobs = [compact.encode(a) for a in images]
+    c0 = time.process_time()
+    for _ in range(reps):
+        compact.decode_batch(blobs, images[0].shape[0])
+    return (time.process_time() - c0) / len(images) / reps * 1e3
+
+
 def project(mode: dict, *, workers: int, efficiency: float) -> dict:
     """Disk and times of the 720,733-image selection for one mode on ``workers`` workers."""
     build_img_s = mode["build_img_s_per_worker"] * workers * efficiency
@@ -202,6 +259,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {fmt}: read {modes[fmt]['read_img_s']:.0f} img/s via make_dataset "
                   f"({modes[fmt]['read_img_per_cpu_s']:.0f} per CPU-second)", flush=True)
         stream = measure_stream(root)
+        from medrepro import dicom
+
+        real = "real RSNA samples" in source
+        sample_files = sorted((root / rsna.IMAGES_DIR).glob("*.dcm"))[:20]
+        codec_rows = compare_codecs([dicom.read_rgb(f) for f in sample_files]) if real else []
     eff = statistics.median(m["build_efficiency"] for m in modes.values())
     modes["streamed"] = {"bytes_per_image": 0, "KiB_per_image": 0.0,
                          "build_img_s_per_worker": None,
@@ -236,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
                                      "build": c["build_img_per_cpu_s"] >= TARGET_BUILD_IMG_S}},
         "load_average_1min": os.getloadavg()[0],
         "full_set_images": FULL_IMAGES,
+        "codecs_on_real_samples": codec_rows,
         "note": "rates on a shared machine vary with its load; compare the formats (measured "
                 "alternately in the same run) through the ratios",
     }
@@ -268,6 +331,10 @@ def print_table(result: dict) -> None:
     print(f"\nMachine: {result['machine']}; source: {result['source']}")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print("ratios:", {k: round(v, 3) for k, v in result["ratios"].items()})
+    if result["codecs_on_real_samples"]:
+        print("codecs on the real samples (CPU ms per image, one core):")
+        print(pd.DataFrame(result["codecs_on_real_samples"]).to_string(
+            index=False, float_format=lambda v: f"{v:.3g}"))
     print("targets met (wall):", result["targets"]["met_wall"], "(CPU time):",
           result["targets"]["met_cpu_time"], f"load average {result['load_average_1min']:.1f}")
 

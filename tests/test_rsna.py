@@ -409,3 +409,13 @@ def test_resume_verifies_done_shards_in_full(built, rsna_root, tmp_path):
     assert _cache_files(out) == _cache_files(built)
     # shard 3 (4 images, damaged) and shard 5 (the last: 3 of the 23 selected, missing)
     assert rsna.read_summary(out)["built_this_run"] == 7
+
+
+def test_reader_keeps_a_bounded_number_of_shards_mapped(built, monkeypatch):
+    monkeypatch.setattr(rsna, "MAX_OPEN_SHARDS", 2)
+    shards = rsna._Shards(built)
+    man = rsna.load_manifest(built)
+    ok = man[man["status"] == "ok"]
+    got = shards.gather(ok["shard"].to_numpy(), ok["row"].to_numpy())
+    assert len(shards._maps) == 2 and ok["shard"].nunique() > 2
+    np.testing.assert_array_equal(got, rsna.load_images(built, ok))

@@ -257,12 +257,20 @@ def make_plan(*, profile: str, data: str = datasets.PHANTOM, only: Sequence[str]
     disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done])
     plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform())
     if profile == "paper" and device["kind"] != "gpu":
-        total = plan.total_seconds
-        plan.warnings.append(
-            "the paper profile on a machine without a GPU: projected "
-            + (_fmt_time(total) if total else "days (not measured for every notebook)")
-            + f" on this CPU; confirm with --yes or {YES_ENV}=1")
+        plan.warnings.append("the paper profile on a machine without a GPU: projected "
+                             + _projected_text(plan) + f" on this CPU; confirm with --yes or "
+                             f"{YES_ENV}=1")
     return plan
+
+
+def _projected_text(plan: Plan) -> str:
+    """``"3.2 days"``, or ``"at least 3.2 days (not projected: 03, 05)"`` when some are unknown."""
+    known = [nb.seconds for nb in plan.notebooks if nb.seconds is not None]
+    unknown = [nb.name[:2] for nb in plan.notebooks if nb.seconds is None]
+    if not unknown:
+        return _fmt_time(sum(known))
+    prefix = f"at least {_fmt_time(sum(known))}" if known else "an unmeasured time"
+    return f"{prefix} (not projected: {', '.join(unknown)})"
 
 
 def survey_dataset(dataset_id: str, *, data: str, profile: str,

@@ -69,6 +69,7 @@ MAX_SHARD_SIZE = 256  # 256 × 224 × 224 × 3 B = 38.5 MB per shard
 MIN_SHARD_SIZE = 8
 TARGET_SHARDS = 16  # small sets still get enough shards to spread over workers
 CACHE_VERSION = 2
+MAX_OPEN_SHARDS = 256  # mapped shard files per reader (file descriptors)
 CACHE_FORMATS = ("compact", "raw")
 DEFAULT_FORMAT = "compact"
 SHARD_SUFFIX = {"compact": ".mrz", "raw": ".npy"}
@@ -647,17 +648,29 @@ def load_images(cache: str | os.PathLike, rows) -> np.ndarray:
 
 
 class _Shards:
-    """The shards of a cache, memory-mapped on first use: ``.npy`` arrays or compact shards."""
+    """The shards of a cache, memory-mapped on first use: ``.npy`` arrays or compact shards.
+
+    At most ``MAX_OPEN_SHARDS`` stay mapped (least recently used dropped first): each map holds
+    a file descriptor, and the full set has ~2,800 shards, more than a default ``ulimit -n``.
+    """
 
     def __init__(self, cache: str | os.PathLike):
+        import threading
+        from collections import OrderedDict
+
         self.cache = Path(cache)
         build = json.loads((self.cache / "build.json").read_text(encoding="utf-8"))
         self.format = build.get("format", "raw")
         self.size = int(build["image_size"])
-        self._maps: dict[int, object] = {}
+        self._maps: OrderedDict[int, object] = OrderedDict()
+        self._lock = threading.Lock()  # tf.data calls gather from several threads
 
     def get(self, k: int):
-        shard = self._maps.get(k)
+        with self._lock:
+            shard = self._maps.get(k)
+            if shard is not None:
+                self._maps.move_to_end(k)
+                return shard
         if shard is None:
             path = _shard_data(self.cache, k, self.format)
             if self.format == "compact":
@@ -669,7 +682,10 @@ class _Shards:
                                      "rsna.ensure_cache(...) / build_cache(...) again") from None
             else:
                 shard = np.load(path, mmap_mode="r")
-            self._maps[k] = shard
+            with self._lock:
+                self._maps[k] = shard
+                while len(self._maps) > MAX_OPEN_SHARDS:
+                    self._maps.popitem(last=False)  # unmapped once no batch uses it
         return shard
 
     def gather(self, shard: np.ndarray, row: np.ndarray) -> np.ndarray:
