@@ -151,9 +151,8 @@ def compare_codecs(images: list, *, reps: int = 3) -> list[dict]:
     import io
     import zlib
 
-    from PIL import Image
-
     from medrepro import compact
+    from PIL import Image
 
     side = images[0].shape[0]
 

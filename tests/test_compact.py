@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from medrepro import compact, dicom, paths
 
 MAX_KIB_PER_IMAGE = 30  # issue 12: <= 30 KB (KiB, as its 147 KB raw anchor) per real image

@@ -7,7 +7,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-
 from medrepro import datasets, paths, plan, rsna, runner
 
 CPU = {"kind": "cpu", "name": "x86_64", "count": 0, "memory_mib": 0, "cpus": 2,
@@ -145,8 +144,8 @@ def test_record_and_read_rates(tmp_path, monkeypatch):
     assert entry["description"] == CPU["description"] and entry["cache"]["date_utc"]
     rates, note = plan.rates_for({**CPU, "cpus": 16})
     assert rates["cache"]["compact_read_img_s"] == 1234.0 and "cpu:2" in note
-    assert plan.rates_for(GPU) == ({}, "no measured rates for gpu:Tesla T4 (run ./run_all.sh "
-                                       "--bench on it)")
+    assert plan.rates_for(GPU) == (
+        {}, "no measured rates for gpu:Tesla T4 (run ./run_all.sh --bench on it)")
 
 
 def test_detect_device_without_nvidia_smi(monkeypatch):

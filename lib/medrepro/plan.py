@@ -59,13 +59,13 @@ NOTEBOOK_DATASETS = {
 # Where things survive: (folder, persistent?, what it is) per platform.
 PLATFORM_FOLDERS = {
     "kaggle": (("/kaggle/input", "read-only", "attached datasets and competitions"),
-               ("/kaggle/working", "persistent", "20 GB, kept as the notebook's output when a "
-                "version is saved; put the checkout (data/runs, reports/) here"),
-               ("/kaggle/tmp", "scratch", "the session's local disk, lost when it ends: put "
-                "rebuildable caches here (--cache-dir /kaggle/tmp/medrepro-cache)")),
+               ("/kaggle/working", "persistent", ("20 GB, kept as the notebook's output when a "
+                "version is saved; put the checkout (data/runs, reports/) here")),
+               ("/kaggle/tmp", "scratch", ("the session's local disk, lost when it ends: put "
+                "rebuildable caches here (--cache-dir /kaggle/tmp/medrepro-cache)"))),
     "colab": (("/content", "scratch", "the runtime's disk, lost when the runtime is recycled"),
-              ("/content/drive/MyDrive", "persistent", "Google Drive once mounted (its quota); "
-               "keep checkpoints and reports here, caches on /content")),
+              ("/content/drive/MyDrive", "persistent", ("Google Drive once mounted (its quota); "
+               "keep checkpoints and reports here, caches on /content"))),
 }
 
 
@@ -98,8 +98,9 @@ def _nvidia_smi() -> list[tuple[str, int]]:
     if exe is None:
         return []
     try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,"
-                              "nounits"], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run([exe, "--query-gpu=name,memory.total",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return []
     gpus = []
@@ -528,9 +529,8 @@ def _missing_text(d: DiskCheck) -> str:
 
 def format_plan(plan: Plan) -> str:
     """The plan as the text ``./run_all.sh`` prints."""
-    lines = [f"medrepro plan: profile {plan.profile}, data {plan.data}, device: "
-             f"{plan.device['description']}",
-             f"  rates: {plan.rates_note}"]
+    head = f"medrepro plan: profile {plan.profile}, data {plan.data}, device: "
+    lines = [head + plan.device["description"], f"  rates: {plan.rates_note}"]
     for nb in plan.notebooks:
         t = _fmt_time(nb.seconds) if nb.seconds is not None else "not projected"
         lines.append(f"  {nb.name}: {t}" + (f" ({nb.time_note})" if nb.time_note else ""))
@@ -562,7 +562,7 @@ def format_plan(plan: Plan) -> str:
 
 def options_text(plan: Plan) -> str:
     """What a user can do about writes that do not fit."""
-    opts = [f"--cache-dir DIR (or MEDREPRO_CACHE_DIR): put the caches on a disk with room"
+    opts = ["--cache-dir DIR (or MEDREPRO_CACHE_DIR): put the caches on a disk with room"
             + (" (on Kaggle /kaggle/tmp, scratch)" if plan.platform == "kaggle" else
                " (on Colab /content, scratch)" if plan.platform == "colab" else ""),
             "MEDREPRO_DATA=DIR: put data/ (phantoms, downloads, checkpoints) elsewhere",

@@ -318,9 +318,8 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
               "image_size": int(image_size), "max_images": max_images, "format": format,
               "windows": [list(w) for w in dicom.RSNA_WINDOWS],
               "labels_csv": [stat.st_size, stat.st_mtime_ns] if stat else None}
-    if _complete_for(out, inputs, shard_size):
-        if not _drop_bad_shards(out, format, full=False):
-            return out  # without parsing the label file again (seconds on the real one)
+    if _complete_for(out, inputs, shard_size) and not _drop_bad_shards(out, format, full=False):
+        return out  # without parsing the label file again (seconds on the real one)
     images = selected_images(root, max_images=max_images)
     n = len(images)
     if shard_size is None:
