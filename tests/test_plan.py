@@ -90,6 +90,10 @@ def test_real_folder_and_kaggle_input_are_counted_not_read(empty_data, tmp_path,
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "nowhere"))
     down = plan.survey_dataset("rsna_ich", data="kaggle", profile="paper")
     assert down.source == "download" and down.files == datasets.RSNA_ALL_IMAGES
+    p = plan.make_plan(profile="smoke", data="kaggle", only=["02"], device=CPU,
+                       rates={"machines": {}})
+    assert "estimate" in p.notebooks[0].writes[0].what and not p.notebooks[0].writes[0].checked
+    assert p.problems == []  # the download's size is shown, the disk check is kagglehub's
     mri = plan.survey_dataset("brain_tumor_sartaj", data=str(tmp_path / "in"), profile="smoke")
     assert mri.source == "phantom"
 

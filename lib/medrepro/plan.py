@@ -180,6 +180,7 @@ class Write:
     path: Path
     bytes: int
     done: bool = False
+    checked: bool = True  # False: an estimate kept out of the disk check (downloads)
 
 
 @dataclass
@@ -255,7 +256,7 @@ def make_plan(*, profile: str, data: str = datasets.PHANTOM, only: Sequence[str]
         nb.writes = [w for w in nb.writes if w.path not in planned]  # first writer counts
         planned.update(w.path for w in nb.writes)
         plans.append(nb)
-    disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done])
+    disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done and w.checked])
     plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform())
     if profile == "paper" and device["kind"] != "gpu":
         plan.warnings.append("the paper profile on a machine without a GPU: projected "
@@ -375,8 +376,10 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
             if "present" in d.note:
                 nb.done.append(f"{d.dataset_id} phantom already generated")
         elif d.source == "download":
-            nb.writes.append(Write(f"{d.dataset_id} download (~{d.files:,} files)",
-                                   paths.downloads_dir(), d.bytes))
+            # kagglehub picks the folder and the real size is known only then: shown, not checked
+            nb.writes.append(Write(f"{d.dataset_id} download (~{d.files:,} files, estimate, "
+                                   "kagglehub's cache)", paths.downloads_dir(), d.bytes,
+                                   checked=False))
     cache_rates = measured.get("cache", {})
     if nb.name == "02_preprocess_rsna":
         _plan_rsna_cache(nb, found["rsna_ich"], profile=profile, rates=cache_rates,
