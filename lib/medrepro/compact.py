@@ -87,8 +87,8 @@ def decode_batch(blobs: Sequence[bytes | memoryview], side: int, *,
 
     The inverse predictions run over the whole batch at once, a row at a time: ``S``
     vectorised adds instead of a per-image ``np.cumsum`` (which numpy does not vectorise for
-    uint8, ~4x slower). Raises :class:`CorruptImageError` naming ``where[i]`` when a frame's checksum
-    or size is off.
+    uint8, ~4x slower). Raises :class:`CorruptImageError` naming ``where[i]`` when a frame's
+    checksum or size is off.
     """
     n, px = len(blobs), side * side
     # Brain and bone residuals as (row, plane, image, column): each row of the whole batch is

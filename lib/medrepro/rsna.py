@@ -26,8 +26,9 @@ shards without a CSV, and ends byte-identical to an uninterrupted one. A shard w
 file is missing, truncated, damaged (compact: SHA-1 trailer) or holds another number of images
 than its CSV lists is rebuilt, never read: checked in full when a build resumes, by header and
 size when a complete cache is opened, and every compact image carries zstd checksums that
-:func:`load_images` and :func:`make_dataset` verify as they decode. Unreadable files are skipped with
-their reason (``status == "skipped"``) and counted in :func:`skips_table`. Memory stays flat in
+:func:`load_images` and :func:`make_dataset` verify as they decode (a failure marks the shard
+for rebuilding and raises :class:`CacheError`). Unreadable files are skipped with their reason
+(``status == "skipped"``) and counted in :func:`skips_table`. Memory stays flat in
 the number of files: a bounded number of shards is in flight, and no image list is held.
 
 Training reads the cache through :func:`load_split` and :func:`make_dataset` (memory-mapped
