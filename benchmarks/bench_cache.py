@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         from medrepro import dicom
 
         real = "real RSNA samples" in source
-        sample_files = sorted((root / rsna.IMAGES_DIR).glob("*.dcm"))[:20]
+        sample_files = sorted((root / rsna.IMAGES_DIR).glob("*c000.dcm"))  # each sample once
         codec_rows = compare_codecs([dicom.read_rgb(f) for f in sample_files]) if real else []
     eff = statistics.median(m["build_efficiency"] for m in modes.values())
     modes["streamed"] = {"bytes_per_image": 0, "KiB_per_image": 0.0,
