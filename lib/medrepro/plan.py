@@ -387,10 +387,10 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
     elif nb.name == "04_lightweight_ct":
         _plan_study_b(nb, found["rsna_ich"], profile=profile, rates=measured.get("train", {}))
     elif nb.name == "03_lstm_cnn_mri":
-        runs = paths.data_dir() / "runs" / nb.name / profile
-        nb.writes.append(Write("study A/C/E checkpoints", runs,
-                               STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM
-                               if profile == "paper" else 0))
+        if profile == "paper":  # the reduced profiles keep study A's checkpoints in memory
+            nb.writes.append(Write("study A/C/E checkpoints",
+                                   paths.data_dir() / "runs" / nb.name / profile,
+                                   STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
         nb.time_note = "no measured training rate for studies A, C, E yet"
     elif nb.name == "05_3dcnn_mosmed":
         s = profiles.settings(nb.name, profile)
@@ -404,7 +404,7 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
     elif nb.name == "06_compare":
         nb.seconds, nb.time_note = 10.0, "collects recorded results (seconds)"
     elif nb.name == "01_download":
-        nb.time_note = "acquisition and audit: not projected (network and disk bound)"
+        nb.time_note = "acquisition and audit are network and disk bound"
     if nb.seconds is None and nb.name in ("01_download", "03_lstm_cnn_mri", "05_3dcnn_mosmed"):
         last = _last_wall(profile, nb.name)
         if last is not None:
