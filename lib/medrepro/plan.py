@@ -13,7 +13,8 @@ space (saying how much is missing and the options) and a paper-profile run witho
 confirmed (``--yes`` / ``MEDREPRO_YES=1``). ``runner.py`` prints the plan and checks it at the
 start of every run.
 
-Nothing here writes, downloads or generates: phantoms and caches are looked at, never made.
+Planning writes, downloads and generates nothing: phantoms and caches are looked at, never
+made. (:func:`record_rates`, for the benchmarks, is the one writer: ``benchmarks/rates.json``.)
 """
 
 from __future__ import annotations
