@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MEDREPRO_DATA"] = str(WORK / "data")
     os.environ["MEDREPRO_REPORTS"] = str(WORK / "reports")
     os.environ.setdefault("MEDREPRO_DATA_SOURCE", "phantom")
+    os.environ.pop("MEDREPRO_CACHE_DIR", None)  # caches under the test data folder
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config.stash[NOTEBOOK_OUTCOMES] = {}

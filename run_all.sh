@@ -2,9 +2,13 @@
 # medrepro main entry point.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--data phantom|kaggle|PATH] [--only NN ...]
-#                [--seed N] [--no-venv]
-#       Runs the notebooks in number order with papermill; executed notebooks (.ipynb, .html),
-#       figures and tables go to reports/<profile>/.
+#                [--seed N] [--cache-dir DIR] [--yes] [--no-venv]
+#       Prints the plan (data, disk, projected time), then runs the notebooks in number order
+#       with papermill; executed notebooks (.ipynb, .html), figures and tables go to
+#       reports/<profile>/. A run that does not fit the disks, or --profile paper without a GPU
+#       and without --yes (or MEDREPRO_YES=1), stops before writing anything.
+#   ./run_all.sh --plan [--profile P] [--data D] [--only NN ...] [--cache-dir DIR]
+#       Prints the plan only.
 #   ./run_all.sh --tests [pytest args...]
 #       Runs the test suite: the library's unit tests and every notebook under nbval in the
 #       smoke profile.

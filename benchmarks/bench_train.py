@@ -30,6 +30,9 @@ For each model of study B (``medrepro.models.ct``), in ONE process and run:
 On a CUDA GPU (auto-detected, or ``--gpu``) the models run under the ``mixed_float16`` policy
 with XLA (``jit_compile=True``). Timings on a shared machine are disturbed by other load: read
 the ratios (pipeline / training, achieved / peak), which are measured in the same run.
+
+The training and inference rates go into ``benchmarks/rates.json`` under this machine's key
+(``--no-rates``: leave it alone); ``medrepro.plan`` projects notebook 04 from them.
 """
 
 from __future__ import annotations
@@ -208,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
     device.add_argument("--gpu", action="store_true", help="require a GPU (mixed precision, XLA)")
     device.add_argument("--cpu", action="store_true", help="ignore any GPU")
     parser.add_argument("--quick", action="store_true", help="2 timed steps per model")
+    parser.add_argument("--no-rates", action="store_true",
+                        help="do not record the rates in benchmarks/rates.json")
     args = parser.parse_args(argv)
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
@@ -275,6 +280,13 @@ def main(argv: list[str] | None = None) -> dict:
         "models": rows,
     }
     print_table(result)
+    if not args.no_rates:  # the measured rates medrepro.plan projects with
+        from medrepro import plan
+
+        plan.record_rates("train", {k: result[k] for k in ("device", "precision", "size",
+                                                           "batch", "timed_steps")}
+                          | {"models": [{k: r[k] for k in ("model", "train_img_s",
+                                                           "infer_img_s")} for r in rows]})
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

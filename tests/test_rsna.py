@@ -295,7 +295,7 @@ def test_touched_labels_keep_the_cache_changed_labels_rebuild(tmp_path):
     labels = write_rsna(root, 8, bad=0)
     out = tmp_path / "c"
     rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
-    shard = out / "shard-00000.npy"
+    shard = out / "shard-00000.mrz"
     before = shard.stat().st_mtime_ns
     csv_path = root / rsna.LABELS_CSV
     os.utime(csv_path, ns=(before + 10**9, before + 10**9))
@@ -336,3 +336,86 @@ def test_figure_sample_prefers_real_samples_and_skips_unreadable(tmp_path, monke
                              np.zeros((8, 8), np.int16))
     path, source, _ = rsna.figure_sample(ds)
     assert path == real and source == "rsna_ich"
+
+
+# ---------------------------------------------------------------------------- compact format
+
+def test_compact_cache_decodes_to_the_raw_cache_and_read_rgb(built, rsna_root, tmp_path):
+    assert json.loads((built / "build.json").read_text())["format"] == "compact"
+    raw = rsna.build_cache(rsna_root, tmp_path / "raw", workers=1, image_size=16, shard_size=4,
+                           progress=False, format="raw")
+    assert sorted(p.suffix for p in raw.glob("shard-00000.*")) == [".csv", ".npy"]
+    man = rsna.load_manifest(built)
+    ok = man[man["status"] == "ok"]
+    assert rsna.load_manifest(raw).equals(man)
+    compact_images = rsna.load_images(built, ok)
+    np.testing.assert_array_equal(compact_images, rsna.load_images(raw, ok))
+    direct = np.stack([dicom.read_rgb(rsna_root / rsna.IMAGES_DIR / f"{i}.dcm", size=16)
+                       for i in ok["image_id"]])
+    np.testing.assert_array_equal(compact_images, direct)
+    assert rsna.read_summary(built)["format"] == "compact"
+    assert rsna.cache_table(raw).iloc[0]["format"] == "raw"
+    with pytest.raises(ValueError, match="format must be one of compact, raw"):
+        rsna.build_cache(rsna_root, tmp_path / "x", format="png")
+
+
+def test_truncated_or_missing_shard_of_a_complete_cache_is_rebuilt(built, rsna_root, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    shard = out / "shard-00001.mrz"
+    shard.write_bytes(shard.read_bytes()[:-50])  # a partial write that survived somehow
+    (out / "shard-00002.mrz").unlink()
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    assert _cache_files(out) == _cache_files(built)
+    assert rsna.read_summary(out)["built_this_run"] == 8  # only the two bad shards
+
+
+def test_damaged_shard_is_never_read_and_rebuilt_on_the_next_build(built, rsna_root, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    split = rsna.load_split(out)
+    shard = out / "shard-00000.mrz"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x10  # same size: only the checksums can tell
+    shard.write_bytes(bytes(data))
+    rows = split[split["shard"] == 0]
+    with pytest.raises(rsna.CacheError, match="shard 0 is marked for rebuilding"):
+        rsna.load_images(out, rows)
+    assert not rsna.is_complete(out) and not (out / "shard-00000.csv").exists()
+    ds = rsna.make_dataset(out, split.assign(split="train"), split="train", batch_size=4)
+    with pytest.raises(Exception, match="marked for rebuilding"):
+        for _ in ds:
+            pass
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    assert _cache_files(out) == _cache_files(built)
+    np.testing.assert_array_equal(rsna.load_images(out, rows), rsna.load_images(built, rows))
+
+
+def test_resume_verifies_done_shards_in_full(built, rsna_root, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    for name in ("summary.json", "manifest.csv", "shard-00005.csv", "shard-00005.mrz"):
+        (out / name).unlink()  # as after a kill during shard 5
+    data = bytearray((out / "shard-00003.mrz").read_bytes())
+    data[-30] ^= 0x01
+    (out / "shard-00003.mrz").write_bytes(bytes(data))
+    rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
+    assert _cache_files(out) == _cache_files(built)
+    # shard 3 (4 images, damaged) and shard 5 (the last: 3 of the 23 selected, missing)
+    assert rsna.read_summary(out)["built_this_run"] == 7
+
+
+def test_reader_keeps_a_bounded_number_of_shards_mapped(built, monkeypatch):
+    monkeypatch.setattr(rsna, "MAX_OPEN_SHARDS", 2)
+    shards = rsna._Shards(built)
+    man = rsna.load_manifest(built)
+    ok = man[man["status"] == "ok"]
+    got = shards.gather(ok["shard"].to_numpy(), ok["row"].to_numpy())
+    assert len(shards._maps) == 2 and ok["shard"].nunique() > 2
+    np.testing.assert_array_equal(got, rsna.load_images(built, ok))

@@ -7,6 +7,8 @@ and notebooks can redirect output with environment variables:
 - ``MEDREPRO_DATA``     data folder (default ``<root>/data``)
 - ``MEDREPRO_REPORTS``  reports folder (default ``<root>/reports``)
 - ``MEDREPRO_SHARED``   folder of real sample data (default ``<root>/../shared/data`` if present)
+- ``MEDREPRO_CACHE_DIR`` derived, rebuildable caches (default ``<data>/processed``): put it on a
+  big scratch disk (``/kaggle/tmp``, Colab's ``/content``) when ``data/`` is a small one
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ def raw_dir(dataset: str) -> Path:
     return data_dir() / "raw" / dataset
 
 
+def cache_root() -> Path:
+    """Where derived, rebuildable data goes: ``$MEDREPRO_CACHE_DIR``, else ``data/processed``."""
+    env = os.environ.get("MEDREPRO_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else data_dir() / "processed"
+
+
 def processed_dir(dataset: str) -> Path:
-    """Derived, rebuildable data (caches, splits): ``data/processed/<dataset>``."""
-    return data_dir() / "processed" / dataset
+    """Derived, rebuildable data (caches, splits): ``<cache root>/<dataset>``."""
+    return cache_root() / dataset
 
 
 def downloads_dir() -> Path:

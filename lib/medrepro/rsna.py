@@ -5,11 +5,14 @@ with six binary labels (:func:`read_labels`); images with exactly one subtype or
 six classes in the paper's order ``manifest.RSNA_CLASSES`` (:func:`select_single_type`).
 
 The cache (:func:`ensure_cache`) holds each kept image as the three-window RGB
-(``medrepro.dicom``) at 224×224, in fixed-size shards::
+(``medrepro.dicom``) at 224×224, in fixed-size shards, under ``paths.cache_root()``
+(``data/processed``, or ``$MEDREPRO_CACHE_DIR``)::
 
-    data/processed/rsna_ich/<source>-<profile>-<key>/
-        build.json                 what the cache was built from (root, size, shard size, ...)
-        shard-00000.npy            uint8 (n, 224, 224, 3), the shard's readable images
+    <cache root>/rsna_ich/<source>-<profile>-<key>/
+        build.json                 what the cache was built from (root, size, format, ...)
+        shard-00000.mrz            format "compact" (default): the shard's readable images,
+                                   losslessly coded by ``medrepro.compact`` (~29 KiB/image)
+        shard-00000.npy            format "raw": uint8 (n, 224, 224, 3) (147 KiB/image)
         shard-00000.csv            image_id, shard, row, patient_id, status, problem, detail
         manifest.csv               all shard CSVs, in order (written when every shard is done)
         summary.json               build statistics; its presence marks the cache complete
@@ -17,14 +20,19 @@ The cache (:func:`ensure_cache`) holds each kept image as the three-window RGB
         split_patient.csv          the same, split by patient
         splits.json                the seed and notes of the splits
 
-Each shard is written by a worker process, ``.npy`` first, then its ``.csv`` (both atomic), so a
-shard whose CSV exists is complete: a build killed at any moment resumes by doing the shards
-without a CSV, and ends byte-identical to an uninterrupted one. Unreadable files are skipped with
-their reason (``status == "skipped"``) and counted in :func:`skips_table`. Memory stays flat in
+Each shard is written by a worker process, its images first, then its ``.csv`` (both atomic),
+so a shard whose CSV exists is complete: a build killed at any moment resumes by doing the
+shards without a CSV, and ends byte-identical to an uninterrupted one. A shard whose images
+file is missing, truncated, damaged (compact: SHA-1 trailer) or holds another number of images
+than its CSV lists is rebuilt, never read: checked in full when a build resumes, by header and
+size when a complete cache is opened, and every compact image carries zstd checksums that
+:func:`load_images` and :func:`make_dataset` verify as they decode (a failure marks the shard
+for rebuilding and raises :class:`CacheError`). Unreadable files are skipped with their reason
+(``status == "skipped"``) and counted in :func:`skips_table`. Memory stays flat in
 the number of files: a bounded number of shards is in flight, and no image list is held.
 
 Training reads the cache through :func:`load_split` and :func:`make_dataset` (memory-mapped
-shards, one gather per batch).
+shards, one gather and, for compact shards, one batched decode per batch).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medrepro import dicom, manifest, paths
+from medrepro import compact, dicom, manifest, paths
 from medrepro.fileio import atomic_path
 
 DATASET_ID = "rsna_ich"
@@ -61,7 +69,12 @@ IMAGE_SIZE = dicom.DEFAULT_SIZE
 MAX_SHARD_SIZE = 256  # 256 × 224 × 224 × 3 B = 38.5 MB per shard
 MIN_SHARD_SIZE = 8
 TARGET_SHARDS = 16  # small sets still get enough shards to spread over workers
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+MAX_OPEN_SHARDS = 256  # mapped shard files per reader (file descriptors)
+CACHE_FORMATS = ("compact", "raw")
+DEFAULT_FORMAT = "compact"
+SHARD_SUFFIX = {"compact": ".mrz", "raw": ".npy"}
+RAW_IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * 3  # 150,528 B = 147 KiB
 MANIFEST_FIELDS = ("image_id", "shard", "row", "patient_id", "status", "problem", "detail")
 SPLIT_FILES = {"image": "split_image.csv", "patient": "split_patient.csv"}
 
@@ -252,32 +265,36 @@ def table1(split_df, *, with_paper: bool = True):
 # ---------------------------------------------------------------------------- the cache
 
 def cache_dir(ds, *, profile: str, image_size: int = IMAGE_SIZE,
-              max_images: int | None = None) -> Path:
+              max_images: int | None = None, format: str = DEFAULT_FORMAT) -> Path:
     """The cache folder of a resolved dataset: ``<source>-<profile>-<key>``.
 
-    ``key`` hashes the dataset root, image size and image limit, so phantom and real caches,
-    and caches of different phantoms, never mix.
+    ``key`` hashes the dataset root, image size, image limit and format, so phantom and real
+    caches, and caches of different phantoms, never mix.
     """
     root = str(Path(ds.root).resolve())
-    key = hashlib.sha1(f"{root}|{image_size}|{max_images}|v{CACHE_VERSION}".encode()).hexdigest()
+    fmt = "" if format == "compact" else f"|{format}"
+    key = hashlib.sha1(f"{root}|{image_size}|{max_images}|v{CACHE_VERSION}{fmt}".encode()
+                       ).hexdigest()
     return paths.processed_dir(DATASET_ID) / f"{ds.source}-{profile}-{key[:8]}"
 
 
 def ensure_cache(ds, *, profile: str, workers: int | None = None,
                  image_size: int = IMAGE_SIZE, seed: int | None = None,
                  max_images: int | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, format: str = DEFAULT_FORMAT) -> Path:
     """Build, resume, or (when complete) just return the cache of ``ds``; then its splits.
 
     ``ds`` is a ``medrepro.datasets.ResolvedDataset`` of ``rsna_ich``. ``workers``: worker
     processes (None: the CPU count). ``seed`` seeds both splits (rewritten when it changes;
     None keeps the splits already there, so a later notebook reads the images notebook 02
-    split, else uses ``DEFAULT_SEED``).
+    split, else uses ``DEFAULT_SEED``). ``format``: ``"compact"`` (lossless, ~29 KiB/image)
+    or ``"raw"`` (147 KiB/image).
     Returns the cache folder for :func:`load_split` and :func:`make_dataset`.
     """
-    out = cache_dir(ds, profile=profile, image_size=image_size, max_images=max_images)
+    out = cache_dir(ds, profile=profile, image_size=image_size, max_images=max_images,
+                    format=format)
     build_cache(ds.root, out, workers=workers, image_size=image_size, max_images=max_images,
-                progress=progress, source=ds.source)
+                progress=progress, source=ds.source, format=format)
     write_splits(out, Path(ds.root) / LABELS_CSV, seed=seed)
     return out
 
@@ -285,20 +302,24 @@ def ensure_cache(ds, *, profile: str, workers: int | None = None,
 def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int | None = None,
                 image_size: int = IMAGE_SIZE, shard_size: int | None = None,
                 max_images: int | None = None, progress: bool = True,
-                source: str = "") -> Path:
+                source: str = "", format: str = DEFAULT_FORMAT) -> Path:
     """Build or resume the image cache of the RSNA folder ``root`` into ``out``.
 
-    No-op when ``out/summary.json`` exists for the same inputs. A folder built from other inputs
-    (``build.json`` differs) is emptied first. Returns ``out``.
+    ``format``: ``"compact"`` (default; ``medrepro.compact``, lossless) or ``"raw"`` (``.npy``).
+    No-op when ``out/summary.json`` exists for the same inputs and every shard passes the
+    header/size check. A folder built from other inputs (``build.json`` differs) is emptied
+    first. Returns ``out``.
     """
+    if format not in CACHE_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}")
     root, out = Path(root), Path(out)
     labels_csv = root / LABELS_CSV
     stat = labels_csv.stat() if labels_csv.is_file() else None
     inputs = {"version": CACHE_VERSION, "root": str(root.resolve()), "source": source,
-              "image_size": int(image_size), "max_images": max_images,
+              "image_size": int(image_size), "max_images": max_images, "format": format,
               "windows": [list(w) for w in dicom.RSNA_WINDOWS],
               "labels_csv": [stat.st_size, stat.st_mtime_ns] if stat else None}
-    if _complete_for(out, inputs, shard_size):
+    if _complete_for(out, inputs, shard_size) and not _drop_bad_shards(out, format, full=False):
         return out  # without parsing the label file again (seconds on the real one)
     images = selected_images(root, max_images=max_images)
     n = len(images)
@@ -311,11 +332,12 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
         return out
     for stale in out.glob(".shard-*.tmp"):  # half-written files of a killed run
         stale.unlink(missing_ok=True)
+    _drop_bad_shards(out, format, full=True)
     n_shards = math.ceil(n / shard_size)
     todo = [k for k in range(n_shards) if not _shard_csv(out, k).is_file()]
     done_before = n - sum(len(images[k * shard_size:(k + 1) * shard_size]) for k in todo)
     workers = max(1, int(workers or _cpu_count()))
-    jobs = (_job(root, out, k, images[k * shard_size:(k + 1) * shard_size], image_size)
+    jobs = (_job(root, out, k, images[k * shard_size:(k + 1) * shard_size], image_size, format)
             for k in todo)
     t0 = time.perf_counter()
     _run_jobs(jobs, workers=min(workers, max(len(todo), 1)), total=n, initial=done_before,
@@ -323,7 +345,7 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
     wall = time.perf_counter() - t0
     _write_manifest(out, n_shards)
     _write_summary(out, n_shards=n_shards, wall=wall, workers=workers,
-                   built=n - done_before, resumed=done_before > 0)
+                   built=n - done_before, resumed=done_before > 0, format=format)
     return out
 
 
@@ -372,17 +394,65 @@ def _write_json(path: Path, obj: dict) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-def _shard_npy(out: Path, k: int) -> Path:
-    return out / f"shard-{k:05d}.npy"
+def _shard_data(out: Path, k: int, format: str) -> Path:
+    return out / f"shard-{k:05d}{SHARD_SUFFIX[format]}"
 
 
 def _shard_csv(out: Path, k: int) -> Path:
     return out / f"shard-{k:05d}.csv"
 
 
-def _job(root: Path, out: Path, k: int, ids: np.ndarray, image_size: int) -> tuple:
+def _drop_bad_shards(out: Path, format: str, *, full: bool) -> list[int]:
+    """Delete every done shard (one with a CSV) whose images file fails the check, with its CSV
+    and the completion files, so the build redoes it. ``full``: compact shards' SHA-1 too.
+    Returns the indices dropped (each printed with its reason)."""
+    bad = []
+    for csv_path in sorted(out.glob("shard-*.csv")):
+        k = int(csv_path.stem.split("-")[1])
+        problem = check_shard_files(out, k, format, full=full)
+        if problem:
+            print(f"RSNA cache: rebuilding shard {k}: {problem}")
+            _shard_data(out, k, format).unlink(missing_ok=True)
+            csv_path.unlink(missing_ok=True)
+            bad.append(k)
+    if bad:
+        for name in ("summary.json", "manifest.csv"):
+            (out / name).unlink(missing_ok=True)
+    return bad
+
+
+def check_shard_files(out: str | os.PathLike, k: int, format: str = DEFAULT_FORMAT, *,
+                      full: bool = False) -> str:
+    """``""`` if shard ``k`` of the cache ``out`` holds the images its CSV lists, else why not.
+
+    Checks that the images file exists, parses, and holds as many images as the CSV has
+    ``ok`` rows; ``full`` (compact) also verifies its SHA-1 trailer.
+    """
+    out = Path(out)
+    try:
+        with open(_shard_csv(out, k), newline="", encoding="utf-8") as fh:
+            n_ok = sum(row["status"] == "ok" for row in csv.DictReader(fh))
+    except (OSError, KeyError, csv.Error) as exc:
+        return f"{_shard_csv(out, k)}: unreadable ({exc})"
+    path = _shard_data(out, k, format)
+    if format == "compact":
+        return compact.check_shard(path, n=n_ok, full=full)
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except (OSError, ValueError) as exc:
+        return f"{path}: unreadable ({exc})"
+    if arr.shape[0] != n_ok:
+        return f"{path}: holds {arr.shape[0]} images, its CSV lists {n_ok}"
+    return ""
+
+
+def _job(root: Path, out: Path, k: int, ids: np.ndarray, image_size: int,
+         format: str = DEFAULT_FORMAT) -> tuple:
     images_dir = root / IMAGES_DIR
-    return (str(out), k, [(str(i), str(images_dir / f"{i}.dcm")) for i in ids], int(image_size))
+    return (str(out), k, [(str(i), str(images_dir / f"{i}.dcm")) for i in ids], int(image_size),
+            format)
 
 
 def _cpu_count() -> int:
@@ -433,12 +503,13 @@ def _drain(pending: set[Future], bar, return_when: str) -> set[Future]:
 
 
 def build_shard(job: tuple) -> dict:
-    """Worker: read, window and resize one shard's files; write its ``.npy`` then its ``.csv``.
+    """Worker: read, window and resize one shard's files; write its images then its ``.csv``.
 
-    ``job`` is ``(out, shard index, [(image_id, path), ...], image_size)``. A file that cannot
-    be read is recorded as skipped with its reason; any other error stops the build.
+    ``job`` is ``(out, shard index, [(image_id, path), ...], image_size[, format])``. A file
+    that cannot be read is recorded as skipped with its reason; any other error stops the build.
     """
-    out, k, items, size = job
+    out, k, items, size = job[:4]
+    format = job[4] if len(job) > 4 else DEFAULT_FORMAT
     out = Path(out)
     images = np.empty((len(items), size, size, 3), dtype=np.uint8)
     rows = []
@@ -452,8 +523,12 @@ def build_shard(job: tuple) -> dict:
             continue
         rows.append((image_id, k, n_ok, sl.patient_id, "ok", "", ""))
         n_ok += 1
-    with atomic_path(_shard_npy(out, k)) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, images[:n_ok])
+    with atomic_path(_shard_data(out, k, format)) as tmp:
+        if format == "compact":
+            compact.write_shard(tmp, [compact.encode(im) for im in images[:n_ok]], size)
+        else:
+            with open(tmp, "wb") as fh:
+                np.save(fh, images[:n_ok])
     with atomic_path(_shard_csv(out, k)) as tmp, open(tmp, "w", newline="",
                                                         encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -474,14 +549,16 @@ def _write_manifest(out: Path, n_shards: int) -> None:
 
 
 def _write_summary(out: Path, *, n_shards: int, wall: float, workers: int, built: int,
-                   resumed: bool) -> None:
+                   resumed: bool, format: str = DEFAULT_FORMAT) -> None:
     status = Counter()
     with open(out / "manifest.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             status[row["status"]] += 1
-    n_bytes = sum(p.stat().st_size for p in out.glob("shard-*.npy"))
+    n_bytes = sum(p.stat().st_size for p in out.glob(f"shard-*{SHARD_SUFFIX[format]}"))
     summary = {"images": sum(status.values()), "cached": status["ok"],
                "skipped": status["skipped"], "shards": n_shards, "bytes": n_bytes,
+               "format": format,
+               "bytes_per_image": round(n_bytes / status["ok"]) if status["ok"] else None,
                "wall_s": round(wall, 3), "built_this_run": built,
                "images_per_s": round(built / wall, 2) if wall > 0 and built else None,
                "workers": workers, "resumed": resumed}
@@ -571,29 +648,79 @@ def load_images(cache: str | os.PathLike, rows) -> np.ndarray:
 
 
 class _Shards:
-    """Memory-mapped shard arrays, opened on first use."""
+    """The shards of a cache, memory-mapped on first use: ``.npy`` arrays or compact shards.
+
+    At most ``MAX_OPEN_SHARDS`` stay mapped (least recently used dropped first): each map holds
+    a file descriptor, and the full set has ~2,800 shards, more than a default ``ulimit -n``.
+    """
 
     def __init__(self, cache: str | os.PathLike):
-        self.cache = Path(cache)
-        self._maps: dict[int, np.ndarray] = {}
+        import threading
+        from collections import OrderedDict
 
-    def get(self, k: int) -> np.ndarray:
-        arr = self._maps.get(k)
-        if arr is None:
-            arr = self._maps[k] = np.load(_shard_npy(self.cache, k), mmap_mode="r")
-        return arr
+        self.cache = Path(cache)
+        build = json.loads((self.cache / "build.json").read_text(encoding="utf-8"))
+        self.format = build.get("format", "raw")
+        self.size = int(build["image_size"])
+        self._maps: OrderedDict[int, object] = OrderedDict()
+        self._lock = threading.Lock()  # tf.data calls gather from several threads
+
+    def get(self, k: int):
+        with self._lock:
+            shard = self._maps.get(k)
+            if shard is not None:
+                self._maps.move_to_end(k)
+                return shard
+        if shard is None:
+            path = _shard_data(self.cache, k, self.format)
+            if self.format == "compact":
+                try:
+                    shard = compact.Shard(path)
+                except (compact.CorruptImageError, FileNotFoundError) as exc:
+                    _mark_for_rebuild(self.cache, k)
+                    raise CacheError(f"{exc}; shard {k} is marked for rebuilding: run "
+                                     "rsna.ensure_cache(...) / build_cache(...) again") from None
+            else:
+                shard = np.load(path, mmap_mode="r")
+            with self._lock:
+                self._maps[k] = shard
+                while len(self._maps) > MAX_OPEN_SHARDS:
+                    self._maps.popitem(last=False)  # unmapped once no batch uses it
+        return shard
 
     def gather(self, shard: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """uint8 ``(n, S, S, 3)``: image ``row[i]`` of shard ``shard[i]``, in the order given."""
         shard = np.asarray(shard, dtype=np.int64)
         row = np.asarray(row, dtype=np.int64)
-        if len(shard) == 0:
-            return np.empty((0,) + self.get(0).shape[1:], dtype=np.uint8)
-        first = self.get(int(shard[0]))
-        out = np.empty((len(shard),) + first.shape[1:], dtype=np.uint8)
+        out = np.empty((len(shard), self.size, self.size, 3), dtype=np.uint8)
+        if self.format == "compact":  # one batched decode over every shard of the batch
+            blobs, where = [], []
+            for k, r in zip(shard.tolist(), row.tolist()):
+                src = self.get(k)
+                if not 0 <= r < len(src):
+                    raise CacheError(f"{src.path}: row {r} out of range (shard of {len(src)})")
+                blobs.append(src.blob(r))
+                where.append(f"{src.path} image {r}")
+            try:
+                return compact.decode_batch(blobs, self.size, out=out, where=where)
+            except compact.CorruptImageError as exc:
+                bad = int(shard[where.index(str(exc).split(":")[0])]) if str(exc).split(":")[0] \
+                    in where else None
+                for k in ([bad] if bad is not None else np.unique(shard).tolist()):
+                    _mark_for_rebuild(self.cache, int(k))
+                raise CacheError(f"{exc}; shard {bad if bad is not None else 'of the batch'} "
+                                 "is marked for rebuilding: run rsna.ensure_cache(...) / "
+                                 "build_cache(...) again") from None
         for k in np.unique(shard):
             sel = np.flatnonzero(shard == k)
             out[sel] = self.get(int(k))[row[sel]]
         return out
+
+
+def _mark_for_rebuild(cache: Path, k: int) -> None:
+    """Make the next :func:`build_cache` redo shard ``k`` (its CSV and the completion files go)."""
+    for path in (_shard_csv(cache, k), cache / "summary.json", cache / "manifest.csv"):
+        path.unlink(missing_ok=True)
 
 
 def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: int,
@@ -602,8 +729,9 @@ def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: 
 
     Rows of ``split_df`` (from :func:`load_split`, possibly subsampled) whose ``split`` equals
     ``split``; with ``shuffle`` reshuffled each epoch from ``seed``. Each batch is one gather
-    from the memory-mapped shards; images are resized on the fly only when ``image_size``
-    differs from the cached size. The last batch may be smaller.
+    from the memory-mapped shards (for compact shards one batched decode, batches decoded in
+    parallel threads: zstd and numpy release the GIL); images are resized on the fly only when
+    ``image_size`` differs from the cached size. The last batch may be smaller.
     """
     import tensorflow as tf
 
@@ -665,16 +793,19 @@ def skips_table(cache: str | os.PathLike):
 
 
 def cache_table(cache: str | os.PathLike):
-    """One row of cache statistics (``B.cache``): images, cached, skipped, shards, bytes, MB,
-    wall time and images/s of the last build session, workers, whether it resumed."""
+    """One row of cache statistics (``B.cache``): images, cached, skipped, shards, format,
+    bytes, MB, KiB per image, wall time and images/s of the last build session, workers,
+    whether it resumed."""
     import pandas as pd
 
     s = read_summary(cache)
     build = json.loads((Path(cache) / "build.json").read_text(encoding="utf-8"))
     row = {"images": s["images"], "cached": s["cached"], "skipped": s["skipped"],
            "shards": s["shards"], "shard_size": build["shard_size"],
-           "image_size": build["image_size"], "bytes": s["bytes"],
-           "MB": round(s["bytes"] / 2**20, 1), "wall_s": s["wall_s"],
+           "image_size": build["image_size"], "format": build.get("format", "raw"),
+           "bytes": s["bytes"], "MB": round(s["bytes"] / 2**20, 1),
+           "KiB_per_image": round(s["bytes"] / max(s["cached"], 1) / 1024, 1),
+           "wall_s": s["wall_s"],
            "images_per_s": s["images_per_s"], "workers": s["workers"], "resumed": s["resumed"],
            "cache": Path(cache).name}
     return pd.DataFrame([row])

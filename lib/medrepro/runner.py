@@ -1,11 +1,17 @@
 """Run the notebooks headlessly with papermill (what ``./run_all.sh`` calls).
 
     python -m medrepro.runner --profile demo --data phantom [--only 03] [--seed 42]
+        [--cache-dir DIR] [--yes] [--plan]
 
 Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
 ``.html`` to ``reports/<profile>/``, prints each notebook's wall time, and stops at the first
 failure naming the notebook and the failing cell (exit status 1). A summary with the wall times
 is written to ``reports/<profile>/run_summary.json``.
+
+First it prints the plan (``medrepro.plan``: data, bytes and where, free space, projected time,
+what is done) and refuses, before writing anything, a run that does not fit the disks or a
+paper-profile run without a GPU that is not confirmed (``--yes`` / ``MEDREPRO_YES=1``); exit
+status 2. ``--plan`` prints the plan only (exit status 1 when the run would be refused).
 """
 
 from __future__ import annotations
@@ -72,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="phantom (default), kaggle, or a folder/archive of datasets")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache-dir", help="where rebuildable caches go (MEDREPRO_CACHE_DIR)")
+    parser.add_argument("--yes", action="store_true",
+                        help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")
+    parser.add_argument("--plan", action="store_true", help="print the plan and stop")
     args = parser.parse_args(argv)
+    if args.cache_dir:  # the notebooks' kernels inherit it
+        os.environ["MEDREPRO_CACHE_DIR"] = str(Path(args.cache_dir).expanduser().resolve())
+    refused = _print_plan(args)
+    if args.plan or refused:
+        return (1 if args.plan else 2) if refused else 0
 
     out_dir = paths.reports_dir(args.profile)
     notebooks = find_notebooks(args.only)
@@ -99,6 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"total {summary['total_seconds']:.1f} s; report: {out_dir}")
     return status
+
+
+def _print_plan(args) -> str:
+    """Print the plan of this run; return why it must not start ("" when it may)."""
+    from medrepro import plan
+
+    the_plan = plan.make_plan(profile=args.profile, data=args.data, only=args.only,
+                              seed=args.seed)
+    print(plan.format_plan(the_plan), flush=True)
+    try:
+        plan.check(the_plan, yes=args.yes or None)
+    except plan.PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return str(exc)
+    return ""
 
 
 def _describe_failure(nb: Path, exc: Exception, out_dir: Path) -> str:
