@@ -57,7 +57,7 @@ def test_fit_writes_history_checkpoint_and_restores_best(tmp_path):
     assert val_loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.evaluate(val_ds, verbose=0)[0] == pytest.approx(val_loss, rel=1e-4)
-    assert not (tmp_path / "backup").exists()  # removed after a complete run
+    assert not (tmp_path / "state.npz").exists()  # removed after a complete run
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".best*"))
     assert train.best_epoch(history) == int(history["epoch"][history["val_loss"].idxmin()])
 
@@ -68,10 +68,10 @@ def test_interrupted_fit_resumes_to_the_same_epoch_count(tmp_path):
         train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0,
                   callbacks=[_StopAfter(2)])
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2
-    assert (tmp_path / "backup").is_dir() and (tmp_path / "best.keras").is_file()
+    assert (tmp_path / "state.npz").is_file() and (tmp_path / "best.keras").is_file()
     assert not (tmp_path / "done.json").exists()
     first_two = pd.read_csv(tmp_path / "history.csv")
-    # a fresh process would build a fresh model: resume from the backup
+    # a fresh process would build a fresh model: resume from the saved state
     history = train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0)
     assert list(history["epoch"]) == [1, 2, 3, 4, 5]
     pd.testing.assert_frame_equal(history.iloc[:2], first_two)
