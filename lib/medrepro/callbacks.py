@@ -195,8 +195,10 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
     best weights it keeps with ``restore_best_weights``) saved and restored on resume."""
 
     def get_state(self) -> dict[str, Any]:
+        # best_epoch exists only once on_train_begin has run
         return {"wait": int(self.wait), "best": _float_or_none(self.best),
-                "best_epoch": int(self.best_epoch), "stopped_epoch": int(self.stopped_epoch)}
+                "best_epoch": int(getattr(self, "best_epoch", 0)),
+                "stopped_epoch": int(self.stopped_epoch)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.wait, self.best = state["wait"], state["best"]
