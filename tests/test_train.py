@@ -257,3 +257,68 @@ def test_unreadable_state_names_the_file(tmp_path):
 
     with pytest.raises(callbacks.ResumeError, match="state.npz: unreadable training state"):
         train.fit(_model(), train_ds, val_ds, epochs=2, run_dir=tmp_path, verbose=0)
+
+
+# ---------------------------------------------------------------------------- fit_once
+def test_fit_once_reuses_a_finished_run_and_resumes_an_interrupted_one(tmp_path, monkeypatch):
+    train_ds, val_ds = _datasets()
+    first = _model()
+    history = train.fit_once(first, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
+                             verbose=0, config={"n": 64})
+    assert history.attrs["reused"] is False
+    weights = first.get_weights()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", no_training)
+        again = _model()
+        reused = train.fit_once(again, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
+                                verbose=0, config={"n": 64})
+    assert reused.attrs["reused"] is True
+    pd.testing.assert_frame_equal(reused, history)
+    for got, want in zip(again.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # another configuration in the same folder is trained afresh, not reused
+    other = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "a", epochs=2,
+                           verbose=0, config={"n": 64})
+    assert other.attrs["reused"] is False and list(other["epoch"]) == [1, 2]
+
+    # interrupted after two epochs: the same call again finishes the run, as if never stopped
+    with pytest.raises(KeyboardInterrupt):
+        train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4, verbose=0,
+                       callbacks=[_StopAfter(2)])
+    assert not train.is_done(tmp_path / "b")
+    resumed = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4,
+                             verbose=0)
+    whole = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "c", epochs=4,
+                           verbose=0)
+    cols = [c for c in whole.columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=False, atol=1e-6)
+    assert train.read_done(tmp_path / "b")["epochs_run"] == 4
+
+
+def test_fit_once_without_a_checkpoint_keeps_the_final_weights(tmp_path):
+    train_ds, val_ds = _datasets()
+    model = _model()
+    train.fit_once(model, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
+                   checkpoint="memory", backup=False)
+    assert (tmp_path / "final.weights.h5").is_file()
+    again = _model()
+    assert train.fit_once(again, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
+                          checkpoint="memory", backup=False).attrs["reused"]
+    for got, want in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_runs_dir_separates_sources_profiles_and_seeds(monkeypatch, tmp_path):
+    from medrepro import paths
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path))
+    phantom = paths.runs_dir("04_lightweight_ct", profile="paper", source="phantom", seed=42)
+    real = paths.runs_dir("04_lightweight_ct", profile="paper", source="rsna_ich", seed=42)
+    assert phantom != real and phantom.parent == real.parent == tmp_path / "runs" / \
+        "04_lightweight_ct"
+    assert real.name == "paper-rsna_ich-seed42"
+    assert paths.runs_dir("x", profile="demo", source="a/b", seed=1).name == "demo-a_b-seed1"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ BEST_MODEL = "best.keras"
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY_CSV = "history.csv"
 STATE_FILE = "state.npz"
+RUN_CONFIG = "config.json"
+FINAL_WEIGHTS = "final.weights.h5"
 DONE_MARKER = "done.json"
 
 
@@ -339,6 +342,64 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
               shuffle=not _is_dataset(train_ds))
+
+
+def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
+             config: dict | None = None, **fit_kwargs) -> pd.DataFrame:
+    """:func:`fit`, unless ``run_dir`` holds a completed run of the same configuration.
+
+    The notebook-level resume: re-running a notebook after an interruption skips the models
+    already trained, resumes the one in progress (``fit``'s saved state; pass ``backup=True``,
+    the default) and trains the rest. The configuration is ``config`` (the caller's data and
+    model settings, JSON values) with the model's layer kinds and parameter count and
+    ``fit_kwargs``;
+    it is stored in ``run_dir/config.json`` before training. A completed run
+    (``done.json``) of the same configuration is reused: the model gets its final weights (the
+    best checkpoint, or ``final.weights.h5`` when there is none) and its history is returned
+    with ``history.attrs["reused"] = True``. A run of another configuration in ``run_dir`` is
+    deleted first.
+    """
+    run_dir = Path(run_dir)
+    fingerprint = _fingerprint(model, config, fit_kwargs)
+    config_path = run_dir / RUN_CONFIG
+    saved = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
+    if saved == fingerprint and is_done(run_dir):
+        weights = _final_weights_path(run_dir, fit_kwargs)
+        if weights.is_file():
+            model.load_weights(str(weights))
+            history = read_history(run_dir)
+            history.attrs["reused"] = True
+            log.info("%s: finished earlier with this configuration; reused", run_dir)
+            return history
+    if saved != fingerprint:
+        shutil.rmtree(run_dir, ignore_errors=True)  # another configuration's run, or none
+        _write_json(config_path, fingerprint)
+    history = fit(model, train_ds, val_ds, run_dir=run_dir, **fit_kwargs)
+    weights = _final_weights_path(run_dir, fit_kwargs)
+    if weights.name == FINAL_WEIGHTS:
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
+            model.save_weights(tmp, overwrite=True)
+    history.attrs["reused"] = False
+    return history
+
+
+def _fingerprint(model, config: dict | None, fit_kwargs: dict) -> dict:
+    kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("verbose", "callbacks")}
+    # through JSON so the comparison with the stored copy is like for like (tuples → lists)
+    # layer kinds, not names: keras numbers the names of models built in one process
+    layers = [type(layer).__name__ for layer in model.layers]
+    return json.loads(json.dumps({"config": config or {}, "layers": layers,
+                                  "params": int(model.count_params()), "fit": kwargs},
+                                 sort_keys=True, default=str))
+
+
+def _final_weights_path(run_dir: Path, fit_kwargs: dict) -> Path:
+    """Where a completed run's final weights are: its best checkpoint when ``fit`` restored
+    it, else ``final.weights.h5`` (saved by :func:`fit_once`)."""
+    checkpoint = fit_kwargs.get("checkpoint", "model")
+    if fit_kwargs.get("restore_best_weights", True) and checkpoint in ("model", "weights"):
+        return run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
+    return run_dir / FINAL_WEIGHTS
 
 
 def is_done(run_dir: str | os.PathLike) -> bool:

@@ -197,9 +197,13 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
                                     shuffle=True, seed=seed)
     val_ds = volumes.make_dataset(*val, batch=batch)
     start = time.perf_counter()
-    history = training.fit(model, train_ds, val_ds, epochs=epochs, run_dir=run_dir,
-                           monitor=MONITOR, patience=patience, restore_best_weights=True,
-                           verbose=verbose)
+    # A finished scenario is reused, an interrupted one resumes (train.fit_once).
+    config = {"scenario": scenario.key,
+              "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
+              "batch": batch, "seed": seed, "initial_lr": initial_lr}
+    history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
+                                epochs=epochs, monitor=MONITOR, patience=patience,
+                                restore_best_weights=True, verbose=verbose)
     return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
                           weights=model.get_weights(), seconds=time.perf_counter() - start)
 
