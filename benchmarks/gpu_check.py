@@ -84,7 +84,6 @@ def model_specs(sizes: Sizes) -> list[dict]:
     """Every study's paper model: name, study, a builder returning a compiled model, the input
     shape of one item and the batch size of the paper profile."""
     import keras
-
     from medrepro import profiles, train
     from medrepro.models import ct, mri, volume
 
@@ -174,7 +173,7 @@ def measure_model(spec: dict, *, steps: int, warmup: int, xla: bool, gpu: bool,
         used_xla = xla
         try:
             out["train_img_s"] = _train_rate(model, x, y, steps=steps, warmup=warmup, xla=xla)
-        except Exception as exc:  # noqa: BLE001 - XLA cannot compile some ops: graph mode then
+        except Exception as exc:  # XLA cannot compile some ops: plain graph mode then
             if not xla:
                 raise
             print(f"  {spec['name']}: XLA failed ({type(exc).__name__}: {str(exc)[:200]}); "
@@ -291,7 +290,6 @@ def run_check(*, dry_run: bool, steps: int, warmup: int, xla: bool, data: str,
               only: list[str] | None = None) -> dict:
     """Measure everything; return the result dict (see the module text)."""
     import tensorflow as tf
-
     from medrepro import train
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -17,11 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from medrepro import train  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from medrepro import train
 
 EPOCHS = 25
 PATIENCE = 3

@@ -126,14 +126,13 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
     and ends as the uninterrupted run."""
     import keras
     import pandas as pd
-
     from medrepro import datasets, rsna, train
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     ds = datasets.resolve("rsna_ich", data="phantom", profile="smoke", seed=0)
     cache = rsna.ensure_cache(ds, profile="smoke", progress=False)
     split = ct.subsample_train(rsna.load_split(cache, kind="image"), max_train=24, seed=0)
-    args = dict(image_size=32, batch_size=8, max_epochs=3, patience=3, seed=0)
+    args = {"image_size": 32, "batch_size": 8, "max_epochs": 3, "patience": 3, "seed": 0}
     whole = ct.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole", **args)
 
     class Stop(keras.callbacks.Callback):

@@ -22,6 +22,7 @@ A callback is stateful when it has ``get_state() -> dict`` (JSON values) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -256,7 +257,9 @@ def _callback_key(i: int, cb: Any) -> str:
 def _optimizer_variables(model) -> list:
     optimizer = model.optimizer
     if not optimizer.built:  # variables exist only after the first step, or an explicit build
-        optimizer.build(model.trainable_variables)
+        strategy = getattr(model, "distribute_strategy", None)  # MirroredStrategy: same scope
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            optimizer.build(model.trainable_variables)
     return list(optimizer.variables)
 
 
@@ -280,9 +283,8 @@ def save_state(path: str | os.PathLike, model, callbacks: list[Any], *, epochs_d
             "stop_training": bool(stop_training), "n_model": len(model.variables),
             "callbacks": states}
     arrays[_META_KEY] = np.array(json.dumps(meta))
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
