@@ -366,6 +366,9 @@ def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
     if saved == fingerprint and is_done(run_dir):
         weights = _final_weights_path(run_dir, fit_kwargs)
         if weights.is_file():
+            if not model.optimizer.built:  # checkpoints hold the optimizer state too
+                with model.distribute_strategy.scope():
+                    model.optimizer.build(model.trainable_variables)
             model.load_weights(str(weights))
             history = read_history(run_dir)
             history.attrs["reused"] = True
