@@ -149,3 +149,45 @@ def test_subsample_train_keeps_every_class_and_the_other_splits():
     assert set(train["label"]) == {0, 1, 2, 3, 4, 5}
     assert (out["split"] != "train").sum() == 30
     assert ct.subsample_train(df, max_train=None, seed=0) is df
+
+
+def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp_path,
+                                                                             monkeypatch):
+    """Notebook 04's re-run: a finished model is not retrained, an interrupted one resumes
+    and ends as the uninterrupted run."""
+    import keras
+    import pandas as pd
+    from medrepro import datasets, rsna, train
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    ds = datasets.resolve("rsna_ich", data="phantom", profile="smoke", seed=0)
+    cache = rsna.ensure_cache(ds, profile="smoke", progress=False)
+    split = ct.subsample_train(rsna.load_split(cache, kind="image"), max_train=24, seed=0)
+    args = {"image_size": 32, "batch_size": 8, "max_epochs": 3, "patience": 3, "seed": 0}
+    whole = ct.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole", **args)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("simulated kill after epoch 2")
+
+    real_fit = train.fit
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", lambda *a, **k: real_fit(*a, **k, callbacks=[Stop()]))
+        with pytest.raises(KeyboardInterrupt):
+            ct.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed", **args)
+    resumed = ct.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed",
+                                    **args)
+    cols = [c for c in whole["history"].columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(resumed["history"][cols], whole["history"][cols],
+                                  check_exact=False, atol=1e-5)
+    np.testing.assert_allclose(resumed["proba"], whole["proba"], atol=1e-5)
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished model was retrained"))
+        m.setattr(train, "predict_proba", lambda *a, **k: pytest.fail("predicted again"))
+        again = ct.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole",
+                                      **args)
+    np.testing.assert_array_equal(again["proba"], whole["proba"])
+    assert again["best_epoch"] == whole["best_epoch"]
+    assert again["test_acc"] == whole["test_acc"]

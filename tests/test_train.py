@@ -57,7 +57,7 @@ def test_fit_writes_history_checkpoint_and_restores_best(tmp_path):
     assert val_loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
     best = keras.models.load_model(tmp_path / "best.keras")
     assert best.evaluate(val_ds, verbose=0)[0] == pytest.approx(val_loss, rel=1e-4)
-    assert not (tmp_path / "backup").exists()  # removed after a complete run
+    assert not (tmp_path / "state.npz").exists()  # removed after a complete run
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".best*"))
     assert train.best_epoch(history) == int(history["epoch"][history["val_loss"].idxmin()])
 
@@ -68,10 +68,10 @@ def test_interrupted_fit_resumes_to_the_same_epoch_count(tmp_path):
         train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0,
                   callbacks=[_StopAfter(2)])
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2
-    assert (tmp_path / "backup").is_dir() and (tmp_path / "best.keras").is_file()
+    assert (tmp_path / "state.npz").is_file() and (tmp_path / "best.keras").is_file()
     assert not (tmp_path / "done.json").exists()
     first_two = pd.read_csv(tmp_path / "history.csv")
-    # a fresh process would build a fresh model: resume from the backup
+    # a fresh process would build a fresh model: resume from the saved state
     history = train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0)
     assert list(history["epoch"]) == [1, 2, 3, 4, 5]
     pd.testing.assert_frame_equal(history.iloc[:2], first_two)
@@ -146,3 +146,179 @@ def test_make_optimizer_by_name():
     assert type(train.make_optimizer("SGD", 0.01)).__name__ == "SGD"
     with pytest.raises(train.TrainingError, match="unknown optimizer 'Nope'"):
         train.make_optimizer("Nope", 0.1)
+
+
+# ---------------------------------------------------------------------------- exact resume
+def _resume_job():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("resume_job",
+                                                  Path(__file__).with_name("resume_job.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    job = _resume_job()
+    run_dir = tmp_path_factory.mktemp("reference")
+    model, history = job.run(run_dir)
+    # the scenario must contain what the kills target: an LR cut, then early stopping
+    assert history["lr"].is_monotonic_decreasing and history["lr"].nunique() >= 2
+    assert len(history) < job.EPOCHS
+    return job, run_dir, model, history
+
+
+def _lr_cut_epoch(history) -> int:
+    """The 1-based epoch at whose end ReduceLROnPlateau first lowered the learning rate."""
+    lr = history["lr"].to_numpy()
+    return int(history["epoch"].iloc[int(np.argmax(lr[1:] < lr[:-1]))])
+
+
+@pytest.mark.parametrize("when, where", [("end", "lr_cut"), ("begin", "before_stop"),
+                                         ("trainend", "stop")])
+def test_sigkilled_fit_resumes_exactly(uninterrupted, tmp_path, when, where):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job, ref_dir, ref_model, ref = uninterrupted
+    epoch = {"lr_cut": _lr_cut_epoch(ref), "before_stop": len(ref) - 1, "stop": 0}[where]
+    script = Path(__file__).with_name("resume_job.py")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), when, str(epoch)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed, nothing cleaned up
+    assert (tmp_path / "state.npz").is_file() and not (tmp_path / "done.json").exists()
+    killed = pd.read_csv(tmp_path / "history.csv")
+    assert len(killed) == (len(ref) if when == "trainend" else epoch)
+
+    model, history = job.run(tmp_path)  # the same command again
+    columns = [c for c in ref.columns if c != "epoch_seconds"]
+    assert list(history.columns) == list(ref.columns)
+    pd.testing.assert_frame_equal(history[columns], ref[columns], check_exact=False,
+                                  atol=1e-6, rtol=0)
+    on_disk = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(on_disk[columns], ref[columns], check_exact=False, atol=1e-6,
+                                  rtol=0)
+    done, ref_done = (json.loads((d / "done.json").read_text()) for d in (tmp_path, ref_dir))
+    assert done["best_epoch"] == ref_done["best_epoch"] == train.best_epoch(ref)
+    assert done["stopped_early_at"] == ref_done["stopped_early_at"] == len(ref)
+    for got, want in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    best = keras.models.load_model(tmp_path / "best.keras")
+    ref_best = keras.models.load_model(ref_dir / "best.keras")
+    for got, want in zip(best.get_weights(), ref_best.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert not (tmp_path / "state.npz").exists()
+
+
+def test_epoch_order_depends_on_the_epoch_only():
+    x = np.arange(20, dtype="float32")[:, None]
+    ds = train.from_arrays(x, np.arange(20), batch_size=6, shuffle=True, seed=3)
+    stream = getattr(ds, train.EPOCH_STREAM)
+    assert stream.batches == 4
+    from_zero = [np.concatenate([b[1] for b in stream.build(0).take(4 * 3).as_numpy_iterator()
+                                 ][4 * e:4 * e + 4]) for e in range(3)]
+    from_two = np.concatenate([b[1] for b in stream.build(2).take(4).as_numpy_iterator()])
+    for order in from_zero:
+        assert sorted(order) == list(range(20))  # each epoch is a permutation
+    assert not np.array_equal(from_zero[0], from_zero[1])  # reshuffled every epoch
+    np.testing.assert_array_equal(from_two, from_zero[2])  # epoch 2 is epoch 2, from any start
+    # pairs stay together, and plain iteration still reshuffles
+    for xb, yb in stream.build(0).take(4).as_numpy_iterator():
+        np.testing.assert_array_equal(xb[:, 0], yb)
+    plain = [np.concatenate([y for _, y in ds.as_numpy_iterator()]) for _ in range(2)]
+    assert sorted(plain[0]) == list(range(20)) and not np.array_equal(*plain)
+
+
+def test_epoch_stream_reads_a_cache_once():
+    import tensorflow as tf
+
+    calls = []
+
+    def count(v):
+        calls.append(1)
+        return v
+
+    base = tf.data.Dataset.range(10).map(
+        lambda v: tf.numpy_function(count, [v], tf.int64, stateful=True))
+    ds = train.finish(base, batch_size=5, shuffle=True, seed=0, n_items=10)
+    list(getattr(ds, train.EPOCH_STREAM).build(0).take(2 * 3).as_numpy_iterator())
+    assert len(calls) == 10  # three epochs, one pass over the source
+
+
+def test_unreadable_state_names_the_file(tmp_path):
+    (tmp_path / "state.npz").write_bytes(b"not a zip")
+    train_ds, val_ds = _datasets()
+    from medrepro import callbacks
+
+    with pytest.raises(callbacks.ResumeError, match="state.npz: unreadable training state"):
+        train.fit(_model(), train_ds, val_ds, epochs=2, run_dir=tmp_path, verbose=0)
+
+
+# ---------------------------------------------------------------------------- fit_once
+def test_fit_once_reuses_a_finished_run_and_resumes_an_interrupted_one(tmp_path, monkeypatch):
+    train_ds, val_ds = _datasets()
+    first = _model()
+    history = train.fit_once(first, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
+                             verbose=0, config={"n": 64})
+    assert history.attrs["reused"] is False
+    weights = first.get_weights()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", no_training)
+        again = _model()
+        reused = train.fit_once(again, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
+                                verbose=0, config={"n": 64})
+    assert reused.attrs["reused"] is True
+    pd.testing.assert_frame_equal(reused, history)
+    for got, want in zip(again.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # another configuration in the same folder is trained afresh, not reused
+    other = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "a", epochs=2,
+                           verbose=0, config={"n": 64})
+    assert other.attrs["reused"] is False and list(other["epoch"]) == [1, 2]
+
+    # interrupted after two epochs: the same call again finishes the run, as if never stopped
+    with pytest.raises(KeyboardInterrupt):
+        train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4, verbose=0,
+                       callbacks=[_StopAfter(2)])
+    assert not train.is_done(tmp_path / "b")
+    resumed = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4,
+                             verbose=0)
+    whole = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "c", epochs=4,
+                           verbose=0)
+    cols = [c for c in whole.columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=False, atol=1e-6)
+    assert train.read_done(tmp_path / "b")["epochs_run"] == 4
+
+
+def test_fit_once_without_a_checkpoint_keeps_the_final_weights(tmp_path):
+    train_ds, val_ds = _datasets()
+    model = _model()
+    train.fit_once(model, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
+                   checkpoint="memory", backup=False)
+    assert (tmp_path / "final.weights.h5").is_file()
+    again = _model()
+    assert train.fit_once(again, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
+                          checkpoint="memory", backup=False).attrs["reused"]
+    for got, want in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_runs_dir_separates_sources_profiles_and_seeds(monkeypatch, tmp_path):
+    from medrepro import paths
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path))
+    phantom = paths.runs_dir("04_lightweight_ct", profile="paper", source="phantom", seed=42)
+    real = paths.runs_dir("04_lightweight_ct", profile="paper", source="rsna_ich", seed=42)
+    assert phantom != real and phantom.parent == real.parent == tmp_path / "runs" / \
+        "04_lightweight_ct"
+    assert real.name == "paper-rsna_ich-seed42"
+    assert paths.runs_dir("x", profile="demo", source="a/b", seed=1).name == "demo-a_b-seed1"

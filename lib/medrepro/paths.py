@@ -52,6 +52,17 @@ def processed_dir(dataset: str) -> Path:
     return cache_root() / dataset
 
 
+def runs_dir(notebook: str, *, profile: str, source: str, seed: int) -> Path:
+    """Training runs of a notebook: ``data/runs/<notebook>/<profile>-<source>-seed<seed>``.
+
+    One folder per model inside (checkpoint, ``history.csv``, resume state, ``done.json``).
+    ``source`` is the data source actually used (``phantom`` or the real dataset's id), so a
+    phantom run is never resumed or reused by a real one, nor one profile's by another.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(source))
+    return data_dir() / "runs" / notebook / f"{profile}-{safe}-seed{int(seed)}"
+
+
 def downloads_dir() -> Path:
     """Partial and complete downloaded archives: ``data/downloads``."""
     return data_dir() / "downloads"

@@ -749,11 +749,6 @@ def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: 
     def fetch(batch: np.ndarray) -> np.ndarray:
         return shards.gather(batch[:, 0], batch[:, 1])
 
-    ds = tf.data.Dataset.from_tensor_slices(index)
-    if shuffle:
-        ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-
     def load(batch):
         images = tf.numpy_function(fetch, [batch], tf.uint8, stateful=False)
         images = tf.ensure_shape(images, [None, stored, stored, 3])
@@ -764,7 +759,15 @@ def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: 
         y = tf.one_hot(batch[:, 2], N_CLASSES, dtype=tf.float32)
         return x, y
 
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    def batched(items):
+        return items.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+    ds = tf.data.Dataset.from_tensor_slices(index)
+    if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
+        from medrepro import train
+
+        return train.epoch_shuffled(ds, n_items=len(index), seed=seed, then=batched)
+    return batched(ds).prefetch(tf.data.AUTOTUNE)
 
 
 def _require_complete(cache: str | os.PathLike) -> None:

@@ -3,24 +3,26 @@
 Everything a notebook needs to train a compiled Keras model reproducibly:
 
 - :func:`fit` runs ``model.fit`` with ``EarlyStopping`` (optional), ``ReduceLROnPlateau``
-  (optional), a best-model checkpoint written atomically (temporary file, then rename), resume
-  after an interruption (``keras.callbacks.BackupAndRestore`` in ``run_dir/backup``) and the
-  history written to ``run_dir/history.csv`` after every epoch (with wall seconds per epoch).
+  (optional), a best-model checkpoint written atomically (temporary file, then rename), exact
+  resume after an interruption (every epoch's model, optimizer and callback state in
+  ``run_dir/state.npz``; the callbacks live in :mod:`medrepro.callbacks`) and the history
+  written to ``run_dir/history.csv`` after every epoch (with wall seconds per epoch).
 - :func:`configure_precision` (mixed float16 on a GPU) and :func:`distribution_strategy`
   (``MirroredStrategy`` with several GPUs): build and compile the model inside
   ``distribution_strategy().scope()``; ``fit`` itself needs no change.
-- Small tf.data helpers (:func:`from_arrays`, :func:`finish`) and :func:`predict_classes`.
+- Small tf.data helpers (:func:`from_arrays`, :func:`finish`, :func:`epoch_shuffled`: epoch
+  ``e`` shuffled by ``(seed, e)``, so a resumed run sees the same data order) and
+  :func:`predict_classes`.
 
 TensorFlow and Keras are imported inside the functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import time
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ log = logging.getLogger(__name__)
 BEST_MODEL = "best.keras"
 BEST_WEIGHTS = "best.weights.h5"
 HISTORY_CSV = "history.csv"
-BACKUP_DIR = "backup"
+STATE_FILE = "state.npz"
+RUN_CONFIG = "config.json"
+FINAL_WEIGHTS = "final.weights.h5"
 DONE_MARKER = "done.json"
 
 
@@ -109,27 +113,91 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
 
 
 def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0, augment=None,
-           cache: bool = True, n_items: int | None = None):
-    """Cache → shuffle (seeded) → batch → augment (on the fly) → prefetch an unbatched dataset.
+           cache: bool = True, n_items: int | None = None, batch_fn=None):
+    """Cache → shuffle (seeded) → batch → augment / ``batch_fn`` (on the fly) → prefetch.
 
-    ``ds`` yields single items ``x`` or ``(x, y)``; ``augment`` maps a batch of ``x``.
+    ``ds`` yields single items ``x`` or ``(x, y)``; ``augment`` maps a batch of ``x``;
+    ``batch_fn`` maps a whole batch (e.g. indices → images). With ``shuffle`` the dataset is
+    :func:`epoch_shuffled` (``n_items`` items): reshuffled every iteration, and :func:`fit`
+    trains epoch ``e`` on the permutation drawn from ``(seed, e)``, the same after a resume.
     """
     import tensorflow as tf
 
     if cache:
         ds = ds.cache()
-    if shuffle:
-        buffer = n_items or 10_000
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if augment is not None:
-        def _augment(*item):
-            if len(item) == 1:
-                return augment(item[0], training=True)
-            return (augment(item[0], training=True), *item[1:])
 
-        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def after_shuffle(items):
+        items = items.batch(batch_size)
+        if batch_fn is not None:
+            items = items.map(batch_fn, num_parallel_calls=tf.data.AUTOTUNE)
+        if augment is not None:
+            items = items.map(_augment_batch(augment), num_parallel_calls=tf.data.AUTOTUNE)
+        return items
+
+    if shuffle:
+        return epoch_shuffled(ds, n_items=n_items, seed=seed, then=after_shuffle)
+    return after_shuffle(ds).prefetch(tf.data.AUTOTUNE)
+
+
+def _augment_batch(augment):
+    def apply(*item):
+        if len(item) == 1:
+            return augment(item[0], training=True)
+        return (augment(item[0], training=True), *item[1:])
+
+    return apply
+
+
+class EpochStream:
+    """How :func:`fit` iterates an :func:`epoch_shuffled` dataset: ``build(start)`` is an
+    endless dataset of epochs ``start, start + 1, ...`` (epoch ``e`` permuted by ``(seed, e)``),
+    ``batches`` its batches per epoch (``steps_per_epoch``)."""
+
+    def __init__(self, build, batches: int):
+        self.build, self.batches = build, int(batches)
+
+
+EPOCH_STREAM = "medrepro_epoch_stream"  # attribute of a dataset made by epoch_shuffled
+
+
+def epoch_shuffled(ds, *, n_items: int | None, seed: int, then=None):
+    """``ds`` (``n_items`` items, finite) shuffled each epoch, then ``then(ds)`` (batching,
+    mapping; no prefetch), prefetched.
+
+    Iterated directly it reshuffles every iteration (``Dataset.shuffle``). It also carries an
+    :class:`EpochStream` (attribute ``EPOCH_STREAM``) that :func:`fit` uses instead: epoch ``e``
+    is ``ds`` in the order of ``stateless_shuffle(range(n), seed=(seed, e))``, so the data order
+    of every epoch depends on the epoch number only, not on how many epochs this process ran.
+    The permutation holds one epoch of items in memory, like a full shuffle buffer.
+    """
+    import tensorflow as tf
+
+    then = then or (lambda items: items)
+    n = int(n_items if n_items is not None else ds.cardinality().numpy())
+    if n < 1:
+        raise ValueError(f"epoch_shuffled: need a finite, non-empty dataset, got n_items={n}")
+    plain = then(ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)).prefetch(
+        tf.data.AUTOTUNE)
+    batches = int(then(ds).cardinality().numpy())
+    if batches < 1:  # unknown cardinality: fit cannot set steps_per_epoch; plain shuffle only
+        return plain
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+
+        def permute(*items):
+            items = items[0] if len(items) == 1 else items
+            return tf.nest.map_structure(lambda t: tf.gather(t, order), items)
+
+        return then(ds.batch(n).map(permute).unbatch())
+
+    def build(start: int):
+        return (tf.data.Dataset.range(int(start), 2**62).flat_map(one_epoch)
+                .prefetch(tf.data.AUTOTUNE))
+
+    setattr(plain, EPOCH_STREAM, EpochStream(build, batches))
+    return plain
 
 
 def labels_of(ds) -> np.ndarray:
@@ -172,18 +240,22 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       optimizer state included); ``"memory"`` → a copy of the best weights in RAM only (for
       models whose checkpoint costs more than an epoch); ``None`` → none. Files are written to a
       temporary file, then renamed, so an interruption never leaves a truncated checkpoint.
-    - Resume: with ``backup=True`` a ``BackupAndRestore`` state in ``run_dir/backup`` lets a
-      re-run of the same call after an interruption continue at the next epoch (the model must
-      be built and compiled the same way). The best value so far is read back from the CSV.
-      Without a backup state the run starts afresh (an earlier history and checkpoint are
-      removed).
+    - Resume: with ``backup=True`` the whole training state (model and optimizer variables,
+      every callback's state: early stopping, ReduceLROnPlateau, best values) is saved
+      atomically to ``run_dir/state.npz`` after every epoch (:class:`medrepro.callbacks.
+      TrainingState`). A re-run of the same call after an interruption, even a SIGKILL,
+      continues at the next epoch and ends exactly as the uninterrupted run would (the model
+      must be built and compiled the same way; ``train_ds`` from :func:`finish` /
+      :func:`epoch_shuffled`, whose epoch ``e`` order depends on ``(seed, e)`` only).
+      Without a saved state the run starts afresh (an earlier history and checkpoint are
+      removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
       on ``monitor`` (factor ``reduce_lr_factor``).
     - ``restore_best_weights``: at the end, the model holds the weights of the best epoch
       (from the checkpoint, so this also holds across a resume).
     - ``val_ds`` may be None (then ``monitor`` should be a training metric, e.g. ``"loss"``).
     """
-    import keras
+    from medrepro import callbacks as cb
 
     if epochs < 1:
         raise TrainingError(f"epochs must be >= 1, got {epochs}")
@@ -195,51 +267,155 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE_MARKER).unlink(missing_ok=True)
-    resuming = backup and (run_dir / BACKUP_DIR / "training_metadata.json").is_file()
-    if not resuming:  # a fresh run: results of an earlier complete run must not seed this one
-        for stale in (HISTORY_CSV, BEST_MODEL, BEST_WEIGHTS):
+    state_path = run_dir / STATE_FILE
+    meta = cb.read_meta(state_path) if backup and state_path.is_file() else None
+    if meta is None:  # a fresh run: results of an earlier run must not seed this one
+        for stale in (HISTORY_CSV, BEST_MODEL, BEST_WEIGHTS, STATE_FILE):
             (run_dir / stale).unlink(missing_ok=True)
     mode = _resolve_mode(monitor, mode)
-    classes = _callback_classes()
-    recorder = classes["HistoryCSV"](run_dir / HISTORY_CSV)
+    recorder = cb.HistoryCSV(run_dir / HISTORY_CSV)
+    if meta is not None:
+        recorder.truncate(meta["epochs_done"])  # a row written after the last saved state
     best_path = None
     in_memory = None
+    early = None
     cbs: list[Any] = [recorder]
     if checkpoint in ("model", "weights"):
         best_path = run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
-        cbs.append(classes["AtomicBestCheckpoint"](best_path, monitor=monitor, mode=mode,
-                                                   weights_only=checkpoint == "weights",
-                                                   best=recorder.best(monitor, mode)))
+        cbs.append(cb.AtomicBestCheckpoint(best_path, monitor=monitor, mode=mode,
+                                           weights_only=checkpoint == "weights"))
     elif checkpoint == "memory":
-        in_memory = classes["BestInMemory"](monitor=monitor, mode=mode)
+        in_memory = cb.BestInMemory(monitor=monitor, mode=mode)
         cbs.append(in_memory)
-    early = None
     if patience is not None:
-        early = keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=patience,
-            restore_best_weights=restore_best_weights and checkpoint is None)
+        early = cb.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
+                                 restore_best_weights=restore_best_weights and checkpoint is None)
         cbs.append(early)
     if reduce_lr_patience is not None:
-        cbs.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, patience=reduce_lr_patience, factor=reduce_lr_factor,
-            min_lr=min_lr, verbose=int(verbose > 0)))
+        cbs.append(cb.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=reduce_lr_patience,
+                                        factor=reduce_lr_factor, min_lr=min_lr,
+                                        verbose=int(verbose > 0)))
     cbs.extend(callbacks)
+    state = None
     if backup:
-        # Last, so an epoch's state is backed up only after its CSV row and checkpoint exist.
-        cbs.append(keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR)))
-    # tf.data inputs are shuffled by the pipeline; keras would only warn that it ignores shuffle.
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
-              shuffle=not _is_dataset(train_ds))
+        # Last: an epoch's state is saved after its CSV row and checkpoint exist, and restored
+        # after the other callbacks have reset themselves in on_train_begin.
+        state = cb.TrainingState(state_path, cbs)
+        cbs.append(state)
+    done = 0 if meta is None else meta["epochs_done"]
+    if meta is not None and (meta["stop_training"] or done >= epochs):
+        cb.restore_state(state_path, model, state.stateful)  # killed after the last epoch
+    else:
+        _run_epochs(model, train_ds, val_ds, initial_epoch=done, epochs=epochs, callbacks=cbs,
+                    verbose=verbose, resuming=meta is not None)
     if restore_best_weights and best_path is not None and best_path.is_file():
         model.load_weights(str(best_path))
     if restore_best_weights and in_memory is not None and in_memory.weights is not None:
         model.set_weights(in_memory.weights)
+    if early is not None and early.restore_best_weights and early.best_weights is not None:
+        model.set_weights(early.best_weights)
     history = recorder.read()
-    stopped = early.stopped_epoch if early is not None and early.stopped_epoch else None
+    stopped = early.stopped_epoch + 1 if early is not None and early.stopped_epoch else None
     _write_json(run_dir / DONE_MARKER, {"epochs_run": len(history), "epochs": epochs,
                                         "stopped_early_at": stopped, "monitor": monitor,
-                                        "best": recorder.best(monitor, mode)})
+                                        "best": recorder.best(monitor, mode),
+                                        "best_epoch": (best_epoch(history, monitor=monitor,
+                                                                  mode=mode)
+                                                       if monitor in history else None)})
+    state_path.unlink(missing_ok=True)
     return history
+
+
+def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, callbacks: list,
+                verbose: int, resuming: bool) -> None:
+    """``model.fit`` from ``initial_epoch``; an :func:`epoch_shuffled` dataset is fed as its
+    endless epoch stream from that epoch (``steps_per_epoch`` = its batches per epoch)."""
+    stream = getattr(train_ds, EPOCH_STREAM, None)
+    steps = None
+    if stream is not None:
+        train_ds, steps = stream.build(initial_epoch), stream.batches
+    elif resuming and _is_dataset(train_ds):
+        log.warning("resuming at epoch %d with a dataset not made by train.finish/"
+                    "epoch_shuffled: its shuffling restarts, so the data order differs from "
+                    "an uninterrupted run", initial_epoch + 1)
+    # tf.data inputs are shuffled by the pipeline; keras would only warn that it ignores shuffle.
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+              steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+              shuffle=not _is_dataset(train_ds))
+
+
+def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
+             config: dict | None = None, **fit_kwargs) -> pd.DataFrame:
+    """:func:`fit`, unless ``run_dir`` holds a completed run of the same configuration.
+
+    The notebook-level resume: re-running a notebook after an interruption skips the models
+    already trained, resumes the one in progress (``fit``'s saved state; pass ``backup=True``,
+    the default) and trains the rest. The configuration is ``config`` (the caller's data and
+    model settings, JSON values) with the model's layer kinds and parameter count and
+    ``fit_kwargs``;
+    it is stored in ``run_dir/config.json`` before training. A completed run
+    (``done.json``) of the same configuration is reused: the model gets its final weights (the
+    best checkpoint, or ``final.weights.h5`` when there is none) and its history is returned
+    with ``history.attrs["reused"] = True``. A run of another configuration in ``run_dir`` is
+    deleted first.
+    """
+    run_dir = Path(run_dir)
+    fingerprint = _fingerprint(model, config, fit_kwargs)
+    config_path = run_dir / RUN_CONFIG
+    saved = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
+    if saved == fingerprint and is_done(run_dir):
+        weights = _final_weights_path(run_dir, fit_kwargs)
+        if weights.is_file():
+            if not model.optimizer.built:  # checkpoints hold the optimizer state too
+                with model.distribute_strategy.scope():
+                    model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(weights))
+            history = read_history(run_dir)
+            history.attrs["reused"] = True
+            log.info("%s: finished earlier with this configuration; reused", run_dir)
+            return history
+    if saved != fingerprint:
+        shutil.rmtree(run_dir, ignore_errors=True)  # another configuration's run, or none
+        _write_json(config_path, fingerprint)
+    history = fit(model, train_ds, val_ds, run_dir=run_dir, **fit_kwargs)
+    weights = _final_weights_path(run_dir, fit_kwargs)
+    if weights.name == FINAL_WEIGHTS:
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
+            model.save_weights(tmp, overwrite=True)
+    history.attrs["reused"] = False
+    return history
+
+
+def _fingerprint(model, config: dict | None, fit_kwargs: dict) -> dict:
+    kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("verbose", "callbacks")}
+    # through JSON so the comparison with the stored copy is like for like (tuples → lists)
+    # layer kinds, not names: keras numbers the names of models built in one process
+    layers = [type(layer).__name__ for layer in model.layers]
+    return json.loads(json.dumps({"config": config or {}, "layers": layers,
+                                  "params": int(model.count_params()), "fit": kwargs},
+                                 sort_keys=True, default=str))
+
+
+def _final_weights_path(run_dir: Path, fit_kwargs: dict) -> Path:
+    """Where a completed run's final weights are: its best checkpoint when ``fit`` restored
+    it, else ``final.weights.h5`` (saved by :func:`fit_once`)."""
+    checkpoint = fit_kwargs.get("checkpoint", "model")
+    if fit_kwargs.get("restore_best_weights", True) and checkpoint in ("model", "weights"):
+        return run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
+    return run_dir / FINAL_WEIGHTS
+
+
+def is_done(run_dir: str | os.PathLike) -> bool:
+    """Whether :func:`fit` completed in ``run_dir`` (its ``done.json`` exists)."""
+    return (Path(run_dir) / DONE_MARKER).is_file()
+
+
+def read_done(run_dir: str | os.PathLike) -> dict:
+    """The ``done.json`` of a completed run (epochs run, early-stopping epoch, best value)."""
+    path = Path(run_dir) / DONE_MARKER
+    if not path.is_file():
+        raise TrainingError(f"{path}: no completed training run here")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
@@ -258,118 +434,6 @@ def best_epoch(history: pd.DataFrame, *, monitor: str = "val_loss", mode: str = 
     return int(history["epoch"].iloc[i])
 
 
-# ---------------------------------------------------------------------------- callbacks
-@functools.cache
-def _callback_classes() -> dict[str, type]:
-    """The Keras callback classes, defined on first use so importing this module stays cheap."""
-    import keras
-
-    class HistoryCSV(keras.callbacks.Callback):
-        """Writes a CSV row per finished epoch (atomically), with ``lr`` and ``epoch_seconds``.
-
-        Rows of epochs at or after a (re)started epoch are replaced, so a resumed run never
-        duplicates an epoch.
-        """
-
-        def __init__(self, path: str | os.PathLike):
-            super().__init__()
-            self.path = Path(path)
-            self._start = 0.0
-
-        def read(self) -> pd.DataFrame:
-            return pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(
-                columns=["epoch"])
-
-        def best(self, monitor: str, mode: str) -> float | None:
-            history = self.read()
-            if monitor not in history.columns or history[monitor].isna().all():
-                return None
-            return float(history[monitor].min() if mode == "min" else history[monitor].max())
-
-        def on_epoch_begin(self, epoch: int, logs=None) -> None:
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:
-            row: dict[str, Any] = {"epoch": epoch + 1}
-            row.update({k: float(v) for k, v in (logs or {}).items()
-                        if np.ndim(v) == 0 and k != "learning_rate"})
-            row["lr"] = _current_lr(self.model)
-            row["epoch_seconds"] = time.perf_counter() - self._start
-            history = self.read()
-            if len(history):
-                history = history[history["epoch"] < epoch + 1]
-            history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
-            with atomic_path(self.path, suffix=".csv") as tmp:
-                history.to_csv(tmp, index=False)
-
-    class AtomicBestCheckpoint(keras.callbacks.Callback):
-        """Saves the model (or weights) when ``monitor`` improves: temporary file, then rename.
-
-        Keras' ``ModelCheckpoint`` writes in place; a kill during the write leaves a corrupt
-        file.
-        ``best`` seeds the best value so far (after a resume).
-        """
-
-        def __init__(self, path: str | os.PathLike, *, monitor: str = "val_loss",
-                     mode: str = "min", weights_only: bool = False, best: float | None = None):
-            super().__init__()
-            self.path = Path(path)
-            self.monitor = monitor
-            self.mode = mode
-            self.weights_only = weights_only
-            self.best = best
-
-        def _improved(self, value: float) -> bool:
-            if self.best is None:
-                return True
-            return value < self.best if self.mode == "min" else value > self.best
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:
-            value = (logs or {}).get(self.monitor)
-            if value is None:
-                log.warning("AtomicBestCheckpoint: %r not in the logs (%s); nothing saved",
-                            self.monitor, ", ".join(logs or {}))
-                return
-            value = float(value)
-            if np.isnan(value) or not self._improved(value):
-                return
-            self.best = value
-            suffix = ".weights.h5" if self.weights_only else ".keras"
-            with atomic_path(self.path, suffix=suffix) as tmp:
-                if self.weights_only:
-                    self.model.save_weights(tmp, overwrite=True)
-                else:
-                    self.model.save(tmp, overwrite=True)
-
-    class BestInMemory(keras.callbacks.Callback):
-        """Keeps a copy of the best weights in memory (no file): for very large models whose
-        checkpoint would cost more than the epoch (study A's 207M-parameter head on CPU)."""
-
-        def __init__(self, *, monitor: str = "val_loss", mode: str = "min"):
-            super().__init__()
-            self.monitor, self.mode = monitor, mode
-            self.best: float | None = None
-            self.weights: list | None = None
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:
-            value = (logs or {}).get(self.monitor)
-            if value is None or np.isnan(value):
-                return
-            if self.best is None or (value < self.best if self.mode == "min"
-                                     else value > self.best):
-                self.best = float(value)
-                self.weights = [np.array(w) for w in self.model.get_weights()]
-
-    return {"HistoryCSV": HistoryCSV, "AtomicBestCheckpoint": AtomicBestCheckpoint,
-            "BestInMemory": BestInMemory}
-
-
-def __getattr__(name: str):
-    if name in ("HistoryCSV", "AtomicBestCheckpoint", "BestInMemory"):
-        return _callback_classes()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ---------------------------------------------------------------------------- helpers
 def _resolve_mode(monitor: str, mode: str) -> str:
     if mode in ("min", "max"):
@@ -384,14 +448,6 @@ def _is_dataset(obj) -> bool:
     import tensorflow as tf
 
     return isinstance(obj, tf.data.Dataset)
-
-
-def _current_lr(model) -> float:
-    try:
-        lr = model.optimizer.learning_rate
-        return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
-    except (AttributeError, TypeError, ValueError):
-        return float("nan")
 
 
 def _write_json(path: Path, payload: dict) -> None:

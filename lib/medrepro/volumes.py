@@ -500,15 +500,20 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
     """
     import tensorflow as tf
 
+    from medrepro import train
+
+    augmenter = make_augmenter(seed=seed) if augment else None
+
+    def prepare(items):
+        if augmenter is not None:
+            items = items.map(lambda v, t: (augment_volume(v, augmenter), t),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        return items.map(lambda v, t: (tf.expand_dims(v, -1), t)).batch(batch)
+
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        augmenter = make_augmenter(seed=seed)
-        ds = ds.map(lambda v, t: (augment_volume(v, augmenter), t),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda v, t: (tf.expand_dims(v, -1), t))
-    return ds.batch(batch).prefetch(2)
+    if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
+        return train.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
+    return prepare(ds).prefetch(2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -337,13 +337,28 @@ def subsample_train(split_df, *, max_train: int | None, seed: int):
     return pd.concat([keep, split_df[split_df["split"] != "train"]]).reset_index(drop=True)
 
 
+TEST_PROBA = "test_proba.npy"  # in a model's run folder: its test-set outputs (N, 6) float32
+
+
+def _split_digest(split_df) -> str:
+    """SHA-256 (16 hex digits) of the rows a run trains and evaluates on (split, shard, row,
+    label): a changed subsample or split makes a finished run's results stale."""
+    import hashlib
+
+    cols = [c for c in ("split", "shard", "row", "label") if c in split_df.columns]
+    text = split_df[cols].astype(str).agg(",".join, axis=1).str.cat(sep="\n")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
                        max_epochs: int, patience: int, run_dir, seed: int = 42,
                        init: str = "random") -> dict:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
     Protocol: :func:`compile_paper`, at most ``max_epochs`` epochs, early stopping on val loss
-    with ``patience``, best weights restored (``medrepro.train.fit``). Returns a dict:
+    with ``patience``, best weights restored (``medrepro.train.fit``). Re-run with the same
+    ``run_dir`` and arguments, a finished model is not retrained (its weights, history and test
+    outputs are read back) and an interrupted one resumes at its next epoch. Returns a dict:
     ``history`` (DataFrame), ``best_epoch``, ``epochs_run``, ``train_seconds`` (sum of epoch
     wall times), ``train_images``, ``images_per_s`` (training images processed per second,
     validation included in the time), ``train_acc``/``train_loss``/``val_acc``/``val_loss``
@@ -351,28 +366,36 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     test set), ``proba`` (float32 (N, 6)), ``params``, ``init`` (how the model was
     initialised, :func:`build_initialised`).
     """
-    import shutil
     from pathlib import Path
 
     import numpy as np
 
     from medrepro import rsna, train
+    from medrepro.fileio import atomic_path
 
     run_dir = Path(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
     train.set_seed(seed)
     model, init_used = build_initialised(key, (image_size, image_size, 3), init=init)
     model = compile_paper(model)
     data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
                                  image_size=image_size, shuffle=s == "train", seed=seed)
             for s in ("train", "val", "test")}
-    history = train.fit(model, data["train"], data["val"], epochs=max_epochs, run_dir=run_dir,
-                        patience=patience, restore_best_weights=True, verbose=0,
-                        checkpoint="weights", backup=False)
+    # A finished model is reused, an interrupted one resumes (medrepro.train.fit_once).
+    config = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
+              "images": _split_digest(split_df)}
+    history = train.fit_once(model, data["train"], data["val"], run_dir=run_dir, config=config,
+                             epochs=max_epochs, patience=patience, restore_best_weights=True,
+                             verbose=0, checkpoint="weights", backup=True)
     best = train.best_epoch(history, monitor="val_loss")
     at_best = history.loc[history["epoch"] == best].iloc[0]
-    proba = train.predict_proba(model, data["test"])
     test_rows = split_df[split_df["split"] == "test"]
+    proba_path = run_dir / TEST_PROBA
+    if history.attrs.get("reused") and proba_path.is_file():
+        proba = np.load(proba_path)
+    else:
+        proba = train.predict_proba(model, data["test"])
+        with atomic_path(proba_path, suffix=".npy") as tmp:
+            np.save(tmp, proba)
     y_true = test_rows["label"].to_numpy(np.int64)
     y_pred = proba.argmax(axis=1).astype(np.int64)
     eps = 1e-7

@@ -188,6 +188,7 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     """
     import keras
 
+    from medrepro import callbacks
     from medrepro import train as training
     from medrepro import volumes
 
@@ -202,10 +203,16 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
                                     shuffle=True, seed=seed)
     val_ds = volumes.make_dataset(*val, batch=batch)
     start = time.perf_counter()
-    stop = keras.callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
-    history = training.fit(model, train_ds, val_ds, epochs=epochs, run_dir=run_dir,
-                           monitor=CHECKPOINT_MONITOR, patience=None, restore_best_weights=True,
-                           verbose=verbose, callbacks=[stop])
+    # A finished scenario is reused, an interrupted one resumes (train.fit_once); early
+    # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
+    config = {"scenario": scenario.key,
+              "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
+              "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
+              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR}
+    stop = callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
+    history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
+                                epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
+                                restore_best_weights=True, verbose=verbose, callbacks=[stop])
     return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
                           weights=model.get_weights(), seconds=time.perf_counter() - start)
 
