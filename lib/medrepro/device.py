@@ -60,7 +60,9 @@ def list_gpus() -> list[Gpu]:
     if visible is not None and visible.strip() in ("", "-1"):
         return []
     gpus = _gpus_from_nvidia_smi()
-    return gpus if gpus is not None else _gpus_from_tensorflow()
+    if gpus is None and "tensorflow" in sys.modules:  # no nvidia-smi: ask TF if it is loaded
+        return _gpus_from_tensorflow()
+    return gpus or []
 
 
 def _gpus_from_nvidia_smi() -> list[Gpu] | None:

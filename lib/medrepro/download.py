@@ -378,7 +378,14 @@ def on_kaggle() -> bool:
 
 def check_kaggle_reachable(*, host: str | None = None, port: int = 443,
                            timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`KaggleError` quickly if ``host`` (``KAGGLE_HOST``) cannot be reached."""
+    """Raise :class:`KaggleError` quickly if ``host`` (``KAGGLE_HOST``) cannot be reached.
+
+    ``$MEDREPRO_KAGGLE_HOST`` (``host`` or ``host:port``) replaces it, for tests.
+    """
+    override = os.environ.get("MEDREPRO_KAGGLE_HOST")
+    if host is None and override:
+        host, _, port_text = override.partition(":")
+        port = int(port_text) if port_text else port
     host = host or KAGGLE_HOST
     try:
         socket.create_connection((host, port), timeout=timeout).close()

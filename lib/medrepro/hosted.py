@@ -17,6 +17,9 @@ COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 KAGGLE_BADGE = "https://kaggle.com/static/images/open-in-kaggle.svg"
 BADGE_MARKER = "<!-- badges -->"
 SETUP_MARKER = "# medrepro set-up"
+# Not "medrepro": a folder of that name in the working directory would import as an empty
+# namespace package and hide the real one.
+CLONE_DIR = "medrepro-src"
 
 # The first code cell of every notebook. It must run before medrepro is importable, so it is
 # plain Python: in a checkout (package installed, or ../lib beside the notebook) it only imports;
@@ -25,14 +28,14 @@ SETUP_MARKER = "# medrepro set-up"
 # at interpreter start).
 SETUP_CELL = f'''{SETUP_MARKER}: a no-op in a checkout; on Colab/Kaggle clones and installs medrepro
 import importlib, importlib.util, pathlib, subprocess, sys
-REPO_URL = "{REPO_URL}"
+REPO_URL, CLONE = "{REPO_URL}", pathlib.Path("{CLONE_DIR}")
 if importlib.util.find_spec("medrepro") is None:
     lib = pathlib.Path("../lib").resolve()
     if not (lib / "medrepro").is_dir():
-        if not pathlib.Path("medrepro/lib/medrepro").is_dir():
-            subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "medrepro"], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "medrepro"], check=True)
-        lib = pathlib.Path("medrepro/lib").resolve()
+        if not (CLONE / "lib" / "medrepro").is_dir():
+            subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(CLONE)], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(CLONE)], check=True)
+        lib = (CLONE / "lib").resolve()
     sys.path.insert(0, str(lib))
     importlib.invalidate_caches()
 from medrepro import device

@@ -74,7 +74,8 @@ def _progress_class() -> type:
         def on_train_begin(self, logs=None) -> None:
             strategy = getattr(self.model, "distribute_strategy", None)
             replicas = getattr(strategy, "num_replicas_in_sync", 1)
-            name = type(strategy).__name__ if strategy is not None else "default"
+            name = (type(strategy).__name__ if replicas > 1 or "Mirrored" in
+                    type(strategy).__name__ else "single device")
             policy = getattr(getattr(self.model, "dtype_policy", None), "name", "?")
             print(f"training {self.label or self.model.name}: {self.epochs} epoch(s), "
                   f"{replicas} replica(s) ({name}), dtype policy {policy}", flush=True)
