@@ -6,7 +6,6 @@ import json
 import stat
 
 import pytest
-
 from medrepro import device, profiles, report
 from medrepro.device import Gpu
 

@@ -316,7 +316,7 @@ def test_kagglehub_returned_path_is_read_in_place(no_kaggle, stub_hub, tmp_path)
     assert rd.origin == "kagglehub" and not rd.is_phantom
     assert rd.root == (stub_hub.cache / "datasets" / "masoudnickparvar/brain-tumor-mri-dataset"
                        / "versions" / "3").resolve()
-    kind, handle, kwargs = stub_hub.calls[0]
+    _, handle, kwargs = stub_hub.calls[0]
     assert handle == "masoudnickparvar/brain-tumor-mri-dataset" and "output_dir" not in kwargs
     assert not (tmp_path / "data" / "raw" / "brain_tumor_masoud").exists()  # nothing copied
 

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from medrepro import hosted, paths, runner
 
 NOTEBOOKS = runner.find_notebooks()

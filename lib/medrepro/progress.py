@@ -26,7 +26,7 @@ BAR_MIN_INTERVAL_S = 5.0  # at most one refresh per 5 s: streamed logs stay read
 
 def format_duration(seconds: float) -> str:
     """``42 s``, ``9 min 50 s``, ``2 h 05 min`` (seconds rounded)."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     minutes, sec = divmod(seconds, 60)
