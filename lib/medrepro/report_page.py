@@ -222,7 +222,7 @@ def _provenance(meta: dict) -> str:
 def _figure(row: dict) -> str:
     png = row["files"][0]
     return (f"<figure><a href='{_e(png)}'><img src='{_e(png)}' alt='{_e(row['id'])}' "
-            f"loading='lazy'></a><figcaption><b>{_e(row['id'])}</b> {_e(row['description'])}"
+            f"></a><figcaption><b>{_e(row['id'])}</b> {_e(row['description'])}"
             f"<br><span class='meta'>{_e(_provenance(row['meta']))}</span></figcaption></figure>")
 
 
