@@ -8,8 +8,8 @@
   ``MirroredStrategy`` on the attached MosMed mirror.
 - Colab: ``COLAB_RELEASE_TAG`` set, no Kaggle inputs, a stub kagglehub (first on ``PYTHONPATH``)
   that returns its own cache folders (never an ``output_dir``), and no internet (MosMed's
-  release URLs unreachable). ``--only 01 03``: 01 runs and lists RSNA and MosMed as unavailable,
-  03 trains on the kagglehub folders.
+  release URLs unreachable). ``--only 01``: 01 reads both brain-tumour sets from the kagglehub
+  folders and lists RSNA (rules not accepted) and MosMed (offline) as unavailable; it passes.
 
 Both check that no credential reaches any output, that every saved figure is an ``<img>`` in the
 notebook's HTML, and that the run streams its epoch lines and ends with the report page's path.
@@ -184,7 +184,7 @@ def test_colab_emulation_kagglehub_cache_paths_and_unavailable_datasets(tmp_path
     _mri(cache / "masoudnickparvar/brain-tumor-mri-dataset" / "versions" / "1", "masoud")
     proc = _run(tmp_path, {"COLAB_RELEASE_TAG": "release-colab-emulated",
                            "MEDREPRO_KAGGLE_INPUT": str(tmp_path / "no-kaggle-input"),
-                           "MEDREPRO_KAGGLE_HOST": listener}, ["01", "03"])
+                           "MEDREPRO_KAGGLE_HOST": listener}, ["01"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = (tmp_path / "kagglehub-cache" / "calls.log").read_text().splitlines()
     assert "datasets sartajbhuvaji/brain-tumor-classification-mri []" in calls
@@ -198,11 +198,10 @@ def test_colab_emulation_kagglehub_cache_paths_and_unavailable_datasets(tmp_path
     assert set(used.loc[used["dataset"] == "brain_tumor_sartaj", "source"]) == {
         "brain_tumor_sartaj"}
     assert _sidecar(tmp_path, "tables", "X.inventory")["device"]["platform"] == "colab"
-    meta = _sidecar(tmp_path, "figures", "A.fig12")
+    meta = _sidecar(tmp_path, "figures", "A.fig1")
     assert meta["data_source"] == "brain_tumor_sartaj" and meta["device"]["replicas"] == 1
-    out = _outputs(tmp_path, "03_lstm_cnn_mri")
-    assert "1 replica(s) (single device)" in out and "MirroredStrategy" not in out
-    assert "medrepro on colab" in _outputs(tmp_path, "01_download")
-    for nb in ("01_download", "03_lstm_cnn_mri"):
-        _assert_figures_inline(tmp_path, nb)
+    out = _outputs(tmp_path, "01_download")
+    assert "medrepro on colab" in out and "UNAVAILABLE mosmed" in out
+    assert f"report: {_reports(tmp_path) / 'index.html'}" in proc.stdout
+    _assert_figures_inline(tmp_path, "01_download")
     _assert_no_secret(tmp_path, proc)
