@@ -37,7 +37,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from medrepro import paths
+from medrepro import paths, progress
 from medrepro.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -203,7 +203,8 @@ def _transfer(url: str, part: Path, *, timeout: float, chunk: int) -> None:
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
         got = have
-        with open(part, mode) as f:
+        bar = progress.byte_bar(total, desc=part.name.removesuffix(".part"), initial=have)
+        with open(part, mode) as f, bar:
             while True:
                 try:
                     block = response.read(chunk)
@@ -215,6 +216,7 @@ def _transfer(url: str, part: Path, *, timeout: float, chunk: int) -> None:
                     break
                 f.write(block)
                 got += len(block)
+                bar.update(len(block))
     if total is not None and got != total:
         raise DownloadInterrupted(f"{url}: got {got} of {total} bytes; {part.name} kept for "
                                   "resuming")

@@ -112,3 +112,13 @@ def bar(items: Iterable[T], *, total: int | None = None, desc: str = "",
         return items
     return tqdm(items, total=total, desc=desc, unit=unit, mininterval=BAR_MIN_INTERVAL_S,
                 dynamic_ncols=True)
+
+
+def byte_bar(total: int | None, *, desc: str = "", initial: int = 0):
+    """A tqdm bar counting bytes (``update(n)`` per chunk, ``close()`` at the end)."""
+    if os.environ.get(HEADLESS_ENV):
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
+                unit_divisor=1024, mininterval=BAR_MIN_INTERVAL_S, dynamic_ncols=True)
