@@ -17,9 +17,10 @@ Four datasets, each in its official on-disk layout (the ``root`` a notebook read
   ``profiles.settings("01_download", profile)``, generated once into
   ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place, with a
   ``.complete.json`` marker recording the arguments; a non-default seed gets its own folder).
-- ``"kaggle"``: ``/kaggle/input`` inside a Kaggle notebook, else kagglehub downloads (credentials
-  from ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or ``kaggle.json``; see :mod:`medrepro.download`);
-  MosMed from its release URLs. Offline this raises a clear :class:`~medrepro.download.DownloadError`.
+- ``"kaggle"``: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``), else
+  kagglehub (which finds the credentials itself; the folder it returns is read in place); MosMed
+  from an attached mirror or its release URLs. A dataset that cannot be acquired raises a clear
+  :class:`~medrepro.download.DownloadError`; :func:`resolve_available` records it instead.
 - a folder: holds dataset folders named by id (``<folder>/brain_tumor_sartaj/``...), or Kaggle's
   own folder names (``brain-tumor-classification-mri``...), or is itself one dataset's root. The
   folder is read in place, never copied or modified.
