@@ -30,7 +30,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-
 from medrepro import paths, phantoms, profiles
 
 SECRET = "s3cr3t-kaggle-key-value"

@@ -32,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Sequence
 
 import numpy as np
 
