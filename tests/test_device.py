@@ -83,6 +83,9 @@ def test_single_device_path_unchanged_and_global_batch_with_replicas(monkeypatch
     monkeypatch.delenv(device.MIRROR_CPUS_ENV, raising=False)
     monkeypatch.setattr(device, "_gpu_cache", [T4])
     assert device.activate_strategy() == 1
+    monkeypatch.setattr(device, "_gpu_cache", [T4, T4])
+    monkeypatch.setenv(device.MIRROR_ENV, "0")  # opted out: one device, TF not touched
+    assert device.activate_strategy() == 1
     per_replica = profiles.settings("03_lstm_cnn_mri", "paper")
     doubled = profiles.settings("03_lstm_cnn_mri", "paper", replicas=2)
     assert doubled["a_batch"] == 2 * per_replica["a_batch"] == 64

@@ -187,6 +187,10 @@ def print_setup(data: str | None = None) -> dict[str, Any]:
 
 # Tests: mirror over this many logical CPU devices, to exercise the multi-GPU path without GPUs.
 MIRROR_CPUS_ENV = "MEDREPRO_MIRROR_CPUS"
+# "0": stay on one device even with several GPUs. Keras 3 fails fit/evaluate under
+# MirroredStrategy when a final batch splits unevenly over the replicas (AddN shape error,
+# keras-team/keras#19246); this is the way out until that is fixed.
+MIRROR_ENV = "MEDREPRO_MIRROR"
 
 
 def activate_strategy() -> int:
@@ -196,11 +200,12 @@ def activate_strategy() -> int:
     Uses ``tf.distribute.experimental_set_strategy``, so every model built and trained later in
     the process (the notebooks' training cells, ``medrepro.train.fit``) is mirrored without a
     ``with strategy.scope():`` in each cell. ``$MEDREPRO_MIRROR_CPUS=N`` splits the CPU into N
-    logical devices and mirrors over them instead (tests). Call it before TensorFlow runs any
-    operation (``notebook.setup`` does, in the notebook's first cells).
+    logical devices and mirrors over them instead (tests); ``$MEDREPRO_MIRROR=0`` keeps one
+    device. Call it before TensorFlow runs any operation (``notebook.setup`` does, in the
+    notebook's first cells).
     """
     n_cpus = int(os.environ.get(MIRROR_CPUS_ENV) or 0)
-    if n_cpus < 2 and len(_cached_gpus()) < 2:
+    if os.environ.get(MIRROR_ENV) == "0" or (n_cpus < 2 and len(_cached_gpus()) < 2):
         return 1
     import tensorflow as tf
 
