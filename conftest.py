@@ -4,7 +4,7 @@
   reports, emptied at the start of a session (unless ``MEDREPRO_KEEP_TEST_WORK=1``), so a run never
   touches the user's ``data/`` or ``reports/``.
 - The stored notebooks run under nbval with ``MEDREPRO_PROFILE=smoke``.
-- The per-notebook nbval outcomes are recorded so that ``tests/test_artifacts.py`` (moved to the
+- The per-notebook nbval outcomes and ``image/png`` output counts are recorded so that ``tests/test_artifacts.py`` (moved to the
   end of the run) can check the artifacts of the notebooks that ran, and run the others itself.
 """
 
@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("MEDREPRO_TEST_WORK") or ROOT / ".test-work").resolve()
 NOTEBOOK_OUTCOMES = pytest.StashKey[dict]()
+NOTEBOOK_IMAGES = pytest.StashKey[dict]()  # notebook stem -> image/png outputs under nbval
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config.stash[NOTEBOOK_OUTCOMES] = {}
+    config.stash[NOTEBOOK_IMAGES] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -50,6 +52,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     outcomes = _config.stash[NOTEBOOK_OUTCOMES]
     stem = Path(path).stem
     outcomes[stem] = "failed" if report.failed or outcomes.get(stem) == "failed" else "passed"
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
+    # nbval keeps each cell's outputs on the item: count the images a notebook displayed
+    outputs = getattr(item, "test_outputs", None)
+    if call.when != "call" or outputs is None or not item.nodeid.split("::")[0].endswith(".ipynb"):
+        return
+    stem = Path(item.nodeid.split("::")[0]).stem
+    images = item.config.stash[NOTEBOOK_IMAGES]
+    images[stem] = images.get(stem, 0) + sum("image/png" in (o.get("data") or {})
+                                             for o in outputs)
 
 
 _config: pytest.Config

@@ -54,14 +54,25 @@ fi
 
 extras=""
 [ "$mode" = tests ] && extras="[dev,dicom-codecs]"
-stamp=".venv-installed${extras:+-tests}"
-[ "$PY" = .venv/bin/python ] && stamp=".venv/$stamp" || stamp=""
-# Reinstall when pyproject.toml changed since the last install into .venv.
-if [ -z "$stamp" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# Does this interpreter import medrepro from this checkout (and, for tests, pytest and nbval)?
+import_check="import os, sys, medrepro; sys.exit(not os.path.realpath(medrepro.__file__).startswith(os.path.realpath('lib') + os.sep))"
+[ "$mode" = tests ] && import_check="import pytest, nbval; $import_check"
+if [ "$PY" = .venv/bin/python ]; then
+  # Reinstall when pyproject.toml changed since the last install into .venv.
+  stamp=".venv/.venv-installed${extras:+-tests}"
+  needs_install() { [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; }
+else
+  # Kaggle, Colab, conda, --no-venv: install unless this Python already imports this checkout
+  # (a re-run in the same kernel session), or pyproject.toml changed since the last install.
+  stamp=".medrepro-installed${extras:+-tests}"
+  needs_install() { { [ -f "$stamp" ] && [ pyproject.toml -nt "$stamp" ]; } \
+    || ! "$PY" -c "$import_check" >/dev/null 2>&1; }
+fi
+if needs_install; then
   echo "medrepro: installing the package${extras:+ with $extras} (first run takes a few minutes)"
   "$PY" -m pip install --quiet --upgrade pip
   "$PY" -m pip install --quiet -e ".$extras"
-  [ -n "$stamp" ] && touch "$stamp"
+  touch "$stamp"
 fi
 
 export MPLBACKEND=${MPLBACKEND:-Agg}

@@ -232,16 +232,59 @@ def test_kaggle_input_folder_is_used_in_place(fake, monkeypatch, tmp_path):
     assert fake.calls == []
 
 
-def test_kaggle_without_credentials_raises_not_falls_back(fake, monkeypatch, tmp_path):
+def test_kaggle_unavailable_raises_in_resolve_and_is_recorded_by_resolve_available(
+        fake, monkeypatch, tmp_path):
+    from medrepro import download
     from medrepro.download import KaggleError
 
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "none"))
-    with pytest.raises(KaggleError, match="no Kaggle credentials"):
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "input"))
+    _mri_folder(tmp_path / "input" / "brain-tumor-classification-mri", "brain_tumor_sartaj")
+
+    def unavailable(sp):
+        raise KaggleError(f"{sp.id}: cannot reach www.kaggle.com; this machine looks offline")
+
+    monkeypatch.setattr(download, "_download_kaggle", unavailable)
+    monkeypatch.setattr(download, "download_url_dataset", unavailable)
+    with pytest.raises(KaggleError, match="looks offline"):
         datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
-    assert fake.calls == []
+    assert fake.calls == []  # resolve never falls back to a phantom for data="kaggle"
+
+    resolved, missing = datasets.resolve_available(data="kaggle", profile="smoke")
+    assert list(resolved) == list(datasets.DATASET_IDS)
+    assert set(missing) == {"brain_tumor_masoud", "rsna_ich", "mosmed"}
+    assert not resolved["brain_tumor_sartaj"].is_phantom
+    assert resolved["mosmed"].is_phantom and "looks offline" in resolved["mosmed"].notes[0]
+    inv = datasets.inventory(resolved, unavailable=missing)
+    rows = inv[inv["status"].str.startswith("unavailable")]
+    assert set(rows["dataset"]) == set(missing)
+    assert set(rows.loc[rows["dataset"] == "mosmed", "split"]) == {"CT-0", "CT-23"}
+    assert rows["status"].str.contains("looks offline").all() and (rows["files"] == 0).all()
+
+
+def test_kaggle_input_found_under_the_new_datasets_owner_slug_mount(fake, monkeypatch, tmp_path):
+    inputs = tmp_path / "input"
+    root = inputs / "datasets" / "masoudnickparvar" / "brain-tumor-mri-dataset"
+    _mri_folder(root, "brain_tumor_masoud")
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(inputs))
+    rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
+    assert rd.origin == "kaggle-input" and rd.root == root.resolve()
+
+
+def test_mosmed_full_release_mirror_is_composed_into_ct23(fake, monkeypatch, tmp_path):
+    mirror = tmp_path / "input" / datasets.MOSMED_KAGGLE_MIRRORS[0] / "MosMedData" / "studies"
+    for split, n in (("CT-0", 3), ("CT-1", 2), ("CT-2", 2), ("CT-3", 1)):
+        (mirror / split).mkdir(parents=True)
+        for i in range(n):
+            (mirror / split / f"study_{split[-1]}{i:03d}.nii.gz").write_bytes(b"nii")
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "input"))
+    rd = datasets.resolve("mosmed", data="kaggle", profile="smoke")
+    assert rd.origin == "kaggle-input" and not rd.is_phantom
+    assert rd.splits_present == ("CT-0", "CT-23")
+    assert rd.root.is_relative_to(paths.data_dir() / "raw" / "mosmed_views")
+    names = sorted(p.name for p in (rd.root / "CT-23").iterdir())
+    assert names == ["study_2000.nii.gz", "study_2001.nii.gz", "study_3000.nii.gz"]  # no CT-1
+    assert len(datasets.image_files(rd.root, "mosmed", splits=["CT-0"])) == 3
+    assert datasets.resolve("mosmed", data="kaggle", profile="smoke").root == rd.root
 
 
 # --------------------------------------------------------------------------------------------

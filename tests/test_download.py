@@ -263,38 +263,86 @@ def test_not_an_archive(tmp_path):
 
 @pytest.fixture
 def no_kaggle(monkeypatch, tmp_path):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
+                "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE", "COLAB_RELEASE_TAG", "COLAB_GPU"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "no-kaggle-input"))
 
 
-def test_kaggle_without_credentials_says_how_to_set_them(no_kaggle):
+class StubKagglehub:
+    """Stands in for kagglehub: records calls, returns its own cache folder (never output_dir)."""
+
+    __version__ = "1.0.3"
+
+    def __init__(self, cache: Path, *, error: Exception | None = None):
+        self.cache, self.error, self.calls = cache, error, []
+
+    def _fetch(self, kind: str, handle: str, kwargs: dict) -> str:
+        self.calls.append((kind, handle, kwargs))
+        if self.error is not None:
+            raise self.error
+        from medrepro import datasets
+
+        sp = next(s for s in datasets.REGISTRY.values()
+                  if handle in (s.kaggle_dataset, s.kaggle_competition))
+        folder = self.cache / kind / handle / "versions" / "3"
+        for split in sp.splits:
+            for cls in sp.classes:
+                (folder / split / cls).mkdir(parents=True, exist_ok=True)
+                (folder / split / cls / "x.jpg").write_bytes(b"jpg")
+        return str(folder)
+
+    def dataset_download(self, handle, path=None, **kwargs):
+        return self._fetch("datasets", handle, kwargs)
+
+    def competition_download(self, handle, path=None, **kwargs):
+        return self._fetch("competitions", handle, kwargs)
+
+
+@pytest.fixture
+def stub_hub(monkeypatch, tmp_path):
+    hub = StubKagglehub(tmp_path / "kagglehub-cache")
+    monkeypatch.setitem(__import__("sys").modules, "kagglehub", hub)
+    monkeypatch.setattr(download, "check_kaggle_reachable", lambda **k: None)
+    return hub
+
+
+def test_kagglehub_returned_path_is_read_in_place(no_kaggle, stub_hub, tmp_path):
     from medrepro import datasets
 
-    assert download.kaggle_credentials_source() is None
-    with pytest.raises(KaggleError, match="no Kaggle credentials.*KAGGLE_USERNAME"):
-        download.acquire_kaggle(datasets.spec("brain_tumor_sartaj"))
+    rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
+    assert rd.origin == "kagglehub" and not rd.is_phantom
+    assert rd.root == (stub_hub.cache / "datasets" / "masoudnickparvar/brain-tumor-mri-dataset"
+                       / "versions" / "3").resolve()
+    _, handle, kwargs = stub_hub.calls[0]
+    assert handle == "masoudnickparvar/brain-tumor-mri-dataset" and "output_dir" not in kwargs
+    assert not (tmp_path / "data" / "raw" / "brain_tumor_masoud").exists()  # nothing copied
 
 
-def test_kaggle_json_is_found_but_never_echoed(no_kaggle, monkeypatch, tmp_path):
-    cfg = tmp_path / "home" / ".kaggle"
-    cfg.mkdir(parents=True)
-    (cfg / "kaggle.json").write_text('{"username": "someone", "key": "s3cr3t-k3y"}')
-    assert download.kaggle_credentials_source() == str(cfg / "kaggle.json")
-    monkeypatch.setattr(download, "KAGGLE_HOST", "127.0.0.1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(KaggleError, match="looks offline") as err:
-        download.check_kaggle_reachable(port=port, timeout=5)
+def test_no_credentials_precheck_refuses_what_kagglehub_accepts(no_kaggle, stub_hub):
+    """No env vars, no kaggle.json (e.g. Colab secrets): kagglehub decides, not us."""
+    from medrepro import datasets
+
+    rd = datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
+    assert not rd.is_phantom and stub_hub.calls[0][1] == "sartajbhuvaji/brain-tumor-classification-mri"
+
+
+def test_rejected_credentials_are_explained_never_echoed(no_kaggle, stub_hub, monkeypatch):
+    from medrepro import datasets
+
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
+    stub_hub.error = RuntimeError("401 Client Error: Unauthorized (user someone, key s3cr3t-k3y)")
+    with pytest.raises(KaggleError, match="no or invalid credentials.*KAGGLE_API_TOKEN") as err:
+        datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
     assert "s3cr3t" not in str(err.value) and "someone" not in str(err.value)
 
 
 def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
     from medrepro import datasets
 
-    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
 
     def refuse(*a, **k):
@@ -306,19 +354,49 @@ def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
     assert "s3cr3t" not in str(err.value)
 
 
-def test_competition_rules_not_accepted_is_explained(no_kaggle, monkeypatch):
+def test_inside_kaggle_kagglehub_attaches_without_a_reachability_check(no_kaggle, monkeypatch,
+                                                                       tmp_path):
     from medrepro import datasets
 
-    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
-    monkeypatch.setattr(download, "check_kaggle_reachable", lambda **k: None)
+    hub = StubKagglehub(tmp_path / "kaggle" / "input")  # what kagglehub mounts inside Kaggle
+    monkeypatch.setitem(__import__("sys").modules, "kagglehub", hub)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
 
-    def forbidden(sp, out):
-        raise RuntimeError("403 Client Error: Forbidden for url: https://www.kaggle.com/api/...")
+    def offline(**k):
+        raise AssertionError("no reachability check inside a Kaggle notebook")
 
-    monkeypatch.setattr(download, "_kaggle_fetch", forbidden)
+    monkeypatch.setattr(download, "check_kaggle_reachable", offline)
+    rd = datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
+    assert rd.origin == "kagglehub" and rd.root.is_relative_to(tmp_path / "kaggle" / "input")
+
+
+def test_competition_rules_not_accepted_is_explained(no_kaggle, stub_hub):
+    from medrepro import datasets
+
+    stub_hub.error = RuntimeError("403 Client Error: Forbidden for url: https://www.kaggle.com/api/")
     with pytest.raises(KaggleError, match="accept the competition rules.*rsna-intracranial"):
         download.acquire_kaggle(datasets.spec("rsna_ich"))
+    assert stub_hub.calls[0][:2] == ("competitions", "rsna-intracranial-hemorrhage-detection")
+
+
+def test_too_old_kagglehub_is_refused_with_the_version_needed(no_kaggle, stub_hub):
+    from medrepro import datasets
+
+    stub_hub.__version__ = "0.3.0"
+    with pytest.raises(KaggleError, match=r"kagglehub 0\.3\.0 is too old.*>= 0\.4\.1"):
+        datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
+    assert stub_hub.calls == []
+
+
+def test_kagglehub_folder_without_the_layout_is_an_error(no_kaggle, stub_hub, monkeypatch,
+                                                         tmp_path):
+    from medrepro import datasets
+
+    empty = tmp_path / "empty-download"
+    empty.mkdir()
+    monkeypatch.setattr(stub_hub, "dataset_download", lambda handle, **k: str(empty))
+    with pytest.raises(DownloadError, match="kagglehub returned .*empty-download.*no folder"):
+        datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
 
 
 def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch, tmp_path):
@@ -351,29 +429,3 @@ def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch,
     n = len(server.requests)
     again = datasets.resolve("mosmed", data="kaggle", profile="smoke")
     assert again.root == rd.root and len(server.requests) == n
-
-
-def test_kaggle_download_lands_in_raw_and_is_reused(no_kaggle, monkeypatch, tmp_path):
-    from medrepro import datasets
-
-    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
-    monkeypatch.setattr(download, "check_kaggle_reachable", lambda **k: None)
-    calls = []
-
-    def fetch(sp, out):  # what kagglehub leaves: the dataset's own folders, maybe nested
-        calls.append((sp.kaggle_dataset, out))
-        for split in ("Training", "Testing"):
-            for cls in sp.classes:
-                d = out / "v1" / split / cls
-                d.mkdir(parents=True)
-                (d / "x.jpg").write_bytes(b"jpg")
-
-    monkeypatch.setattr(download, "_kaggle_fetch", fetch)
-    rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
-    assert rd.origin == "kagglehub" and not rd.is_phantom
-    assert rd.root == (tmp_path / "data" / "raw" / "brain_tumor_masoud" / "v1").resolve()
-    assert calls[0][0] == "masoudnickparvar/brain-tumor-mri-dataset"
-    again = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
-    assert again.root == rd.root and len(calls) == 1

@@ -36,3 +36,26 @@ def test_parameters_are_injected(tmp_path):
 def test_only_selects_by_number():
     with pytest.raises(SystemExit, match="no notebook matches"):
         runner.find_notebooks(["99"])
+
+
+def test_a_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
+    import json
+
+    from medrepro import paths
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_fail.ipynb", "raise RuntimeError('mosmed unavailable: offline')")
+    _notebook(nbs / "02_ok.ipynb", "print('epoch 1/1: loss 0.5')")
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: nbs)
+    monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "reports"))
+    assert runner.main(["--profile", "smoke"]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED: notebook 01_fail.ipynb" in captured.err and "offline" in captured.err
+    assert "epoch 1/1: loss 0.5" in captured.out  # the kernel's output is streamed
+    out = tmp_path / "reports" / "smoke"
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["status"]["02_ok"] == "passed"
+    assert summary["status"]["01_fail"].startswith("failed: RuntimeError: mosmed unavailable")
+    assert (out / "02_ok.html").is_file() and (out / "index.html").is_file()
+    assert f"report: {out / 'index.html'}" in captured.out

@@ -32,13 +32,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from medrepro import paths as _paths
+from medrepro import progress
 from medrepro.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def audit_files(paths: Iterable[str | os.PathLike], *, near: bool = False,
     skipped: list[tuple[Path, str]] = []
     digests: dict[str, list[int]] = {}
     readable: list[int] = []
-    for k, f in enumerate(files):
+    for k, f in enumerate(progress.bar(files, desc="audit: SHA-256", unit="file")):
         try:
             digests.setdefault(file_digest(f), []).append(k)
             readable.append(k)
@@ -190,7 +191,7 @@ def audit_files(paths: Iterable[str | os.PathLike], *, near: bool = False,
     if near:
         rows, bits = [], []
         # one representative per byte-identical set: its copies hash the same
-        for g in digests.values():
+        for g in progress.bar(list(digests.values()), desc="audit: pHash+dHash", unit="image"):
             try:
                 bits.append(perceptual_bits(files[g[0]]))
                 rows.append(g[0])

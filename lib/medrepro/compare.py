@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from medrepro import consistency, manifest, paths, report
+from medrepro import consistency, manifest, paths, report, report_page
 from medrepro.fileio import atomic_path
 
 # A metric recorded on the duplicate-free test set is named "<headline metric> + this suffix";
@@ -163,7 +162,8 @@ def artifact_index(*, profile: str, reports_root: str | os.PathLike | None = Non
 
 def write_index(index: pd.DataFrame, *, profile: str,
                 reports_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """Write ``reports/<profile>/index.html`` and ``index.md`` linking every artifact."""
+    """Write ``reports/<profile>/index.md`` linking every artifact, and the report page
+    ``index.html`` (:func:`medrepro.report_page.write_page`)."""
     base = paths.reports_dir(profile, root=reports_root)
     n_missing = int((index["status"] == "missing").sum())
     phantom = any(p is True for p in index["phantom"])
@@ -173,34 +173,18 @@ def write_index(index: pd.DataFrame, *, profile: str,
     if phantom:
         md += ["", f"> **Some artifacts come from phantom data. {report.PHANTOM_LABEL}.**"]
     md += ["", "| id | description | source | seed | status | files |", "|---|---|---|---|---|---|"]
-    rows_html = []
     for r in index.itertuples():
         rel = [Path(f).relative_to(base).as_posix() for f in r.files]
         links_md = " ".join(f"[{Path(x).suffix[1:]}]({x})" for x in rel)
-        links_html = " ".join(f'<a href="{html.escape(x)}">{Path(x).suffix[1:]}</a>' for x in rel)
         source = r.data_source if isinstance(r.data_source, str) else ""
         label = f"{source} (PHANTOM)" if r.phantom is True else source
         seed = "" if pd.isna(r.seed) else int(r.seed)
         md.append(f"| {r.id} | {r.description} | {label} | {seed}"
                   f" | {r.status} | {links_md if r.status == 'ok' else ''} |")
-        style = ' style="background:#fdd"' if r.status == "missing" else ""
-        rows_html.append(
-            f"<tr{style}><td>{html.escape(r.id)}</td><td>{html.escape(r.description)}</td>"
-            f"<td>{html.escape(label)}</td><td>{seed}</td>"
-            f"<td>{r.status}</td><td>{links_html if r.status == 'ok' else ''}</td></tr>")
-    banner = (f'<p style="color:#fff;background:#b22222;padding:4px"><b>Some artifacts come '
-              f'from phantom data. {html.escape(report.PHANTOM_LABEL)}.</b></p>' if phantom else "")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title></head><body><h1>{html.escape(title)}</h1>{banner}"
-            f"<p>{len(index)} artifacts, {n_missing} missing.</p><table border=1 cellpadding=3>"
-            "<tr><th>id</th><th>description</th><th>source</th><th>seed</th><th>status</th>"
-            f"<th>files</th></tr>{''.join(rows_html)}</table></body></html>\n")
-    html_path, md_path = base / "index.html", base / "index.md"
-    with atomic_path(html_path) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
+    md_path = base / "index.md"
     with atomic_path(md_path) as tmp:
         Path(tmp).write_text("\n".join(md) + "\n", encoding="utf-8")
-    return html_path, md_path
+    return report_page.write_page(profile=profile, reports_root=reports_root), md_path
 
 
 def results_markdown(metrics: list[dict[str, Any]]) -> str:

@@ -17,9 +17,10 @@ Four datasets, each in its official on-disk layout (the ``root`` a notebook read
   ``profiles.settings("01_download", profile)``, generated once into
   ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place, with a
   ``.complete.json`` marker recording the arguments; a non-default seed gets its own folder).
-- ``"kaggle"``: ``/kaggle/input`` inside a Kaggle notebook, else kagglehub downloads (credentials
-  from ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or ``kaggle.json``; see :mod:`medrepro.download`);
-  MosMed from its release URLs. Offline this raises a clear :class:`~medrepro.download.DownloadError`.
+- ``"kaggle"``: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``), else
+  kagglehub (which finds the credentials itself; the folder it returns is read in place); MosMed
+  from an attached mirror or its release URLs. A dataset that cannot be acquired raises a clear
+  :class:`~medrepro.download.DownloadError`; :func:`resolve_available` records it instead.
 - a folder: holds dataset folders named by id (``<folder>/brain_tumor_sartaj/``...), or Kaggle's
   own folder names (``brain-tumor-classification-mri``...), or is itself one dataset's root. The
   folder is read in place, never copied or modified.
@@ -109,6 +110,9 @@ def _counts(d: dict) -> Mapping[str, Mapping[str, int]]:
     return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in d.items()})
 
 
+# Kaggle dataset slugs (folder names under /kaggle/input) that mirror MosMedData COVID19_1110.
+MOSMED_KAGGLE_MIRRORS = ("mosmeddata-chest-ct-scans-with-covid19",)  # mathurinache/...
+MOSMED_CT23_PARTS = ("CT-2", "CT-3")
 MOSMED_BASE_URL = ("https://github.com/hasibzunair/3D-image-classification-tutorial/releases/"
                    "download/v0.2/")
 # B.table1 totals: the single-type selection (exactly one subtype, or none) of stage_2_train.
@@ -192,7 +196,10 @@ REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
         # sha256 not published and not fetchable here: recorded in the download's sidecar.
         urls=(UrlSource(MOSMED_BASE_URL + "CT-0.zip", "CT-0.zip", None, split="CT-0"),
               UrlSource(MOSMED_BASE_URL + "CT-23.zip", "CT-23.zip", None, split="CT-23")),
-        aliases=("MosMedData", "mosmeddata"),
+        # Kaggle mirrors: of the two release zips (folders CT-0/, CT-23/), and of the full
+        # MosMedData release (CT-0 ... CT-4; CT-2 + CT-3 are composed into CT-23, see
+        # compose_ct23). Any other folder with that layout is found by its structure.
+        aliases=("MosMedData", "mosmeddata", *MOSMED_KAGGLE_MIRRORS),
     ),
 )})
 
@@ -299,8 +306,73 @@ def resolve_all(*, data: str | None, profile: str | None, seed: int = DEFAULT_SE
     return {d: resolve(d, data=data, profile=profile, seed=seed) for d in ids}
 
 
+def resolve_available(*, data: str | None, profile: str | None, seed: int = DEFAULT_SEED,
+                      ids: Iterable[str] = DATASET_IDS
+                      ) -> tuple[dict[str, ResolvedDataset], dict[str, str]]:
+    """:func:`resolve` for several datasets, keeping going past one that cannot be acquired.
+
+    Returns ``(resolved, unavailable)``. A dataset whose acquisition raised a
+    :class:`~medrepro.download.DownloadError` (offline, credentials refused, rules not accepted)
+    is resolved to its phantom with the reason in ``notes``, and ``unavailable`` maps its id to
+    the reason (for :func:`inventory`). Notebook 01 uses this, so one unavailable dataset does not
+    stop the overview of the others; the notebooks that train on it call :func:`resolve`, which
+    raises.
+    """
+    from medrepro import download
+
+    resolved, unavailable = {}, {}
+    for d in ids:
+        try:
+            resolved[d] = resolve(d, data=data, profile=profile, seed=seed)
+        except download.DownloadError as exc:
+            unavailable[d] = str(exc)
+            note = f"{d} unavailable from {data}: {exc}; its phantom is shown instead"
+            resolved[d] = _with(make_phantom(d, profile=profiles.check_profile(
+                profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE),
+                seed=seed), notes=(note,))
+    return resolved, unavailable
+
+
+def compose_ct23(root: Path) -> Path:
+    """A MosMed root with ``CT-23/``: ``root`` itself, or a view of the full MosMedData release.
+
+    The full release (and its Kaggle mirror) has ``CT-0/ ... CT-4/``; the studies' CT-23 is
+    CT-2 + CT-3. The view ``data/raw/mosmed_views/<key>/`` holds symlinks ``CT-0/`` (to the
+    folder) and ``CT-23/<file>`` (to each CT-2 and CT-3 file), so nothing is copied and a
+    read-only input (``/kaggle/input``) is never written to.
+    """
+    root = Path(root)
+    if (root / "CT-23").is_dir() or not any((root / p).is_dir() for p in MOSMED_CT23_PARTS):
+        return root
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    view = paths.data_dir() / "raw" / "mosmed_views" / key
+    if (view / MARKER).is_file():
+        return view
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_mkdir(view.parent)))
+    try:
+        if (root / "CT-0").is_dir():
+            os.symlink((root / "CT-0").resolve(), staging / "CT-0")
+        (staging / "CT-23").mkdir()
+        for part in MOSMED_CT23_PARTS:
+            for f in sorted((root / part).glob("*.nii*")) if (root / part).is_dir() else []:
+                os.symlink(f.resolve(), staging / "CT-23" / f.name)
+        (staging / MARKER).write_text(json.dumps({"composed_from": str(root),
+                                                  "ct23": list(MOSMED_CT23_PARTS)}) + "\n")
+        _swap_into_place(staging, view)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return view
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profile: str,
                       seed: int, allow_partial: bool, where: str) -> ResolvedDataset:
+    if root is not None and sp.kind == "mosmed":
+        root = compose_ct23(root)
     if root is None:
         ph = make_phantom(sp.id, profile=profile, seed=seed)
         note = f"{sp.id} not found in {where}; using its phantom"
@@ -355,7 +427,8 @@ def looks_like(root: Path, sp: DatasetSpec) -> bool:
     return bool(splits_present(root, sp))
 
 
-def find_dataset_root(folder: str | os.PathLike, sp: DatasetSpec | str) -> Path | None:
+def find_dataset_root(folder: str | os.PathLike, sp: DatasetSpec | str, *,
+                      depth: int = SEARCH_DEPTH) -> Path | None:
     """The root of dataset ``sp`` inside ``folder`` (None if absent).
 
     Looks at ``folder/<id>``, ``folder/<alias>`` (Kaggle's folder names), ``folder`` itself, then
@@ -368,13 +441,13 @@ def find_dataset_root(folder: str | os.PathLike, sp: DatasetSpec | str) -> Path 
     for name in (sp.id, *sp.aliases):
         cand = folder / name
         if cand.is_dir():
-            found = _search(cand, sp, depth=SEARCH_DEPTH)
+            found = _search(cand, sp, depth=depth)
             if found is not None:
                 return found
     others = {n for s in REGISTRY.values() if s.id != sp.id for n in (s.id, *s.aliases)}
     if folder.name in others:
         return None
-    return _search(folder, sp, depth=SEARCH_DEPTH, skip=others)
+    return _search(folder, sp, depth=depth, skip=others)
 
 
 def _search(folder: Path, sp: DatasetSpec, *, depth: int,
@@ -579,8 +652,12 @@ def _rsna_selected_counts(csv_path: Path, dcm_names: list[str]) -> dict[str, int
     return counts
 
 
-def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset]):
+def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset], *,
+              unavailable: Mapping[str, str] | None = None):
     """Files and bytes per dataset, split and class, beside the official counts.
+
+    ``unavailable`` (from :func:`resolve_available`): datasets that could not be acquired get
+    one row per split with ``files`` 0, ``source`` "none" and ``status`` "unavailable: <why>".
 
     Columns: dataset, split, class, files, bytes, official_count, source, root_kind. A resolved
     dataset that fell back to its phantom while real data with a missing split was found gets
@@ -604,6 +681,12 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
                 split_status = status if r["split"] in present else "missing"
                 rows.append({"dataset": sp.id, **r, "official_count": official,
                              "source": source, "status": split_status})
+    for dataset_id, reason in (unavailable or {}).items():
+        sp = spec(dataset_id)
+        for split in sp.splits:
+            rows.append({"dataset": sp.id, "split": split, "class": "all", "files": 0,
+                         "bytes": None, "official_count": None, "source": "none",
+                         "status": f"unavailable: {reason}"})
     df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
                                      "official_count", "source", "status"])
     return df.astype({"official_count": "Int64", "bytes": "Int64"})

@@ -9,11 +9,11 @@
   sibling renamed into place) and refuses, before writing anything, members that would land
   outside ``dest``: ``..`` components, absolute paths, symlinks and hard links pointing out,
   device files (:class:`UnsafeArchiveError` naming the member).
-- :func:`acquire_kaggle` finds a dataset under ``/kaggle/input`` (Kaggle notebooks), else
-  downloads it with kagglehub (or the ``kaggle`` API when kagglehub is missing) into
-  ``data/raw/<dataset_id>/``. Credentials come from ``KAGGLE_USERNAME``/``KAGGLE_KEY`` or
-  ``kaggle.json`` and are never printed or logged; missing credentials, an unreachable
-  kaggle.com (offline) and competition rules not accepted each raise a clear error within
+- :func:`acquire_kaggle` finds a dataset among the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``,
+  default ``/kaggle/input``), else downloads it with ``kagglehub`` and reads the folder kagglehub
+  returns (its cache; inside Kaggle a mount). kagglehub finds the credentials itself; they are
+  never printed or logged; an unreachable kaggle.com (offline), rejected credentials and
+  competition rules not accepted each raise a clear :class:`KaggleError` within
   ``CONNECT_TIMEOUT_S`` rather than hang.
 """
 
@@ -37,7 +37,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from medrepro import paths
+from medrepro import paths, progress
 from medrepro.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -50,6 +50,10 @@ CONNECT_TIMEOUT_S = 20.0  # per socket operation: an offline machine fails fast 
 DEFAULT_RETRIES = 3  # resumed attempts after an interrupted transfer
 KAGGLE_HOST = "www.kaggle.com"
 KAGGLE_INPUT = Path("/kaggle/input")
+# Kaggle mounts inputs as /kaggle/input/<slug>/ and, newer, /kaggle/input/datasets/<owner>/<slug>/.
+KAGGLE_INPUT_DEPTH = 4
+# competition_download and Colab-secret API tokens; the folder it returns is what we read.
+KAGGLEHUB_MIN_VERSION = "0.4.1"
 MARKER = ".complete.json"
 USER_AGENT = "medrepro/0.1 (+reproduction kit)"
 
@@ -199,7 +203,8 @@ def _transfer(url: str, part: Path, *, timeout: float, chunk: int) -> None:
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
         got = have
-        with open(part, mode) as f:
+        bar = progress.byte_bar(total, desc=part.name.removesuffix(".part"), initial=have)
+        with open(part, mode) as f, bar:
             while True:
                 try:
                     block = response.read(chunk)
@@ -211,6 +216,7 @@ def _transfer(url: str, part: Path, *, timeout: float, chunk: int) -> None:
                     break
                 f.write(block)
                 got += len(block)
+                bar.update(len(block))
     if total is not None and got != total:
         raise DownloadInterrupted(f"{url}: got {got} of {total} bytes; {part.name} kept for "
                                   "resuming")
@@ -365,26 +371,23 @@ def kaggle_input_dir() -> Path:
     return Path(env) if env else KAGGLE_INPUT
 
 
-def kaggle_credentials_source() -> str | None:
-    """Where Kaggle credentials are ("environment" or a kaggle.json path); None if nowhere.
+def on_kaggle() -> bool:
+    """True inside a Kaggle notebook (``KAGGLE_KERNEL_RUN_TYPE`` is set there)."""
+    from medrepro import device
 
-    Only says where; never reads the values into anything that is printed or returned.
-    """
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "environment (KAGGLE_USERNAME/KAGGLE_KEY)"
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return "environment (KAGGLE_API_TOKEN)"
-    dirs = [os.environ.get("KAGGLE_CONFIG_DIR"), Path.home() / ".kaggle",
-            Path.home() / ".config" / "kaggle"]
-    for d in dirs:
-        if d and (Path(d) / "kaggle.json").is_file():
-            return str(Path(d) / "kaggle.json")
-    return None
+    return device.detect_platform() == device.KAGGLE
 
 
 def check_kaggle_reachable(*, host: str | None = None, port: int = 443,
                            timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`KaggleError` quickly if ``host`` (``KAGGLE_HOST``) cannot be reached."""
+    """Raise :class:`KaggleError` quickly if ``host`` (``KAGGLE_HOST``) cannot be reached.
+
+    ``$MEDREPRO_KAGGLE_HOST`` (``host`` or ``host:port``) replaces it, for tests.
+    """
+    override = os.environ.get("MEDREPRO_KAGGLE_HOST")
+    if host is None and override:
+        host, _, port_text = override.partition(":")
+        port = int(port_text) if port_text else port
     host = host or KAGGLE_HOST
     try:
         socket.create_connection((host, port), timeout=timeout).close()
@@ -397,26 +400,29 @@ def check_kaggle_reachable(*, host: str | None = None, port: int = 443,
 def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
     """Find or download dataset ``sp`` for ``data="kaggle"``; return ``(root, origin)``.
 
-    Order: ``/kaggle/input`` (origin ``kaggle-input``); a completed earlier download in
-    ``data/raw/<id>/`` (``kagglehub``/``url``); a new download (kagglehub, the kaggle API, or the
-    registry's URLs for MosMed). Raises :class:`KaggleError`/:class:`DownloadError` with the
-    reason (no credentials, offline, competition rules not accepted).
+    Order: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``; origin
+    ``kaggle-input``), under the dataset's id or one of its aliases (Kaggle's folder names,
+    MosMed mirrors) or found by its folder layout; for MosMed a completed earlier download in
+    ``data/raw/mosmed/`` or a new one from the release URLs (``url``); else kagglehub
+    (``kagglehub``), whose returned folder is read in place. Raises
+    :class:`KaggleError`/:class:`DownloadError` with the reason (offline, credentials rejected,
+    competition rules not accepted).
     """
     from medrepro.datasets import find_dataset_root
 
     inputs = kaggle_input_dir()
     if inputs.is_dir():
-        found = find_dataset_root(inputs, sp)
+        found = find_dataset_root(inputs, sp, depth=KAGGLE_INPUT_DEPTH)
         if found is not None:
             return found, "kaggle-input"
-    dest = paths.raw_dir(sp.id)
-    if (dest / MARKER).is_file():
-        found = find_dataset_root(dest, sp)
-        if found is not None:
-            return found, "url" if sp.urls else "kagglehub"
     if sp.urls:
+        dest = paths.raw_dir(sp.id)
+        if (dest / MARKER).is_file():
+            found = find_dataset_root(dest, sp)
+            if found is not None:
+                return found, "url"
         return download_url_dataset(sp), "url"
-    return _download_kaggle(sp, dest), "kagglehub"
+    return _download_kaggle(sp), "kagglehub"
 
 
 def download_url_dataset(sp: DatasetSpec) -> Path:
@@ -445,59 +451,62 @@ def _write_marker(dest: Path, record: dict) -> None:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def _download_kaggle(sp: DatasetSpec, dest: Path) -> Path:
+def _download_kaggle(sp: DatasetSpec) -> Path:
+    """Fetch ``sp`` with kagglehub and return the dataset root inside the folder it returns.
+
+    kagglehub finds the credentials itself (Colab secrets, a Kaggle notebook's own token,
+    ``KAGGLE_API_TOKEN``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json``) and caches the
+    files (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``; inside Kaggle a mount under
+    ``/kaggle/input``), so a re-run does not download again. Nothing is copied.
+    """
     from medrepro.datasets import find_dataset_root
 
     what = (f"competition {sp.kaggle_competition}" if sp.kaggle_competition
             else f"dataset {sp.kaggle_dataset}")
-    if kaggle_credentials_source() is None:
-        raise KaggleError(
-            f"{sp.id}: no Kaggle credentials to download the {what}. Set KAGGLE_USERNAME and "
-            "KAGGLE_KEY, or put kaggle.json (Kaggle > Settings > API > Create New Token) in "
-            "~/.kaggle/ (chmod 600); inside a Kaggle notebook add the data with 'Add data' "
-            "instead")
-    check_kaggle_reachable()
-    partial = dest.with_name(f".{dest.name}.download")
-    partial.mkdir(parents=True, exist_ok=True)
+    if not on_kaggle():  # in a Kaggle notebook kagglehub attaches data without the public API
+        check_kaggle_reachable()
     try:
-        _kaggle_fetch(sp, partial)
+        returned = Path(_kaggle_fetch(sp))
     except KaggleError:
         raise
-    except Exception as exc:  # the clients raise many types; classify by message, hide details
+    except Exception as exc:  # kagglehub raises many types; classify by message, hide details
         raise _classify_kaggle_error(sp, what, exc) from None
-    for zipped in sorted(partial.glob("*.zip")):  # the kaggle API leaves competition zips
-        extract_archive(zipped, partial / zipped.name[:-4])
-        zipped.unlink()
-    found = find_dataset_root(partial, sp)
+    found = find_dataset_root(returned, sp)
     if found is None:
-        raise DownloadError(f"{sp.id}: the {what} downloaded into {partial}, but no folder "
-                            f"with the layout {sp.layout} was found in it")
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(partial, dest)
-    _write_marker(dest, {"dataset_id": sp.id, "kaggle": what})
-    return find_dataset_root(dest, sp)
+        raise DownloadError(f"{sp.id}: kagglehub returned {returned} for the {what}, but no "
+                            f"folder with the layout {sp.layout} was found in it")
+    log.info("%s: kagglehub %s -> %s", sp.id, what, found)
+    return found
 
 
-def _kaggle_fetch(sp: DatasetSpec, out: Path) -> None:
+def _kaggle_fetch(sp: DatasetSpec) -> str:
+    """``kagglehub.competition_download`` / ``dataset_download`` of ``sp``: the folder returned."""
+    kagglehub = require_kagglehub()
+    if sp.kaggle_competition:
+        return kagglehub.competition_download(sp.kaggle_competition)
+    return kagglehub.dataset_download(sp.kaggle_dataset)
+
+
+def require_kagglehub():
+    """Import kagglehub, checking it is at least ``KAGGLEHUB_MIN_VERSION`` (KaggleError else)."""
     try:
         import kagglehub
     except ImportError:
-        kagglehub = None
-    if kagglehub is not None:
-        if sp.kaggle_competition:
-            kagglehub.competition_download(sp.kaggle_competition, output_dir=str(out))
-        else:
-            kagglehub.dataset_download(sp.kaggle_dataset, output_dir=str(out))
-        return
-    from kaggle.api.kaggle_api_extended import KaggleApi  # reads the credentials itself
+        raise KaggleError(f"kagglehub is not installed: pip install 'kagglehub>="
+                          f"{KAGGLEHUB_MIN_VERSION}'") from None
+    have = getattr(kagglehub, "__version__", "0")
+    if _version_tuple(have) < _version_tuple(KAGGLEHUB_MIN_VERSION):
+        raise KaggleError(f"kagglehub {have} is too old (competition downloads and Colab-secret "
+                          f"API tokens need >= {KAGGLEHUB_MIN_VERSION}): pip install -U kagglehub")
+    return kagglehub
 
-    api = KaggleApi()
-    api.authenticate()
-    if sp.kaggle_competition:
-        api.competition_download_files(sp.kaggle_competition, path=str(out), quiet=True)
-    else:
-        api.dataset_download_files(sp.kaggle_dataset, path=str(out), unzip=True, quiet=True)
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in str(version).split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def _classify_kaggle_error(sp: DatasetSpec, what: str, exc: Exception) -> KaggleError:
@@ -507,9 +516,12 @@ def _classify_kaggle_error(sp: DatasetSpec, what: str, exc: Exception) -> Kaggle
             f"{sp.id}: Kaggle refused the {what} (HTTP 403): accept the competition rules "
             f"first at https://www.kaggle.com/competitions/{sp.kaggle_competition}/rules while "
             "signed in with the account of your credentials, then run again")
-    if "401" in text or "unauthorized" in text:
-        return KaggleError(f"{sp.id}: Kaggle rejected the credentials (HTTP 401) for the {what}; "
-                           "create a new API token and try again")
+    if "401" in text or "unauthorized" in text or "credentials" in text:
+        return KaggleError(
+            f"{sp.id}: Kaggle refused the {what} (HTTP 401: no or invalid credentials). Set "
+            "KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY), put kaggle.json in "
+            "~/.kaggle/, add a Colab secret, or inside a Kaggle notebook attach the data with "
+            "'Add input'")
     if "404" in text or "not found" in text:
         return KaggleError(f"{sp.id}: Kaggle has no {what} (HTTP 404)")
     return KaggleError(f"{sp.id}: downloading the {what} failed ({type(exc).__name__})")

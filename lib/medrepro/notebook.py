@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medrepro import paths, profiles, report
+from medrepro import device, paths, profiles, report
 
 DEFAULT_SEED = 42
 DEFAULT_DATA = "phantom"
@@ -31,6 +31,7 @@ class NotebookRun:
     seed: int
     settings: Mapping[str, Any] = field(repr=False)
     reports_dir: Path = field(repr=False)
+    replicas: int = 1  # MirroredStrategy replicas; settings' batch sizes are global (× replicas)
 
     @property
     def phantom(self) -> bool:
@@ -61,15 +62,26 @@ def seed_everything(seed: int) -> None:
 
 def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
           seed: int = DEFAULT_SEED, reports: str | None = None, quiet: bool = False) -> NotebookRun:
-    """Resolve parameters, seed everything, start the report run; print a banner."""
+    """Resolve parameters, use every GPU, seed everything, start the report run; print a banner.
+
+    With several GPUs (:func:`medrepro.device.activate_strategy`) every model of the notebook is
+    built and trained under ``MirroredStrategy`` and the batch sizes in ``run.settings`` are the
+    global batch (per-replica × replicas).
+    """
     profile, data = resolve(profile, data)
     run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
+    replicas = device.activate_strategy()
     seed_everything(seed)
     run = NotebookRun(notebook=notebook, profile=profile, data=data, seed=int(seed),
-                      settings=profiles.settings(notebook, profile),
-                      reports_dir=paths.reports_dir(profile, root=run_info.reports_root))
+                      settings=profiles.settings(notebook, profile, replicas=replicas),
+                      reports_dir=paths.reports_dir(profile, root=run_info.reports_root),
+                      replicas=replicas)
     if not quiet:
         print(f"{notebook}: profile={profile} data={data} seed={seed}")
+        print(f"device: {device.describe()}")
+        if replicas > 1:
+            print(f"MirroredStrategy over {replicas} replicas: batch sizes below are global "
+                  f"(per-replica batch × {replicas})")
         print(f"artifacts -> {run.reports_dir}")
         if profile != "paper":
             print(f"Profile '{profile}' uses reduced sizes (below); its numbers are not the "

@@ -11,6 +11,11 @@ lightweight CNN and MobileNet, ~2.6 img/s for DenseNet121, ~0.5 volumes/s for th
 
 ``None`` for a count means "all available". Read a row with :func:`settings`; show the table
 with :func:`table`.
+
+Batch sizes (:data:`BATCH_KEYS`) are **per replica**: with several GPUs every model trains under
+``tf.distribute.MirroredStrategy`` and the global batch is the per-replica batch × the number
+of replicas (``settings(..., replicas=n)`` returns the global one; ``table(replicas=n)`` shows
+both).
 """
 
 from __future__ import annotations
@@ -114,6 +119,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Per-replica batch sizes; settings(replicas=n) multiplies them into the global batch.
+BATCH_KEYS = frozenset({"a_batch", "c_batch", "e_batch", "batch_main", "batch_compare", "batch"})
+
+
 def check_profile(profile: str) -> str:
     """Return ``profile`` if it is known, else raise ``ValueError`` listing the known ones."""
     if profile not in PROFILE_NAMES:
@@ -121,16 +130,28 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def settings(notebook: str, profile: str) -> Mapping[str, Any]:
-    """The read-only settings of ``notebook`` (e.g. ``"03_lstm_cnn_mri"``) under ``profile``."""
+def settings(notebook: str, profile: str, *, replicas: int = 1) -> Mapping[str, Any]:
+    """The read-only settings of ``notebook`` (e.g. ``"03_lstm_cnn_mri"``) under ``profile``.
+
+    ``replicas`` > 1 (several GPUs under ``MirroredStrategy``): the batch sizes returned are the
+    global batch, per-replica batch × ``replicas``.
+    """
     check_profile(profile)
     if notebook not in PROFILES:
         raise KeyError(f"no profile table for notebook {notebook!r}; known: {', '.join(PROFILES)}")
-    return MappingProxyType(dict(PROFILES[notebook][profile]))
+    if replicas < 1:
+        raise ValueError(f"replicas must be >= 1, got {replicas}")
+    row = dict(PROFILES[notebook][profile])
+    for key in BATCH_KEYS & set(row):
+        row[key] = row[key] * replicas
+    return MappingProxyType(row)
 
 
-def table(notebook: str | None = None):
-    """The profile table as a ``pandas.DataFrame`` (rows: notebook/setting, columns: profiles)."""
+def table(notebook: str | None = None, *, replicas: int = 1):
+    """The profile table as a ``pandas.DataFrame`` (rows: notebook/setting, columns: profiles).
+
+    Batch sizes are per replica; with ``replicas`` > 1 they read ``"32 × 2 = 64"`` (global).
+    """
     import pandas as pd
 
     rows = []
@@ -140,8 +161,16 @@ def table(notebook: str | None = None):
         keys = list(dict.fromkeys(k for p in PROFILE_NAMES for k in by_profile[p]))
         for key in keys:
             rows.append({"notebook": nb, "setting": key,
-                         **{p: _fmt(by_profile[p].get(key, "-")) for p in PROFILE_NAMES}})
+                         **{p: _fmt_batch(by_profile[p].get(key, "-"), replicas)
+                            if key in BATCH_KEYS else _fmt(by_profile[p].get(key, "-"))
+                            for p in PROFILE_NAMES}})
     return pd.DataFrame(rows).set_index(["notebook", "setting"])
+
+
+def _fmt_batch(value: Any, replicas: int) -> str:
+    if replicas <= 1 or not isinstance(value, int):
+        return _fmt(value)
+    return f"{value} × {replicas} = {value * replicas}"
 
 
 def _fmt(value: Any) -> str:

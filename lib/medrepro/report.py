@@ -19,13 +19,14 @@ import datetime as _dt
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from medrepro import manifest, paths
+from medrepro import device, manifest, paths
 from medrepro.fileio import atomic_path
 from medrepro.profiles import check_profile
 
@@ -98,10 +99,13 @@ def artifact_paths(artifact_id: str, *, profile: str,
 
 
 def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int = 120,
-                **overrides: Any) -> Path:
+                show: bool = True, **overrides: Any) -> Path:
     """Save a matplotlib figure as artifact ``artifact_id``; returns the PNG path.
 
     ``source`` is ``"phantom"`` or the real dataset's id; phantom figures get a visible banner.
+    With ``show`` (default) the saved PNG is displayed as the cell's ``image/png`` output when
+    running in a Jupyter kernel (papermill, nbval, Colab, Kaggle; whatever the matplotlib
+    backend), and the figure is closed either way, so long runs do not accumulate figures.
     ``overrides`` may set ``profile``, ``seed`` or ``reports_root`` instead of the started run.
     """
     art = manifest.get(artifact_id)
@@ -116,7 +120,33 @@ def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     _write_sidecar(png.with_suffix(".json"), art, run, source, notes)
+    if show:
+        display_png(png)
+    _close(fig)
     return png
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (where ``IPython.display`` reaches the notebook)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def display_png(png: str | os.PathLike) -> bool:
+    """Show a PNG file as an ``image/png`` output of the running cell; False outside a kernel."""
+    if not in_kernel():
+        return False
+    from IPython.display import Image, display
+
+    display(Image(data=Path(png).read_bytes(), format="png"))
+    return True
+
+
+def _close(fig) -> None:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close(fig)
 
 
 def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: bool = False,
@@ -211,7 +241,8 @@ def read_sidecar(artifact_id: str, *, profile: str,
 
 
 def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
-    """Source, profile, seed, git commit, UTC date and package versions, as a dict."""
+    """Source, profile, seed, git commit, UTC date, package versions and the device (platform,
+    GPUs, dtype policy: :func:`medrepro.device.summary`), as a dict."""
     return {
         "data_source": source,
         "phantom": is_phantom(source),
@@ -220,6 +251,7 @@ def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
         "git_commit": git_commit(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
+        "device": device.summary(),
     }
 
 

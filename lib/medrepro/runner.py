@@ -4,9 +4,12 @@
         [--cache-dir DIR] [--yes] [--plan]
 
 Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
-``.html`` to ``reports/<profile>/``, prints each notebook's wall time, and stops at the first
-failure naming the notebook and the failing cell (exit status 1). A summary with the wall times
-is written to ``reports/<profile>/run_summary.json``.
+``.html`` to ``reports/<profile>/``, streams each notebook's output (epoch lines with ETA,
+progress bars) while it runs, prints each notebook's wall time, and on a failure names the
+notebook and the failing cell. A failed notebook does not stop the others (a dataset that
+cannot be acquired fails only the notebooks that need it); the exit status is 1 if any failed.
+A summary (wall time and status per notebook, device, commit, date) is written to
+``reports/<profile>/run_summary.json``; the report page is ``reports/<profile>/index.html``.
 
 First it prints the plan (``medrepro.plan``: data, bytes and where, free space, projected time,
 what is done) and refuses, before writing anything, a run that does not fit the disks or a
@@ -39,19 +42,27 @@ def find_notebooks(only: list[str] | None = None) -> list[Path]:
     return nbs
 
 
-def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int) -> float:
-    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html``; return seconds."""
+def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
+                 stream: bool = False) -> float:
+    """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html``; return seconds.
+
+    ``stream``: copy the kernel's stdout/stderr to ours while it runs (``./run_all.sh``).
+    """
     import papermill as pm
+
+    from medrepro.progress import HEADLESS_ENV
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out_nb = out_dir / nb.name
+    os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: text progress bars, not widgets
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(nb), str(out_nb), parameters={
             "profile": profile, "data": data, "seed": seed,
             "reports": str(paths.reports_root())},
             cwd=str(nb.parent), kernel_name="python3", language="python", progress_bar=False,
-            log_output=False, request_save_on_cell_execute=True)
+            log_output=False, stdout_file=sys.stdout if stream else None,
+            stderr_file=sys.stderr if stream else None, request_save_on_cell_execute=True)
     finally:
         if out_nb.exists():
             _to_html(out_nb)
@@ -94,26 +105,63 @@ def main(argv: list[str] | None = None) -> int:
     print(f"medrepro: {len(notebooks)} notebook(s), profile={args.profile}, data={args.data}, "
           f"seed={args.seed}")
     timings: dict[str, float] = {}
-    status, failed = 0, None
+    status_by_nb: dict[str, str] = {}
+    failed: list[str] = []
     for nb in notebooks:
         print(f"--> {nb.name} ...", flush=True)
+        start = time.perf_counter()
         try:
             timings[nb.stem] = run_notebook(nb, out_dir, profile=args.profile, data=args.data,
-                                            seed=args.seed)
-        except Exception as exc:  # report which notebook and cell failed, then stop
-            failed = nb.name
-            status = 1
-            print(_describe_failure(nb, exc, out_dir), file=sys.stderr)
-            break
+                                            seed=args.seed, stream=True)
+        except Exception as exc:  # name the notebook and cell, then run the others
+            timings[nb.stem] = time.perf_counter() - start
+            failed.append(nb.name)
+            status_by_nb[nb.stem] = f"failed: {_first_line(exc)}"
+            print(_describe_failure(nb, exc, out_dir), file=sys.stderr, flush=True)
+            continue
+        status_by_nb[nb.stem] = "passed"
         print(f"    {nb.stem}: {timings[nb.stem]:.1f} s", flush=True)
 
     summary = {"profile": args.profile, "data": args.data, "seed": args.seed,
-               "wall_seconds": timings, "total_seconds": sum(timings.values()),
-               "failed": failed, "cpu_count": os.cpu_count()}
+               "wall_seconds": timings, "status": status_by_nb,
+               "total_seconds": sum(timings.values()),
+               "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
+               **_run_context()}
     with atomic_path(out_dir / "run_summary.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"total {summary['total_seconds']:.1f} s; report: {out_dir}")
-    return status
+    _write_report_page(args.profile)
+    print(f"total {summary['total_seconds']:.1f} s; "
+          + (f"FAILED: {', '.join(failed)}; " if failed else "")
+          + f"report: {out_dir / 'index.html'}")
+    return 1 if failed else 0
+
+
+def _write_report_page(profile: str) -> None:
+    """Rebuild the report page with every notebook's wall time (06 wrote it before its own)."""
+    from medrepro import report_page
+
+    try:
+        report_page.write_page(profile=profile)
+    except Exception as exc:  # the notebooks' outputs are the record; the page must not hide them
+        print(f"warning: could not write the report page: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+
+
+def _run_context() -> dict:
+    """Commit, date and device of this run, for the summary and the report page."""
+    import datetime as dt
+
+    from medrepro import device, report
+
+    return {"git_commit": report.git_commit(),
+            "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "device": device.describe(), "platform": device.detect_platform()}
+
+
+def _first_line(exc: Exception) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = str(getattr(exc, "evalue", exc)).strip().splitlines()
+    return f"{ename}: {evalue[0] if evalue else ''}"[:300]
 
 
 def _print_plan(args) -> str:

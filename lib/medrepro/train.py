@@ -56,18 +56,16 @@ def set_seed(seed: int) -> None:
 
 
 def configure_precision(*, force: str | None = None) -> str:
-    """Set Keras' global dtype policy: ``mixed_float16`` on a GPU, ``float32`` on CPU.
+    """Set Keras' global dtype policy: ``mixed_float16`` on GPUs of compute capability >= 7.0,
+    ``float32`` on older GPUs and CPU (:func:`medrepro.device.configure_precision`).
 
     Returns the policy name. ``force`` sets a policy explicitly (tests, or ``"float32"`` on a GPU).
     Model builders keep their output layer in float32 (``dtype="float32"``), so losses and
     softmax stay numerically safe under mixed precision.
     """
-    import keras
-    import tensorflow as tf
+    from medrepro import device
 
-    policy = force or ("mixed_float16" if tf.config.list_physical_devices("GPU") else "float32")
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
+    return device.configure_precision(force=force)
 
 
 def distribution_strategy():
@@ -229,7 +227,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         restore_best_weights: bool = True, reduce_lr_patience: int | None = None,
         verbose: int = 2, mode: str = "auto", reduce_lr_factor: float = 0.2,
         min_lr: float = 1e-7, checkpoint: str | None = "model", backup: bool = True,
-        seed: int | None = None, callbacks: Sequence[Any] = ()) -> pd.DataFrame:
+        seed: int | None = None, callbacks: Sequence[Any] = (),
+        progress: bool = True) -> pd.DataFrame:
     """Train a compiled model; return the history, one row per epoch run (resumed ones too).
 
     - ``run_dir/history.csv``: columns ``epoch`` (1-based), the logged metrics (``loss``,
@@ -254,6 +253,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
     - ``restore_best_weights``: at the end, the model holds the weights of the best epoch
       (from the checkpoint, so this also holds across a resume).
     - ``val_ds`` may be None (then ``monitor`` should be a training metric, e.g. ``"loss"``).
+    - ``progress``: print the replicas/strategy at the start and a line per epoch with the
+      metrics and an ETA (:func:`medrepro.progress.epoch_progress`), whatever ``verbose`` is.
     """
     from medrepro import callbacks as cb
 
@@ -296,6 +297,10 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
                                         factor=reduce_lr_factor, min_lr=min_lr,
                                         verbose=int(verbose > 0)))
     cbs.extend(callbacks)
+    if progress:
+        from medrepro.progress import epoch_progress
+
+        cbs.append(epoch_progress(epochs))
     state = None
     if backup:
         # Last: an epoch's state is saved after its CSV row and checkpoint exist, and restored

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medrepro import paths
+from medrepro import paths, progress
 from medrepro.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -406,7 +406,7 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
             Path(tmp).write_text(json.dumps({"shape": list(shape)}) + "\n")
     summary = CacheSummary(folder=folder, shape=shape)
     start = time.perf_counter()
-    for path in files:
+    for path in progress.bar(list(files), desc="volume cache", unit="volume"):
         path = Path(path)
         out = cached_path(folder, path)
         if out.is_file():
