@@ -74,3 +74,60 @@ def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert all(math.isfinite(v) for v in result["loss"] + result["val_loss"])
     assert all(result["changed"]), result["changed"]
     assert (tmp_path / "run" / "history.csv").is_file()
+
+
+UNEVEN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import keras
+    from medrepro import train
+
+    # As notebook.setup does with several GPUs: the default strategy, no scope in the caller.
+    tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")]))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.BatchNormalization(), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", dtype="float32")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((25, 8, 8, 3), dtype=np.float32)  # batches of 8: the last holds 1 item
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 25)]
+    history = train.fit(model, train.from_arrays(x, y, batch_size=8, shuffle=True, seed=0),
+                        train.from_arrays(x, y, batch_size=8), epochs=2, run_dir=sys.argv[1],
+                        verbose=0)
+    test_ds = train.from_arrays(x, y, batch_size=8)
+    proba = train.predict_proba(model, test_ds)
+    loss, acc = train.evaluate(model, test_ds)
+    reference = np.concatenate([np.asarray(model(x[i:i + 5], training=False))
+                                for i in range(0, 25, 5)])
+    print("RESULT " + json.dumps({
+        "loss": [float(v) for v in history["loss"]],
+        "val_loss": [float(v) for v in history["val_loss"]],
+        "rows": len(proba), "max_diff": float(np.abs(proba - reference).max()),
+        "eval_acc": acc, "numpy_acc": float(np.mean(proba.argmax(1) == y.argmax(1))),
+        "eval_loss": loss}))
+""")
+
+
+def test_uneven_batches_under_mirrored_strategy(tmp_path):
+    """An epoch's last batch of 1 item over 2 replicas: training stays finite (no replica without
+    items), predictions keep every row once, and evaluate counts every test item once."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", UNEVEN, str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert all(math.isfinite(v) for v in result["loss"] + result["val_loss"]), result
+    assert result["rows"] == 25
+    assert result["max_diff"] < 1e-5
+    assert result["eval_acc"] == pytest.approx(result["numpy_acc"])
+    assert math.isfinite(result["eval_loss"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import namedtuple
 from pathlib import Path
 
@@ -168,3 +169,15 @@ def test_runner_prints_the_plan_and_refuses_before_writing(empty_data, tmp_path,
     assert "GB missing" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists() and _files(empty_data) == []
     assert runner.main(["--plan", "--profile", "smoke", "--only", "02"]) == 1
+
+
+def test_detect_device_reads_the_gpus_from_nvidia_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'Tesla T4, 15360, 7.5'\necho 'Tesla T4, 15360, 7.5'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    dev = plan.detect_device()
+    assert (dev["kind"], dev["name"], dev["count"], dev["memory_mib"]) == ("gpu", "Tesla T4", 2,
+                                                                          15360)
+    assert plan.machine_key(dev) == "gpu:Tesla T4"

@@ -187,9 +187,8 @@ def print_setup(data: str | None = None) -> dict[str, Any]:
 
 # Tests: mirror over this many logical CPU devices, to exercise the multi-GPU path without GPUs.
 MIRROR_CPUS_ENV = "MEDREPRO_MIRROR_CPUS"
-# "0": stay on one device even with several GPUs. Keras 3 fails fit/evaluate under
-# MirroredStrategy when a final batch splits unevenly over the replicas (AddN shape error,
-# keras-team/keras#19246); this is the way out until that is fixed.
+# "0": stay on one device even with several GPUs (medrepro.train pads the batches that would
+# split unevenly over the replicas, see train.even_batches).
 MIRROR_ENV = "MEDREPRO_MIRROR"
 
 

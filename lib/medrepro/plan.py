@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -80,38 +79,20 @@ def detect_device() -> dict:
     """The accelerator this run would use, without importing TensorFlow: ``kind`` ("gpu" or
     "cpu"), ``name``, ``count``, ``memory_mib``, ``cpus`` and a one-line ``description``.
 
-    GPUs are listed by ``nvidia-smi`` (absent, failing or ``CUDA_VISIBLE_DEVICES=-1``: none).
-    Kept private to the plan; ``medrepro.device`` (notebooks) asks TensorFlow itself.
+    The GPUs are :func:`medrepro.device.list_gpus` (``nvidia-smi``; none when it is absent or
+    ``CUDA_VISIBLE_DEVICES`` hides them); this is the plan's and the rates table's view of them.
     """
+    from medrepro import device as devices
+
     cpus = rsna._cpu_count()
-    gpus = [] if os.environ.get("CUDA_VISIBLE_DEVICES", "") == "-1" else _nvidia_smi()
+    gpus = devices.list_gpus()
     if gpus:
-        name, mem = gpus[0]
+        name, mem = gpus[0].name, gpus[0].memory_mib or 0
         return {"kind": "gpu", "name": name, "count": len(gpus), "memory_mib": mem, "cpus": cpus,
                 "description": f"{len(gpus)}x {name} ({mem} MiB), {cpus} CPUs"}
     proc = platform.processor() or platform.machine()
     return {"kind": "cpu", "name": proc, "count": 0, "memory_mib": 0, "cpus": cpus,
             "description": f"CPU only ({cpus} cores, {proc}), no GPU"}
-
-
-def _nvidia_smi() -> list[tuple[str, int]]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return []
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total",
-                              "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus = []
-    for line in out.stdout.strip().splitlines():
-        name, _, mem = line.rpartition(",")
-        try:
-            gpus.append((name.strip(), int(float(mem))))
-        except ValueError:
-            continue
-    return gpus
 
 
 def machine_key(device: dict) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medrepro import device
 from medrepro.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,70 @@ def labels_of(ds) -> np.ndarray:
 
 
 def predict_proba(model, ds) -> np.ndarray:
-    """Model outputs for a dataset of batches ``x`` or ``(x, y)``: ``(N, K)`` float32."""
-    return np.asarray(model.predict(ds, verbose=0), dtype=np.float32)
+    """Model outputs for a dataset of batches ``x`` or ``(x, y)``: ``(N, K)`` float32.
+
+    Under a strategy with several replicas each batch is padded to split evenly
+    (:func:`even_batches`) and the padded rows' outputs are dropped again.
+    """
+    replicas = device.replicas_in_sync()
+    if replicas < 2:
+        return np.asarray(model.predict(ds, verbose=0), dtype=np.float32)
+    outs = []
+    for batch in ds:
+        x = batch[0] if isinstance(batch, tuple) else batch
+        n = int(x.shape[0])
+        padded = _pad_to_multiple(x, replicas)
+        outs.append(np.asarray(model.predict_on_batch(padded))[:n])
+    return np.concatenate(outs).astype(np.float32)
+
+
+def evaluate(model, ds) -> tuple[float, float]:
+    """``(loss, accuracy)`` of a model compiled with a loss and an accuracy metric, on batches
+    ``(x, y)`` (``y`` class indices or one-hot), as ``model.evaluate`` returns them.
+
+    Under a strategy with several replicas ``model.evaluate`` fails on a batch that splits
+    unevenly (see :func:`even_batches`); then the loss and accuracy are computed from the exact
+    outputs of :func:`predict_proba`, so no item is counted twice.
+    """
+    if device.replicas_in_sync() < 2:
+        loss, acc = model.evaluate(ds, verbose=0)[:2]
+        return float(loss), float(acc)
+    import keras
+
+    proba = predict_proba(model, ds)
+    y = np.concatenate([np.asarray(batch[1]) for batch in ds])
+    loss = float(np.mean(np.asarray(keras.losses.get(model.loss)(y, proba))))
+    truth = y.argmax(axis=-1) if y.ndim == proba.ndim else y.reshape(-1)
+    return loss, float(np.mean(proba.argmax(axis=-1) == truth))
+
+
+def even_batches(ds, replicas: int):
+    """``ds`` (batches of ``x``, ``(x, y)`` or ``(x, y, w)``) with every batch padded to a
+    multiple of ``replicas`` by repeating its first items.
+
+    Why: Keras 3 under ``MirroredStrategy`` fails (AddN shape error, keras-team/keras#19246) or
+    gives a replica no items (NaN BatchNorm statistics) when a batch, in practice an epoch's last,
+    does not split evenly over the replicas. The number of batches is unchanged, so
+    ``steps_per_epoch`` and the epoch-seeded order (exact resume) stay as they are; the cost is
+    at most ``replicas - 1`` repeated items per padded batch.
+    """
+    import tensorflow as tf
+
+    def pad(*items):
+        n = tf.shape(tf.nest.flatten(items)[0])[0]
+        index = tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
+        out = tf.nest.map_structure(lambda t: tf.gather(t, index), items)
+        return out[0] if len(items) == 1 else out
+
+    return ds.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _pad_to_multiple(x, replicas: int):
+    import tensorflow as tf
+
+    n = int(x.shape[0])
+    index = tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
+    return tf.gather(x, index)
 
 
 def predict_classes(model, ds) -> np.ndarray:
@@ -343,6 +406,10 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
         log.warning("resuming at epoch %d with a dataset not made by train.finish/"
                     "epoch_shuffled: its shuffling restarts, so the data order differs from "
                     "an uninterrupted run", initial_epoch + 1)
+    replicas = device.replicas_in_sync()
+    if replicas > 1 and _is_dataset(train_ds):
+        train_ds = even_batches(train_ds, replicas)
+        val_ds = even_batches(val_ds, replicas) if _is_dataset(val_ds) else val_ds
     # tf.data inputs are shuffled by the pipeline; keras would only warn that it ignores shuffle.
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
               steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,

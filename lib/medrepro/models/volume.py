@@ -220,7 +220,10 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
 def predict_labels(model, x: np.ndarray, *, batch: int = 4,
                    threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
-    prob = np.asarray(model.predict(x[..., None], batch_size=batch, verbose=0)).reshape(-1)
+    from medrepro import train
+
+    ds = train.from_arrays(x[..., None], batch_size=batch, cache=False)
+    prob = train.predict_proba(model, ds).reshape(-1)
     return prob, (prob >= threshold).astype(np.int64)
 
 
