@@ -61,12 +61,7 @@ SCRIPT = textwrap.dedent("""
 
 def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     pytest.importorskip("medrepro.train")
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "run")],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    result = json.loads(line.removeprefix("RESULT "))
+    result = _run_script(SCRIPT, tmp_path / "run")
     assert result["replicas"] == 2
     assert len(result["devices"]) == 2
     assert len(result["variable_devices"]) == 2  # one mirrored copy per logical device
@@ -120,14 +115,20 @@ UNEVEN = textwrap.dedent("""
 def test_uneven_batches_under_mirrored_strategy(tmp_path):
     """An epoch's last batch of 1 item over 2 replicas: training stays finite (no replica without
     items), predictions keep every row once, and evaluate counts every test item once."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", UNEVEN, str(tmp_path / "run")],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    result = json.loads(line.removeprefix("RESULT "))
+    result = _run_script(UNEVEN, tmp_path / "run")
     assert all(math.isfinite(v) for v in result["loss"] + result["val_loss"]), result
     assert result["rows"] == 25
     assert result["max_diff"] < 1e-5
     assert result["eval_acc"] == pytest.approx(result["numpy_acc"])
     assert math.isfinite(result["eval_loss"])
+
+
+def _run_script(script: str, run_dir) -> dict:
+    """Run ``script`` in a fresh CPU-only Python (logical devices need a fresh runtime); return
+    the JSON it printed after ``RESULT ``."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", script, str(run_dir)], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line.removeprefix("RESULT "))

@@ -188,9 +188,8 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     """
     import keras
 
-    from medrepro import callbacks
+    from medrepro import callbacks, volumes
     from medrepro import train as training
-    from medrepro import volumes
 
     scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     x_train, y_train = train
