@@ -139,3 +139,12 @@ def test_smoke_run_report_page_in_chromium():
     _assert_clean(found)
     figures = list(paths.figures_dir("smoke").glob("*.png"))
     assert found["images"] >= len(figures) > 0
+
+
+def test_consistency_cell_keeps_only_the_contradictions():
+    cell = ("CONTRADICTION: A 98.1% is not k/653; consistent: Table 2 0.98 vs 0.981; "
+            "CONTRADICTION: 98.1% vs 98.01%")
+    assert report_page._contradictions(cell) == (
+        "contradicts itself: A 98.1% is not k/653; 98.1% vs 98.01%")
+    assert report_page._contradictions("consistent: a; consistent: b") == "consistent (2 checks)"
+    assert report_page._contradictions(None) == ""

@@ -178,12 +178,26 @@ def _compare_section(metrics: list[dict]) -> str:
                     f"<td class='num'>{_num(r.reproduced)}</td><td class='num'>{ci}</td>"
                     f"<td>{inside}</td><td>{_e(label)}</td><td>{_e(_txt(r.profile))}</td>"
                     f"<td>{_e(_txt(r.seed))}</td><td class='num'>{_e(_txt(r.n))}</td>"
+                    f"<td>{_e(_contradictions(r.paper_consistency))}</td>"
+                    f"<td class='num'>{_e(_txt(r.test_with_train_duplicate))}</td>"
+                    f"<td class='num'>{_num(r.duplicate_free)}</td>"
                     f"<td>{_e(_txt(r.notes))}</td></tr>")
     head = ("<tr><th>study</th><th>metric</th><th>reported</th><th>reproduced</th>"
             "<th>95% CI</th><th>reported in CI</th><th>data</th><th>profile</th><th>seed</th>"
-            "<th>n</th><th>notes</th></tr>")
+            "<th>n</th><th>paper's own consistency</th><th>test images with a training "
+            "duplicate</th><th>duplicate-free</th><th>notes</th></tr>")
     return (f"<h2>Reported vs reproduced</h2><div class='tablewrap'><table>{head}{''.join(rows)}"
             "</table></div>")
+
+
+def _contradictions(text: Any) -> str:
+    """The contradiction items of a ``paper_consistency`` cell (``"; "``-separated checks), or
+    ``"consistent (N checks)"``; the full list is the ``X.consistency`` table."""
+    checks = [c for c in _txt(text).split("; ") if c]
+    bad = [c.removeprefix("CONTRADICTION: ") for c in checks if c.startswith("CONTRADICTION")]
+    if bad:
+        return "contradicts itself: " + "; ".join(bad)
+    return f"consistent ({len(checks)} checks)" if checks else ""
 
 
 def _study_section(study: str, rows: list[dict], base: Path) -> str:
