@@ -392,14 +392,15 @@ def _extract(model, files: Sequence[Path], *, image_size: int, batch_size: int) 
     import keras
     import tensorflow as tf
 
-    from medrepro import mri
+    from medrepro import mri, progress
 
     ds = mri.decode_files(files, image_size=image_size, scale="raw")
     ds = ds.map(keras.applications.resnet50.preprocess_input).batch(batch_size).prefetch(2)
     n_features = int(np.prod(model.output_shape[1:]))  # 100,352 at 224
     out = np.empty((len(files), 1, n_features), dtype=FEATURE_DTYPE)
     start = 0
-    for batch in ds:
+    batches = -(-len(files) // batch_size)
+    for batch in progress.bar(ds, total=batches, desc="ResNet50 features", unit="batch"):
         feats = model(batch, training=False)
         n = int(feats.shape[0])
         out[start:start + n] = tf.reshape(feats, (n, 1, n_features)).numpy().astype(FEATURE_DTYPE)
