@@ -260,8 +260,7 @@ def even_batches(ds, replicas: int):
     import tensorflow as tf
 
     def pad(*items):
-        n = tf.shape(tf.nest.flatten(items)[0])[0]
-        index = tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
+        index = _even_index(tf.shape(tf.nest.flatten(items)[0])[0], replicas)
         out = tf.nest.map_structure(lambda t: tf.gather(t, index), items)
         return out[0] if len(items) == 1 else out
 
@@ -271,9 +270,14 @@ def even_batches(ds, replicas: int):
 def _pad_to_multiple(x, replicas: int):
     import tensorflow as tf
 
-    n = int(x.shape[0])
-    index = tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
-    return tf.gather(x, index)
+    return tf.gather(x, _even_index(tf.shape(x)[0], replicas))
+
+
+def _even_index(n, replicas: int):
+    """Indices ``0..n-1`` followed by the first items again up to a multiple of ``replicas``."""
+    import tensorflow as tf
+
+    return tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
 
 
 def predict_classes(model, ds) -> np.ndarray:
