@@ -33,3 +33,29 @@ class atomic_path:
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
+
+
+def write_json(path: str | os.PathLike, obj, *, indent: int | None = 2, sort_keys: bool = False,
+               default=None) -> Path:
+    """Write ``obj`` as JSON (plus a final newline) to ``path`` atomically; returns the path.
+
+    The one JSON writer of the project: sidecars, run summaries, markers and caches' metadata.
+    """
+    import json
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default)
+                             + "\n", encoding="utf-8")
+    return path
+
+
+def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk``-byte pieces."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
