@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro import compare, manifest, report
+from medrepro import compare, manifest, plots, report
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_gather_tables_and_plot(run, tmp_path):
     assert list(both["artifact"]) == ["A.mcnemar"] and both["p_value"].iloc[0] == 0.5
     assert compare.gather_tables(["B.mcnemar"], profile="smoke", reports_root=tmp_path) is None
     head = manifest.HEADLINES[0]
-    fig = compare.plot_compare(compare.compare_table([_metric("A", head["metric"], 0.5)]))
+    fig = plots.plot_compare(compare.compare_table([_metric("A", head["metric"], 0.5)]))
     assert len(fig.axes[0].get_yticklabels()) == 1
     plt.close(fig)
 

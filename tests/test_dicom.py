@@ -12,7 +12,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medrepro import dicom, paths
+from medrepro import dicom, paths, plots
 from medrepro.dicom import DicomReadError
 
 
@@ -281,7 +281,7 @@ def test_plot_windows_shows_hu_three_windows_and_rgb(tmp_path):
 
     matplotlib.use("Agg")
     path = dicom.write_slice(tmp_path / "p.dcm", _stored(11, shape=(64, 64)))
-    fig = dicom.plot_windows(path, size=32)
+    fig = plots.plot_windows(path, size=32)
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 5 and titles[1].startswith("R: brain") and titles[-1] == "RGB 32×32"
     assert fig.axes[-1].get_images()[0].get_array().shape == (32, 32, 3)

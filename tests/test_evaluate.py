@@ -1,4 +1,3 @@
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -143,24 +142,6 @@ def test_mcnemar_chi_square_with_continuity_correction():
     from scipy import stats
     assert out["p_value"] == pytest.approx(stats.chi2.sf(361 / 40, 1))
     assert evaluate.mcnemar(y_true, y_true, y_true)["p_value"] == 1.0
-
-
-def test_plots_return_figures():
-    cm = np.array([[3, 1], [0, 4]])
-    fig = evaluate.plot_confusion(cm, labels=["a", "b"], title="counts")
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == ["3", "1", "0", "4"]
-    history = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.5, 0.6, 0.7],
-                            "val_accuracy": [0.4, 0.5, 0.55]})
-    fig2 = evaluate.plot_history(history, metric="accuracy")
-    assert len(fig2.axes[0].lines) == 2
-    with pytest.raises(evaluate.EvaluationError, match="no column 'loss'"):
-        evaluate.plot_history(history, metric="loss")
-    images = np.random.default_rng(0).random((6, 8, 8))
-    fig3 = evaluate.plot_predictions(images, [0, 1, 0, 1, 0, 1], [0, 1, 1, 1, 0, 0],
-                                     labels=["a", "b"], n=4)
-    assert sum(ax.has_data() for ax in fig3.axes) == 4
-    plt.close("all")
 
 
 def test_beside_reported_aligns_rows_by_key():

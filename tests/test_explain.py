@@ -131,8 +131,3 @@ def test_integrated_gradients_completeness():
     assert attr.sum() == pytest.approx(float(gap), rel=0.02, abs=1e-4)
     heat = explain.attribution_map(attr)
     assert heat.shape == (8, 8) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
-
-
-def test_overlay_is_rgb_in_unit_range():
-    rgb = explain.overlay(np.arange(64.0).reshape(8, 8), np.linspace(0, 1, 64).reshape(8, 8))
-    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1

@@ -360,11 +360,3 @@ def test_lung_only_works_on_a_batch():
     out = volumes.lung_only(x)
     np.testing.assert_array_equal(out[1, 2, 2, :9], np.arange(9, 18))
     np.testing.assert_array_equal(out[0, 0, 0, -6:], np.arange(36, 42))
-
-
-def test_montage_tiles_slices_row_by_row():
-    vol = np.broadcast_to(np.arange(5, dtype=np.float32), (2, 3, 5))
-    m = volumes.montage(vol, cols=2, gap=1)
-    assert m.shape == (3 * 3, 2 * 4)
-    assert m[0, 0] == 0 and m[0, 4] == 1 and m[3, 0] == 2 and m[6, 0] == 4
-    assert np.isnan(m[6, 4]) and np.isnan(m[2, 0])  # unused tile, gap row

@@ -111,33 +111,6 @@ def gather_tables(artifact_ids: list[str], *, profile: str,
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def plot_compare(table: pd.DataFrame, *, title: str = "Reported vs reproduced"):
-    """Dot plot: the paper's number (black x) and ours with its 95% CI, one row per metric."""
-    import matplotlib.pyplot as plt
-
-    rows = table[table["reproduced"].notna()].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(rows), 2) + 1.2))
-    if rows.empty:
-        ax.text(0.5, 0.5, "no reproduced metrics recorded", ha="center", va="center")
-        ax.set_axis_off()
-        return fig
-    y = range(len(rows))
-    lo = (rows["reproduced"] - rows["ci_low"].fillna(rows["reproduced"])).clip(lower=0)
-    hi = (rows["ci_high"].fillna(rows["reproduced"]) - rows["reproduced"]).clip(lower=0)
-    ax.errorbar(rows["reproduced"], list(y), xerr=[lo, hi], fmt="o", color="tab:blue",
-                capsize=3, label="reproduced (95% CI)")
-    reported = rows["reported"].astype(float)
-    ax.scatter(reported, list(y), marker="x", color="black", zorder=3, label="reported")
-    ax.set_yticks(list(y), [f"{r.study}: {r.metric}" for r in rows.itertuples()], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel("value")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def artifact_index(*, profile: str, reports_root: str | os.PathLike | None = None,
                    notebooks: list[str] | None = None) -> pd.DataFrame:
     """Every manifest artifact (of ``notebooks``, default all) with its files and provenance."""

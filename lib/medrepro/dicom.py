@@ -347,30 +347,6 @@ def slice_rgb(sl: Slice, *, windows: Sequence[Window] = RSNA_WINDOWS,
     return _after_halving(sums, size, out=out)
 
 
-def plot_windows(path: str | os.PathLike, *, windows: Sequence[Window] = RSNA_WINDOWS,
-                 names: Sequence[str] = RSNA_WINDOW_NAMES, size: int = DEFAULT_SIZE,
-                 title: str = ""):
-    """Figure of one slice: HU overview, each window at full resolution, the RGB at ``size``."""
-    import matplotlib.pyplot as plt
-
-    hu = read_hu(path)
-    rgb = window_rgb(hu, windows=windows, size=size)
-    fig, axes = plt.subplots(1, 2 + len(windows), figsize=(3.2 * (2 + len(windows)), 3.8))
-    lo = OVERVIEW_WINDOW.level - OVERVIEW_WINDOW.width / 2
-    axes[0].imshow(hu, cmap="gray", vmin=lo, vmax=lo + OVERVIEW_WINDOW.width)
-    axes[0].set_title(f"HU {hu.shape[0]}×{hu.shape[1]}\n({lo:.0f}..{lo + OVERVIEW_WINDOW.width:.0f})")
-    for ax, w, name, channel in zip(axes[1:], windows, names, "RGB"):
-        ax.imshow(window(hu, *w), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{channel}: {name}\nlevel {w.level:g}, width {w.width:g}")
-    axes[-1].imshow(rgb)
-    axes[-1].set_title(f"RGB {size}×{size}")
-    for ax in axes:
-        ax.axis("off")
-    fig.suptitle(title or Path(path).name)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))  # room for the suptitle above the panel titles
-    return fig
-
-
 # ---------------------------------------------------------------------------- internals
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ def classification_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFra
     [0, 1]) and ``support`` (int). The ``accuracy`` row holds the accuracy in ``f1`` and ``N`` in
     ``support``, with precision/recall NaN, as scikit-learn's text report does.
     """
-    y_true, y_pred = _check_pair(y_true, y_pred)
+    y_true, y_pred = check_pair(y_true, y_pred)
     k = len(labels)
     _check_range(y_true, y_pred, k)
     cm = confusion(y_true, y_pred, n_classes=k)
@@ -67,7 +67,7 @@ def per_class_table(y_true, y_pred, *, labels: Sequence[str]) -> pd.DataFrame:
     One-vs-rest accuracy of class k is (TP + TN) / N; recall is the share of class k found
     (what some notebooks call "class accuracy").
     """
-    y_true, y_pred = _check_pair(y_true, y_pred)
+    y_true, y_pred = check_pair(y_true, y_pred)
     k = len(labels)
     _check_range(y_true, y_pred, k)
     cm = confusion(y_true, y_pred, n_classes=k)
@@ -88,7 +88,7 @@ def confusion(y_true, y_pred, *, n_classes: int, normalize: bool | str = False) 
     ``normalize=False``: counts (int64). ``True`` or ``"true"``: each row divided by its sum
     (recall on the diagonal); ``"pred"``: columns; ``"all"``: the total. Empty rows stay 0.
     """
-    y_true, y_pred = _check_pair(y_true, y_pred)
+    y_true, y_pred = check_pair(y_true, y_pred)
     _check_range(y_true, y_pred, n_classes)
     cm = np.bincount(y_true * n_classes + y_pred,
                      minlength=n_classes * n_classes).reshape(n_classes, n_classes)
@@ -164,7 +164,7 @@ def bootstrap_ci(y_true, y_pred, *, metric: str | Callable = "accuracy", n_boot:
     The class set of the F1 metrics is fixed to the classes seen in the full sample, as
     scikit-learn's ``f1_score`` uses for the point estimate.
     """
-    y_true, y_pred = _check_pair(y_true, y_pred)
+    y_true, y_pred = check_pair(y_true, y_pred)
     n = y_true.size
     if n == 0:
         raise EvaluationError("bootstrap_ci: no test items")
@@ -208,8 +208,8 @@ def paired_accuracy_difference(y_true, pred_a, pred_b, *, n_boot: int = 1000, se
     CIs). Returns ``{"point", "lo", "hi"}`` (differences in [-1, 1]); to be read beside
     :func:`mcnemar` on the same pair.
     """
-    y_true, pred_a = _check_pair(y_true, pred_a)
-    _, pred_b = _check_pair(y_true, pred_b)
+    y_true, pred_a = check_pair(y_true, pred_a)
+    _, pred_b = check_pair(y_true, pred_b)
     n = _check_boot(y_true.size, n_boot, alpha, "paired_accuracy_difference")
     diff = (pred_a == y_true).astype(np.float64) - (pred_b == y_true).astype(np.float64)
     rng = np.random.default_rng(seed)
@@ -231,7 +231,7 @@ def per_class_ci_table(y_true, y_pred, *, labels: Sequence[str], n_boot: int = 1
     every class and metric; a class absent from a resample scores 0 there, as scikit-learn's
     zero-division rule does.
     """
-    y_true, y_pred = _check_pair(y_true, y_pred)
+    y_true, y_pred = check_pair(y_true, y_pred)
     k = len(labels)
     _check_range(y_true, y_pred, k)
     n = _check_boot(y_true.size, n_boot, alpha, "per_class_ci_table")
@@ -279,8 +279,8 @@ def mcnemar(y_true, pred_a, pred_b) -> dict[str, float | int | str]:
     """
     from scipy import stats
 
-    y_true, pred_a = _check_pair(y_true, pred_a)
-    _, pred_b = _check_pair(y_true, pred_b)
+    y_true, pred_a = check_pair(y_true, pred_a)
+    _, pred_b = check_pair(y_true, pred_b)
     right_a, right_b = pred_a == y_true, pred_b == y_true
     n01 = int(np.sum(~right_a & right_b))
     n10 = int(np.sum(right_a & ~right_b))
@@ -300,93 +300,6 @@ def mcnemar(y_true, pred_a, pred_b) -> dict[str, float | int | str]:
             "method": method, "better": better}
 
 
-# ---------------------------------------------------------------------------- plots
-def plot_confusion(cm: np.ndarray, *, labels: Sequence[str], ax=None, title: str = ""):
-    """Heat map of a confusion matrix (counts or normalised) with seaborn; returns the Figure.
-
-    Rows are true classes, columns predicted. Integer matrices are annotated as counts, float
-    ones with two decimals.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    cm = np.asarray(cm)
-    if ax is None:
-        size = 1.2 + 0.9 * len(labels)
-        _, ax = plt.subplots(figsize=(size + 1.2, size))
-    fmt = "d" if np.issubdtype(cm.dtype, np.integer) else ".2f"
-    sns.heatmap(cm, annot=True, fmt=fmt, cmap="Blues", cbar=True, square=True,
-                xticklabels=labels, yticklabels=labels, ax=ax)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    ax.tick_params(axis="x", rotation=30)
-    ax.tick_params(axis="y", rotation=0)
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def plot_history(history_df: pd.DataFrame, *, metric: str, ax=None, title: str = ""):
-    """Training and validation curves of ``metric`` (and ``val_<metric>``) per epoch.
-
-    ``history_df`` is what :func:`medrepro.train.fit` returns (column ``epoch`` optional:
-    1-based row numbers otherwise). Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    if metric not in history_df.columns:
-        raise EvaluationError(f"history has no column {metric!r}; columns: "
-                              f"{', '.join(map(str, history_df.columns))}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.6))
-    epochs = (history_df["epoch"].to_numpy() if "epoch" in history_df.columns
-              else np.arange(1, len(history_df) + 1))
-    ax.plot(epochs, history_df[metric], marker="o", label=f"train {metric}")
-    if f"val_{metric}" in history_df.columns:
-        ax.plot(epochs, history_df[f"val_{metric}"], marker="o", label=f"validation {metric}")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def plot_predictions(images: np.ndarray, y_true, y_pred, *, labels: Sequence[str],
-                     n: int = 12, seed: int = 0, cols: int = 4, title: str = ""):
-    """A grid of ``n`` random images titled ``true / predicted`` (green right, red wrong).
-
-    ``images``: ``(N, H, W)`` or ``(N, H, W, C)``, float in [0, 1] or uint8. Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-
-    y_true, y_pred = _check_pair(y_true, y_pred)
-    if len(images) != y_true.size:
-        raise EvaluationError(f"plot_predictions: {len(images)} images but {y_true.size} labels")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(images), size=min(n, len(images)), replace=False)
-    rows = max(1, int(np.ceil(len(pick) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), pick):
-        img = np.asarray(images[i])
-        if img.ndim == 3 and img.shape[-1] == 1:
-            img = img[..., 0]
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-        ok = y_true[i] == y_pred[i]
-        ax.set_title(f"true: {labels[y_true[i]]}\npred: {labels[y_pred[i]]}", fontsize=8,
-                     color="green" if ok else "red")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 # ---------------------------------------------------------------------------- helpers
 def _check_boot(n: int, n_boot: int, alpha: float, name: str) -> int:
     if n == 0:
@@ -398,7 +311,7 @@ def _check_boot(n: int, n_boot: int, alpha: float, name: str) -> int:
     return n
 
 
-def _check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(y_true), np.asarray(y_pred)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
         raise EvaluationError(f"expected two 1-D label arrays of equal length, got shapes "

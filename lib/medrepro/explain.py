@@ -15,7 +15,7 @@ zero (never NaN). ``x`` is one input without the batch axis (``(H, W, C)``) or a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -135,46 +135,6 @@ def attribution_map(attributions: np.ndarray, *, channel_axis: int = -1,
     if top <= 0:
         return np.zeros_like(mag)
     return np.clip(mag / top, 0.0, 1.0).astype(np.float32)
-
-
-def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45,
-            cmap: str = "jet") -> np.ndarray:
-    """RGB float image in [0, 1]: ``image`` (H, W[, C], any range) blended with a colour map."""
-    import matplotlib
-
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    span = img.max() - img.min()
-    img = (img - img.min()) / span if span > 0 else np.zeros_like(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    colours = matplotlib.colormaps[cmap](np.clip(heatmap, 0, 1))[..., :3]
-    return np.clip((1 - alpha) * img + alpha * colours, 0.0, 1.0)
-
-
-def plot_maps(images: np.ndarray, maps: np.ndarray, *, titles: Sequence[str] = (),
-              suptitle: str = "", alpha: float = 0.45):
-    """Figure: each image (top row) above its heat-map overlay (bottom row). Returns the Figure.
-
-    ``images`` ``(N, H, W[, C])``, ``maps`` ``(N, H, W)`` in [0, 1].
-    """
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
-    for i in range(n):
-        img = np.asarray(images[i], dtype=np.float32)
-        axes[0, i].imshow(overlay(img, np.zeros(img.shape[:2]), alpha=0.0))
-        axes[1, i].imshow(overlay(img, maps[i], alpha=alpha))
-        if i < len(titles):
-            axes[0, i].set_title(titles[i], fontsize=8)
-        for ax in axes[:, i]:
-            ax.axis("off")
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
 
 
 # ---------------------------------------------------------------------------- layers

@@ -114,9 +114,9 @@ def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int
     run = _resolve(overrides)
     png = artifact_paths(artifact_id, profile=run.profile, reports_root=run.reports_root)[0]
     if is_phantom(source):
-        # Below the axes (va="top" at y=0): bbox_inches="tight" grows the canvas to hold it.
-        fig.text(0.5, -0.01, PHANTOM_LABEL, ha="center", va="top", fontsize=8,
-                 color="white", backgroundcolor="#b22222", weight="bold")
+        from medrepro.plots import phantom_banner
+
+        phantom_banner(fig, PHANTOM_LABEL)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     _write_sidecar(png.with_suffix(".json"), art, run, source, notes)

@@ -149,43 +149,6 @@ def table1_beside(model):
     return out
 
 
-def plot_diagram(model, *, title: str = "", preamble: Sequence[tuple[str, str]] = ()):
-    """A block diagram of a model's layers (name, type, output shape, params) with matplotlib.
-
-    ``preamble``: ``(label, detail)`` boxes drawn before the model's first layer (e.g. the
-    image and the feature extractor outside the summarised model). Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
-
-    boxes = [(label, detail, "#e8e8e8") for label, detail in preamble]
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "InputLayer":
-            continue
-        colour = {"LSTM": "#cfe2f3", "Dropout": "#f4f4f4", "Dense": "#d9ead3"}.get(kind,
-                                                                              "#fff2cc")
-        detail = f"{kind} · out {tuple(layer.output.shape)} · {layer.count_params():,} params"
-        boxes.append((layer.name, detail, colour))
-    height = 0.62 * len(boxes) + 0.8
-    fig, ax = plt.subplots(figsize=(7.5, height))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, len(boxes))
-    ax.axis("off")
-    for i, (label, detail, colour) in enumerate(boxes):
-        y = len(boxes) - i - 0.85
-        ax.add_patch(FancyBboxPatch((0.08, y), 0.84, 0.62, boxstyle="round,pad=0.02",
-                                    facecolor=colour, edgecolor="#555555"))
-        ax.text(0.5, y + 0.41, label, ha="center", va="center", fontsize=9, weight="bold")
-        ax.text(0.5, y + 0.17, detail, ha="center", va="center", fontsize=7.5)
-        if i < len(boxes) - 1:
-            ax.annotate("", xy=(0.5, y - 0.12), xytext=(0.5, y - 0.01),
-                        arrowprops={"arrowstyle": "->", "color": "#555555"})
-    ax.set_title(title or f"{model.name}: {model.count_params():,} parameters")
-    fig.tight_layout()
-    return fig
-
-
 def scale_features(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Centre features on the training mean (per feature) and divide by one scalar, the
     training features' overall standard deviation; float32 out.
