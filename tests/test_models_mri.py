@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from medrepro import manifest
 from medrepro.models import mri as mm
+from medrepro.models.summary import summary_frame
 from PIL import Image
 
 
@@ -11,7 +12,7 @@ def test_lstm_head_matches_table1_exactly():
     assert model.count_params() == mm.LSTM_HEAD_PARAMS == 207_605_764
     assert not model.non_trainable_weights
     table1 = manifest.reported_frame("A.table1")
-    ours = mm.summary_frame(model)
+    ours = summary_frame(model)
     layers = ours[ours["layer"] != "Total"]
     expected = table1[table1["layer"].str.startswith(("lstm", "dropout", "flatten", "dense"))]
     assert list(layers["params"]) == list(expected["params"])

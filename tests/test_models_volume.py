@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from medrepro import profiles
 from medrepro.models import volume
+from medrepro.models.summary import param_counts
 
 
 def test_cnn3d_has_the_papers_parameter_counts():
     model = volume.cnn3d()
-    assert volume.count_params(model) == volume.PAPER_PARAMS == {
+    assert param_counts(model) == volume.PAPER_PARAMS == {
         "total": 214_817, "trainable": 214_465, "non_trainable": 352}
     assert tuple(model.output.shape) == (None, 1)
     shapes = {layer.name: tuple(layer.output.shape) for layer in model.layers}
@@ -20,7 +21,7 @@ def test_cnn3d_has_the_papers_parameter_counts():
 
 def test_cnn3d_smaller_input_builds_with_the_same_parameters():
     model = volume.cnn3d((48, 48, 48, 1))
-    assert volume.count_params(model)["total"] == 214_817
+    assert param_counts(model)["total"] == 214_817
     out = model(np.zeros((2, 48, 48, 48, 1), np.float32), training=False)
     assert out.shape == (2, 1) and np.all((out.numpy() > 0) & (out.numpy() < 1))
 
@@ -29,12 +30,6 @@ def test_cnn3d_rejects_too_small_inputs():
     assert volume.min_side_ok(46) and not volume.min_side_ok(45)
     with pytest.raises(ValueError, match="too small.*>= 46"):
         volume.cnn3d((64, 64, 32, 1))
-
-
-def test_summary_frame_lists_layers_and_totals():
-    df = volume.summary_frame(volume.cnn3d())
-    assert df.loc[df.layer == "total params", "params"].item() == 214_817
-    assert df[df.type == "Conv3D"].params.tolist() == [448, 13_856, 55_360, 110_656]
 
 
 def test_compile_uses_sgd_momentum_and_the_decay_schedule():

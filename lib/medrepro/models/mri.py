@@ -119,25 +119,12 @@ def standard_cnn_head(n_features: int = N_FEATURES, n_classes: int = N_CLASSES, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def summary_frame(model):
-    """A model's summary as a frame: layer, type, output shape, params (+ a total row)."""
-    import pandas as pd
-
-    rows = [{"layer": layer.name, "type": type(layer).__name__,
-             "output_shape": str(tuple(layer.output.shape)).replace("None", "None"),
-             "params": int(layer.count_params())} for layer in model.layers
-            if type(layer).__name__ != "InputLayer"]
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    rows.append({"layer": "Total", "type": f"trainable {trainable:,}", "output_shape": "",
-                 "params": int(model.count_params())})
-    return pd.DataFrame(rows)
-
-
 def table1_beside(model):
     """Our LSTM head's summary beside study A's Table 1 (``paper_*`` columns), row by row."""
     import pandas as pd
 
     from medrepro import manifest
+    from medrepro.models.summary import summary_frame
 
     ours = summary_frame(model)
     paper = manifest.reported_frame("A.table1")

@@ -107,27 +107,6 @@ def cnn3d(input_shape: Sequence[int] = PAPER_INPUT, *, name: str = "3dcnn"):
     return keras.Model(inputs, outputs, name=name)
 
 
-def count_params(model) -> dict[str, int]:
-    """``{"total", "trainable", "non_trainable"}`` parameter counts of a keras model."""
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    return {"total": trainable + non_trainable, "trainable": trainable,
-            "non_trainable": non_trainable}
-
-
-def summary_frame(model):
-    """The model summary as a ``DataFrame`` (layer, type, output shape, params), like Fig 4.5."""
-    import pandas as pd
-
-    rows = [{"layer": layer.name, "type": type(layer).__name__,
-             "output_shape": str((None, *tuple(layer.output.shape)[1:])),
-             "params": int(layer.count_params())} for layer in model.layers]
-    counts = count_params(model)
-    rows += [{"layer": f"{k.replace('_', '-')} params", "type": "", "output_shape": "",
-              "params": v} for k, v in counts.items()]
-    return pd.DataFrame(rows)
-
-
 def compile_cnn3d(model, *, initial_lr: float = INITIAL_LR):
     """Compile with the study's settings: SGD(momentum 0.9) on the exponential-decay schedule,
     binary cross-entropy, metrics accuracy and MSE. Returns ``model``."""

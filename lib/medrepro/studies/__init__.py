@@ -1,0 +1,14 @@
+"""One module per study: what its notebook section runs and the tables and figures it makes.
+
+- ``studies.a``: LSTM-CNN on ResNet50 features (notebook 03).
+- ``studies.b``: lightweight CNN vs DenseNet121 / MobileNet / Inception V1 on RSNA CT (04).
+- ``studies.c``: the sequential CNN's five optimiser trials with MSE (03).
+- ``studies.d``: the 3-D CNN's six scenarios on MosMed (05).
+- ``studies.e``: the CNN with Grad-CAM, Eigen-CAM and Integrated Gradients (03).
+
+Each study's ``run``/``train_*`` functions return a result object; its ``table*``/``fig*``
+functions turn a result into the frames and figures that the notebook saves with
+:mod:`medrepro.report`. Model builders live in :mod:`medrepro.models`, training mechanics in
+:mod:`medrepro.train`, figures in :mod:`medrepro.plots`. Submodules are imported on demand
+(``from medrepro.studies import b``), so importing this package imports nothing heavy.
+"""
