@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medrepro import datasets, overview
+from medrepro import overview, registry
 
 
 def _layout(root, n=(3, 1)):
-    sp = datasets.spec("brain_tumor_sartaj")
+    sp = registry.spec("brain_tumor_sartaj")
     for split, k in zip(sp.splits, n):
         for c, cls in enumerate(sp.classes):
             (root / split / cls).mkdir(parents=True)

@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING
 
 from medrepro import paths, progress
 from medrepro.fileio import atomic_path
+from medrepro.registry import find_dataset_root
 
 if TYPE_CHECKING:
-    from medrepro.datasets import DatasetSpec
+    from medrepro.registry import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +409,6 @@ def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
     :class:`KaggleError`/:class:`DownloadError` with the reason (offline, credentials rejected,
     competition rules not accepted).
     """
-    from medrepro.datasets import find_dataset_root
-
     inputs = kaggle_input_dir()
     if inputs.is_dir():
         found = find_dataset_root(inputs, sp, depth=KAGGLE_INPUT_DEPTH)
@@ -459,8 +458,6 @@ def _download_kaggle(sp: DatasetSpec) -> Path:
     files (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``; inside Kaggle a mount under
     ``/kaggle/input``), so a re-run does not download again. Nothing is copied.
     """
-    from medrepro.datasets import find_dataset_root
-
     what = (f"competition {sp.kaggle_competition}" if sp.kaggle_competition
             else f"dataset {sp.kaggle_dataset}")
     if not on_kaggle():  # in a Kaggle notebook kagglehub attaches data without the public API

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medrepro import registry
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("Training", "Testing")
@@ -214,7 +216,7 @@ def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = 4
     from medrepro import datasets
 
     rd = datasets.resolve(dataset_id, data=data, profile=profile, seed=seed)
-    if not rd.is_phantom or data == datasets.PHANTOM:
+    if not rd.is_phantom or data == registry.PHANTOM:
         return rd, ""
     other = next(d for d in CLASS_DIRS if d != dataset_id)
     alt = datasets.resolve(other, data=data, profile=profile, seed=seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medrepro import datasets
+from medrepro import datasets, registry
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def _title(dataset_id: str, source: str) -> str:
 def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Training",
                  per_class: int = 3, seed: int = 0) -> dict[str, list[Path]]:
     """``per_class`` seeded random files of each class folder of ``split``: {class: [paths]}."""
-    sp = datasets.spec(dataset_id)
+    sp = registry.spec(dataset_id)
     rng = np.random.default_rng(seed)
     out = {}
     for cls in sp.classes:

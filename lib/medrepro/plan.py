@@ -30,14 +30,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro import datasets, paths, profiles, rsna
+from medrepro import datasets, paths, profiles, registry, rsna
 from medrepro.fileio import atomic_path
 
 RATES_FILE = "rates.json"  # in benchmarks/
 YES_ENV = "MEDREPRO_YES"
 GiB = 2**30
 FREE_MARGIN_BYTES = 1 * GiB  # keep this much free: logs, executed notebooks, temporary files
-SELECTED_FRACTION = datasets.RSNA_SELECTED_IMAGES / datasets.RSNA_ALL_IMAGES  # 0.957
+SELECTED_FRACTION = registry.RSNA_SELECTED_IMAGES / registry.RSNA_ALL_IMAGES  # 0.957
 # Bytes per file where nothing is on disk to measure (estimates, labelled as such):
 FILE_BYTES_ESTIMATE = {"rsna": 525_000,  # a 512x512 int16 DICOM slice with its header
                        "mri": 28_600,  # mean file of the real Sartaj set (93.2 MB / 3,264)
@@ -49,9 +49,9 @@ CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights + Adam's two moments
 STUDY_A_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
 STUDY_B_PARAMS = 7_100_000  # the largest of the four models: DenseNet121, 7,043,654
 NOTEBOOK_DATASETS = {
-    "01_download": datasets.DATASET_IDS,
+    "01_download": registry.DATASET_IDS,
     "02_preprocess_rsna": ("rsna_ich",),
-    "03_lstm_cnn_mri": datasets.MRI_DATASETS,
+    "03_lstm_cnn_mri": registry.MRI_DATASETS,
     "04_lightweight_ct": ("rsna_ich",),
     "05_3dcnn_mosmed": ("mosmed",),
     "06_compare": (),
@@ -218,7 +218,7 @@ class Plan:
         return [_missing_text(d) for d in self.disks if d.missing]
 
 
-def make_plan(*, profile: str, data: str = datasets.PHANTOM, only: Sequence[str] | None = None,
+def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
               seed: int = datasets.DEFAULT_SEED, device: dict | None = None,
               rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
     """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
@@ -261,27 +261,27 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
                    seed: int = datasets.DEFAULT_SEED) -> DatasetFound:
     """What :func:`medrepro.datasets.resolve` would use for ``dataset_id``, found without
     writing: a real folder (files counted), a download, or the phantom (present or to make)."""
-    sp = datasets.spec(dataset_id)
-    data = str(data or datasets.PHANTOM)
+    sp = registry.spec(dataset_id)
+    data = str(data or registry.PHANTOM)
     note = ""
     if data == datasets.KAGGLE:
         kaggle_input = Path(os.environ.get("MEDREPRO_KAGGLE_INPUT", "/kaggle/input"))
-        root = datasets.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
+        root = registry.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
         if root is None:
             n = sp.official_total
             return DatasetFound(dataset_id, "download", None, n,
                                 n * FILE_BYTES_ESTIMATE[sp.kind],
                                 "kagglehub download (size estimated from the official count)")
         return _real(dataset_id, root, sp)
-    if data != datasets.PHANTOM:
+    if data != registry.PHANTOM:
         path = Path(data).expanduser()
         if not path.is_absolute() and not path.exists():
             path = paths.project_root() / path
         if path.is_file():
             return DatasetFound(dataset_id, "real", path, 0, path.stat().st_size,
                                 "archive: extracted once into data/raw/archives")
-        root = datasets.find_dataset_root(path, sp) if path.is_dir() else None
-        if root is not None and set(datasets.splits_present(root, sp)) == set(sp.splits):
+        root = registry.find_dataset_root(path, sp) if path.is_dir() else None
+        if root is not None and set(registry.splits_present(root, sp)) == set(sp.splits):
             return _real(dataset_id, root, sp)
         note = f"not complete in {data}: its phantom is used"
     root = datasets.phantom_root(dataset_id, profile=profile, seed=seed)
@@ -334,7 +334,7 @@ def _tree_bytes(root: Path) -> int:
 
 def _phantom_files(dataset_id: str, profile: str) -> int:
     kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = datasets.spec(dataset_id).kind
+    kind = registry.spec(dataset_id).kind
     if kind == "mri":
         return 4 * (kw["n_per_class"] + kw["n_test_per_class"])
     if kind == "rsna":
@@ -344,7 +344,7 @@ def _phantom_files(dataset_id: str, profile: str) -> int:
 
 def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
     kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = datasets.spec(dataset_id).kind
+    kind = registry.spec(dataset_id).kind
     scale = (kw.get("size", 512) / 512) ** 2 if kind != "rsna" else 1.0
     return int(FILE_BYTES_ESTIMATE[kind] * scale)
 
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_all.sh --plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
                         choices=profiles.PROFILE_NAMES)
-    parser.add_argument("--data", default=datasets.PHANTOM)
+    parser.add_argument("--data", default=registry.PHANTOM)
     parser.add_argument("--only", nargs="+", metavar="NN")
     parser.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
     parser.add_argument("--cache-dir", help="where caches go (sets MEDREPRO_CACHE_DIR)")
