@@ -81,7 +81,7 @@ def test_a_data_folder_without_rsna_falls_back_to_the_phantom_in_the_plan(empty_
 def test_real_folder_and_kaggle_input_are_counted_not_read(empty_data, tmp_path, monkeypatch):
     root = tmp_path / "in" / "rsna-intracranial-hemorrhage-detection"  # Kaggle's folder name
     (root / rsna.IMAGES_DIR).mkdir(parents=True)
-    (root / rsna.LABELS_CSV).write_text("ID,Label\n")
+    (root / registry.RSNA_LABELS_CSV).write_text("ID,Label\n")
     for i in range(5):
         (root / rsna.IMAGES_DIR / f"ID_{i}.dcm").write_bytes(b"x" * 1000)
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "in"))

@@ -49,8 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medrepro import paths, profiles
-from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_SELECTED_COUNTS,
-                               DatasetError, DatasetSpec, find_dataset_root,
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
+                               RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
                                spec, splits_present)
 # Re-exported for callers outside this refactor's remit (notebooks: ``datasets.DATASET_IDS``,
 # ``datasets.MRI_DATASETS``; overview's plot functions: ``datasets.spec``) until studies land;
@@ -58,7 +59,6 @@ from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_SEL
 from medrepro.registry import MRI_DATASETS  # noqa: F401
 
 KAGGLE = "kaggle"
-DEFAULT_SEED = 42
 MARKER = ".complete.json"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _SETTINGS_NOTEBOOK = "01_download"
@@ -373,7 +373,7 @@ def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
         split = sp.splits[0]
         names, size = _list_folder(root / split, ".dcm")
         rows.append({"split": split, "class": "all", "files": len(names), "bytes": size})
-        for cls, n in _rsna_selected_counts(root / "stage_2_train.csv", names).items():
+        for cls, n in _rsna_selected_counts(root / RSNA_LABELS_CSV, names).items():
             rows.append({"split": split, "class": cls, "files": n, "bytes": None})
     return rows
 

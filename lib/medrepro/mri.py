@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from medrepro import registry
+from medrepro.seeds import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- splits
 def paper_split(frame: pd.DataFrame, *, test_fraction: float = TEST_FRACTION,
-                seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+                seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pool every image and split it stratified by class, ``1 - test_fraction`` / ``test_fraction``.
 
     The returned frames carry the original folder in ``split`` and the new role in ``role``.
@@ -127,7 +128,7 @@ def official_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def validation_split(train: pd.DataFrame, *, fraction: float = 0.1,
-                     seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out a stratified ``fraction`` of a training frame for validation (early stopping)."""
     from sklearn.model_selection import train_test_split
 
@@ -205,7 +206,7 @@ def leakage_rows(train: pd.DataFrame, test: pd.DataFrame, preds: dict[str, np.nd
 
 
 # ---------------------------------------------------------------------------- data source
-def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = 42):
+def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = DEFAULT_SEED):
     """Resolve an MRI dataset; if a real source lacks it, use the other real MRI set instead.
 
     Studies C and E use the Masoud set; ``../shared/data`` holds only its Testing split, which

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from medrepro import device, paths, profiles, report
-
-DEFAULT_SEED = 42
-DEFAULT_DATA = "phantom"
+from medrepro.registry import PHANTOM
+from medrepro.seeds import DEFAULT_SEED
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,13 @@ class NotebookRun:
 
     @property
     def phantom(self) -> bool:
-        return self.data == DEFAULT_DATA
+        return self.data == PHANTOM
 
 
 def resolve(profile: str | None, data: str | None) -> tuple[str, str]:
     """Parameters, else environment, else defaults."""
     profile = profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE
-    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or DEFAULT_DATA
+    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or PHANTOM
     return profiles.check_profile(profile), str(data)
 
 

@@ -121,7 +121,7 @@ def rsna_examples(root: str | os.PathLike, *, seed: int = 0) -> dict[str, Path |
     from medrepro import dicom, rsna
 
     root = Path(root)
-    labels = rsna.select_single_type(rsna.read_labels(root / "stage_2_train.csv"))
+    labels = rsna.select_single_type(rsna.read_labels(root / registry.RSNA_LABELS_CSV))
     rng = np.random.default_rng(seed)
     out: dict[str, Path | None] = {}
     for name in rsna.CLASSES:

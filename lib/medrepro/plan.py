@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medrepro import datasets, paths, profiles, registry, rsna
+from medrepro.seeds import DEFAULT_SEED
 from medrepro.fileio import atomic_path
 
 RATES_FILE = "rates.json"  # in benchmarks/
@@ -219,7 +220,7 @@ class Plan:
 
 
 def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
-              seed: int = datasets.DEFAULT_SEED, device: dict | None = None,
+              seed: int = DEFAULT_SEED, device: dict | None = None,
               rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
     """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
     from medrepro import runner
@@ -258,7 +259,7 @@ def _projected_text(plan: Plan) -> str:
 
 
 def survey_dataset(dataset_id: str, *, data: str, profile: str,
-                   seed: int = datasets.DEFAULT_SEED) -> DatasetFound:
+                   seed: int = DEFAULT_SEED) -> DatasetFound:
     """What :func:`medrepro.datasets.resolve` would use for ``dataset_id``, found without
     writing: a real folder (files counted), a download, or the phantom (present or to make)."""
     sp = registry.spec(dataset_id)
@@ -288,7 +289,7 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
     n = _phantom_files(dataset_id, profile)
     present = (root / datasets.MARKER).is_file()
     size = _tree_bytes(root) if present else n * _phantom_file_bytes(dataset_id, profile)
-    return DatasetFound(dataset_id, "phantom", root, n, size,
+    return DatasetFound(dataset_id, registry.PHANTOM, root, n, size,
                         "; ".join(x for x in (note, "present" if present else "to generate")
                                   if x))
 
@@ -352,7 +353,7 @@ def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
 def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, found: dict,
                    measured: dict, device: dict, cache_format: str) -> None:
     for d in nb.datasets:
-        if d.source == "phantom":
+        if d.source == registry.PHANTOM:
             nb.writes.append(Write(f"{d.dataset_id} phantom ({d.files:,} files)",
                                    d.root, d.bytes, done="present" in d.note))
             if "present" in d.note:
@@ -405,7 +406,7 @@ def _rsna_cache_path(d: DatasetFound, profile: str, cache_format: str) -> Path:
     from types import SimpleNamespace
 
     s = profiles.settings("02_preprocess_rsna", profile)
-    source = "phantom" if d.source == "phantom" else rsna.DATASET_ID
+    source = registry.PHANTOM if d.source == registry.PHANTOM else rsna.DATASET_ID
     root = d.root if d.root is not None else paths.raw_dir(rsna.DATASET_ID)
     return rsna.cache_dir(SimpleNamespace(root=root, source=source), profile=profile,
                           image_size=int(s["image_size"]), max_images=s["max_images"],
@@ -553,7 +554,7 @@ def options_text(plan: Plan) -> str:
             "MEDREPRO_DATA=DIR: put data/ (phantoms, downloads, checkpoints) elsewhere",
             "the compact RSNA cache is the default (~29 KiB/image, 5x smaller than raw)",
             "--only NN ...: run fewer notebooks"]
-    if any(d.source == "phantom" and d.dataset_id == "rsna_ich" and "to generate" in d.note
+    if any(d.source == registry.PHANTOM and d.dataset_id == "rsna_ich" and "to generate" in d.note
            for nb in plan.notebooks for d in nb.datasets) and plan.profile == "paper":
         opts.insert(0, "--data kaggle or --data PATH with the real RSNA set: the paper-profile "
                        "RSNA phantom has the real set's 720,733 files (~370 GB)")
@@ -596,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                         choices=profiles.PROFILE_NAMES)
     parser.add_argument("--data", default=registry.PHANTOM)
     parser.add_argument("--only", nargs="+", metavar="NN")
-    parser.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cache-dir", help="where caches go (sets MEDREPRO_CACHE_DIR)")
     parser.add_argument("--yes", action="store_true")
     args = parser.parse_args(argv)

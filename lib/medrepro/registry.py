@@ -188,7 +188,7 @@ def splits_present(root: Path, sp: DatasetSpec) -> tuple[str, ...]:
         if sp.kind == "mri":
             ok = any(_has_file(root / split / c, sp.file_suffix) for c in sp.classes)
         elif sp.kind == "rsna":
-            ok = (root / "stage_2_train.csv").is_file() and _has_file(root / split, ".dcm")
+            ok = (root / RSNA_LABELS_CSV).is_file() and _has_file(root / split, ".dcm")
         else:
             ok = _has_file(root / split, sp.file_suffix)
         if ok:

@@ -29,8 +29,8 @@ from typing import Any
 from medrepro import device, manifest, paths
 from medrepro.fileio import atomic_path
 from medrepro.profiles import check_profile
+from medrepro.registry import PHANTOM
 
-PHANTOM = "phantom"
 PHANTOM_LABEL = ("PHANTOM DATA: shows that the pipeline runs; not clinical, not comparable "
                  "to the paper")
 _VERSIONED = ("medrepro", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 from medrepro import paths, profiles
+from medrepro.registry import PHANTOM
+from medrepro.seeds import DEFAULT_SEED
 from medrepro.fileio import atomic_path
 
 
@@ -85,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
                         choices=profiles.PROFILE_NAMES)
-    parser.add_argument("--data", default="phantom",
+    parser.add_argument("--data", default=PHANTOM,
                         help="phantom (default), kaggle, or a folder/archive of datasets")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cache-dir", help="where rebuildable caches go (MEDREPRO_CACHE_DIR)")
     parser.add_argument("--yes", action="store_true",
                         help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")

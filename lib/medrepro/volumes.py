@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from medrepro import paths, progress
+from medrepro.seeds import DEFAULT_SEED
 from medrepro.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -492,7 +493,7 @@ def augment_volume(vol, augmenter):
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = False,
-                 shuffle: bool = False, seed: int = 42):
+                 shuffle: bool = False, seed: int = DEFAULT_SEED):
     """A ``tf.data.Dataset`` of ``((B, H, W, D, 1) float32, (B,) float32)`` batches.
 
     ``x``: ``(N, H, W, D)`` in [0, 1]; ``y``: ``(N,)`` 0/1. With ``augment`` each volume gets a
