@@ -9,7 +9,6 @@ notebooks under nbval in the smoke profile, then to the defaults (``demo``, ``ph
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from medrepro import device, paths, profiles, report
 from medrepro.registry import PHANTOM
-from medrepro.seeds import DEFAULT_SEED
+from medrepro.seeds import DEFAULT_SEED, seed_everything
 
 
 @dataclass(frozen=True)
@@ -42,21 +41,6 @@ def resolve(profile: str | None, data: str | None) -> tuple[str, str]:
     profile = profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE
     data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or PHANTOM
     return profiles.check_profile(profile), str(data)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (if already imported or importable cheaply) Keras/TensorFlow."""
-    random.seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    import numpy as np
-
-    np.random.seed(seed)
-    try:
-        import keras
-
-        keras.utils.set_random_seed(seed)
-    except ImportError:  # keras is a dependency, but seeding must never be the failure
-        pass
 
 
 def setup(notebook: str, *, profile: str | None = None, data: str | None = None,

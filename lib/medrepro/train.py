@@ -32,6 +32,7 @@ import pandas as pd
 
 from medrepro import device
 from medrepro.fileio import atomic_path
+from medrepro.seeds import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,6 @@ class TrainingError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- set-up
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow/Keras (``keras.utils.set_random_seed``)."""
-    import keras
-
-    keras.utils.set_random_seed(int(seed))
-
-
 def configure_precision(*, force: str | None = None) -> str:
     """Set Keras' global dtype policy: ``mixed_float16`` on GPUs of compute capability >= 7.0,
     ``float32`` on older GPUs and CPU (:func:`medrepro.device.configure_precision`).
@@ -331,7 +325,7 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights', 'memory' "
                             "or None")
     if seed is not None:
-        set_seed(seed)
+        seed_everything(seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE_MARKER).unlink(missing_ok=True)

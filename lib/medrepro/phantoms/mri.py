@@ -639,7 +639,9 @@ def measure_difficulty(*, n_per_class: int = 100, seed: int = 0, size: int = 256
 def _small_cnn_accuracy(x_tr, y_tr, x_te, y_te, *, seed: int, epochs: int = 40) -> float:
     import keras
 
-    keras.utils.set_random_seed(seed)
+    from medrepro.seeds import seed_everything
+
+    seed_everything(seed)
     layers = keras.layers
 
     def block(filters: int) -> list:
