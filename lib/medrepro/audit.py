@@ -29,7 +29,6 @@ to ``data/processed/<dataset>/duplicates.csv`` (:func:`save_duplicates`, read ba
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -40,7 +39,7 @@ import numpy as np
 
 from medrepro import paths as _paths
 from medrepro import progress
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +79,6 @@ class AuditResult:
 
 # --------------------------------------------------------------------------------------------
 # hashing
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of the file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def perceptual_bits(path: str | os.PathLike) -> np.ndarray:
     """pHash and dHash (64 bits each) of an image as a bool array of shape (128,).
@@ -181,7 +171,7 @@ def audit_files(paths: Iterable[str | os.PathLike], *, near: bool = False,
     readable: list[int] = []
     for k, f in enumerate(progress.bar(files, desc="audit: SHA-256", unit="file")):
         try:
-            digests.setdefault(file_digest(f), []).append(k)
+            digests.setdefault(sha256_file(f), []).append(k)
             readable.append(k)
         except OSError as exc:
             skipped.append((f, f"unreadable: {exc}"))

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medrepro import paths, profiles
+from medrepro.fileio import write_json
 from medrepro.seeds import DEFAULT_SEED
 from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
                                RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
@@ -192,8 +193,8 @@ def compose_ct23(root: Path) -> Path:
         for part in MOSMED_CT23_PARTS:
             for f in sorted((root / part).glob("*.nii*")) if (root / part).is_dir() else []:
                 os.symlink(f.resolve(), staging / "CT-23" / f.name)
-        (staging / MARKER).write_text(json.dumps({"composed_from": str(root),
-                                                  "ct23": list(MOSMED_CT23_PARTS)}) + "\n")
+        write_json(staging / MARKER, {"composed_from": str(root), "ct23": list(MOSMED_CT23_PARTS)},
+                   indent=None)
         _swap_into_place(staging, view)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from medrepro import datasets, paths, profiles, registry, rsna
 from medrepro.seeds import DEFAULT_SEED
-from medrepro.fileio import atomic_path
+from medrepro.fileio import write_json
 
 RATES_FILE = "rates.json"  # in benchmarks/
 YES_ENV = "MEDREPRO_YES"
@@ -127,10 +127,7 @@ def record_rates(section: str, values: dict, *, device: dict | None = None) -> P
     rates["note"] = ("measured by benchmarks/bench_cache.py (section cache) and bench_train.py "
                      "(section train) on the machine named by each key; read by medrepro.plan")
     path = rates_path()
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n",
-                             encoding="utf-8")
-    return path
+    return write_json(path, rates, indent=2, sort_keys=True)
 
 
 def rates_for(device: dict, rates: dict | None = None) -> tuple[dict, str]:

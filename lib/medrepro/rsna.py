@@ -55,7 +55,7 @@ import numpy as np
 from medrepro import compact, dicom, manifest, paths
 from medrepro.registry import RSNA_LABELS_CSV
 from medrepro.seeds import DEFAULT_SEED
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, write_json
 
 DATASET_ID = "rsna_ich"
 LABELS_CSV = RSNA_LABELS_CSV  # the name benchmarks/ use
@@ -391,8 +391,7 @@ def _prepare(out: Path, config: dict) -> None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    write_json(path, obj, indent=2)
 
 
 def _shard_data(out: Path, k: int, format: str) -> Path:
@@ -563,8 +562,7 @@ def _write_summary(out: Path, *, n_shards: int, wall: float, workers: int, built
                "wall_s": round(wall, 3), "built_this_run": built,
                "images_per_s": round(built / wall, 2) if wall > 0 and built else None,
                "workers": workers, "resumed": resumed}
-    with atomic_path(out / "summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary, indent=2)
 
 
 # ---------------------------------------------------------------------------- reading the cache
@@ -618,9 +616,7 @@ def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *,
                                       "shard", "row"]]
         with atomic_path(cache / filename) as tmp:
             out.to_csv(tmp, index=False)
-    with atomic_path(meta_path) as tmp:
-        Path(tmp).write_text(json.dumps({"seed": int(seed), "notes": notes}, indent=2) + "\n",
-                             encoding="utf-8")
+    write_json(meta_path, {"seed": int(seed), "notes": notes}, indent=2)
 
 
 def load_split(cache: str | os.PathLike, *, kind: str = "image"):

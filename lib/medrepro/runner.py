@@ -20,7 +20,6 @@ status 2. ``--plan`` prints the plan only (exit status 1 when the run would be r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from medrepro import paths, profiles
 from medrepro.registry import PHANTOM
 from medrepro.seeds import DEFAULT_SEED
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, write_json
 
 
 def find_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -129,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                "total_seconds": sum(timings.values()),
                "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
                **_run_context()}
-    with atomic_path(out_dir / "run_summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / "run_summary.json", summary, indent=2)
     _write_report_page(args.profile)
     print(f"total {summary['total_seconds']:.1f} s; "
           + (f"FAILED: {', '.join(failed)}; " if failed else "")

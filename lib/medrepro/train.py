@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from medrepro import device
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, write_json
 from medrepro.seeds import seed_everything
 
 log = logging.getLogger(__name__)
@@ -521,5 +521,4 @@ def _is_dataset(obj) -> bool:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    with atomic_path(path, suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_json(path, payload, indent=2, default=str)

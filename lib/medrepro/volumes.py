@@ -40,7 +40,7 @@ import numpy as np
 
 from medrepro import paths, progress
 from medrepro.seeds import DEFAULT_SEED
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -403,8 +403,7 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
             raise VolumeError(f"{folder}: cache holds shape {tuple(meta.get('shape', ()))}, "
                               f"asked for {shape}; use another folder")
     else:
-        with atomic_path(meta_path) as tmp:
-            Path(tmp).write_text(json.dumps({"shape": list(shape)}) + "\n")
+        write_json(meta_path, {"shape": list(shape)}, indent=None)
     summary = CacheSummary(folder=folder, shape=shape)
     start = time.perf_counter()
     for path in progress.bar(list(files), desc="volume cache", unit="volume"):
