@@ -15,6 +15,7 @@ import pytest
 
 import medrepro
 from medrepro import datasets, paths, profiles, registry
+from medrepro.phantoms import _common as phantoms_common
 from medrepro.registry import DatasetError
 
 SMOKE = profiles.settings("01_download", "smoke")
@@ -106,7 +107,7 @@ def test_phantom_generated_once_with_profile_sizes(fake):
     assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE["mri_train_per_class"],
                                    "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"],
                                    "size": SMOKE["mri_size"]})]
-    assert (rd.root / datasets.MARKER).is_file()
+    assert (rd.root / phantoms_common.MARKER_NAME).is_file() and datasets.phantom_record(rd.root)
     again = datasets.resolve("brain_tumor_masoud", data=None, profile="smoke")
     assert again.root == rd.root and len(fake.calls) == 1, "a complete phantom was regenerated"
 

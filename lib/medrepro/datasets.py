@@ -16,8 +16,9 @@ Four datasets (their specs: :mod:`medrepro.registry`), each in its official on-d
 
 - ``"phantom"``: the built-in synthetic dataset (``medrepro.phantoms``), sized by
   ``profiles.settings("01_download", profile)``, generated once into
-  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place, with a
-  ``.complete.json`` marker recording the arguments; a non-default seed gets its own folder).
+  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place; its
+  ``.phantom.json`` completion marker records the arguments; a non-default seed gets its own
+  folder).
 - ``"kaggle"``: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``), else
   kagglehub (which finds the credentials itself; the folder it returns is read in place); MosMed
   from an attached mirror or its release URLs. A dataset that cannot be acquired raises a clear
@@ -40,7 +41,6 @@ real data beside the phantom and the leakage audit can still run on it
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -48,8 +48,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro import paths, profiles
+from medrepro import download, paths, profiles
 from medrepro.fileio import write_json
+from medrepro.phantoms import _common as phantom_marker
 from medrepro.seeds import DEFAULT_SEED
 from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
                                RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
@@ -60,7 +61,6 @@ from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LAB
 from medrepro.registry import MRI_DATASETS  # noqa: F401
 
 KAGGLE = "kaggle"
-MARKER = ".complete.json"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _SETTINGS_NOTEBOOK = "01_download"
 
@@ -115,8 +115,6 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
     if data == PHANTOM:
         return make_phantom(dataset_id, profile=profile, seed=seed)
     if data == KAGGLE:
-        from medrepro import download
-
         root, origin = download.acquire_kaggle(sp)
         return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
                                  allow_partial=allow_partial, where="kaggle")
@@ -155,8 +153,6 @@ def resolve_available(*, data: str | None, profile: str | None, seed: int = DEFA
     stop the overview of the others; the notebooks that train on it call :func:`resolve`, which
     raises.
     """
-    from medrepro import download
-
     resolved, unavailable = {}, {}
     for d in ids:
         try:
@@ -183,7 +179,7 @@ def compose_ct23(root: Path) -> Path:
         return root
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     view = paths.data_dir() / "raw" / "mosmed_views" / key
-    if (view / MARKER).is_file():
+    if (view / download.MARKER).is_file():
         return view
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_mkdir(view.parent)))
     try:
@@ -193,8 +189,8 @@ def compose_ct23(root: Path) -> Path:
         for part in MOSMED_CT23_PARTS:
             for f in sorted((root / part).glob("*.nii*")) if (root / part).is_dir() else []:
                 os.symlink(f.resolve(), staging / "CT-23" / f.name)
-        write_json(staging / MARKER, {"composed_from": str(root), "ct23": list(MOSMED_CT23_PARTS)},
-                   indent=None)
+        write_json(staging / download.MARKER,
+                   {"composed_from": str(root), "ct23": list(MOSMED_CT23_PARTS)}, indent=None)
         _swap_into_place(staging, view)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -260,8 +256,9 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     """Generate (once) and return the phantom of ``dataset_id`` for ``profile`` and ``seed``.
 
     Generated into a temporary sibling folder and renamed into place, so a crash never leaves a
-    folder that looks complete; the ``.complete.json`` marker records the generator arguments,
-    and a folder whose marker differs (other sizes, a newer generator) is regenerated.
+    folder that looks complete; the phantom's completion marker (``.phantom.json``) records
+    these arguments too (:func:`phantom_record`), and a folder whose record differs (other
+    sizes, a newer generator) is regenerated.
     """
     from medrepro import phantoms
 
@@ -278,7 +275,8 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     try:
         target = staging / "out"
         getattr(phantoms, maker)(target, seed=int(seed), **kwargs)
-        (target / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        phantom_marker.write_marker(target, {**(phantom_marker.read_marker(target) or {}),
+                                             phantom_marker.DATASET_ENTRY: record})
         _swap_into_place(target, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,11 +305,14 @@ def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
                            splits_present=splits_present(root, sp))
 
 
+def phantom_record(root: str | os.PathLike) -> dict | None:
+    """The arguments :func:`make_phantom` recorded in the phantom folder ``root`` (None: no
+    complete phantom made by it there)."""
+    return (phantom_marker.read_marker(root) or {}).get(phantom_marker.DATASET_ENTRY)
+
+
 def _marker_matches(root: Path, record: dict) -> bool:
-    try:
-        return json.loads((root / MARKER).read_text(encoding="utf-8")) == record
-    except (OSError, ValueError):
-        return False
+    return phantom_record(root) == record
 
 
 def _swap_into_place(new: Path, root: Path) -> None:
@@ -335,8 +336,6 @@ def extract_source_archive(archive: Path) -> Path:
     The key hashes the archive's absolute path, size and modification time, so a changed archive
     is extracted afresh; an existing complete extraction is reused.
     """
-    from medrepro import download
-
     archive = Path(archive).resolve()
     if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
         raise DatasetError(f"{archive}: not a folder or a supported archive "

@@ -284,7 +284,7 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
         note = f"not complete in {data}: its phantom is used"
     root = datasets.phantom_root(dataset_id, profile=profile, seed=seed)
     n = _phantom_files(dataset_id, profile)
-    present = (root / datasets.MARKER).is_file()
+    present = datasets.phantom_record(root) is not None
     size = _tree_bytes(root) if present else n * _phantom_file_bytes(dataset_id, profile)
     return DatasetFound(dataset_id, registry.PHANTOM, root, n, size,
                         "; ".join(x for x in (note, "present" if present else "to generate")
