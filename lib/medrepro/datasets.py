@@ -396,23 +396,17 @@ def _count_folder(folder: Path, suffix: str) -> tuple[int, int]:
 
 
 def _rsna_selected_counts(csv_path: Path, dcm_names: list[str]) -> dict[str, int]:
-    """Images per class of the single-type selection, among the DICOMs present on disk."""
-    import pandas as pd
+    """Images per class of the single-type selection (:func:`medrepro.rsna.select_single_type`),
+    among the DICOMs present on disk."""
+    from medrepro import rsna
 
     counts = {c: 0 for c in RSNA_SELECTED_COUNTS}
     if not csv_path.is_file():
         return counts
-    df = pd.read_csv(csv_path)
-    parts = df["ID"].str.rsplit("_", n=1, expand=True)
-    df = df.assign(image=parts[0], subtype=parts[1]).drop_duplicates(["image", "subtype"])
-    wide = df.pivot(index="image", columns="subtype", values="Label").fillna(0)
-    present = {n[:-4] for n in dcm_names}
-    wide = wide[wide.index.isin(present)]
-    subtypes = [c for c in RSNA_SELECTED_COUNTS if c != "none" and c in wide.columns]
-    n_pos = wide[subtypes].sum(axis=1)
-    counts["none"] = int((n_pos == 0).sum())
-    for c in subtypes:
-        counts[c] = int(((n_pos == 1) & (wide[c] == 1)).sum())
+    labels = rsna.read_labels(csv_path)
+    labels = labels[labels["image_id"].isin({n[:-4] for n in dcm_names})]
+    for name, n in rsna.select_single_type(labels)["label_name"].value_counts().items():
+        counts[name] = int(n)
     return counts
 
 
