@@ -33,6 +33,8 @@ import pandas as pd
 from medrepro import device
 from medrepro.fileio import atomic_path, write_json
 from medrepro.seeds import seed_everything
+# models/ct.py calls train.set_seed until the studies land (#15): the same function.
+from medrepro.seeds import seed_everything as set_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
 
