@@ -263,15 +263,15 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
     """
     import tensorflow as tf
 
-    from medrepro import train
+    from medrepro import pipeline
 
     images = decode_files(frame["path"], image_size=image_size, scale=scale)
     labels = np.asarray(frame["label"], dtype=np.int64)
     y = tf.data.Dataset.from_tensor_slices(
         np.eye(n_classes, dtype=np.float32)[labels] if one_hot else labels)
     ds = tf.data.Dataset.zip((images, y))
-    return train.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
-                        cache=cache, n_items=len(frame))
+    return pipeline.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
+                           cache=cache, n_items=len(frame))
 
 
 def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit") -> np.ndarray:

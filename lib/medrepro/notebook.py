@@ -8,7 +8,6 @@ notebooks under nbval in the smoke profile, then to the defaults (``demo``, ``ph
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +35,6 @@ class NotebookRun:
         return self.data == PHANTOM
 
 
-def resolve(profile: str | None, data: str | None) -> tuple[str, str]:
-    """Parameters, else environment, else defaults."""
-    profile = profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE
-    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or PHANTOM
-    return profiles.check_profile(profile), str(data)
-
-
 def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
           seed: int = DEFAULT_SEED, reports: str | None = None, quiet: bool = False) -> NotebookRun:
     """Resolve parameters, use every GPU, seed everything, start the report run; print a banner.
@@ -51,7 +43,7 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     built and trained under ``MirroredStrategy`` and the batch sizes in ``run.settings`` are the
     global batch (per-replica × replicas).
     """
-    profile, data = resolve(profile, data)
+    profile, data = profiles.resolve_parameters(profile, data)
     run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
     replicas = device.activate_strategy()
     seed_everything(seed)

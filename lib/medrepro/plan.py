@@ -220,12 +220,10 @@ def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str]
               seed: int = DEFAULT_SEED, device: dict | None = None,
               rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
     """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
-    from medrepro import runner
-
     profiles.check_profile(profile)
     device = device or detect_device()
     measured, rates_note = rates_for(device, rates)
-    names = [p.stem for p in runner.find_notebooks(list(only) if only else None)]
+    names = [p.stem for p in paths.find_notebooks(list(only) if only else None)]
     found = {d: survey_dataset(d, data=data, profile=profile, seed=seed)
              for d in {d for n in names for d in NOTEBOOK_DATASETS.get(n, ())}}
     plans, planned = [], set()

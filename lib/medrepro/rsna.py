@@ -761,9 +761,9 @@ def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: 
 
     ds = tf.data.Dataset.from_tensor_slices(index)
     if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
-        from medrepro import train
+        from medrepro import pipeline
 
-        return train.epoch_shuffled(ds, n_items=len(index), seed=seed, then=batched)
+        return pipeline.epoch_shuffled(ds, n_items=len(index), seed=seed, then=batched)
     return batched(ds).prefetch(tf.data.AUTOTUNE)
 
 

@@ -26,21 +26,10 @@ import time
 from pathlib import Path
 
 from medrepro import paths, profiles
+from medrepro.paths import find_notebooks
 from medrepro.registry import PHANTOM
 from medrepro.seeds import DEFAULT_SEED
 from medrepro.fileio import atomic_path, write_json
-
-
-def find_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The stored notebooks in number order, optionally only those whose number is in ``only``."""
-    nbs = sorted(p for p in paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = {o.zfill(2) if o.isdigit() else o for o in only}
-        nbs = [p for p in nbs if p.name[:2] in wanted or p.stem in wanted]
-        if not nbs:
-            raise SystemExit(f"--only {' '.join(only)}: no notebook matches in "
-                             f"{paths.notebooks_dir()}")
-    return nbs
 
 
 def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,

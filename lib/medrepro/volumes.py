@@ -500,7 +500,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
     """
     import tensorflow as tf
 
-    from medrepro import train
+    from medrepro import pipeline
 
     augmenter = make_augmenter(seed=seed) if augment else None
 
@@ -512,7 +512,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
 
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))
     if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
-        return train.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
+        return pipeline.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
     return prepare(ds).prefetch(2)
 
 
