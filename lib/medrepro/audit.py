@@ -21,10 +21,7 @@ to ``data/processed/<dataset>/duplicates.csv`` (:func:`save_duplicates`, read ba
 
 - :func:`duplicate_free` (**the policy used for a duplicate-free test set**): drop every
   candidate test image that has an exact or near duplicate in the training files. Duplicates
-  inside the test set itself are kept (they do not leak training data; :func:`one_per_group`
-  removes them when wanted).
-- :func:`group_labels`: one integer per file, equal within a duplicate group, for a grouped split
-  (``sklearn.model_selection.GroupShuffleSplit``) that never puts copies on both sides.
+  inside the test set itself are kept (they do not leak training data).
 """
 
 from __future__ import annotations
@@ -293,39 +290,11 @@ def duplicate_free(paths: Iterable[str | os.PathLike], groups: Sequence[Sequence
     (e.g. the training files), in the input order.
 
     A file is dropped if its group (exact or near, as ``groups`` holds) contains any reference
-    file. Duplicates inside ``paths`` itself are kept (see :func:`one_per_group`).
+    file. Duplicates inside ``paths`` itself are kept.
     """
     ref = {Path(p) for p in reference}
     tainted = {p for g in groups if any(Path(q) in ref for q in g) for p in map(Path, g)}
     return [Path(p) for p in paths if Path(p) not in tainted or Path(p) in ref]
-
-
-def one_per_group(paths: Iterable[str | os.PathLike],
-                  groups: Sequence[Sequence[Path]]) -> list[Path]:
-    """``paths`` keeping only the first file (in input order) of each duplicate group."""
-    owner = {Path(p): k for k, g in enumerate(groups) for p in g}
-    seen, out = set(), []
-    for p in map(Path, paths):
-        k = owner.get(p)
-        if k is None or k not in seen:
-            out.append(p)
-            if k is not None:
-                seen.add(k)
-    return out
-
-
-def group_labels(paths: Sequence[str | os.PathLike],
-                 groups: Sequence[Sequence[Path]]) -> np.ndarray:
-    """An int64 label per path, shared within a duplicate group, unique otherwise (shape (N,))."""
-    owner = {Path(p): k for k, g in enumerate(groups) for p in g}
-    labels = np.empty(len(paths), dtype=np.int64)
-    nxt = len(groups)
-    for i, p in enumerate(paths):
-        k = owner.get(Path(p))
-        if k is None:
-            k, nxt = nxt, nxt + 1
-        labels[i] = k
-    return labels
 
 
 # --------------------------------------------------------------------------------------------

@@ -247,15 +247,3 @@ def _search(folder: Path, sp: DatasetSpec, *, depth: int,
                 continue
         level = nxt
     return None
-
-
-def registry_frame():
-    """The registry as a ``pandas.DataFrame`` (one row per dataset)."""
-    import pandas as pd
-
-    rows = [{"dataset": s.id, "title": s.title, "kaggle": s.kaggle_dataset or
-             (f"competition {s.kaggle_competition}" if s.kaggle_competition else ""),
-             "urls": " ".join(u.url for u in s.urls), "splits": ", ".join(s.splits),
-             "classes": ", ".join(s.classes), "official_total": s.official_total,
-             "licence": s.licence} for s in REGISTRY.values()]
-    return pd.DataFrame(rows)

@@ -71,16 +71,6 @@ def make_optimizer(name: str, learning_rate: float, **kwargs):
         raise TrainingError(f"unknown optimizer {name!r}: {exc}") from None
 
 
-def labels_of(ds) -> np.ndarray:
-    """The integer class indices of a dataset of ``(x, y)`` batches (``y`` one-hot or indices)."""
-    ys = [np.asarray(y) for _, y, *_ in ds.as_numpy_iterator()]
-    if not ys:
-        return np.zeros(0, dtype=np.int64)
-    y = np.concatenate(ys)
-    return (y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(
-        np.int64)
-
-
 def predict_proba(model, ds) -> np.ndarray:
     """Model outputs for a dataset of batches ``x`` or ``(x, y)``: ``(N, K)`` float32.
 
