@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
-from medrepro import train
+from medrepro import pipeline, train
 
 EPOCHS = 25
 PATIENCE = 3
@@ -58,8 +58,8 @@ def data():
     y = (x[:, 0] + 0.7 * x[:, 1] + rng.normal(scale=1.0, size=96) > 0).astype("int64")
     xv = rng.normal(size=(48, 6)).astype("float32")
     yv = (xv[:, 0] + 0.7 * xv[:, 1] + rng.normal(scale=1.0, size=48) > 0).astype("int64")
-    return (train.from_arrays(x, y, batch_size=16, shuffle=True, seed=SEED),
-            train.from_arrays(xv, yv, batch_size=16))
+    return (pipeline.from_arrays(x, y, batch_size=16, shuffle=True, seed=SEED),
+            pipeline.from_arrays(xv, yv, batch_size=16))
 
 
 def model():

@@ -16,7 +16,7 @@ from conftest import NOTEBOOK_IMAGES, NOTEBOOK_OUTCOMES
 
 
 @pytest.mark.after_notebooks
-@pytest.mark.parametrize("nb", [p.stem for p in runner.find_notebooks()] or ["<none>"])
+@pytest.mark.parametrize("nb", [p.stem for p in paths.find_notebooks()] or ["<none>"])
 def test_notebook_made_every_artifact(nb: str, request: pytest.FixtureRequest) -> None:
     if nb == "<none>":
         pytest.fail("no notebooks found in notebooks/")
@@ -37,7 +37,7 @@ def test_notebook_made_every_artifact(nb: str, request: pytest.FixtureRequest) -
 
 
 @pytest.mark.after_notebooks
-@pytest.mark.parametrize("nb", [p.stem for p in runner.find_notebooks()] or ["<none>"])
+@pytest.mark.parametrize("nb", [p.stem for p in paths.find_notebooks()] or ["<none>"])
 def test_every_saved_figure_is_shown_inline(nb: str, request: pytest.FixtureRequest) -> None:
     """Per notebook: image/png outputs (nbval's, else the executed copy's) >= figures it saved."""
     import json

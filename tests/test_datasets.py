@@ -1,4 +1,4 @@
-"""medrepro.datasets: registry, resolve (phantom, folder, archive, kaggle input), inventory.
+"""medrepro.datasets: resolve (phantom, folder, archive, kaggle input), inventory.
 
 The phantom generators are replaced by a tiny fake that writes a few bytes per file in the right
 layout: these tests check the resolving logic, tests/test_phantoms.py the generators.
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import medrepro
-from medrepro import datasets, paths, profiles
-from medrepro.datasets import DatasetError
+from medrepro import datasets, paths, profiles, registry
+from medrepro.phantoms import _common as phantoms_common
+from medrepro.registry import DatasetError
 
 SMOKE = profiles.settings("01_download", "smoke")
 
@@ -31,7 +32,7 @@ class FakePhantoms(types.ModuleType):
     def make_mri(self, root, *, layout, n_per_class, seed, n_test_per_class=None, size=512):
         self.calls.append(("mri", {"layout": layout, "n_per_class": n_per_class, "seed": seed,
                                    "n_test_per_class": n_test_per_class, "size": size}))
-        sp = datasets.spec("brain_tumor_sartaj" if layout == "sartaj" else "brain_tumor_masoud")
+        sp = registry.spec("brain_tumor_sartaj" if layout == "sartaj" else "brain_tumor_masoud")
         for split, n in (("Training", n_per_class), ("Testing", n_test_per_class)):
             for cls in sp.classes:
                 folder = Path(root) / split / cls
@@ -76,7 +77,7 @@ def fake(monkeypatch, tmp_path):
 
 
 def _mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
-    sp = datasets.spec(dataset_id)
+    sp = registry.spec(dataset_id)
     for split in splits:
         for cls in sp.classes:
             (root / split / cls).mkdir(parents=True)
@@ -86,23 +87,7 @@ def _mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2
 
 
 # --------------------------------------------------------------------------------------------
-# registry
-
-def test_registry_ids_counts_and_sources():
-    assert datasets.DATASET_IDS == ("brain_tumor_sartaj", "brain_tumor_masoud", "rsna_ich",
-                                    "mosmed")
-    totals = {d: datasets.spec(d).official_total for d in datasets.DATASET_IDS}
-    assert totals == {"brain_tumor_sartaj": 3264, "brain_tumor_masoud": 7023,
-                      "rsna_ich": 752_803, "mosmed": 424}
-    assert datasets.spec("brain_tumor_masoud").official_counts["Testing"]["notumor"] == 405
-    assert sum(v for k, v in datasets.spec("rsna_ich").official_counts["stage_2_train"].items()
-               if k != "all") == datasets.RSNA_SELECTED_IMAGES
-    mosmed = datasets.spec("mosmed")
-    assert [u.filename for u in mosmed.urls] == ["CT-0.zip", "CT-23.zip"]
-    assert all(u.sha256 is None for u in mosmed.urls)  # not published: recorded on download
-    assert datasets.spec("rsna_ich").kaggle_competition == "rsna-intracranial-hemorrhage-detection"
-    assert set(datasets.registry_frame()["dataset"]) == set(datasets.DATASET_IDS)
-
+# resolve
 
 def test_unknown_dataset_and_missing_path_are_clear_errors(fake, tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset id 'brats'.*brain_tumor_sartaj"):
@@ -122,7 +107,7 @@ def test_phantom_generated_once_with_profile_sizes(fake):
     assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE["mri_train_per_class"],
                                    "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"],
                                    "size": SMOKE["mri_size"]})]
-    assert (rd.root / datasets.MARKER).is_file()
+    assert (rd.root / phantoms_common.MARKER_NAME).is_file() and datasets.phantom_record(rd.root)
     again = datasets.resolve("brain_tumor_masoud", data=None, profile="smoke")
     assert again.root == rd.root and len(fake.calls) == 1, "a complete phantom was regenerated"
 
@@ -195,11 +180,6 @@ def test_folder_with_kaggle_names_and_nesting_and_dataset_root_itself(fake, tmp_
     assert other.is_phantom
 
 
-def test_folder_named_for_another_dataset_is_not_entered(tmp_path):
-    _mri_folder(tmp_path / "brain_tumor_sartaj" / "brain_tumor_masoud", "brain_tumor_masoud")
-    assert datasets.find_dataset_root(tmp_path, "brain_tumor_masoud") is None
-
-
 def test_archive_is_extracted_once_and_read(fake, tmp_path):
     src = _mri_folder(tmp_path / "src" / "brain_tumor_sartaj", "brain_tumor_sartaj")
     arc = tmp_path / "datasets.zip"
@@ -250,7 +230,7 @@ def test_kaggle_unavailable_raises_in_resolve_and_is_recorded_by_resolve_availab
     assert fake.calls == []  # resolve never falls back to a phantom for data="kaggle"
 
     resolved, missing = datasets.resolve_available(data="kaggle", profile="smoke")
-    assert list(resolved) == list(datasets.DATASET_IDS)
+    assert list(resolved) == list(registry.DATASET_IDS)
     assert set(missing) == {"brain_tumor_masoud", "rsna_ich", "mosmed"}
     assert not resolved["brain_tumor_sartaj"].is_phantom
     assert resolved["mosmed"].is_phantom and "looks offline" in resolved["mosmed"].notes[0]
@@ -271,7 +251,7 @@ def test_kaggle_input_found_under_the_new_datasets_owner_slug_mount(fake, monkey
 
 
 def test_mosmed_full_release_mirror_is_composed_into_ct23(fake, monkeypatch, tmp_path):
-    mirror = tmp_path / "input" / datasets.MOSMED_KAGGLE_MIRRORS[0] / "MosMedData" / "studies"
+    mirror = tmp_path / "input" / registry.MOSMED_KAGGLE_MIRRORS[0] / "MosMedData" / "studies"
     for split, n in (("CT-0", 3), ("CT-1", 2), ("CT-2", 2), ("CT-3", 1)):
         (mirror / split).mkdir(parents=True)
         for i in range(n):
@@ -315,7 +295,7 @@ def test_inventory_rsna_counts_single_type_selection(tmp_path):
     _write_rsna(root, {"ID_a": {}, "ID_b": {"subdural": 1}, "ID_c": {"epidural": 1},
                        "ID_d": {"subdural": 1, "subarachnoid": 1}, "ID_e": {}})
     (root / "stage_2_train" / "ID_e.dcm").unlink()  # labelled but not on disk: not counted
-    rows = {r["class"]: r["files"] for r in datasets.count_files(root, datasets.spec("rsna_ich"))}
+    rows = {r["class"]: r["files"] for r in datasets.count_files(root, registry.spec("rsna_ich"))}
     assert rows == {"all": 4, "none": 1, "epidural": 1, "intraparenchymal": 0,
                     "intraventricular": 0, "subarachnoid": 0, "subdural": 1}
 

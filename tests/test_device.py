@@ -94,3 +94,15 @@ def test_single_device_path_unchanged_and_global_batch_with_replicas(monkeypatch
     assert table.loc[("05_3dcnn_mosmed", "batch"), "paper"] == "4 × 2 = 8"
     with pytest.raises(ValueError, match="replicas must be >= 1"):
         profiles.settings("05_3dcnn_mosmed", "smoke", replicas=0)
+
+
+def test_precision_and_strategy_on_cpu():
+    import keras
+
+    try:
+        assert device.configure_precision() == "float32"  # no GPU here
+        assert keras.mixed_precision.global_policy().name == "float32"
+        assert device.configure_precision(force="mixed_float16") == "mixed_float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert device.distribution_strategy().num_replicas_in_sync == 1

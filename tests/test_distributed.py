@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
-    from medrepro import train
+    from medrepro import pipeline, train
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices)
@@ -43,8 +43,8 @@ SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x = rng.random((32, 8, 8, 3), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)]
-    train_ds = train.from_arrays(x, y, batch_size=8, shuffle=True, seed=0)
-    val_ds = train.from_arrays(x[:16], y[:16], batch_size=8)
+    train_ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0)
+    val_ds = pipeline.from_arrays(x[:16], y[:16], batch_size=8)
     history = train.fit(model, train_ds, val_ds, epochs=2, run_dir=sys.argv[1], patience=3,
                         verbose=0)
     kernel = model.trainable_variables[0].value  # the tf variable: mirrored, one copy per device
@@ -80,7 +80,7 @@ UNEVEN = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
-    from medrepro import train
+    from medrepro import pipeline, train
 
     # As notebook.setup does with several GPUs: the default strategy, no scope in the caller.
     tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(
@@ -95,10 +95,10 @@ UNEVEN = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x = rng.random((25, 8, 8, 3), dtype=np.float32)  # batches of 8: the last holds 1 item
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 25)]
-    history = train.fit(model, train.from_arrays(x, y, batch_size=8, shuffle=True, seed=0),
-                        train.from_arrays(x, y, batch_size=8), epochs=2, run_dir=sys.argv[1],
+    history = train.fit(model, pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0),
+                        pipeline.from_arrays(x, y, batch_size=8), epochs=2, run_dir=sys.argv[1],
                         verbose=0)
-    test_ds = train.from_arrays(x, y, batch_size=8)
+    test_ds = pipeline.from_arrays(x, y, batch_size=8)
     proba = train.predict_proba(model, test_ds)
     loss, acc = train.evaluate(model, test_ds)
     reference = np.concatenate([np.asarray(model(x[i:i + 5], training=False))

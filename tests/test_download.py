@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medrepro import download
+from medrepro import download, registry
 from medrepro.download import (ChecksumError, DownloadError, DownloadInterrupted, KaggleError,
                                UnsafeArchiveError)
 
@@ -283,9 +283,7 @@ class StubKagglehub:
         self.calls.append((kind, handle, kwargs))
         if self.error is not None:
             raise self.error
-        from medrepro import datasets
-
-        sp = next(s for s in datasets.REGISTRY.values()
+        sp = next(s for s in registry.REGISTRY.values()
                   if handle in (s.kaggle_dataset, s.kaggle_competition))
         folder = self.cache / kind / handle / "versions" / "3"
         for split in sp.splits:
@@ -341,8 +339,6 @@ def test_rejected_credentials_are_explained_never_echoed(no_kaggle, stub_hub, mo
 
 
 def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
-    from medrepro import datasets
-
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
 
     def refuse(*a, **k):
@@ -350,7 +346,7 @@ def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
 
     monkeypatch.setattr(download.socket, "create_connection", refuse)
     with pytest.raises(KaggleError, match="looks offline") as err:
-        download.acquire_kaggle(datasets.spec("rsna_ich"))
+        download.acquire_kaggle(registry.spec("rsna_ich"))
     assert "s3cr3t" not in str(err.value)
 
 
@@ -371,11 +367,9 @@ def test_inside_kaggle_kagglehub_attaches_without_a_reachability_check(no_kaggle
 
 
 def test_competition_rules_not_accepted_is_explained(no_kaggle, stub_hub):
-    from medrepro import datasets
-
     stub_hub.error = RuntimeError("403 Client Error: Forbidden for url: https://www.kaggle.com/api/")
     with pytest.raises(KaggleError, match="accept the competition rules.*rsna-intracranial"):
-        download.acquire_kaggle(datasets.spec("rsna_ich"))
+        download.acquire_kaggle(registry.spec("rsna_ich"))
     assert stub_hub.calls[0][:2] == ("competitions", "rsna-intracranial-hemorrhage-detection")
 
 
@@ -414,11 +408,11 @@ def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch,
                 zf.writestr(f"{split}/study_{k:04d}.nii.gz", f"{split}-{k}".encode())
         server.files[f"/{split}.zip"] = buf.getvalue()
     digest0 = hashlib.sha256(server.files["/CT-0.zip"]).hexdigest()
-    sp = datasets.spec("mosmed")
+    sp = registry.spec("mosmed")
     local = dataclasses.replace(sp, urls=(
-        datasets.UrlSource(server.url + "/CT-0.zip", "CT-0.zip", digest0, split="CT-0"),
-        datasets.UrlSource(server.url + "/CT-23.zip", "CT-23.zip", None, split="CT-23")))
-    monkeypatch.setattr(datasets, "REGISTRY", {**datasets.REGISTRY, "mosmed": local})
+        registry.UrlSource(server.url + "/CT-0.zip", "CT-0.zip", digest0, split="CT-0"),
+        registry.UrlSource(server.url + "/CT-23.zip", "CT-23.zip", None, split="CT-23")))
+    monkeypatch.setattr(registry, "REGISTRY", {**registry.REGISTRY, "mosmed": local})
     rd = datasets.resolve("mosmed", data="kaggle", profile="smoke")
     assert not rd.is_phantom and rd.origin == "url" and rd.splits_present == ("CT-0", "CT-23")
     assert (rd.root / "CT-23" / "study_0002.nii.gz").read_bytes() == b"CT-23-2"

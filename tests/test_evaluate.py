@@ -107,13 +107,6 @@ def test_bootstrap_ci_seeded_and_width_shrinks_with_n(noisy_labels):
     assert (a["hi"] - a["lo"]) / 2 == pytest.approx(1.96 * np.sqrt(p * (1 - p) / 300), rel=0.25)
 
 
-def test_ci_table_rows():
-    table = evaluate.ci_table([0, 1, 1, 0, 1], [0, 1, 0, 0, 1], n_boot=50)
-    assert list(table["metric"]) == ["accuracy", "macro_f1", "weighted_f1"]
-    assert table.loc[0, "point"] == pytest.approx(0.8)
-    assert (table["lo"] <= table["point"]).all() and (table["point"] <= table["hi"]).all()
-
-
 def test_mcnemar_exact_hand_computed():
     # A wrong & B right on 1 item, A right & B wrong on 6 items: n01 = 1, n10 = 6.
     y_true = np.zeros(20, dtype=int)

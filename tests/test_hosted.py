@@ -13,9 +13,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from medrepro import hosted, paths, runner
+from medrepro import hosted, paths
 
-NOTEBOOKS = runner.find_notebooks()
+NOTEBOOKS = paths.find_notebooks()
 BADGE_LINK = re.compile(r"\]\((https://(?:colab\.research\.google\.com|kaggle\.com)/[^)\s]+)\)")
 
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from medrepro import manifest, runner
+from medrepro import manifest, paths
 
-NOTEBOOKS = runner.find_notebooks()
+NOTEBOOKS = paths.find_notebooks()
 
 
 def test_notebooks_exist_and_are_known():

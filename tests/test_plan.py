@@ -8,7 +8,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from medrepro import datasets, paths, plan, rsna, runner
+from medrepro import paths, plan, registry, rsna, runner
 
 CPU = {"kind": "cpu", "name": "x86_64", "count": 0, "memory_mib": 0, "cpus": 2,
        "description": "CPU only (2 cores), no GPU"}
@@ -81,7 +81,7 @@ def test_a_data_folder_without_rsna_falls_back_to_the_phantom_in_the_plan(empty_
 def test_real_folder_and_kaggle_input_are_counted_not_read(empty_data, tmp_path, monkeypatch):
     root = tmp_path / "in" / "rsna-intracranial-hemorrhage-detection"  # Kaggle's folder name
     (root / rsna.IMAGES_DIR).mkdir(parents=True)
-    (root / rsna.LABELS_CSV).write_text("ID,Label\n")
+    (root / registry.RSNA_LABELS_CSV).write_text("ID,Label\n")
     for i in range(5):
         (root / rsna.IMAGES_DIR / f"ID_{i}.dcm").write_bytes(b"x" * 1000)
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "in"))
@@ -90,7 +90,7 @@ def test_real_folder_and_kaggle_input_are_counted_not_read(empty_data, tmp_path,
     assert found.root == root.resolve()
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "nowhere"))
     down = plan.survey_dataset("rsna_ich", data="kaggle", profile="paper")
-    assert down.source == "download" and down.files == datasets.RSNA_ALL_IMAGES
+    assert down.source == "download" and down.files == registry.RSNA_ALL_IMAGES
     p = plan.make_plan(profile="smoke", data="kaggle", only=["02"], device=CPU,
                        rates={"machines": {}})
     assert "estimate" in p.notebooks[0].writes[0].what and not p.notebooks[0].writes[0].checked

@@ -8,11 +8,11 @@ import pytest
 import pandas as pd
 from PIL import Image
 
-from medrepro import datasets, evaluate, plots
+from medrepro import evaluate, plots, registry
 
 
 def _layout(root, n=(3, 1)):
-    sp = datasets.spec("brain_tumor_sartaj")
+    sp = registry.spec("brain_tumor_sartaj")
     for split, k in zip(sp.splits, n):
         for c, cls in enumerate(sp.classes):
             (root / split / cls).mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro import progress, train
+from medrepro import pipeline, progress, train
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (42, "42 s"), (590, "9 min 50 s"),
@@ -28,7 +28,7 @@ def test_fit_prints_one_line_per_epoch_with_eta(tmp_path, capsys):
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
     y = np.eye(2, dtype=np.float32)[np.arange(16) % 2]
-    ds = train.from_arrays(x, y, batch_size=8)
+    ds = pipeline.from_arrays(x, y, batch_size=8)
     train.fit(model, ds, ds, epochs=3, run_dir=tmp_path, verbose=0, backup=False)
     out = capsys.readouterr().out
     assert "1 replica(s) (single device), dtype policy float32" in out

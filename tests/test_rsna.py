@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medrepro import dicom, rsna
+from medrepro import dicom, registry, rsna
 
 SUBTYPES = rsna.SUBTYPES
 
@@ -50,7 +50,7 @@ def write_rsna(root: Path, n: int, *, size: int = 32, seed: int = 0, bad: int = 
                           patient_id=f"ID_p{i // 4:04d}")
     for i in range(1, 1 + bad):
         (root / rsna.IMAGES_DIR / f"ID_{i:09x}.dcm").write_bytes(b"")
-    _write_labels(root / rsna.LABELS_CSV, labels)
+    _write_labels(root / registry.RSNA_LABELS_CSV, labels)
     return labels
 
 
@@ -65,7 +65,7 @@ def rsna_root(tmp_path_factory) -> Path:
 def built(rsna_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cache") / "c"
     rsna.build_cache(rsna_root, out, workers=1, image_size=16, shard_size=4, progress=False)
-    rsna.write_splits(out, rsna_root / rsna.LABELS_CSV, seed=3)
+    rsna.write_splits(out, rsna_root / registry.RSNA_LABELS_CSV, seed=3)
     return out
 
 
@@ -297,7 +297,7 @@ def test_touched_labels_keep_the_cache_changed_labels_rebuild(tmp_path):
     rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
     shard = out / "shard-00000.mrz"
     before = shard.stat().st_mtime_ns
-    csv_path = root / rsna.LABELS_CSV
+    csv_path = root / registry.RSNA_LABELS_CSV
     os.utime(csv_path, ns=(before + 10**9, before + 10**9))
     rsna.build_cache(root, out, workers=1, image_size=8, progress=False)
     assert shard.stat().st_mtime_ns == before

@@ -1,6 +1,6 @@
 import nbformat
 import pytest
-from medrepro import runner
+from medrepro import paths, runner
 
 
 def _notebook(path, *sources):
@@ -35,7 +35,7 @@ def test_parameters_are_injected(tmp_path):
 
 def test_only_selects_by_number():
     with pytest.raises(SystemExit, match="no notebook matches"):
-        runner.find_notebooks(["99"])
+        paths.find_notebooks(["99"])
 
 
 def test_a_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch, capsys):

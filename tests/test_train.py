@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro import train
+from medrepro import pipeline, train
 
 
 def _data(n=64, seed=0):
@@ -25,8 +25,8 @@ def _model(*, trainable=True, lr=0.05):
 def _datasets():
     x, y = _data()
     xv, yv = _data(32, seed=1)
-    return (train.from_arrays(x, y, batch_size=16, shuffle=True, seed=0),
-            train.from_arrays(xv, yv, batch_size=16))
+    return (pipeline.from_arrays(x, y, batch_size=16, shuffle=True, seed=0),
+            pipeline.from_arrays(xv, yv, batch_size=16))
 
 
 class _StopAfter(keras.callbacks.Callback):
@@ -116,27 +116,15 @@ def test_bad_arguments_raise(tmp_path):
         train.read_history(tmp_path / "nothing")
 
 
-def test_predict_classes_and_labels():
+def test_predict_classes():
     x, y = _data(20)
     model = _model()
-    ds = train.from_arrays(x, keras.utils.to_categorical(y, 2), batch_size=8)
-    np.testing.assert_array_equal(train.labels_of(ds), y)
+    ds = pipeline.from_arrays(x, keras.utils.to_categorical(y, 2), batch_size=8)
     pred = train.predict_classes(model, ds)
     np.testing.assert_array_equal(pred, model.predict(x, verbose=0).argmax(-1))
     sigmoid = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1, activation="sigmoid")])
-    out = train.predict_classes(sigmoid, train.from_arrays(x, batch_size=8))
+    out = train.predict_classes(sigmoid, pipeline.from_arrays(x, batch_size=8))
     np.testing.assert_array_equal(out, (sigmoid.predict(x, verbose=0)[:, 0] > 0.5))
-
-
-def test_precision_and_strategy_on_cpu():
-    try:
-        assert train.configure_precision() == "float32"  # no GPU here
-        assert keras.mixed_precision.global_policy().name == "float32"
-        assert train.configure_precision(force="mixed_float16") == "mixed_float16"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert train.distribution_strategy().num_replicas_in_sync == 1
-
 
 
 def test_make_optimizer_by_name():
@@ -213,41 +201,6 @@ def test_sigkilled_fit_resumes_exactly(uninterrupted, tmp_path, when, where):
     for got, want in zip(best.get_weights(), ref_best.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     assert not (tmp_path / "state.npz").exists()
-
-
-def test_epoch_order_depends_on_the_epoch_only():
-    x = np.arange(20, dtype="float32")[:, None]
-    ds = train.from_arrays(x, np.arange(20), batch_size=6, shuffle=True, seed=3)
-    stream = getattr(ds, train.EPOCH_STREAM)
-    assert stream.batches == 4
-    from_zero = [np.concatenate([b[1] for b in stream.build(0).take(4 * 3).as_numpy_iterator()
-                                 ][4 * e:4 * e + 4]) for e in range(3)]
-    from_two = np.concatenate([b[1] for b in stream.build(2).take(4).as_numpy_iterator()])
-    for order in from_zero:
-        assert sorted(order) == list(range(20))  # each epoch is a permutation
-    assert not np.array_equal(from_zero[0], from_zero[1])  # reshuffled every epoch
-    np.testing.assert_array_equal(from_two, from_zero[2])  # epoch 2 is epoch 2, from any start
-    # pairs stay together, and plain iteration still reshuffles
-    for xb, yb in stream.build(0).take(4).as_numpy_iterator():
-        np.testing.assert_array_equal(xb[:, 0], yb)
-    plain = [np.concatenate([y for _, y in ds.as_numpy_iterator()]) for _ in range(2)]
-    assert sorted(plain[0]) == list(range(20)) and not np.array_equal(*plain)
-
-
-def test_epoch_stream_reads_a_cache_once():
-    import tensorflow as tf
-
-    calls = []
-
-    def count(v):
-        calls.append(1)
-        return v
-
-    base = tf.data.Dataset.range(10).map(
-        lambda v: tf.numpy_function(count, [v], tf.int64, stateful=True))
-    ds = train.finish(base, batch_size=5, shuffle=True, seed=0, n_items=10)
-    list(getattr(ds, train.EPOCH_STREAM).build(0).take(2 * 3).as_numpy_iterator())
-    assert len(calls) == 10  # three epochs, one pass over the source
 
 
 def test_unreadable_state_names_the_file(tmp_path):

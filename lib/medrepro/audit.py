@@ -21,15 +21,11 @@ to ``data/processed/<dataset>/duplicates.csv`` (:func:`save_duplicates`, read ba
 
 - :func:`duplicate_free` (**the policy used for a duplicate-free test set**): drop every
   candidate test image that has an exact or near duplicate in the training files. Duplicates
-  inside the test set itself are kept (they do not leak training data; :func:`one_per_group`
-  removes them when wanted).
-- :func:`group_labels`: one integer per file, equal within a duplicate group, for a grouped split
-  (``sklearn.model_selection.GroupShuffleSplit``) that never puts copies on both sides.
+  inside the test set itself are kept (they do not leak training data).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -40,7 +36,7 @@ import numpy as np
 
 from medrepro import paths as _paths
 from medrepro import progress
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +76,6 @@ class AuditResult:
 
 # --------------------------------------------------------------------------------------------
 # hashing
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of the file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def perceptual_bits(path: str | os.PathLike) -> np.ndarray:
     """pHash and dHash (64 bits each) of an image as a bool array of shape (128,).
@@ -181,7 +168,7 @@ def audit_files(paths: Iterable[str | os.PathLike], *, near: bool = False,
     readable: list[int] = []
     for k, f in enumerate(progress.bar(files, desc="audit: SHA-256", unit="file")):
         try:
-            digests.setdefault(file_digest(f), []).append(k)
+            digests.setdefault(sha256_file(f), []).append(k)
             readable.append(k)
         except OSError as exc:
             skipped.append((f, f"unreadable: {exc}"))
@@ -303,39 +290,11 @@ def duplicate_free(paths: Iterable[str | os.PathLike], groups: Sequence[Sequence
     (e.g. the training files), in the input order.
 
     A file is dropped if its group (exact or near, as ``groups`` holds) contains any reference
-    file. Duplicates inside ``paths`` itself are kept (see :func:`one_per_group`).
+    file. Duplicates inside ``paths`` itself are kept.
     """
     ref = {Path(p) for p in reference}
     tainted = {p for g in groups if any(Path(q) in ref for q in g) for p in map(Path, g)}
     return [Path(p) for p in paths if Path(p) not in tainted or Path(p) in ref]
-
-
-def one_per_group(paths: Iterable[str | os.PathLike],
-                  groups: Sequence[Sequence[Path]]) -> list[Path]:
-    """``paths`` keeping only the first file (in input order) of each duplicate group."""
-    owner = {Path(p): k for k, g in enumerate(groups) for p in g}
-    seen, out = set(), []
-    for p in map(Path, paths):
-        k = owner.get(p)
-        if k is None or k not in seen:
-            out.append(p)
-            if k is not None:
-                seen.add(k)
-    return out
-
-
-def group_labels(paths: Sequence[str | os.PathLike],
-                 groups: Sequence[Sequence[Path]]) -> np.ndarray:
-    """An int64 label per path, shared within a duplicate group, unique otherwise (shape (N,))."""
-    owner = {Path(p): k for k, g in enumerate(groups) for p in g}
-    labels = np.empty(len(paths), dtype=np.int64)
-    nxt = len(groups)
-    for i, p in enumerate(paths):
-        k = owner.get(Path(p))
-        if k is None:
-            k, nxt = nxt, nxt + 1
-        labels[i] = k
-    return labels
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ atomically, at the end of every epoch by :class:`TrainingState`, into one file:
   value of the checkpoints,
 - the number of finished epochs and whether training was asked to stop.
 
-The data order is the other half: :func:`medrepro.train.finish` datasets shuffle epoch ``e``
+The data order is the other half: :func:`medrepro.pipeline.finish` datasets shuffle epoch ``e``
 with a permutation drawn from ``(seed, e)``, so epoch ``k + 1`` after a resume sees the order it
 would have seen without the interruption.
 

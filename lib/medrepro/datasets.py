@@ -1,6 +1,7 @@
-"""The dataset registry and :func:`resolve`: one call that hands a notebook its dataset folder.
+"""Dataset resolution: :func:`resolve`, one call that hands a notebook its dataset folder.
 
-Four datasets, each in its official on-disk layout (the ``root`` a notebook reads):
+Four datasets (their specs: :mod:`medrepro.registry`), each in its official on-disk layout (the
+``root`` a notebook reads):
 
 - ``brain_tumor_sartaj``  ``root/{Training,Testing}/{glioma_tumor,meningioma_tumor,no_tumor,
   pituitary_tumor}/*.jpg`` (Kaggle ``sartajbhuvaji/brain-tumor-classification-mri``)
@@ -15,8 +16,9 @@ Four datasets, each in its official on-disk layout (the ``root`` a notebook read
 
 - ``"phantom"``: the built-in synthetic dataset (``medrepro.phantoms``), sized by
   ``profiles.settings("01_download", profile)``, generated once into
-  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place, with a
-  ``.complete.json`` marker recording the arguments; a non-default seed gets its own folder).
+  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place; its
+  ``.phantom.json`` completion marker records the arguments; a non-default seed gets its own
+  folder).
 - ``"kaggle"``: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``), else
   kagglehub (which finds the credentials itself; the folder it returns is read in place); MosMed
   from an attached mirror or its release URLs. A dataset that cannot be acquired raises a clear
@@ -39,193 +41,28 @@ real data beside the phantom and the leakage audit can still run on it
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from collections.abc import Iterable, Mapping
 
-from medrepro import paths, profiles
+from medrepro import download, paths, profiles
+from medrepro.fileio import write_json
+from medrepro.phantoms import _common as phantom_marker
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
+                               RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
+                               spec, splits_present)
+# Re-exported for callers outside this refactor's remit (notebooks: ``datasets.DATASET_IDS``,
+# ``datasets.MRI_DATASETS``; overview's plot functions: ``datasets.spec``) until studies land;
+# new code imports them from medrepro.registry.
+from medrepro.registry import MRI_DATASETS  # noqa: F401
 
-PHANTOM = "phantom"
 KAGGLE = "kaggle"
-DEFAULT_SEED = 42
-MARKER = ".complete.json"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
-# How deep below a given folder a dataset root is looked for (Kaggle downloads nest it).
-SEARCH_DEPTH = 3
 _SETTINGS_NOTEBOOK = "01_download"
-
-
-class DatasetError(RuntimeError):
-    """A dataset id, source or folder that cannot be resolved (the message names it)."""
-
-
-@dataclass(frozen=True)
-class UrlSource:
-    """A file fetched over HTTPS. ``sha256`` None: not published; the computed digest is recorded."""
-
-    url: str
-    filename: str
-    sha256: str | None = None
-    split: str = ""  # the split folder the archive provides (MosMed: "CT-0" / "CT-23")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One dataset of the registry.
-
-    ``official_counts[split][class]`` are the publishers' file counts (``"all"`` for a split total
-    where per-class numbers are not file counts). ``splits`` are the split folders of the layout,
-    ``classes`` the class folders (MRI) or label names (RSNA, MosMed).
-    """
-
-    id: str
-    title: str
-    kind: str  # "mri" | "rsna" | "mosmed"
-    layout: str
-    splits: tuple[str, ...]
-    classes: tuple[str, ...]
-    official_counts: Mapping[str, Mapping[str, int]]
-    licence: str
-    homepage: str
-    file_suffix: str
-    kaggle_dataset: str | None = None
-    kaggle_competition: str | None = None
-    urls: tuple[UrlSource, ...] = ()
-    aliases: tuple[str, ...] = ()  # other folder names it is found under (Kaggle's)
-    notes: str = ""
-
-    @property
-    def official_total(self) -> int:
-        """Files of all splits (a split's ``"all"`` entry where it has one, else its classes)."""
-        return sum(c["all"] if "all" in c else sum(c.values())
-                   for c in self.official_counts.values())
-
-
-def _counts(d: dict) -> Mapping[str, Mapping[str, int]]:
-    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in d.items()})
-
-
-# Kaggle dataset slugs (folder names under /kaggle/input) that mirror MosMedData COVID19_1110.
-MOSMED_KAGGLE_MIRRORS = ("mosmeddata-chest-ct-scans-with-covid19",)  # mathurinache/...
-MOSMED_CT23_PARTS = ("CT-2", "CT-3")
-MOSMED_BASE_URL = ("https://github.com/hasibzunair/3D-image-classification-tutorial/releases/"
-                   "download/v0.2/")
-# B.table1 totals: the single-type selection (exactly one subtype, or none) of stage_2_train.
-RSNA_SELECTED_COUNTS = {"none": 644_874, "epidural": 1_694, "intraparenchymal": 15_664,
-                        "intraventricular": 9_878, "subarachnoid": 16_423, "subdural": 32_200}
-RSNA_ALL_IMAGES = 752_803
-RSNA_SELECTED_IMAGES = 720_733
-
-REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
-    DatasetSpec(
-        id="brain_tumor_sartaj",
-        title="Brain Tumor Classification (MRI), Sartaj Bhuvaji et al.",
-        kind="mri",
-        layout="root/{Training,Testing}/{glioma_tumor,meningioma_tumor,no_tumor,pituitary_tumor}/"
-               "*.jpg (RGB JPEG; names like 'gg (1).jpg')",
-        splits=("Training", "Testing"),
-        classes=("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"),
-        # Counted in the complete copy of ../shared/data/brain_tumor_sartaj (3264 files).
-        official_counts=_counts({
-            "Training": {"glioma_tumor": 826, "meningioma_tumor": 822, "no_tumor": 395,
-                         "pituitary_tumor": 827},
-            "Testing": {"glioma_tumor": 100, "meningioma_tumor": 115, "no_tumor": 105,
-                        "pituitary_tumor": 74}}),
-        licence="MIT (author's GitHub mirror; Kaggle page)",
-        homepage="https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri",
-        file_suffix=".jpg",
-        kaggle_dataset="sartajbhuvaji/brain-tumor-classification-mri",
-        aliases=("brain-tumor-classification-mri", "Brain-Tumor-Classification-DataSet"),
-    ),
-    DatasetSpec(
-        id="brain_tumor_masoud",
-        title="Brain Tumor MRI Dataset, Masoud Nickparvar",
-        kind="mri",
-        layout="root/{Training,Testing}/{glioma,meningioma,notumor,pituitary}/*.jpg "
-               "(8-bit grayscale JPEG; Tr-gl_0001.jpg, Te-gl_0001.jpg)",
-        splits=("Training", "Testing"),
-        classes=("glioma", "meningioma", "notumor", "pituitary"),
-        official_counts=_counts({
-            "Training": {"glioma": 1321, "meningioma": 1339, "notumor": 1595, "pituitary": 1457},
-            "Testing": {"glioma": 300, "meningioma": 306, "notumor": 405, "pituitary": 300}}),
-        licence="CC0-1.0",
-        homepage="https://www.kaggle.com/datasets/masoudnickparvar/brain-tumor-mri-dataset",
-        file_suffix=".jpg",
-        kaggle_dataset="masoudnickparvar/brain-tumor-mri-dataset",
-        aliases=("brain-tumor-mri-dataset",),
-    ),
-    DatasetSpec(
-        id="rsna_ich",
-        title="RSNA Intracranial Hemorrhage Detection (2019), stage 2 training set",
-        kind="rsna",
-        layout="root/stage_2_train.csv (ID_<image>_<subtype>,Label; six rows per image) + "
-               "root/stage_2_train/ID_<image>.dcm",
-        splits=("stage_2_train",),
-        classes=tuple(RSNA_SELECTED_COUNTS),
-        # Per-class numbers are the single-type selection (720,733 images, B.table1 totals);
-        # "all" is every image of stage_2_train.
-        official_counts=_counts({"stage_2_train": {"all": RSNA_ALL_IMAGES,
-                                                   **RSNA_SELECTED_COUNTS}}),
-        licence="RSNA/Kaggle competition terms (non-commercial research; accept the rules first)",
-        homepage="https://www.kaggle.com/competitions/rsna-intracranial-hemorrhage-detection",
-        file_suffix=".dcm",
-        kaggle_competition="rsna-intracranial-hemorrhage-detection",
-        aliases=("rsna-intracranial-hemorrhage-detection",),
-        notes="~450 GB of DICOM; one training file (ID_6431af929) is corrupt",
-    ),
-    DatasetSpec(
-        id="mosmed",
-        title="MosMedData COVID19_1110, CT-0 and CT-23 (Keras 3D-classification release zips)",
-        kind="mosmed",
-        layout="root/CT-0/study_XXXX.nii.gz (normal) + root/CT-23/study_XXXX.nii.gz "
-               "(CT-2 + CT-3 abnormal); NIfTI, int16 HU",
-        splits=("CT-0", "CT-23"),
-        classes=("normal", "abnormal"),
-        # Category sizes of MosMedData's dataset_registry.csv: CT-0 254; CT-2 125 + CT-3 45.
-        # The release zips are reported to hold a 100 + 100 subset (the thesis uses 100 + 100);
-        # not verifiable offline: the inventory shows what is on disk.
-        official_counts=_counts({"CT-0": {"normal": 254}, "CT-23": {"abnormal": 170}}),
-        licence="CC BY-NC-ND 3.0",
-        homepage="https://mosmed.ai/datasets/covid19_1110",
-        file_suffix=".nii.gz",
-        # sha256 not published and not fetchable here: recorded in the download's sidecar.
-        urls=(UrlSource(MOSMED_BASE_URL + "CT-0.zip", "CT-0.zip", None, split="CT-0"),
-              UrlSource(MOSMED_BASE_URL + "CT-23.zip", "CT-23.zip", None, split="CT-23")),
-        # Kaggle mirrors: of the two release zips (folders CT-0/, CT-23/), and of the full
-        # MosMedData release (CT-0 ... CT-4; CT-2 + CT-3 are composed into CT-23, see
-        # compose_ct23). Any other folder with that layout is found by its structure.
-        aliases=("MosMedData", "mosmeddata", *MOSMED_KAGGLE_MIRRORS),
-    ),
-)})
-
-DATASET_IDS = tuple(REGISTRY)
-MRI_DATASETS = ("brain_tumor_sartaj", "brain_tumor_masoud")
-
-
-def spec(dataset_id: str) -> DatasetSpec:
-    """The registry entry of ``dataset_id``; a :class:`DatasetError` listing the known ids else."""
-    try:
-        return REGISTRY[dataset_id]
-    except KeyError:
-        raise DatasetError(f"unknown dataset id {dataset_id!r}; known: "
-                           f"{', '.join(DATASET_IDS)}") from None
-
-
-def registry_frame():
-    """The registry as a ``pandas.DataFrame`` (one row per dataset)."""
-    import pandas as pd
-
-    rows = [{"dataset": s.id, "title": s.title, "kaggle": s.kaggle_dataset or
-             (f"competition {s.kaggle_competition}" if s.kaggle_competition else ""),
-             "urls": " ".join(u.url for u in s.urls), "splits": ", ".join(s.splits),
-             "classes": ", ".join(s.classes), "official_total": s.official_total,
-             "licence": s.licence} for s in REGISTRY.values()]
-    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
@@ -278,8 +115,6 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
     if data == PHANTOM:
         return make_phantom(dataset_id, profile=profile, seed=seed)
     if data == KAGGLE:
-        from medrepro import download
-
         root, origin = download.acquire_kaggle(sp)
         return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
                                  allow_partial=allow_partial, where="kaggle")
@@ -318,8 +153,6 @@ def resolve_available(*, data: str | None, profile: str | None, seed: int = DEFA
     stop the overview of the others; the notebooks that train on it call :func:`resolve`, which
     raises.
     """
-    from medrepro import download
-
     resolved, unavailable = {}, {}
     for d in ids:
         try:
@@ -346,7 +179,7 @@ def compose_ct23(root: Path) -> Path:
         return root
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
     view = paths.data_dir() / "raw" / "mosmed_views" / key
-    if (view / MARKER).is_file():
+    if (view / download.MARKER).is_file():
         return view
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_mkdir(view.parent)))
     try:
@@ -356,8 +189,8 @@ def compose_ct23(root: Path) -> Path:
         for part in MOSMED_CT23_PARTS:
             for f in sorted((root / part).glob("*.nii*")) if (root / part).is_dir() else []:
                 os.symlink(f.resolve(), staging / "CT-23" / f.name)
-        (staging / MARKER).write_text(json.dumps({"composed_from": str(root),
-                                                  "ct23": list(MOSMED_CT23_PARTS)}) + "\n")
+        write_json(staging / download.MARKER,
+                   {"composed_from": str(root), "ct23": list(MOSMED_CT23_PARTS)}, indent=None)
         _swap_into_place(staging, view)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -397,78 +230,6 @@ def _with(rd: ResolvedDataset, **changes) -> ResolvedDataset:
 
 
 # --------------------------------------------------------------------------------------------
-# layout checks
-
-def splits_present(root: Path, sp: DatasetSpec) -> tuple[str, ...]:
-    """The splits of ``sp`` that hold at least one data file under ``root``."""
-    root = Path(root)
-    out = []
-    for split in sp.splits:
-        if sp.kind == "mri":
-            ok = any(_has_file(root / split / c, sp.file_suffix) for c in sp.classes)
-        elif sp.kind == "rsna":
-            ok = (root / "stage_2_train.csv").is_file() and _has_file(root / split, ".dcm")
-        else:
-            ok = _has_file(root / split, sp.file_suffix)
-        if ok:
-            out.append(split)
-    return tuple(out)
-
-
-def _has_file(folder: Path, suffix: str) -> bool:
-    if not folder.is_dir():
-        return False
-    with os.scandir(folder) as it:
-        return any(e.name.lower().endswith(suffix) for e in it)
-
-
-def looks_like(root: Path, sp: DatasetSpec) -> bool:
-    """True if ``root`` is a root of ``sp``'s layout (at least one split, with its class names)."""
-    return bool(splits_present(root, sp))
-
-
-def find_dataset_root(folder: str | os.PathLike, sp: DatasetSpec | str, *,
-                      depth: int = SEARCH_DEPTH) -> Path | None:
-    """The root of dataset ``sp`` inside ``folder`` (None if absent).
-
-    Looks at ``folder/<id>``, ``folder/<alias>`` (Kaggle's folder names), ``folder`` itself, then
-    breadth-first up to ``SEARCH_DEPTH`` levels down (downloads nest the layout, e.g.
-    ``rsna-intracranial-hemorrhage-detection/rsna-intracranial-hemorrhage-detection/``). Folders
-    named like another dataset of the registry are not entered.
-    """
-    sp = spec(sp) if isinstance(sp, str) else sp
-    folder = Path(folder)
-    for name in (sp.id, *sp.aliases):
-        cand = folder / name
-        if cand.is_dir():
-            found = _search(cand, sp, depth=depth)
-            if found is not None:
-                return found
-    others = {n for s in REGISTRY.values() if s.id != sp.id for n in (s.id, *s.aliases)}
-    if folder.name in others:
-        return None
-    return _search(folder, sp, depth=depth, skip=others)
-
-
-def _search(folder: Path, sp: DatasetSpec, *, depth: int,
-            skip: frozenset | set = frozenset()) -> Path | None:
-    level = [folder]
-    for _ in range(depth + 1):
-        nxt = []
-        for f in level:
-            if looks_like(f, sp):
-                return f.resolve()
-            try:  # scandir's is_dir() needs no stat per entry: cheap beside 750k DICOMs
-                with os.scandir(f) as it:
-                    nxt += sorted(Path(e.path) for e in it if e.is_dir()
-                                  and e.name not in skip and not e.name.startswith("."))
-            except OSError:
-                continue
-        level = nxt
-    return None
-
-
-# --------------------------------------------------------------------------------------------
 # phantoms
 
 def phantom_root(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> Path:
@@ -495,8 +256,9 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     """Generate (once) and return the phantom of ``dataset_id`` for ``profile`` and ``seed``.
 
     Generated into a temporary sibling folder and renamed into place, so a crash never leaves a
-    folder that looks complete; the ``.complete.json`` marker records the generator arguments,
-    and a folder whose marker differs (other sizes, a newer generator) is regenerated.
+    folder that looks complete; the phantom's completion marker (``.phantom.json``) records
+    these arguments too (:func:`phantom_record`), and a folder whose record differs (other
+    sizes, a newer generator) is regenerated.
     """
     from medrepro import phantoms
 
@@ -513,7 +275,8 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     try:
         target = staging / "out"
         getattr(phantoms, maker)(target, seed=int(seed), **kwargs)
-        (target / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        phantom_marker.write_marker(target, {**(phantom_marker.read_marker(target) or {}),
+                                             phantom_marker.DATASET_ENTRY: record})
         _swap_into_place(target, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -542,11 +305,14 @@ def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
                            splits_present=splits_present(root, sp))
 
 
+def phantom_record(root: str | os.PathLike) -> dict | None:
+    """The arguments :func:`make_phantom` recorded in the phantom folder ``root`` (None: no
+    complete phantom made by it there)."""
+    return (phantom_marker.read_marker(root) or {}).get(phantom_marker.DATASET_ENTRY)
+
+
 def _marker_matches(root: Path, record: dict) -> bool:
-    try:
-        return json.loads((root / MARKER).read_text(encoding="utf-8")) == record
-    except (OSError, ValueError):
-        return False
+    return phantom_record(root) == record
 
 
 def _swap_into_place(new: Path, root: Path) -> None:
@@ -570,8 +336,6 @@ def extract_source_archive(archive: Path) -> Path:
     The key hashes the archive's absolute path, size and modification time, so a changed archive
     is extracted afresh; an existing complete extraction is reused.
     """
-    from medrepro import download
-
     archive = Path(archive).resolve()
     if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
         raise DatasetError(f"{archive}: not a folder or a supported archive "
@@ -609,7 +373,7 @@ def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
         split = sp.splits[0]
         names, size = _list_folder(root / split, ".dcm")
         rows.append({"split": split, "class": "all", "files": len(names), "bytes": size})
-        for cls, n in _rsna_selected_counts(root / "stage_2_train.csv", names).items():
+        for cls, n in _rsna_selected_counts(root / RSNA_LABELS_CSV, names).items():
             rows.append({"split": split, "class": cls, "files": n, "bytes": None})
     return rows
 
@@ -632,23 +396,17 @@ def _count_folder(folder: Path, suffix: str) -> tuple[int, int]:
 
 
 def _rsna_selected_counts(csv_path: Path, dcm_names: list[str]) -> dict[str, int]:
-    """Images per class of the single-type selection, among the DICOMs present on disk."""
-    import pandas as pd
+    """Images per class of the single-type selection (:func:`medrepro.rsna.select_single_type`),
+    among the DICOMs present on disk."""
+    from medrepro import rsna
 
     counts = {c: 0 for c in RSNA_SELECTED_COUNTS}
     if not csv_path.is_file():
         return counts
-    df = pd.read_csv(csv_path)
-    parts = df["ID"].str.rsplit("_", n=1, expand=True)
-    df = df.assign(image=parts[0], subtype=parts[1]).drop_duplicates(["image", "subtype"])
-    wide = df.pivot(index="image", columns="subtype", values="Label").fillna(0)
-    present = {n[:-4] for n in dcm_names}
-    wide = wide[wide.index.isin(present)]
-    subtypes = [c for c in RSNA_SELECTED_COUNTS if c != "none" and c in wide.columns]
-    n_pos = wide[subtypes].sum(axis=1)
-    counts["none"] = int((n_pos == 0).sum())
-    for c in subtypes:
-        counts[c] = int(((n_pos == 1) & (wide[c] == 1)).sum())
+    labels = rsna.read_labels(csv_path)
+    labels = labels[labels["image_id"].isin({n[:-4] for n in dcm_names})]
+    for name, n in rsna.select_single_type(labels)["label_name"].value_counts().items():
+        counts[name] = int(n)
     return counts
 
 

@@ -120,7 +120,13 @@ def choose_precision(gpus: list[Gpu]) -> str:
 
 
 def configure_precision(*, force: str | None = None, gpus: list[Gpu] | None = None) -> str:
-    """Set Keras' global dtype policy to :func:`choose_precision` (or ``force``); return it."""
+    """Set Keras' global dtype policy to :func:`choose_precision` (or ``force``); return it.
+
+    ``mixed_float16`` on GPUs of compute capability >= 7.0, ``float32`` on older GPUs and CPU.
+    ``force`` sets a policy explicitly (tests, or ``"float32"`` on a GPU). Model builders keep
+    their output layer in float32 (``dtype="float32"``), so losses and softmax stay numerically
+    safe under mixed precision.
+    """
     global _policy_chosen
     import keras
 
@@ -172,10 +178,10 @@ def _cached_gpus() -> list[Gpu]:
 
 def print_setup(data: str | None = None) -> dict[str, Any]:
     """Print the platform, device, dtype policy that will be chosen and the data source."""
-    from medrepro import notebook
+    from medrepro import profiles
 
     gpus = _cached_gpus()
-    _, data = notebook.resolve(None, data)
+    _, data = profiles.resolve_parameters(None, data)
     info = {**summary(gpus), "data": data}
     print(f"medrepro on {info['platform']}: {describe(gpus)}")
     print(f"dtype policy: {current_policy() or choose_precision(gpus)}"
@@ -188,7 +194,7 @@ def print_setup(data: str | None = None) -> dict[str, Any]:
 # Tests: mirror over this many logical CPU devices, to exercise the multi-GPU path without GPUs.
 MIRROR_CPUS_ENV = "MEDREPRO_MIRROR_CPUS"
 # "0": stay on one device even with several GPUs (medrepro.train pads the batches that would
-# split unevenly over the replicas, see train.even_batches).
+# split unevenly over the replicas, see pipeline.even_batches).
 MIRROR_ENV = "MEDREPRO_MIRROR"
 
 
@@ -217,11 +223,22 @@ def activate_strategy() -> int:
         strategy = tf.distribute.MirroredStrategy(
             [d.name for d in tf.config.list_logical_devices("CPU")])
     else:
-        from medrepro import train
-
-        strategy = train.distribution_strategy()
+        strategy = distribution_strategy()
     tf.distribute.experimental_set_strategy(strategy)
     return strategy.num_replicas_in_sync
+
+
+def distribution_strategy():
+    """``tf.distribute.MirroredStrategy`` over all GPUs when there are several, else the default.
+
+    Usage: ``with distribution_strategy().scope(): model = build(); model.compile(...)``.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return tf.distribute.get_strategy()
 
 
 def replicas_in_sync() -> int:

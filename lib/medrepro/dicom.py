@@ -200,25 +200,6 @@ def read_rgb(path: str | os.PathLike, *, windows: Sequence[Window] = RSNA_WINDOW
     return slice_rgb(read_slice(path), windows=windows, size=size)
 
 
-def read_header(path: str | os.PathLike) -> dict:
-    """A few header fields, tolerant of the RSNA oddities: patient id, the file's own window
-    (first value of a multi-valued WindowCenter/Width), rescale, bits, photometric."""
-    ds = _dcmread(str(path), stop_before_pixels=True)
-    with _quiet():
-        return {
-            "patient_id": str(ds.get("PatientID", "") or ""),
-            "window_center": _to_float(ds.get("WindowCenter"), float("nan"), path,
-                                       "WindowCenter"),
-            "window_width": _to_float(ds.get("WindowWidth"), float("nan"), path, "WindowWidth"),
-            "slope": _to_float(ds.get("RescaleSlope"), 1.0, path, "RescaleSlope"),
-            "intercept": _to_float(ds.get("RescaleIntercept"), 0.0, path, "RescaleIntercept"),
-            "bits_stored": int(ds.get("BitsStored", 16) or 16),
-            "signed": int(ds.get("PixelRepresentation", 0) or 0) == 1,
-            "photometric": str(ds.get("PhotometricInterpretation", "")).strip(),
-            "rows": int(ds.get("Rows", 0) or 0), "cols": int(ds.get("Columns", 0) or 0),
-        }
-
-
 def write_slice(path: str | os.PathLike, stored: np.ndarray, *, slope: float = 1.0,
                 intercept: float | None = -1024.0, patient_id: str = "ID_00000000",
                 bits_stored: int | None = None, photometric: str = "MONOCHROME2",

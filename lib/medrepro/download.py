@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import http.client
 import json
 import logging
@@ -38,10 +37,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from medrepro import paths, progress
-from medrepro.fileio import atomic_path
+from medrepro.fileio import sha256_file, write_json
+from medrepro.registry import find_dataset_root
 
 if TYPE_CHECKING:
-    from medrepro.datasets import DatasetSpec
+    from medrepro.registry import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,7 @@ class KaggleError(DownloadError):
 
 
 # --------------------------------------------------------------------------------------------
-# hashing and sidecars
-
-def sha256_file(path: str | os.PathLike, *, chunk: int = CHUNK_BYTES) -> str:
-    """Hex SHA-256 of a file, read in ``chunk``-byte pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
+# sidecars
 
 def sidecar_path(dest: str | os.PathLike) -> Path:
     """``<dest>.json``: the record of a completed download."""
@@ -167,8 +158,7 @@ def download_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None
                           "recorded so that later copies can be compared with it")
         log.warning("%s: no published SHA-256; computed %s recorded in %s", dest.name, digest,
                     sidecar_path(dest).name)
-    with atomic_path(sidecar_path(dest)) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json(sidecar_path(dest), record, indent=2)
     return dest
 
 
@@ -408,8 +398,6 @@ def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
     :class:`KaggleError`/:class:`DownloadError` with the reason (offline, credentials rejected,
     competition rules not accepted).
     """
-    from medrepro.datasets import find_dataset_root
-
     inputs = kaggle_input_dir()
     if inputs.is_dir():
         found = find_dataset_root(inputs, sp, depth=KAGGLE_INPUT_DEPTH)
@@ -447,8 +435,7 @@ def download_url_dataset(sp: DatasetSpec) -> Path:
 
 def _write_marker(dest: Path, record: dict) -> None:
     record = {**record, "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    with atomic_path(dest / MARKER) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json(dest / MARKER, record, indent=2)
 
 
 def _download_kaggle(sp: DatasetSpec) -> Path:
@@ -459,8 +446,6 @@ def _download_kaggle(sp: DatasetSpec) -> Path:
     files (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``; inside Kaggle a mount under
     ``/kaggle/input``), so a re-run does not download again. Nothing is copied.
     """
-    from medrepro.datasets import find_dataset_root
-
     what = (f"competition {sp.kaggle_competition}" if sp.kaggle_competition
             else f"dataset {sp.kaggle_dataset}")
     if not on_kaggle():  # in a Kaggle notebook kagglehub attaches data without the public API

@@ -107,19 +107,6 @@ def confusion(y_true, y_pred, *, n_classes: int, normalize: bool | str = False) 
     return np.divide(cm, denom, out=np.zeros(cm.shape, dtype=float), where=denom > 0)
 
 
-def ci_table(y_true, y_pred, *, metrics: Sequence[str] = METRICS, n_boot: int = 1000,
-             seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
-    """Point estimate and percentile bootstrap CI of several metrics, one row each.
-
-    Columns ``metric``, ``point``, ``lo``, ``hi``, ``n``.
-    """
-    rows = []
-    for metric in metrics:
-        ci = bootstrap_ci(y_true, y_pred, metric=metric, n_boot=n_boot, seed=seed, alpha=alpha)
-        rows.append({"metric": metric, **ci, "n": len(np.asarray(y_true))})
-    return pd.DataFrame(rows)
-
-
 def beside_reported(ours: pd.DataFrame, reported: pd.DataFrame | None, *,
                     key: str = "class", rename: dict[str, str] | None = None,
                     prefix: str = "paper_") -> pd.DataFrame:

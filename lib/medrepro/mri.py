@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medrepro import registry
+from medrepro.seeds import DEFAULT_SEED
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("Training", "Testing")
@@ -103,7 +106,7 @@ def counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- splits
 def paper_split(frame: pd.DataFrame, *, test_fraction: float = TEST_FRACTION,
-                seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+                seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pool every image and split it stratified by class, ``1 - test_fraction`` / ``test_fraction``.
 
     The returned frames carry the original folder in ``split`` and the new role in ``role``.
@@ -125,7 +128,7 @@ def official_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def validation_split(train: pd.DataFrame, *, fraction: float = 0.1,
-                     seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out a stratified ``fraction`` of a training frame for validation (early stopping)."""
     from sklearn.model_selection import train_test_split
 
@@ -203,7 +206,7 @@ def leakage_rows(train: pd.DataFrame, test: pd.DataFrame, preds: dict[str, np.nd
 
 
 # ---------------------------------------------------------------------------- data source
-def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = 42):
+def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = DEFAULT_SEED):
     """Resolve an MRI dataset; if a real source lacks it, use the other real MRI set instead.
 
     Studies C and E use the Masoud set; ``../shared/data`` holds only its Testing split, which
@@ -214,7 +217,7 @@ def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = 4
     from medrepro import datasets
 
     rd = datasets.resolve(dataset_id, data=data, profile=profile, seed=seed)
-    if not rd.is_phantom or data == datasets.PHANTOM:
+    if not rd.is_phantom or data == registry.PHANTOM:
         return rd, ""
     other = next(d for d in CLASS_DIRS if d != dataset_id)
     alt = datasets.resolve(other, data=data, profile=profile, seed=seed)
@@ -260,15 +263,15 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
     """
     import tensorflow as tf
 
-    from medrepro import train
+    from medrepro import pipeline
 
     images = decode_files(frame["path"], image_size=image_size, scale=scale)
     labels = np.asarray(frame["label"], dtype=np.int64)
     y = tf.data.Dataset.from_tensor_slices(
         np.eye(n_classes, dtype=np.float32)[labels] if one_hot else labels)
     ds = tf.data.Dataset.zip((images, y))
-    return train.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
-                        cache=cache, n_items=len(frame))
+    return pipeline.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
+                           cache=cache, n_items=len(frame))
 
 
 def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit") -> np.ndarray:

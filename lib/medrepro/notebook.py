@@ -8,17 +8,14 @@ notebooks under nbval in the smoke profile, then to the defaults (``demo``, ``ph
 
 from __future__ import annotations
 
-import os
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medrepro import device, paths, profiles, report
-
-DEFAULT_SEED = 42
-DEFAULT_DATA = "phantom"
+from medrepro.registry import PHANTOM
+from medrepro.seeds import DEFAULT_SEED, seed_everything
 
 
 @dataclass(frozen=True)
@@ -35,29 +32,7 @@ class NotebookRun:
 
     @property
     def phantom(self) -> bool:
-        return self.data == DEFAULT_DATA
-
-
-def resolve(profile: str | None, data: str | None) -> tuple[str, str]:
-    """Parameters, else environment, else defaults."""
-    profile = profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE
-    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or DEFAULT_DATA
-    return profiles.check_profile(profile), str(data)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (if already imported or importable cheaply) Keras/TensorFlow."""
-    random.seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    import numpy as np
-
-    np.random.seed(seed)
-    try:
-        import keras
-
-        keras.utils.set_random_seed(seed)
-    except ImportError:  # keras is a dependency, but seeding must never be the failure
-        pass
+        return self.data == PHANTOM
 
 
 def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
@@ -68,7 +43,7 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     built and trained under ``MirroredStrategy`` and the batch sizes in ``run.settings`` are the
     global batch (per-replica × replicas).
     """
-    profile, data = resolve(profile, data)
+    profile, data = profiles.resolve_parameters(profile, data)
     run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
     replicas = device.activate_strategy()
     seed_everything(seed)

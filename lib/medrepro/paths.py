@@ -101,6 +101,18 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
+def find_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The stored notebooks in number order, optionally only those whose number is in ``only``."""
+    nbs = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.zfill(2) if o.isdigit() else o for o in only}
+        nbs = [p for p in nbs if p.name[:2] in wanted or p.stem in wanted]
+        if not nbs:
+            raise SystemExit(f"--only {' '.join(only)}: no notebook matches in "
+                             f"{notebooks_dir()}")
+    return nbs
+
+
 def shared_data_dir() -> Path | None:
     """The real sample data beside the checkout (``../shared/data``), or None when absent.
 

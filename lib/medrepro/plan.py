@@ -30,14 +30,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro import datasets, paths, profiles, rsna
-from medrepro.fileio import atomic_path
+from medrepro import datasets, paths, profiles, registry, rsna
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.fileio import write_json
 
 RATES_FILE = "rates.json"  # in benchmarks/
 YES_ENV = "MEDREPRO_YES"
 GiB = 2**30
 FREE_MARGIN_BYTES = 1 * GiB  # keep this much free: logs, executed notebooks, temporary files
-SELECTED_FRACTION = datasets.RSNA_SELECTED_IMAGES / datasets.RSNA_ALL_IMAGES  # 0.957
+SELECTED_FRACTION = registry.RSNA_SELECTED_IMAGES / registry.RSNA_ALL_IMAGES  # 0.957
 # Bytes per file where nothing is on disk to measure (estimates, labelled as such):
 FILE_BYTES_ESTIMATE = {"rsna": 525_000,  # a 512x512 int16 DICOM slice with its header
                        "mri": 28_600,  # mean file of the real Sartaj set (93.2 MB / 3,264)
@@ -49,9 +50,9 @@ CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights + Adam's two moments
 STUDY_A_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
 STUDY_B_PARAMS = 7_100_000  # the largest of the four models: DenseNet121, 7,043,654
 NOTEBOOK_DATASETS = {
-    "01_download": datasets.DATASET_IDS,
+    "01_download": registry.DATASET_IDS,
     "02_preprocess_rsna": ("rsna_ich",),
-    "03_lstm_cnn_mri": datasets.MRI_DATASETS,
+    "03_lstm_cnn_mri": registry.MRI_DATASETS,
     "04_lightweight_ct": ("rsna_ich",),
     "05_3dcnn_mosmed": ("mosmed",),
     "06_compare": (),
@@ -126,10 +127,7 @@ def record_rates(section: str, values: dict, *, device: dict | None = None) -> P
     rates["note"] = ("measured by benchmarks/bench_cache.py (section cache) and bench_train.py "
                      "(section train) on the machine named by each key; read by medrepro.plan")
     path = rates_path()
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n",
-                             encoding="utf-8")
-    return path
+    return write_json(path, rates, indent=2, sort_keys=True)
 
 
 def rates_for(device: dict, rates: dict | None = None) -> tuple[dict, str]:
@@ -218,16 +216,14 @@ class Plan:
         return [_missing_text(d) for d in self.disks if d.missing]
 
 
-def make_plan(*, profile: str, data: str = datasets.PHANTOM, only: Sequence[str] | None = None,
-              seed: int = datasets.DEFAULT_SEED, device: dict | None = None,
+def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
+              seed: int = DEFAULT_SEED, device: dict | None = None,
               rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
     """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
-    from medrepro import runner
-
     profiles.check_profile(profile)
     device = device or detect_device()
     measured, rates_note = rates_for(device, rates)
-    names = [p.stem for p in runner.find_notebooks(list(only) if only else None)]
+    names = [p.stem for p in paths.find_notebooks(list(only) if only else None)]
     found = {d: survey_dataset(d, data=data, profile=profile, seed=seed)
              for d in {d for n in names for d in NOTEBOOK_DATASETS.get(n, ())}}
     plans, planned = [], set()
@@ -258,37 +254,37 @@ def _projected_text(plan: Plan) -> str:
 
 
 def survey_dataset(dataset_id: str, *, data: str, profile: str,
-                   seed: int = datasets.DEFAULT_SEED) -> DatasetFound:
+                   seed: int = DEFAULT_SEED) -> DatasetFound:
     """What :func:`medrepro.datasets.resolve` would use for ``dataset_id``, found without
     writing: a real folder (files counted), a download, or the phantom (present or to make)."""
-    sp = datasets.spec(dataset_id)
-    data = str(data or datasets.PHANTOM)
+    sp = registry.spec(dataset_id)
+    data = str(data or registry.PHANTOM)
     note = ""
     if data == datasets.KAGGLE:
         kaggle_input = Path(os.environ.get("MEDREPRO_KAGGLE_INPUT", "/kaggle/input"))
-        root = datasets.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
+        root = registry.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
         if root is None:
             n = sp.official_total
             return DatasetFound(dataset_id, "download", None, n,
                                 n * FILE_BYTES_ESTIMATE[sp.kind],
                                 "kagglehub download (size estimated from the official count)")
         return _real(dataset_id, root, sp)
-    if data != datasets.PHANTOM:
+    if data != registry.PHANTOM:
         path = Path(data).expanduser()
         if not path.is_absolute() and not path.exists():
             path = paths.project_root() / path
         if path.is_file():
             return DatasetFound(dataset_id, "real", path, 0, path.stat().st_size,
                                 "archive: extracted once into data/raw/archives")
-        root = datasets.find_dataset_root(path, sp) if path.is_dir() else None
-        if root is not None and set(datasets.splits_present(root, sp)) == set(sp.splits):
+        root = registry.find_dataset_root(path, sp) if path.is_dir() else None
+        if root is not None and set(registry.splits_present(root, sp)) == set(sp.splits):
             return _real(dataset_id, root, sp)
         note = f"not complete in {data}: its phantom is used"
     root = datasets.phantom_root(dataset_id, profile=profile, seed=seed)
     n = _phantom_files(dataset_id, profile)
-    present = (root / datasets.MARKER).is_file()
+    present = datasets.phantom_record(root) is not None
     size = _tree_bytes(root) if present else n * _phantom_file_bytes(dataset_id, profile)
-    return DatasetFound(dataset_id, "phantom", root, n, size,
+    return DatasetFound(dataset_id, registry.PHANTOM, root, n, size,
                         "; ".join(x for x in (note, "present" if present else "to generate")
                                   if x))
 
@@ -334,7 +330,7 @@ def _tree_bytes(root: Path) -> int:
 
 def _phantom_files(dataset_id: str, profile: str) -> int:
     kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = datasets.spec(dataset_id).kind
+    kind = registry.spec(dataset_id).kind
     if kind == "mri":
         return 4 * (kw["n_per_class"] + kw["n_test_per_class"])
     if kind == "rsna":
@@ -344,7 +340,7 @@ def _phantom_files(dataset_id: str, profile: str) -> int:
 
 def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
     kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = datasets.spec(dataset_id).kind
+    kind = registry.spec(dataset_id).kind
     scale = (kw.get("size", 512) / 512) ** 2 if kind != "rsna" else 1.0
     return int(FILE_BYTES_ESTIMATE[kind] * scale)
 
@@ -352,7 +348,7 @@ def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
 def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, found: dict,
                    measured: dict, device: dict, cache_format: str) -> None:
     for d in nb.datasets:
-        if d.source == "phantom":
+        if d.source == registry.PHANTOM:
             nb.writes.append(Write(f"{d.dataset_id} phantom ({d.files:,} files)",
                                    d.root, d.bytes, done="present" in d.note))
             if "present" in d.note:
@@ -405,7 +401,7 @@ def _rsna_cache_path(d: DatasetFound, profile: str, cache_format: str) -> Path:
     from types import SimpleNamespace
 
     s = profiles.settings("02_preprocess_rsna", profile)
-    source = "phantom" if d.source == "phantom" else rsna.DATASET_ID
+    source = registry.PHANTOM if d.source == registry.PHANTOM else rsna.DATASET_ID
     root = d.root if d.root is not None else paths.raw_dir(rsna.DATASET_ID)
     return rsna.cache_dir(SimpleNamespace(root=root, source=source), profile=profile,
                           image_size=int(s["image_size"]), max_images=s["max_images"],
@@ -553,7 +549,7 @@ def options_text(plan: Plan) -> str:
             "MEDREPRO_DATA=DIR: put data/ (phantoms, downloads, checkpoints) elsewhere",
             "the compact RSNA cache is the default (~29 KiB/image, 5x smaller than raw)",
             "--only NN ...: run fewer notebooks"]
-    if any(d.source == "phantom" and d.dataset_id == "rsna_ich" and "to generate" in d.note
+    if any(d.source == registry.PHANTOM and d.dataset_id == "rsna_ich" and "to generate" in d.note
            for nb in plan.notebooks for d in nb.datasets) and plan.profile == "paper":
         opts.insert(0, "--data kaggle or --data PATH with the real RSNA set: the paper-profile "
                        "RSNA phantom has the real set's 720,733 files (~370 GB)")
@@ -594,9 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_all.sh --plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
                         choices=profiles.PROFILE_NAMES)
-    parser.add_argument("--data", default=datasets.PHANTOM)
+    parser.add_argument("--data", default=registry.PHANTOM)
     parser.add_argument("--only", nargs="+", metavar="NN")
-    parser.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cache-dir", help="where caches go (sets MEDREPRO_CACHE_DIR)")
     parser.add_argument("--yes", action="store_true")
     args = parser.parse_args(argv)

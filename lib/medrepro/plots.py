@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro import datasets, dicom, evaluate, volumes
+from medrepro import dicom, evaluate, registry, volumes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ LAYOUT_RECT = (0.0, 0.06, 1.0, 1.0)
 # ---------------------------------------------------------------------------- conventions
 def source_title(dataset_id: str, source: str) -> str:
     """``"<dataset> (PHANTOM)"`` or ``"<dataset> (real data)"``: every data figure says which."""
-    return f"{dataset_id} ({'PHANTOM' if source == 'phantom' else 'real data'})"
+    return f"{dataset_id} ({'PHANTOM' if source == registry.PHANTOM else 'real data'})"
 
 
 def phantom_banner(fig, text: str) -> None:
@@ -47,7 +47,7 @@ def phantom_banner(fig, text: str) -> None:
 def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Training",
                  per_class: int = 3, seed: int = 0) -> dict[str, list[Path]]:
     """``per_class`` seeded random files of each class folder of ``split``: {class: [paths]}."""
-    sp = datasets.spec(dataset_id)
+    sp = registry.spec(dataset_id)
     rng = np.random.default_rng(seed)
     out = {}
     for cls in sp.classes:
@@ -88,7 +88,7 @@ def plot_split_counts(inventory, dataset_id: str, *, source: str):
     import matplotlib.pyplot as plt
 
     inv = _used_rows(inventory, dataset_id)
-    sp = datasets.spec(dataset_id)
+    sp = registry.spec(dataset_id)
     got = inv.groupby("split", sort=False)["files"].sum().reindex(list(sp.splits), fill_value=0)
     official = [sum(sp.official_counts[s].values()) for s in sp.splits]
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -108,7 +108,7 @@ def plot_class_counts(inventory, dataset_id: str, *, split: str, source: str):
 
     inv = _used_rows(inventory, dataset_id)
     inv = inv[inv["split"] == split].set_index("class")
-    sp = datasets.spec(dataset_id)
+    sp = registry.spec(dataset_id)
     got = inv["files"].reindex(list(sp.classes), fill_value=0)
     official = [sp.official_counts[split].get(c, 0) for c in sp.classes]
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -139,7 +139,7 @@ def rsna_examples(root: str | os.PathLike, *, seed: int = 0) -> dict[str, Path |
     from medrepro import dicom, rsna
 
     root = Path(root)
-    labels = rsna.select_single_type(rsna.read_labels(root / "stage_2_train.csv"))
+    labels = rsna.select_single_type(rsna.read_labels(root / registry.RSNA_LABELS_CSV))
     rng = np.random.default_rng(seed)
     out: dict[str, Path | None] = {}
     for name in rsna.CLASSES:
@@ -190,7 +190,7 @@ def plot_ct_slices(root: str | os.PathLike, *, source: str, index: int = 0):
 
     from medrepro import volumes
 
-    sp = datasets.spec("mosmed")
+    sp = registry.spec("mosmed")
     fig, axes = plt.subplots(1, len(sp.splits), figsize=(4.2 * len(sp.splits), 4.6),
                              squeeze=False)
     for ax, split, cls in zip(axes[0], sp.splits, sp.classes):

@@ -20,9 +20,12 @@ both).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+
+from medrepro.registry import PHANTOM
 
 PROFILE_NAMES = ("smoke", "demo", "paper")
 DEFAULT_PROFILE = "demo"
@@ -128,6 +131,14 @@ def check_profile(profile: str) -> str:
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILE_NAMES)}")
     return profile
+
+
+def resolve_parameters(profile: str | None, data: str | None) -> tuple[str, str]:
+    """A notebook's ``profile`` and ``data`` parameters, else the environment
+    (``MEDREPRO_PROFILE``, ``MEDREPRO_DATA_SOURCE``), else the defaults (``demo``, ``phantom``)."""
+    profile = profile or os.environ.get("MEDREPRO_PROFILE") or DEFAULT_PROFILE
+    data = data or os.environ.get("MEDREPRO_DATA_SOURCE") or PHANTOM
+    return check_profile(profile), str(data)
 
 
 def settings(notebook: str, profile: str, *, replicas: int = 1) -> Mapping[str, Any]:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from medrepro import device, manifest, paths
-from medrepro.fileio import atomic_path
+from medrepro.fileio import atomic_path, write_json
 from medrepro.profiles import check_profile
+from medrepro.registry import PHANTOM
 
-PHANTOM = "phantom"
 PHANTOM_LABEL = ("PHANTOM DATA: shows that the pipeline runs; not clinical, not comparable "
                  "to the paper")
 _VERSIONED = ("medrepro", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",
@@ -207,8 +207,7 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
     if clash:
         raise ValueError(f"record_metric: extra fields {clash} would overwrite the record's own")
     records.append({**record, **(extra or {})})
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(records, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path, records, indent=2, default=str)
     return path
 
 
@@ -301,5 +300,4 @@ def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str
     meta = {"id": art.id, "study": art.study, "kind": art.kind, "description": art.description,
             "notebook": run.notebook, "manifest_notebook": art.notebook, "notes": notes,
             **provenance(source, profile=run.profile, seed=run.seed)}
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path, meta, indent=2, default=str)

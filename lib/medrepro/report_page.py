@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from medrepro import manifest, paths, report
+from medrepro import manifest, paths, report, results
 from medrepro.fileio import atomic_path
 
 PAGE_NAME = "index.html"
@@ -162,9 +162,7 @@ def _notebooks_section(base: Path, summary: dict) -> str:
 
 
 def _compare_section(metrics: list[dict]) -> str:
-    from medrepro import compare
-
-    table = compare.compare_table(metrics)
+    table = results.compare_table(metrics)
     rows = []
     for r in table.itertuples():
         ci = ("" if pd.isna(r.ci_low) or pd.isna(r.ci_high)

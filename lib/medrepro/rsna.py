@@ -53,17 +53,18 @@ from pathlib import Path
 import numpy as np
 
 from medrepro import compact, dicom, manifest, paths
-from medrepro.fileio import atomic_path
+from medrepro.registry import RSNA_LABELS_CSV
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.fileio import atomic_path, write_json
 
 DATASET_ID = "rsna_ich"
-LABELS_CSV = "stage_2_train.csv"
+LABELS_CSV = RSNA_LABELS_CSV  # the name benchmarks/ use
 IMAGES_DIR = "stage_2_train"
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 CLASSES = manifest.RSNA_CLASSES  # S1 none, S2 epidural, ..., S6 subdural
 N_CLASSES = len(CLASSES)
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)
-DEFAULT_SEED = 42
 MIN_PER_CLASS_TO_SPLIT = 4  # fewer images of a class: all of them go to train
 IMAGE_SIZE = dicom.DEFAULT_SIZE
 MAX_SHARD_SIZE = 256  # 256 × 224 × 224 × 3 B = 38.5 MB per shard
@@ -295,7 +296,7 @@ def ensure_cache(ds, *, profile: str, workers: int | None = None,
                     format=format)
     build_cache(ds.root, out, workers=workers, image_size=image_size, max_images=max_images,
                 progress=progress, source=ds.source, format=format)
-    write_splits(out, Path(ds.root) / LABELS_CSV, seed=seed)
+    write_splits(out, Path(ds.root) / RSNA_LABELS_CSV, seed=seed)
     return out
 
 
@@ -313,7 +314,7 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
     if format not in CACHE_FORMATS:
         raise ValueError(f"format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}")
     root, out = Path(root), Path(out)
-    labels_csv = root / LABELS_CSV
+    labels_csv = root / RSNA_LABELS_CSV
     stat = labels_csv.stat() if labels_csv.is_file() else None
     inputs = {"version": CACHE_VERSION, "root": str(root.resolve()), "source": source,
               "image_size": int(image_size), "max_images": max_images, "format": format,
@@ -351,7 +352,7 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
 
 def selected_images(root: str | os.PathLike, *, max_images: int | None = None) -> np.ndarray:
     """Image ids of the six-class selection of ``root/stage_2_train.csv``, sorted (``<U``)."""
-    ids = select_single_type(read_labels(Path(root) / LABELS_CSV))["image_id"].to_numpy(str)
+    ids = select_single_type(read_labels(Path(root) / RSNA_LABELS_CSV))["image_id"].to_numpy(str)
     if max_images is not None and max_images < len(ids):
         keep = np.random.default_rng(0).permutation(len(ids))[:max_images]
         ids = ids[np.sort(keep)]
@@ -390,8 +391,7 @@ def _prepare(out: Path, config: dict) -> None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    write_json(path, obj, indent=2)
 
 
 def _shard_data(out: Path, k: int, format: str) -> Path:
@@ -562,8 +562,7 @@ def _write_summary(out: Path, *, n_shards: int, wall: float, workers: int, built
                "wall_s": round(wall, 3), "built_this_run": built,
                "images_per_s": round(built / wall, 2) if wall > 0 and built else None,
                "workers": workers, "resumed": resumed}
-    with atomic_path(out / "summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary, indent=2)
 
 
 # ---------------------------------------------------------------------------- reading the cache
@@ -617,9 +616,7 @@ def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *,
                                       "shard", "row"]]
         with atomic_path(cache / filename) as tmp:
             out.to_csv(tmp, index=False)
-    with atomic_path(meta_path) as tmp:
-        Path(tmp).write_text(json.dumps({"seed": int(seed), "notes": notes}, indent=2) + "\n",
-                             encoding="utf-8")
+    write_json(meta_path, {"seed": int(seed), "notes": notes}, indent=2)
 
 
 def load_split(cache: str | os.PathLike, *, kind: str = "image"):
@@ -764,9 +761,9 @@ def make_dataset(cache: str | os.PathLike, split_df, *, split: str, batch_size: 
 
     ds = tf.data.Dataset.from_tensor_slices(index)
     if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
-        from medrepro import train
+        from medrepro import pipeline
 
-        return train.epoch_shuffled(ds, n_items=len(index), seed=seed, then=batched)
+        return pipeline.epoch_shuffled(ds, n_items=len(index), seed=seed, then=batched)
     return batched(ds).prefetch(tf.data.AUTOTUNE)
 
 

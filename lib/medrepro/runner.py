@@ -20,26 +20,16 @@ status 2. ``--plan`` prints the plan only (exit status 1 when the run would be r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 from medrepro import paths, profiles
-from medrepro.fileio import atomic_path
-
-
-def find_notebooks(only: list[str] | None = None) -> list[Path]:
-    """The stored notebooks in number order, optionally only those whose number is in ``only``."""
-    nbs = sorted(p for p in paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = {o.zfill(2) if o.isdigit() else o for o in only}
-        nbs = [p for p in nbs if p.name[:2] in wanted or p.stem in wanted]
-        if not nbs:
-            raise SystemExit(f"--only {' '.join(only)}: no notebook matches in "
-                             f"{paths.notebooks_dir()}")
-    return nbs
+from medrepro.paths import find_notebooks
+from medrepro.registry import PHANTOM
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.fileio import atomic_path, write_json
 
 
 def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
@@ -85,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
                         choices=profiles.PROFILE_NAMES)
-    parser.add_argument("--data", default="phantom",
+    parser.add_argument("--data", default=PHANTOM,
                         help="phantom (default), kaggle, or a folder/archive of datasets")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cache-dir", help="where rebuildable caches go (MEDREPRO_CACHE_DIR)")
     parser.add_argument("--yes", action="store_true",
                         help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")
@@ -127,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                "total_seconds": sum(timings.values()),
                "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
                **_run_context()}
-    with atomic_path(out_dir / "run_summary.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / "run_summary.json", summary, indent=2)
     _write_report_page(args.profile)
     print(f"total {summary['total_seconds']:.1f} s; "
           + (f"FAILED: {', '.join(failed)}; " if failed else "")

@@ -7,12 +7,13 @@ Everything a notebook needs to train a compiled Keras model reproducibly:
   resume after an interruption (every epoch's model, optimizer and callback state in
   ``run_dir/state.npz``; the callbacks live in :mod:`medrepro.callbacks`) and the history
   written to ``run_dir/history.csv`` after every epoch (with wall seconds per epoch).
-- :func:`configure_precision` (mixed float16 on a GPU) and :func:`distribution_strategy`
-  (``MirroredStrategy`` with several GPUs): build and compile the model inside
-  ``distribution_strategy().scope()``; ``fit`` itself needs no change.
-- Small tf.data helpers (:func:`from_arrays`, :func:`finish`, :func:`epoch_shuffled`: epoch
-  ``e`` shuffled by ``(seed, e)``, so a resumed run sees the same data order) and
-  :func:`predict_classes`.
+- Mixed precision and several GPUs: :func:`medrepro.device.configure_precision` and
+  :func:`medrepro.device.distribution_strategy` (build and compile the model inside
+  ``distribution_strategy().scope()``; ``fit`` itself needs no change).
+- :func:`predict_proba`, :func:`predict_classes`, :func:`evaluate`, which pad batches to split
+  evenly over the replicas. The tf.data datasets ``fit`` reads (:func:`medrepro.pipeline.finish`,
+  :func:`medrepro.pipeline.epoch_shuffled`: epoch ``e`` shuffled by ``(seed, e)``, so a resumed
+  run sees the same data order) are built in :mod:`medrepro.pipeline`.
 
 TensorFlow and Keras are imported inside the functions, so importing this module is cheap.
 """
@@ -31,7 +32,15 @@ import numpy as np
 import pandas as pd
 
 from medrepro import device
-from medrepro.fileio import atomic_path
+# Notebooks and models call train.configure_precision until the studies land (#15).
+from medrepro.device import configure_precision  # noqa: F401
+from medrepro.fileio import atomic_path, write_json
+from medrepro.pipeline import EPOCH_STREAM, even_batches, pad_to_multiple
+# models/* build their datasets with train.from_arrays until the studies land (#15).
+from medrepro.pipeline import from_arrays  # noqa: F401
+from medrepro.seeds import seed_everything
+# models/ct.py calls train.set_seed until the studies land (#15): the same function.
+from medrepro.seeds import seed_everything as set_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -49,39 +58,6 @@ class TrainingError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- set-up
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow/Keras (``keras.utils.set_random_seed``)."""
-    import keras
-
-    keras.utils.set_random_seed(int(seed))
-
-
-def configure_precision(*, force: str | None = None) -> str:
-    """Set Keras' global dtype policy: ``mixed_float16`` on GPUs of compute capability >= 7.0,
-    ``float32`` on older GPUs and CPU (:func:`medrepro.device.configure_precision`).
-
-    Returns the policy name. ``force`` sets a policy explicitly (tests, or ``"float32"`` on a GPU).
-    Model builders keep their output layer in float32 (``dtype="float32"``), so losses and
-    softmax stay numerically safe under mixed precision.
-    """
-    from medrepro import device
-
-    return device.configure_precision(force=force)
-
-
-def distribution_strategy():
-    """``tf.distribute.MirroredStrategy`` over all GPUs when there are several, else the default.
-
-    Usage: ``with distribution_strategy().scope(): model = build(); model.compile(...)``.
-    """
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy([g.name for g in gpus])
-    return tf.distribute.get_strategy()
-
-
 def make_optimizer(name: str, learning_rate: float, **kwargs):
     """A Keras optimizer by name (``"adam"``, ``"Adamax"``, ``"SGD"``...) with a learning rate."""
     import keras
@@ -95,125 +71,11 @@ def make_optimizer(name: str, learning_rate: float, **kwargs):
         raise TrainingError(f"unknown optimizer {name!r}: {exc}") from None
 
 
-# ---------------------------------------------------------------------------- tf.data
-def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
-                shuffle: bool = False, seed: int = 0, augment=None, cache: bool = True):
-    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` (or ``x``) from arrays.
-
-    ``augment`` is an optional callable on a batch ``x`` (e.g. a ``keras.Sequential`` of
-    preprocessing layers), applied after caching, so every epoch sees fresh augmentations.
-    Shuffling is seeded and reshuffled each epoch.
-    """
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
-    return finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
-                  cache=cache, n_items=len(x))
-
-
-def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0, augment=None,
-           cache: bool = True, n_items: int | None = None, batch_fn=None):
-    """Cache → shuffle (seeded) → batch → augment / ``batch_fn`` (on the fly) → prefetch.
-
-    ``ds`` yields single items ``x`` or ``(x, y)``; ``augment`` maps a batch of ``x``;
-    ``batch_fn`` maps a whole batch (e.g. indices → images). With ``shuffle`` the dataset is
-    :func:`epoch_shuffled` (``n_items`` items): reshuffled every iteration, and :func:`fit`
-    trains epoch ``e`` on the permutation drawn from ``(seed, e)``, the same after a resume.
-    """
-    import tensorflow as tf
-
-    if cache:
-        ds = ds.cache()
-
-    def after_shuffle(items):
-        items = items.batch(batch_size)
-        if batch_fn is not None:
-            items = items.map(batch_fn, num_parallel_calls=tf.data.AUTOTUNE)
-        if augment is not None:
-            items = items.map(_augment_batch(augment), num_parallel_calls=tf.data.AUTOTUNE)
-        return items
-
-    if shuffle:
-        return epoch_shuffled(ds, n_items=n_items, seed=seed, then=after_shuffle)
-    return after_shuffle(ds).prefetch(tf.data.AUTOTUNE)
-
-
-def _augment_batch(augment):
-    def apply(*item):
-        if len(item) == 1:
-            return augment(item[0], training=True)
-        return (augment(item[0], training=True), *item[1:])
-
-    return apply
-
-
-class EpochStream:
-    """How :func:`fit` iterates an :func:`epoch_shuffled` dataset: ``build(start)`` is an
-    endless dataset of epochs ``start, start + 1, ...`` (epoch ``e`` permuted by ``(seed, e)``),
-    ``batches`` its batches per epoch (``steps_per_epoch``)."""
-
-    def __init__(self, build, batches: int):
-        self.build, self.batches = build, int(batches)
-
-
-EPOCH_STREAM = "medrepro_epoch_stream"  # attribute of a dataset made by epoch_shuffled
-
-
-def epoch_shuffled(ds, *, n_items: int | None, seed: int, then=None):
-    """``ds`` (``n_items`` items, finite) shuffled each epoch, then ``then(ds)`` (batching,
-    mapping; no prefetch), prefetched.
-
-    Iterated directly it reshuffles every iteration (``Dataset.shuffle``). It also carries an
-    :class:`EpochStream` (attribute ``EPOCH_STREAM``) that :func:`fit` uses instead: epoch ``e``
-    is ``ds`` in the order of ``stateless_shuffle(range(n), seed=(seed, e))``, so the data order
-    of every epoch depends on the epoch number only, not on how many epochs this process ran.
-    The permutation holds one epoch of items in memory, like a full shuffle buffer.
-    """
-    import tensorflow as tf
-
-    then = then or (lambda items: items)
-    n = int(n_items if n_items is not None else ds.cardinality().numpy())
-    if n < 1:
-        raise ValueError(f"epoch_shuffled: need a finite, non-empty dataset, got n_items={n}")
-    plain = then(ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)).prefetch(
-        tf.data.AUTOTUNE)
-    batches = int(then(ds).cardinality().numpy())
-    if batches < 1:  # unknown cardinality: fit cannot set steps_per_epoch; plain shuffle only
-        return plain
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-
-        def permute(*items):
-            items = items[0] if len(items) == 1 else items
-            return tf.nest.map_structure(lambda t: tf.gather(t, order), items)
-
-        return then(ds.batch(n).map(permute).unbatch())
-
-    def build(start: int):
-        return (tf.data.Dataset.range(int(start), 2**62).flat_map(one_epoch)
-                .prefetch(tf.data.AUTOTUNE))
-
-    setattr(plain, EPOCH_STREAM, EpochStream(build, batches))
-    return plain
-
-
-def labels_of(ds) -> np.ndarray:
-    """The integer class indices of a dataset of ``(x, y)`` batches (``y`` one-hot or indices)."""
-    ys = [np.asarray(y) for _, y, *_ in ds.as_numpy_iterator()]
-    if not ys:
-        return np.zeros(0, dtype=np.int64)
-    y = np.concatenate(ys)
-    return (y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(
-        np.int64)
-
-
 def predict_proba(model, ds) -> np.ndarray:
     """Model outputs for a dataset of batches ``x`` or ``(x, y)``: ``(N, K)`` float32.
 
     Under a strategy with several replicas each batch is padded to split evenly
-    (:func:`even_batches`) and the padded rows' outputs are dropped again.
+    (:func:`medrepro.pipeline.even_batches`) and the padded rows' outputs are dropped again.
     """
     replicas = device.replicas_in_sync()
     if replicas < 2:
@@ -222,7 +84,7 @@ def predict_proba(model, ds) -> np.ndarray:
     for batch in ds:
         x = batch[0] if isinstance(batch, tuple) else batch
         n = int(x.shape[0])
-        padded = _pad_to_multiple(x, replicas)
+        padded = pad_to_multiple(x, replicas)
         outs.append(np.asarray(model.predict_on_batch(padded))[:n])
     return np.concatenate(outs).astype(np.float32)
 
@@ -232,7 +94,7 @@ def evaluate(model, ds) -> tuple[float, float]:
     ``(x, y)`` (``y`` class indices or one-hot), as ``model.evaluate`` returns them.
 
     Under a strategy with several replicas ``model.evaluate`` fails on a batch that splits
-    unevenly (see :func:`even_batches`); then the loss and accuracy are computed from the exact
+    unevenly (see :func:`medrepro.pipeline.even_batches`); then the loss and accuracy are computed from the exact
     outputs of :func:`predict_proba`, so no item is counted twice.
     """
     if device.replicas_in_sync() < 2:
@@ -245,39 +107,6 @@ def evaluate(model, ds) -> tuple[float, float]:
     loss = float(np.mean(np.asarray(keras.losses.get(model.loss)(y, proba))))
     truth = y.argmax(axis=-1) if y.ndim == proba.ndim else y.reshape(-1)
     return loss, float(np.mean(proba.argmax(axis=-1) == truth))
-
-
-def even_batches(ds, replicas: int):
-    """``ds`` (batches of ``x``, ``(x, y)`` or ``(x, y, w)``) with every batch padded to a
-    multiple of ``replicas`` by repeating its first items.
-
-    Why: Keras 3 under ``MirroredStrategy`` fails (AddN shape error, keras-team/keras#19246) or
-    gives a replica no items (NaN BatchNorm statistics) when a batch, in practice an epoch's last,
-    does not split evenly over the replicas. The number of batches is unchanged, so
-    ``steps_per_epoch`` and the epoch-seeded order (exact resume) stay as they are; the cost is
-    at most ``replicas - 1`` repeated items per padded batch.
-    """
-    import tensorflow as tf
-
-    def pad(*items):
-        index = _even_index(tf.shape(tf.nest.flatten(items)[0])[0], replicas)
-        out = tf.nest.map_structure(lambda t: tf.gather(t, index), items)
-        return out[0] if len(items) == 1 else out
-
-    return ds.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _pad_to_multiple(x, replicas: int):
-    import tensorflow as tf
-
-    return tf.gather(x, _even_index(tf.shape(x)[0], replicas))
-
-
-def _even_index(n, replicas: int):
-    """Indices ``0..n-1`` followed by the first items again up to a multiple of ``replicas``."""
-    import tensorflow as tf
-
-    return tf.concat([tf.range(n), tf.range((-n) % replicas) % n], axis=0)
 
 
 def predict_classes(model, ds) -> np.ndarray:
@@ -311,8 +140,9 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       atomically to ``run_dir/state.npz`` after every epoch (:class:`medrepro.callbacks.
       TrainingState`). A re-run of the same call after an interruption, even a SIGKILL,
       continues at the next epoch and ends exactly as the uninterrupted run would (the model
-      must be built and compiled the same way; ``train_ds`` from :func:`finish` /
-      :func:`epoch_shuffled`, whose epoch ``e`` order depends on ``(seed, e)`` only).
+      must be built and compiled the same way; ``train_ds`` from
+      :func:`medrepro.pipeline.finish` / :func:`medrepro.pipeline.epoch_shuffled`, whose epoch
+      ``e`` order depends on ``(seed, e)`` only).
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
@@ -331,7 +161,7 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights', 'memory' "
                             "or None")
     if seed is not None:
-        set_seed(seed)
+        seed_everything(seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE_MARKER).unlink(missing_ok=True)
@@ -400,14 +230,15 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
 
 def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, callbacks: list,
                 verbose: int, resuming: bool) -> None:
-    """``model.fit`` from ``initial_epoch``; an :func:`epoch_shuffled` dataset is fed as its
-    endless epoch stream from that epoch (``steps_per_epoch`` = its batches per epoch)."""
+    """``model.fit`` from ``initial_epoch``; an :func:`medrepro.pipeline.epoch_shuffled` dataset
+    is fed as its endless epoch stream from that epoch (``steps_per_epoch`` = its batches per
+    epoch)."""
     stream = getattr(train_ds, EPOCH_STREAM, None)
     steps = None
     if stream is not None:
         train_ds, steps = stream.build(initial_epoch), stream.batches
     elif resuming and _is_dataset(train_ds):
-        log.warning("resuming at epoch %d with a dataset not made by train.finish/"
+        log.warning("resuming at epoch %d with a dataset not made by pipeline.finish/"
                     "epoch_shuffled: its shuffling restarts, so the data order differs from "
                     "an uninterrupted run", initial_epoch + 1)
     replicas = device.replicas_in_sync()
@@ -527,5 +358,4 @@ def _is_dataset(obj) -> bool:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    with atomic_path(path, suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_json(path, payload, indent=2, default=str)

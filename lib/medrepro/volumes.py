@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from medrepro import paths, progress
-from medrepro.fileio import atomic_path
+from medrepro.seeds import DEFAULT_SEED
+from medrepro.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -402,8 +403,7 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
             raise VolumeError(f"{folder}: cache holds shape {tuple(meta.get('shape', ()))}, "
                               f"asked for {shape}; use another folder")
     else:
-        with atomic_path(meta_path) as tmp:
-            Path(tmp).write_text(json.dumps({"shape": list(shape)}) + "\n")
+        write_json(meta_path, {"shape": list(shape)}, indent=None)
     summary = CacheSummary(folder=folder, shape=shape)
     start = time.perf_counter()
     for path in progress.bar(list(files), desc="volume cache", unit="volume"):
@@ -492,7 +492,7 @@ def augment_volume(vol, augmenter):
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = False,
-                 shuffle: bool = False, seed: int = 42):
+                 shuffle: bool = False, seed: int = DEFAULT_SEED):
     """A ``tf.data.Dataset`` of ``((B, H, W, D, 1) float32, (B,) float32)`` batches.
 
     ``x``: ``(N, H, W, D)`` in [0, 1]; ``y``: ``(N,)`` 0/1. With ``augment`` each volume gets a
@@ -500,7 +500,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
     """
     import tensorflow as tf
 
-    from medrepro import train
+    from medrepro import pipeline
 
     augmenter = make_augmenter(seed=seed) if augment else None
 
@@ -512,5 +512,5 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
 
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))
     if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
-        return train.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
+        return pipeline.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
     return prepare(ds).prefetch(2)

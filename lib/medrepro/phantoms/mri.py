@@ -92,18 +92,19 @@ PLANE_P = {"glioma": (0.50, 0.25, 0.25), "meningioma": (0.35, 0.35, 0.30),
            "notumor": (0.60, 0.20, 0.20), "pituitary": (0.15, 0.45, 0.40)}
 CONTRAST_P = {"glioma": (0.05, 0.70, 0.10, 0.15), "meningioma": (0.05, 0.80, 0.10, 0.05),
               "notumor": (0.30, 0.10, 0.45, 0.15), "pituitary": (0.15, 0.80, 0.05, 0.00)}
-GLIOMA_MM = (8.0, 35.0)  # radius range (uniform: most tumours are large, some small)
-MENINGIOMA_MM = (7.0, 28.0)
+GLIOMA_MM = (8.0, 35.0)  # glioma radius range (uniform), each axis then scaled by 0.7-1.3
+MENINGIOMA_MM = (7.0, 28.0)  # meningioma radius range (uniform)
+# Slice index range per plane in the MNI152 1 mm grid, for slices not cut through the sella.
 SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
-P_NEAR_SELLA_OTHER = 0.2
+P_NEAR_SELLA_OTHER = 0.2  # share of non-pituitary images cut through the sella region
 MIN_BRAIN_MM2 = 4000  # a slice must cut at least this much brain
-# where the sphenoid sinus lies from the sella on each plane's canvas (rows down, cols): in
-# front of it on axial slices, under it on coronal ones, in front of and under it sagittally
 ADENOMA_MM = (6.0, 30.0)  # adenoma diameter range (uniform); the gland is ~10 x 7 mm
-SINUS_SHIFT_MM = {"axial": (-13.0, 0.0), "coronal": (14.0, 0.0), "sagittal": (10.0, 9.0)}  # share of non-pituitary images cut through the sella region
+# Where the sphenoid sinus lies from the sella on each plane's canvas (rows down, cols): in
+# front of it on axial slices, under it on coronal ones, in front of and under it sagittally.
+SINUS_SHIFT_MM = {"axial": (-13.0, 0.0), "coronal": (14.0, 0.0), "sagittal": (10.0, 9.0)}
 
-# Fraction of images exactly size x size; the rest take one of the real sets' odd sizes.
-# Share of exactly size x size images per class (real Masoud: 60 % overall, tumours mostly 512).
+# Share of images exactly size x size per class (real Masoud: 60 % overall, tumours mostly
+# 512); the rest take one of the real sets' odd sizes below, scaled by size / 512.
 SQUARE_FRACTION = {"glioma": 0.85, "meningioma": 0.8, "notumor": 0.3, "pituitary": 0.85}
 ODD_SIZES = ((225, 225), (236, 236), (227, 222), (201, 251), (232, 217), (630, 630),
              (300, 168), (442, 442), (428, 417), (256, 256), (359, 449), (642, 361),
@@ -639,7 +640,9 @@ def measure_difficulty(*, n_per_class: int = 100, seed: int = 0, size: int = 256
 def _small_cnn_accuracy(x_tr, y_tr, x_te, y_te, *, seed: int, epochs: int = 40) -> float:
     import keras
 
-    keras.utils.set_random_seed(seed)
+    from medrepro.seeds import seed_everything
+
+    seed_everything(seed)
     layers = keras.layers
 
     def block(filters: int) -> list:

@@ -55,12 +55,12 @@ from scipy import ndimage
 
 from medrepro.phantoms import _shapes
 from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.registry import RSNA_LABELS_CSV
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 LABEL_COLUMNS = SUBTYPES + ("any",)
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 IMAGE_DIR = "stage_2_train"
-CSV_NAME = "stage_2_train.csv"
 CORRUPT_NOTE = "truncated to half its length (like the real ID_6431af929.dcm)"
 
 SLICE_MM = 5.0
@@ -144,7 +144,7 @@ def _write_rsna(tmp: Path, *, n_images: int, seed: int, size: int) -> dict[str, 
     lines = ["ID,Label"]
     for image_id in sorted(labels):
         lines += [f"{image_id}_{col},{labels[image_id][col]}" for col in LABEL_COLUMNS]
-    (tmp / CSV_NAME).write_text("\n".join(lines) + "\n")
+    (tmp / RSNA_LABELS_CSV).write_text("\n".join(lines) + "\n")
     corrupt_id = None
     k = 0
     for study in studies:
