@@ -186,8 +186,8 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
 
 def _train(run, ds, cache, split_df, keys: Sequence[str], *, batch_size: int, folder: str,
            init: str) -> Trained:
-    """Train ``keys`` in turn, each in ``<runs dir>/<folder><key>`` (``folder`` may hold
-    ``{key}``), with the profile's protocol."""
+    """Train ``keys`` in turn with the profile's protocol, each in the run folder
+    ``paths.runs_dir(...) / folder`` (``folder`` may hold ``{key}``)."""
     S = run.settings
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=ds.source, seed=run.seed)
     models = {key: train_and_evaluate(key, cache, split_df, batch_size=batch_size,
