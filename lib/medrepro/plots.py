@@ -593,3 +593,15 @@ def plot_compare(table: pd.DataFrame, *, title: str = "Reported vs reproduced"):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_summary_table(df, *, title: str = ""):
+    """A model summary frame drawn as a matplotlib table at its automatic font size, one
+    0.3-inch row per layer (B's Fig 4); returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(df) + 1))
+    ax.axis("off")
+    ax.table(cellText=df.values, colLabels=df.columns, loc="center").auto_set_font_size(True)
+    ax.set_title(title)
+    return fig

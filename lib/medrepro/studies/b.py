@@ -1,0 +1,449 @@
+"""Study B: the lightweight CNN for intracranial haemorrhage on RSNA CT (notebook 04).
+
+The proposed lightweight CNN (:mod:`medrepro.models.ct`) is trained on notebook 02's RSNA cache
+with the paper's protocol (:func:`train_and_evaluate`): once at batch 32 (:func:`train_main`),
+then with DenseNet121, MobileNet and Inception V1 at batch 8 on the image-level split
+(:func:`train_compare`) and on the patient-level split (:func:`train_patient`). Each returns a
+:class:`Trained` result; the table functions turn results into the notebook's artifacts:
+
+- ``B.fig4`` model summary (:func:`fig4_frame`, :func:`fig4`); ``B.fig5``/``B.fig6`` curves;
+- ``B.table2`` main run (:func:`table2`), ``B.table3`` accuracies (:func:`table3`), ``B.table4``
+  training time (:func:`table4`), ``B.table5`` weighted precision/recall/F1 (:func:`table5`);
+- ``B.table6``-``B.table9`` test confusion matrices (:func:`confusion_tables`);
+- ``B.per_class`` per-class scores with CIs, ``B.mcnemar`` proposed vs each comparison model,
+  ``B.patient_split`` every model on the patient-level split.
+
+Each table sits beside the paper's numbers (``manifest.reported_frame``); models a profile does
+not train show empty cells. Headline numbers go to ``06_compare`` via :func:`record_table2`,
+:func:`record_table3` and :func:`record_table5`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medrepro import evaluate, manifest, paths, report, rsna
+from medrepro.models import ct
+
+MODELS = list(ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v1
+LABELS = [f"S{i + 1} {c}" for i, c in enumerate(rsna.CLASSES)]
+SPLIT_KINDS = ("image", "patient")
+TEST_PROBA = "test_proba.npy"  # in a model's run folder: its test-set outputs (N, 6) float32
+
+# The metric names of B.table3's headline numbers (manifest.HEADLINES).
+TABLE3_METRICS = {"proposed": "test accuracy (proposed, batch 8)",
+                  "densenet121": "test accuracy (DenseNet121)",
+                  "mobilenet": "test accuracy (MobileNet)",
+                  "inception_v1": "test accuracy (Inception V1)"}
+# Confusion-matrix artifact → model (the paper's Tables 6-9).
+CONFUSION_TABLES = {"B.table6": "proposed", "B.table7": "densenet121", "B.table8": "mobilenet",
+                    "B.table9": "inception_v1"}
+
+PER_CLASS_NOTES = "test split; *_lo/*_hi: 95% percentile bootstrap CIs over the test images"
+MCNEMAR_NOTES = ("same test images; n01: proposed wrong and the other right; n10: the reverse; "
+                 "acc_diff: accuracy proposed - other with its paired bootstrap 95% CI")
+_NO_CI = {"point": np.nan, "lo": np.nan, "hi": np.nan}
+
+
+@dataclass
+class Trained:
+    """Models trained with one batch size on one split, and what their tables need.
+
+    ``models``: model key → :func:`train_and_evaluate`'s dict, in training order (only the
+    models the profile trains). ``init``: the initialisation asked (``random`` | ``imagenet``);
+    each model's dict says what it used.
+    """
+
+    models: dict[str, dict]
+    source: str
+    profile: str
+    seed: int
+    settings: Mapping[str, Any]
+    batch_size: int
+    init: str
+    _cis: dict = field(default_factory=dict, repr=False)
+
+    def ci(self, key: str, metric: str = "accuracy") -> dict[str, float]:
+        """The bootstrap 95% CI of model ``key``'s test ``metric`` (computed once); NaN
+        (``point``, ``lo``, ``hi``) for a model not trained."""
+        r = self.models.get(key)
+        if r is None:
+            return dict(_NO_CI)
+        if (key, metric) not in self._cis:
+            self._cis[key, metric] = evaluate.bootstrap_ci(
+                r["y_true"], r["y_pred"], metric=metric, n_boot=self.settings["bootstrap"],
+                seed=self.seed)
+        return self._cis[key, metric]
+
+    @property
+    def proposed(self) -> dict:
+        """The proposed model's result (a run that trains it)."""
+        return self.models["proposed"]
+
+
+# ---------------------------------------------------------------------------- data
+def subsample_train(split_df, *, max_train: int | None, seed: int):
+    """``split_df`` with at most ``max_train`` training rows (seeded, keeping at least one image
+    of every class present in train); val and test rows are kept whole."""
+    train_rows = split_df[split_df["split"] == "train"]
+    if max_train is None or len(train_rows) <= max_train:
+        return split_df
+    first = train_rows.groupby("label", group_keys=False).head(1)
+    rest = train_rows.drop(first.index).sample(n=max(0, max_train - len(first)),
+                                               random_state=seed)
+    keep = pd.concat([first, rest])
+    return pd.concat([keep, split_df[split_df["split"] != "train"]]).reset_index(drop=True)
+
+
+def load_splits(cache, *, max_train: int | None, seed: int) -> dict[str, pd.DataFrame]:
+    """Notebook 02's image- and patient-level splits of ``cache``, training rows subsampled to
+    ``max_train`` (:func:`subsample_train`): ``{"image": frame, "patient": frame}``."""
+    return {kind: subsample_train(rsna.load_split(cache, kind=kind), max_train=max_train,
+                                  seed=seed) for kind in SPLIT_KINDS}
+
+
+def split_counts(split_df) -> pd.DataFrame:
+    """Images per class (rows, the paper's order) and split (columns)."""
+    return pd.crosstab(split_df["label_name"], split_df["split"]).reindex(rsna.CLASSES)
+
+
+# ---------------------------------------------------------------------------- training
+def _split_digest(split_df) -> str:
+    """SHA-256 (16 hex digits) of the rows a run trains and evaluates on (split, shard, row,
+    label): a changed subsample or split makes a finished run's results stale."""
+    import hashlib
+
+    cols = [c for c in ("split", "shard", "row", "label") if c in split_df.columns]
+    text = split_df[cols].astype(str).agg(",".join, axis=1).str.cat(sep="\n")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
+                       max_epochs: int, patience: int, run_dir, seed: int = 42,
+                       init: str = "random") -> dict:
+    """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
+
+    Protocol: :func:`medrepro.models.ct.compile_paper`, at most ``max_epochs`` epochs, early
+    stopping on val loss with ``patience``, best weights restored (``medrepro.train.fit``).
+    Re-run with the same ``run_dir`` and arguments, a finished model is not retrained (its
+    weights, history and test outputs are read back) and an interrupted one resumes at its next
+    epoch. Returns a dict: ``history`` (DataFrame), ``best_epoch``, ``epochs_run``,
+    ``train_seconds`` (sum of epoch wall times), ``train_images``, ``images_per_s`` (training
+    images processed per second, validation included in the time),
+    ``train_acc``/``train_loss``/``val_acc``/``val_loss`` (history at the best epoch),
+    ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64, test set), ``proba`` (float32
+    (N, 6)), ``params``, ``init`` (how the model was initialised,
+    :func:`medrepro.models.ct.build_initialised`).
+    """
+    from medrepro import seeds, train
+    from medrepro.fileio import atomic_path
+
+    run_dir = Path(run_dir)
+    seeds.seed_everything(seed)
+    model, init_used = ct.build_initialised(key, (image_size, image_size, 3), init=init)
+    model = ct.compile_paper(model)
+    data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
+                                 image_size=image_size, shuffle=s == "train", seed=seed)
+            for s in ("train", "val", "test")}
+    # A finished model is reused, an interrupted one resumes (medrepro.train.fit_once).
+    config = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
+              "images": _split_digest(split_df)}
+    history = train.fit_once(model, data["train"], data["val"], run_dir=run_dir, config=config,
+                             epochs=max_epochs, patience=patience, restore_best_weights=True,
+                             verbose=0, checkpoint="weights", backup=True)
+    best = train.best_epoch(history, monitor="val_loss")
+    at_best = history.loc[history["epoch"] == best].iloc[0]
+    test_rows = split_df[split_df["split"] == "test"]
+    proba_path = run_dir / TEST_PROBA
+    if history.attrs.get("reused") and proba_path.is_file():
+        proba = np.load(proba_path)
+    else:
+        proba = train.predict_proba(model, data["test"])
+        with atomic_path(proba_path, suffix=".npy") as tmp:
+            np.save(tmp, proba)
+    y_true = test_rows["label"].to_numpy(np.int64)
+    y_pred = proba.argmax(axis=1).astype(np.int64)
+    eps = 1e-7
+    n_train = int((split_df["split"] == "train").sum())
+    seconds = float(history["epoch_seconds"].sum())
+    return {"model": key, "history": history, "best_epoch": best, "epochs_run": len(history),
+            "train_seconds": seconds, "train_images": n_train,
+            "images_per_s": n_train * len(history) / seconds if seconds else float("nan"),
+            "train_acc": float(at_best["accuracy"]), "train_loss": float(at_best["loss"]),
+            "val_acc": float(at_best["val_accuracy"]), "val_loss": float(at_best["val_loss"]),
+            "test_acc": float((y_true == y_pred).mean()),
+            "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
+                                               1.0)).mean()),
+            "y_true": y_true, "y_pred": y_pred, "proba": proba,
+            "params": int(model.count_params()), "init": init_used, "model_object": model}
+
+
+def _train(run, ds, cache, split_df, keys: Sequence[str], *, batch_size: int, folder: str,
+           init: str) -> Trained:
+    """Train ``keys`` in turn with the profile's protocol, each in the run folder
+    ``paths.runs_dir(...) / folder`` (``folder`` may hold ``{key}``)."""
+    S = run.settings
+    runs = paths.runs_dir(run.notebook, profile=run.profile, source=ds.source, seed=run.seed)
+    models = {key: train_and_evaluate(key, cache, split_df, batch_size=batch_size,
+                                      run_dir=runs / folder.format(key=key),
+                                      image_size=S["image_size"], max_epochs=S["max_epochs"],
+                                      patience=S["patience"], seed=run.seed, init=init)
+              for key in keys}
+    return Trained(models, source=ds.source, profile=run.profile, seed=run.seed, settings=S,
+                   batch_size=batch_size, init=init)
+
+
+def train_main(run, ds, cache, splits, *, init: str) -> Trained:
+    """The main run: the proposed model at the profile's ``batch_main`` on the image split."""
+    return _train(run, ds, cache, splits["image"], ["proposed"],
+                  batch_size=run.settings["batch_main"], folder="main", init=init)
+
+
+def train_compare(run, ds, cache, splits, *, init: str) -> Trained:
+    """The comparison: the profile's ``compare_models`` at ``batch_compare``, image split."""
+    return _train(run, ds, cache, splits["image"], run.settings["compare_models"],
+                  batch_size=run.settings["batch_compare"], folder="image-{key}", init=init)
+
+
+def train_patient(run, ds, cache, splits, *, init: str) -> Trained:
+    """The profile's ``patient_models`` at ``batch_compare`` on the patient-level split."""
+    return _train(run, ds, cache, splits["patient"], run.settings["patient_models"],
+                  batch_size=run.settings["batch_compare"], folder="patient-{key}", init=init)
+
+
+def trained_line(res: Trained) -> str:
+    """Which models ``res`` trained and which the profile left out, in one line."""
+    return ("trained: " + ", ".join(res.models) + " | not trained in this profile: "
+            + (", ".join(k for k in MODELS if k not in res.models) or "none"))
+
+
+# ---------------------------------------------------------------------------- B.fig4
+def fig4_frame(model) -> pd.DataFrame:
+    """The model summary of B.fig4: every layer (input included), output shape without the
+    batch dimension, parameters; no total rows."""
+    from medrepro.models import summary
+
+    return summary.summary_frame(model, input_layer=True, batch_dim=False, totals=None,
+                                 shape_column="output shape")
+
+
+def fig4(model, frame: pd.DataFrame):
+    """B.fig4: the summary table ``frame`` of the proposed ``model`` as a figure."""
+    from medrepro import plots
+
+    return plots.plot_summary_table(
+        frame, title=f"Proposed lightweight CNN: {model.count_params():,} parameters "
+                     "(paper: 5.434M)")
+
+
+def plot_confusion(res: Trained, key: str = "proposed"):
+    """Model ``key``'s test confusion matrix as a figure (shown, not saved)."""
+    from medrepro import plots
+
+    r = res.models[key]
+    return plots.plot_confusion(evaluate.confusion(r["y_true"], r["y_pred"],
+                                                   n_classes=rsna.N_CLASSES),
+                                labels=LABELS, title=f"Proposed model, test ({res.source})")
+
+
+# ---------------------------------------------------------------------------- tables
+def _with_paper(frame: pd.DataFrame, artifact: str, on: str) -> pd.DataFrame:
+    """``frame`` beside the paper's values of ``artifact`` (columns ``paper_*``), joined on
+    column ``on``."""
+    return frame.merge(manifest.reported_frame(artifact).add_prefix("paper_"),
+                       left_on=on, right_on=f"paper_{on}").drop(columns=f"paper_{on}")
+
+
+def table2(main: Trained) -> pd.DataFrame:
+    """B.table2: the main run's accuracy and loss on train/val/test (test with its 95% CI),
+    best epoch and epochs run, beside the paper's."""
+    r, ci = main.proposed, main.ci("proposed")
+    table = pd.DataFrame({"split": ["train", "val", "test"],
+                          "accuracy": [r["train_acc"], r["val_acc"], r["test_acc"]],
+                          "loss": [r["train_loss"], r["val_loss"], r["test_loss"]],
+                          "ci95_low": [np.nan, np.nan, ci["lo"]],
+                          "ci95_high": [np.nan, np.nan, ci["hi"]]})
+    table = _with_paper(table, "B.table2", "split")
+    table["best_epoch"], table["epochs_run"] = r["best_epoch"], r["epochs_run"]
+    return table
+
+
+def table2_notes(main: Trained) -> str:
+    return f"batch {main.batch_size}; paper: {manifest.get('B.table2').notes}"
+
+
+def record_table2(main: Trained) -> None:
+    """Record the main run's test accuracy (with its CI) for 06_compare."""
+    r, ci = main.proposed, main.ci("proposed")
+    report.record_metric("B", "test accuracy (proposed, batch 32)", r["test_acc"],
+                         source=main.source, artifact="B.table2", ci=(ci["lo"], ci["hi"]),
+                         n=len(r["y_true"]))
+
+
+def table3(res: Trained) -> pd.DataFrame:
+    """B.table3: every model's parameters (at 224), initialisation and train/val/test accuracy
+    (test with its 95% CI), beside the paper's."""
+    rows = []
+    for key in MODELS:
+        r, ci = res.models.get(key), res.ci(key)
+        rows.append({"model": key, "params_224": ct.PAPER_PARAMS[key],
+                     "init": r["init"] if r else "",
+                     **{m: r[m] if r else np.nan for m in ("train_acc", "val_acc", "test_acc")},
+                     "test_ci95_low": ci["lo"], "test_ci95_high": ci["hi"]})
+    return _with_paper(pd.DataFrame(rows), "B.table3", "model")
+
+
+def table3_notes(res: Trained) -> str:
+    return (f"batch {res.batch_size}; image size {res.settings['image_size']}; params counted "
+            f"at 224; initialisation asked: {res.init} (our choice; the paper does not say), "
+            "used: see column init")
+
+
+def record_table3(res: Trained) -> None:
+    """Record every trained model's test accuracy (with its CI) for 06_compare."""
+    for key in MODELS:
+        r = res.models.get(key)
+        if r:
+            ci = res.ci(key)
+            report.record_metric("B", TABLE3_METRICS[key], r["test_acc"], source=res.source,
+                                 artifact="B.table3", ci=(ci["lo"], ci["hi"]),
+                                 n=len(r["y_true"]))
+
+
+def table4(res: Trained) -> pd.DataFrame:
+    """B.table4: epochs, training images, minutes and images/s of every model, beside the
+    paper's minutes."""
+    m = res.models
+    table = pd.DataFrame([{"model": k, "epochs_run": m[k]["epochs_run"] if k in m else np.nan,
+                           "train_images": m[k]["train_images"] if k in m else np.nan,
+                           "train_minutes": m[k]["train_seconds"] / 60 if k in m else np.nan,
+                           "images_per_s": m[k]["images_per_s"] if k in m else np.nan}
+                          for k in MODELS])
+    return _with_paper(table, "B.table4", "model")
+
+
+def table4_notes(res: Trained) -> str:
+    return (f"measured wall time on this machine ({res.profile} profile, image size "
+            f"{res.settings['image_size']}, validation passes included); the paper's minutes "
+            "are for the full set on the authors' hardware. Projection to the full set: "
+            "benchmarks/bench_train.py")
+
+
+def _weighted(r: dict | None) -> pd.Series:
+    """Weighted-average precision, recall and F1 of one model's test predictions (NaN if
+    not trained)."""
+    if not r:
+        return pd.Series({"precision": np.nan, "recall": np.nan, "f1": np.nan})
+    return evaluate.classification_table(r["y_true"], r["y_pred"],
+                                         labels=LABELS).loc["weighted avg"]
+
+
+def table5(res: Trained) -> pd.DataFrame:
+    """B.table5: every model's weighted precision, recall and F1 (F1 with its 95% CI),
+    beside the paper's."""
+    rows = []
+    for key in MODELS:
+        r = res.models.get(key)
+        w, ci = _weighted(r), res.ci(key, "weighted_f1")
+        rows.append({"model": key, "init": r["init"] if r else "", "precision": w["precision"],
+                     "recall": w["recall"], "f1": w["f1"], "f1_ci95_low": ci["lo"],
+                     "f1_ci95_high": ci["hi"]})
+    return _with_paper(pd.DataFrame(rows), "B.table5", "model")
+
+
+def table5_notes(res: Trained) -> str:
+    return (f"weighted averages over the six classes, test split; initialisation {res.init} "
+            "asked, column init: used")
+
+
+def record_table5(res: Trained) -> None:
+    """Record the proposed model's weighted F1 (with its CI) for 06_compare, if trained."""
+    r = res.models.get("proposed")
+    if r:
+        ci = res.ci("proposed", "weighted_f1")
+        report.record_metric("B", "test weighted F1 (proposed)", _weighted(r)["f1"],
+                             source=res.source, artifact="B.table5", ci=(ci["lo"], ci["hi"]),
+                             n=len(r["y_true"]))
+
+
+def confusion_table(res: Trained, artifact: str) -> pd.DataFrame:
+    """One of B.table6-B.table9: the model's test confusion matrix (``ours_S1``..; NaN if not
+    trained) beside the paper's (``paper_S1``..); rows the true class."""
+    r = res.models.get(CONFUSION_TABLES[artifact])
+    ours = (evaluate.confusion(r["y_true"], r["y_pred"], n_classes=rsna.N_CLASSES) if r
+            else np.full((rsna.N_CLASSES, rsna.N_CLASSES), np.nan))
+    paper = manifest.reported_frame(artifact)
+    return pd.concat([pd.DataFrame(ours, index=paper.index,
+                                   columns=paper.columns).add_prefix("ours_"),
+                      paper.add_prefix("paper_")], axis=1).rename_axis("true class")
+
+
+def confusion_notes(res: Trained, artifact: str) -> str:
+    key = CONFUSION_TABLES[artifact]
+    return f"{ct.DISPLAY_NAMES[key]}; " + ("" if key in res.models else
+                                            "not trained in this profile")
+
+
+def save_confusion_tables(res: Trained) -> dict[str, pd.DataFrame]:
+    """Build and save B.table6-B.table9; returns them by artifact id."""
+    tables = {art: confusion_table(res, art) for art in CONFUSION_TABLES}
+    for art, table in tables.items():
+        report.save_table(table, art, source=res.source, index=True,
+                          notes=confusion_notes(res, art))
+    return tables
+
+
+def per_class(res: Trained) -> pd.DataFrame:
+    """B.per_class: per-class precision, recall and F1 with 95% bootstrap CIs of every trained
+    model (column ``model``), test split."""
+    S = res.settings
+    return pd.concat({key: evaluate.per_class_ci_table(r["y_true"], r["y_pred"], labels=LABELS,
+                                                       n_boot=S["bootstrap"], seed=res.seed)
+                      for key, r in res.models.items()}, names=["model"]).reset_index()
+
+
+def mcnemar(res: Trained) -> pd.DataFrame:
+    """B.mcnemar: McNemar's test of the proposed model against each comparison model on the
+    same test images, and the accuracy difference with its paired bootstrap 95% CI."""
+    base = res.proposed
+    no_test = {"n01": np.nan, "n10": np.nan, "statistic": np.nan, "p_value": np.nan,
+               "method": "not trained in this profile", "better": ""}
+    rows = []
+    for key in MODELS[1:]:
+        r = res.models.get(key)
+        test = evaluate.mcnemar(base["y_true"], base["y_pred"], r["y_pred"]) if r else no_test
+        diff = (evaluate.paired_accuracy_difference(base["y_true"], base["y_pred"], r["y_pred"],
+                                                    n_boot=res.settings["bootstrap"],
+                                                    seed=res.seed) if r else _NO_CI)
+        rows.append({"model_a": "proposed", "model_b": key, "acc_a": base["test_acc"],
+                     "acc_b": r["test_acc"] if r else np.nan,
+                     **{k: test[k] for k in ("n01", "n10", "statistic", "p_value", "method",
+                                             "better")},
+                     "acc_diff": diff["point"], "acc_diff_lo": diff["lo"],
+                     "acc_diff_hi": diff["hi"]})
+    return pd.DataFrame(rows)
+
+
+def patient_split(patient: Trained, image: Trained) -> pd.DataFrame:
+    """B.patient_split: every model's test accuracy (95% CI) and val accuracy on the
+    patient-level split, beside its image-split test accuracy and the paper's."""
+    paper = manifest.reported_frame("B.table3").set_index("model")
+    rows = []
+    for key in MODELS:
+        r, ci = patient.models.get(key), patient.ci(key)
+        rows.append({"model": key, "patient_test_acc": ci["point"], "ci95_low": ci["lo"],
+                     "ci95_high": ci["hi"], "patient_val_acc": r["val_acc"] if r else np.nan,
+                     "image_split_test_acc": (image.models[key]["test_acc"]
+                                              if key in image.models else np.nan),
+                     "paper_test_acc_image_split": paper.loc[key, "test_acc"]})
+    return pd.DataFrame(rows)
+
+
+def patient_split_notes(patient: Trained) -> str:
+    return f"batch {patient.batch_size}; split grouped by PatientID (notebook 02)"

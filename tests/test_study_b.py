@@ -1,0 +1,155 @@
+"""Study B (notebook 04): subsampling, training with reuse/resume, and the tables of results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medrepro import manifest
+from medrepro.studies import b
+
+
+def test_subsample_train_keeps_every_class_and_the_other_splits():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(40, int), [1, 2, 3, 4, 5], rng.integers(0, 6, 30)]
+    split = np.r_[["train"] * 45, ["val"] * 15, ["test"] * 15]
+    df = pd.DataFrame({"image_id": [f"ID_{i}" for i in range(len(labels))], "label": labels,
+                       "split": split})
+    out = b.subsample_train(df, max_train=10, seed=0)
+    train = out[out["split"] == "train"]
+    assert len(train) == 10
+    assert set(train["label"]) == {0, 1, 2, 3, 4, 5}
+    assert (out["split"] != "train").sum() == 30
+    assert b.subsample_train(df, max_train=None, seed=0) is df
+
+
+def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp_path,
+                                                                             monkeypatch):
+    """Notebook 04's re-run: a finished model is not retrained, an interrupted one resumes
+    and ends as the uninterrupted run."""
+    keras = pytest.importorskip("keras")
+    from medrepro import datasets, rsna, train
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
+    ds = datasets.resolve("rsna_ich", data="phantom", profile="smoke", seed=0)
+    cache = rsna.ensure_cache(ds, profile="smoke", progress=False)
+    split = b.subsample_train(rsna.load_split(cache, kind="image"), max_train=24, seed=0)
+    args = {"image_size": 32, "batch_size": 8, "max_epochs": 3, "patience": 3, "seed": 0}
+    whole = b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole", **args)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("simulated kill after epoch 2")
+
+    real_fit = train.fit
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", lambda *a, **k: real_fit(*a, **k, callbacks=[Stop()]))
+        with pytest.raises(KeyboardInterrupt):
+            b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed", **args)
+    resumed = b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed",
+                                   **args)
+    cols = [c for c in whole["history"].columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(resumed["history"][cols], whole["history"][cols],
+                                  check_exact=False, atol=1e-5)
+    np.testing.assert_allclose(resumed["proba"], whole["proba"], atol=1e-5)
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished model was retrained"))
+        m.setattr(train, "predict_proba", lambda *a, **k: pytest.fail("predicted again"))
+        again = b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole",
+                                     **args)
+    np.testing.assert_array_equal(again["proba"], whole["proba"])
+    assert again["best_epoch"] == whole["best_epoch"]
+    assert again["test_acc"] == whole["test_acc"]
+
+
+def _trained(models, *, bootstrap=50):
+    return b.Trained(models, source="phantom", profile="smoke", seed=0,
+                     settings={"bootstrap": bootstrap, "image_size": 64}, batch_size=8,
+                     init="random")
+
+
+def _result(key, y_true, y_pred, **extra):
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    return {"model": key, "y_true": y_true, "y_pred": y_pred, "init": "random",
+            "test_acc": float((y_true == y_pred).mean()), "train_acc": 0.5, "val_acc": 0.25,
+            "epochs_run": 3, "train_images": 40, "train_seconds": 120.0, "images_per_s": 1.0,
+            **extra}
+
+
+Y = np.tile(np.arange(6), 5)  # 30 test images, 5 of each class
+
+
+def test_tables_leave_models_not_trained_empty_and_sit_beside_the_paper():
+    res = _trained({"proposed": _result("proposed", Y, Y), "mobilenet":
+                    _result("mobilenet", Y, np.zeros_like(Y))})
+    t3 = b.table3(res).set_index("model")
+    assert list(t3.index) == b.MODELS
+    assert t3.loc["proposed", "test_acc"] == 1.0
+    assert t3.loc["mobilenet", "test_acc"] == pytest.approx(1 / 6)
+    assert np.isnan(t3.loc["densenet121", "test_acc"]) and t3.loc["densenet121", "init"] == ""
+    assert np.isnan(t3.loc["inception_v1", "test_ci95_low"])
+    paper = manifest.reported_frame("B.table3").set_index("model")
+    assert t3.loc["densenet121", "paper_test_acc"] == paper.loc["densenet121", "test_acc"]
+    t4 = b.table4(res).set_index("model")
+    assert t4.loc["proposed", "train_minutes"] == 2.0
+    assert np.isnan(t4.loc["densenet121", "epochs_run"])
+    t5 = b.table5(res).set_index("model")
+    assert t5.loc["proposed", "f1"] == pytest.approx(1.0)
+    assert t5.loc["mobilenet", "f1"] < 0.1
+
+
+def test_bootstrap_cis_are_computed_once_per_model_and_metric(monkeypatch):
+    res = _trained({"proposed": _result("proposed", Y, Y)})
+    calls = []
+    monkeypatch.setattr(b.evaluate, "bootstrap_ci",
+                        lambda *a, **k: calls.append(k["metric"]) or {"point": 1, "lo": 0,
+                                                                        "hi": 1})
+    b.table3(res), b.table3(res), b.table5(res)
+    assert calls == ["accuracy", "weighted_f1"]
+    assert b.table3(res).set_index("model").loc["proposed", "test_ci95_low"] == 0
+
+
+def test_confusion_table_counts_ours_beside_the_papers():
+    pred = Y.copy()
+    pred[0] = 1  # one S1 image called S2
+    res = _trained({"proposed": _result("proposed", Y, pred)})
+    cm = b.confusion_table(res, "B.table6")
+    assert cm.index.name == "true class" and cm.shape == (6, 12)
+    assert cm.iloc[0, 0] == 4 and cm.iloc[0, 1] == 1
+    assert cm.filter(like="ours_").to_numpy().sum() == len(Y)
+    assert cm.filter(like="ours_").isna().sum().sum() == 0
+    assert b.confusion_table(res, "B.table7").filter(like="ours_").isna().all().all()
+    assert b.confusion_notes(res, "B.table7").endswith("not trained in this profile")
+    assert b.confusion_notes(res, "B.table6") == "Proposed (lightweight CNN); "
+
+
+def test_mcnemar_and_patient_split_rows():
+    wrong = np.where(Y == 0, 1, Y)  # 5 of 30 wrong
+    image = _trained({"proposed": _result("proposed", Y, Y),
+                      "densenet121": _result("densenet121", Y, wrong)})
+    mc = b.mcnemar(image).set_index("model_b")
+    assert list(mc.index) == b.MODELS[1:]
+    assert (mc.loc["densenet121", "n01"], mc.loc["densenet121", "n10"]) == (0, 5)
+    assert mc.loc["densenet121", "acc_diff"] == pytest.approx(5 / 30)
+    assert mc.loc["mobilenet", "method"] == "not trained in this profile"
+    patient = _trained({"proposed": _result("proposed", Y, wrong)})
+    ps = b.patient_split(patient, image).set_index("model")
+    assert ps.loc["proposed", "patient_test_acc"] == pytest.approx(25 / 30)
+    assert ps.loc["proposed", "image_split_test_acc"] == 1.0
+    assert np.isnan(ps.loc["mobilenet", "patient_test_acc"])
+    assert np.isnan(ps.loc["mobilenet", "image_split_test_acc"])
+
+
+def test_fig4_frame_lists_every_layer_with_unbatched_shapes():
+    pytest.importorskip("keras")
+    from medrepro.models import ct
+
+    model = ct.lightweight_cnn((64, 64, 3))
+    frame = b.fig4_frame(model)
+    assert list(frame.columns) == ["layer", "type", "output shape", "params"]
+    assert frame.iloc[0]["type"] == "InputLayer" and frame.iloc[0]["output shape"] == "(64, 64, 3)"
+    assert len(frame) == len(model.layers)
+    assert frame["params"].sum() == model.count_params()
