@@ -31,7 +31,7 @@ import nbformat
 import pandas as pd
 import pytest
 from medrepro import paths, phantoms, profiles
-from medrepro.models import volume
+from medrepro.studies import d
 
 SECRET = "s3cr3t-kaggle-key-value"
 RUN_TIMEOUT_S = 900
@@ -165,7 +165,7 @@ def test_kaggle_emulation_attached_inputs_two_replicas_and_one_failing_study(tmp
     assert meta["device"]["platform"] == "kaggle" and meta["device"]["replicas"] == 2
     out = _outputs(tmp_path, "05_3dcnn_mosmed")
     trainings = re.findall(r"training \S+: .*", out)
-    expected = len(volume.SCENARIOS) + len(
+    expected = len(d.SCENARIOS) + len(
         profiles.settings("05_3dcnn_mosmed", "smoke")["heldout_epochs"])
     assert len(trainings) == expected, trainings  # the six scenarios + the held-out variant's
     assert all("2 replica(s) (MirroredStrategy)" in t for t in trainings), trainings

@@ -1,0 +1,473 @@
+"""Study D: the 3-D CNN of Fig 4.5 on MosMedData CT-0 vs CT-23 volumes (notebook 05).
+
+The thesis trains one 3-D CNN (:mod:`medrepro.models.volume`) in six scenarios
+(:data:`SCENARIOS`: all slices with augmentation for 5/10/15/25 epochs, 5 epochs without
+augmentation, "lung-only" slices for 25 epochs) on two split protocols: the thesis' own 160/40
+train/validation set-up (the paper variant, evaluated on its validation volumes as the thesis
+did) and the prose's 70/20/10 split with a held-out test set (:func:`train_variant`).
+
+Artifacts made from this module's results: ``D.table4_1`` (:func:`training_table`),
+``D.table4_2`` (:func:`validation_table`), ``D.table4_3`` (:func:`performance_table`),
+``D.heldout`` (:func:`heldout_table`), the headline metrics (:func:`record_metrics`) and
+``D.gradcam3d`` (:func:`gradcam_figure`); the figures of the notebook come from
+:mod:`medrepro.plots`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medrepro.models.volume import (
+    CHECKPOINT_MONITOR,
+    GRADCAM_LAYER,
+    INITIAL_LR,
+    STOP_MONITOR,
+    cnn3d,
+    compile_cnn3d,
+)
+
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split name -> (x (N, H, W, D), y (N,))
+
+# The headline numbers recorded for X.compare: scenario -> metric name (validation accuracy).
+HEADLINE_METRICS = {"aug_25": "validation accuracy (25 epochs, augmentation)",
+                    "aug_5": "validation accuracy (5 epochs, augmentation)"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One training scenario of study D."""
+
+    key: str
+    paper_epochs: int
+    augment: bool
+    lung_only: bool
+    label: str
+
+
+SCENARIOS: dict[str, Scenario] = {s.key: s for s in (
+    Scenario("aug_5", 5, True, False, "all slices, augmentation, 5 epochs"),
+    Scenario("aug_10", 10, True, False, "all slices, augmentation, 10 epochs"),
+    Scenario("aug_15", 15, True, False, "all slices, augmentation, 15 epochs"),
+    Scenario("aug_25", 25, True, False, "all slices, augmentation, 25 epochs"),
+    Scenario("noaug_5", 5, False, False, "all slices, no augmentation, 5 epochs"),
+    Scenario("lung_25", 25, True, True, "lung-only slices, augmentation, 25 epochs"),
+)}
+
+
+@dataclass
+class ScenarioResult:
+    """A trained scenario: its history (one row per epoch), its best weights and wall time.
+
+    ``model`` may be shared between scenarios (see :func:`run_scenarios`); :meth:`restore`
+    loads this scenario's weights into it and returns it."""
+
+    scenario: Scenario
+    epochs: int
+    history: Any  # pandas.DataFrame
+    model: Any
+    weights: list
+    seconds: float
+
+    def last(self, column: str) -> float:
+        """The value of ``column`` at the last epoch run (as the study's tables report)."""
+        return float(self.history[column].iloc[-1])
+
+    def restore(self):
+        """The model holding this scenario's (best-restored) weights."""
+        self.model.set_weights(self.weights)
+        return self.model
+
+
+@dataclass
+class Data:
+    """The listed volumes, both split protocols, the preprocessing cache and the loaded arrays."""
+
+    scans: Any  # pandas.DataFrame: the paper variant's split (run.settings["split"])
+    scans_heldout: Any  # pandas.DataFrame: the 70/20/10 held-out-test variant
+    cache: Any  # medrepro.volumes.CacheSummary
+    splits: Splits
+    heldout_splits: Splits
+
+
+@dataclass
+class VariantResult:
+    """The scenarios trained on one split protocol and their scores per split
+    (``scores[key][split] = {"y", "prob", "pred", **binary_scores}``)."""
+
+    splits: Splits
+    results: dict[str, ScenarioResult]
+    scores: dict[str, dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------- data
+def load_data(run, ds, *, shape: tuple[int, int, int]) -> Data:
+    """List the volumes of ``ds`` (capped by the profile), assign both split protocols, build
+    (or reuse) the preprocessing cache of ``shape`` ``(H, W, D)`` and load the split arrays."""
+    from medrepro import volumes
+
+    listed = volumes.list_scans(ds.root, max_per_class=run.settings["max_per_class"])
+    scans = volumes.assign_split(listed, run.settings["split"])  # the paper variant: 160/40
+    scans_heldout = volumes.assign_split(listed, "heldout")  # the 70/20/10 held-out variant
+    cache = volumes.build_cache(scans.path, folder=volumes.cache_dir(ds.source, run.profile),
+                                shape=shape)
+    splits = volumes.load_splits(scans, folder=cache.folder)
+    if splits["train"][0].shape[1:] != tuple(shape):
+        raise ValueError(f"{cache.folder}: cached volumes have shape "
+                         f"{splits['train'][0].shape[1:]}, expected {tuple(shape)}")
+    return Data(scans=scans, scans_heldout=scans_heldout, cache=cache, splits=splits,
+                heldout_splits=volumes.load_splits(scans_heldout, folder=cache.folder))
+
+
+def cache_frames(cache) -> list:
+    """What to show of the cache build: its summary row, and the skipped volumes if any."""
+    import pandas as pd
+
+    frames = [cache.as_frame()]
+    if cache.skipped:
+        frames.append(pd.DataFrame(cache.skipped, columns=["file", "reason"]))
+    return frames
+
+
+def split_table(data: Data):
+    """Volumes per class and split of both protocols, side by side."""
+    import pandas as pd
+
+    def counts(scans):
+        return scans.groupby(["class_name", "split"]).size().unstack()
+
+    return pd.concat({"thesis (paper)": counts(data.scans),
+                      "heldout": counts(data.scans_heldout)}, axis=1)
+
+
+def eval_split(splits: Splits) -> str:
+    """The split the study evaluates on: ``test`` if there is one, else the thesis set-up's
+    validation set (which its code calls the test set)."""
+    return "test" if "test" in splits else "val"
+
+
+def print_splits(splits: Splits) -> None:
+    """One line per split: array shape, dtype and abnormal count."""
+    for name, (x, y) in splits.items():
+        print(f"{name:5s} x {x.shape} {x.dtype}  abnormal {int(y.sum())} / {len(y)}")
+
+
+def lung_only_splits(splits: Splits) -> Splits:
+    """The same splits with :func:`medrepro.volumes.lung_only` applied to every volume."""
+    from medrepro import volumes
+
+    return {name: (volumes.lung_only(x), y) for name, (x, y) in splits.items()}
+
+
+def scenario_splits(scenario: Scenario, splits: Splits) -> Splits:
+    """The splits as ``scenario`` sees them (lung-only slices for the lung-only scenario)."""
+    return lung_only_splits(splits) if scenario.lung_only else splits
+
+
+# ---------------------------------------------------------------------------- training
+def reset_model(model, initial_weights: list) -> None:
+    """Put ``model`` back to ``initial_weights`` with a fresh optimizer state (momentum and step
+    count zero), as if newly built and compiled with the same seed; keeps its traced functions."""
+    model.set_weights(initial_weights)
+    for var in model.optimizer.variables:
+        var.assign(np.zeros(var.shape, dtype=var.dtype))
+
+
+def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray],
+                   val: tuple[np.ndarray, np.ndarray], *, epochs: int, batch: int,
+                   patience: int, run_dir: str | Path, seed: int = 42,
+                   initial_lr: float = INITIAL_LR, verbose: int = 2,
+                   model=None, initial_weights: list | None = None) -> ScenarioResult:
+    """Train one scenario with ``medrepro.train.fit``: a fresh :func:`cnn3d`, or ``model``
+    reset to ``initial_weights`` (:func:`reset_model`).
+
+    ``train`` / ``val``: ``(x, y)`` with ``x`` float32 ``(N, H, W, D)`` in [0, 1] (already
+    lung-only for that scenario) and ``y`` 0/1. As in the thesis' code, the best checkpoint
+    follows validation loss (:data:`CHECKPOINT_MONITOR`) and early stopping validation accuracy
+    (:data:`STOP_MONITOR`, patience ``patience``); the best-loss weights are restored at the end
+    (the model the thesis saved and evaluated).
+    """
+    from medrepro import callbacks, seeds, volumes
+    from medrepro import train as training
+
+    scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    x_train, y_train = train
+    if model is None:
+        seeds.seed_everything(seed)
+        model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
+    elif initial_weights is not None:
+        reset_model(model, initial_weights)
+    train_ds = volumes.make_dataset(x_train, y_train, batch=batch, augment=scenario.augment,
+                                    shuffle=True, seed=seed)
+    val_ds = volumes.make_dataset(*val, batch=batch)
+    start = time.perf_counter()
+    # A finished scenario is reused, an interrupted one resumes (train.fit_once); early
+    # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
+    config = {"scenario": scenario.key,
+              "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
+              "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
+              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR}
+    stop = callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
+    history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
+                                epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
+                                restore_best_weights=True, verbose=verbose, callbacks=[stop])
+    return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
+                          weights=model.get_weights(), seconds=time.perf_counter() - start)
+
+
+def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patience: int,
+                  run_root: str | Path, seed: int = 42, initial_lr: float = INITIAL_LR,
+                  verbose: int = 2) -> dict[str, ScenarioResult]:
+    """Train every scenario of :data:`SCENARIOS` listed in ``epochs`` (scenario → epochs).
+
+    ``splits``: ``{"train", "val", ...}`` → ``(x, y)`` with all slices; the lung-only scenario
+    gets :func:`medrepro.volumes.lung_only` applied to every split. Each run lives in
+    ``run_root/<scenario>`` (checkpoint, history, resume state). One model is built (seeded)
+    and every scenario starts from its initial weights with a fresh optimizer state: the same
+    start as a new model with the same seed, without re-tracing the training step each time.
+    """
+    from medrepro import seeds
+
+    seeds.seed_everything(seed)
+    x_train = splits["train"][0]
+    model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
+    initial = model.get_weights()
+    results = {}
+    for key, scenario in SCENARIOS.items():
+        if key not in epochs:
+            continue
+        data = scenario_splits(scenario, splits)
+        results[key] = train_scenario(scenario, data["train"], data["val"], epochs=epochs[key],
+                                      batch=batch, patience=patience,
+                                      run_dir=Path(run_root) / key, seed=seed,
+                                      initial_lr=initial_lr, verbose=verbose, model=model,
+                                      initial_weights=initial)
+    return results
+
+
+def runs_root(run, ds) -> Path:
+    """The folder of this notebook run's training runs (one subfolder per scenario)."""
+    from medrepro import paths
+
+    return paths.runs_dir(run.notebook, profile=run.profile, source=ds.source, seed=run.seed)
+
+
+def train_variant(run, ds, splits: Splits, *, heldout: bool = False,
+                  verbose: int = 0) -> VariantResult:
+    """Train and score the scenarios of one split protocol with the profile's settings.
+
+    The paper variant (``heldout=False``) runs ``run.settings["epochs"]`` in
+    ``runs_root/<scenario>``; the held-out variant ``run.settings["heldout_epochs"]`` in
+    ``runs_root/heldout/<scenario>``.
+    """
+    s = run.settings
+    root = runs_root(run, ds) / "heldout" if heldout else runs_root(run, ds)
+    results = run_scenarios(splits, epochs=s["heldout_epochs" if heldout else "epochs"],
+                            batch=s["batch"], patience=s["patience"], run_root=root,
+                            seed=run.seed, verbose=verbose)
+    scores = evaluate_scenarios(results, splits, batch=s["batch"])
+    return VariantResult(splits=splits, results=results, scores=scores)
+
+
+def print_trained(res: VariantResult) -> None:
+    """One line per scenario: epochs run, wall time, training and validation accuracy."""
+    for key, r in res.results.items():
+        print(f"{key:8s} {len(r.history)} epoch(s) in {r.seconds:.1f} s; "
+              f"training acc {res.scores[key]['train']['accuracy']:.3f}, "
+              f"validation acc {res.scores[key]['val']['accuracy']:.3f}")
+
+
+# ---------------------------------------------------------------------------- evaluation
+def predict_labels(model, x: np.ndarray, *, batch: int = 4,
+                   threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
+    from medrepro import train
+
+    ds = train.from_arrays(x[..., None], batch_size=batch, cache=False)
+    prob = train.predict_proba(model, ds).reshape(-1)
+    return prob, (prob >= threshold).astype(np.int64)
+
+
+def binary_scores(y_true, prob, *, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 (positive class = abnormal, from
+    :func:`medrepro.evaluate.per_class_table`), binary cross-entropy and MSE of probabilities
+    ``prob`` against 0/1 ``y_true``; rates in [0, 1], 0 where undefined."""
+    from medrepro import evaluate, volumes
+
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(prob, dtype=np.float64).reshape(-1)
+    pred = (p >= threshold).astype(np.int64)
+    abnormal = evaluate.per_class_table(y, pred, labels=volumes.CLASS_NAMES).iloc[1]
+    eps = 1e-7
+    pc = np.clip(p, eps, 1 - eps)
+    return {"accuracy": float(np.mean(pred == y)), "precision": float(abnormal["precision"]),
+            "recall": float(abnormal["recall"]), "f1": float(abnormal["f1"]),
+            "loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
+            "mse": float(np.mean((p - y) ** 2))}
+
+
+def evaluate_scenarios(results: dict[str, ScenarioResult], splits: Splits, *,
+                       batch: int = 4) -> dict[str, dict[str, Any]]:
+    """Per scenario and split: probabilities, 0/1 predictions and :func:`binary_scores`
+    of the trained (best-restored) model. ``out[key][split] = {"y", "prob", "pred", **scores}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, res in results.items():
+        data = scenario_splits(res.scenario, splits)
+        # One predict call over all splits: fewer traced shapes, less per-call overhead.
+        x_all = np.concatenate([x for x, _ in data.values()])
+        prob_all, _ = predict_labels(res.restore(), x_all, batch=batch)
+        out[key] = {}
+        start = 0
+        for name, (x, y) in data.items():
+            prob = prob_all[start:start + len(x)]
+            start += len(x)
+            out[key][name] = {"y": y, "prob": prob, "pred": (prob >= 0.5).astype(np.int64),
+                              **binary_scores(y, prob)}
+    return out
+
+
+def best_scenario(scores: dict[str, dict[str, Any]]) -> str:
+    """The scenario with the highest validation accuracy (ties: the first in :data:`SCENARIOS`)."""
+    return max(scores, key=lambda k: (scores[k]["val"]["accuracy"], -list(SCENARIOS).index(k)))
+
+
+def record_metrics(run, ds, scores: dict[str, dict[str, Any]]) -> None:
+    """Record the headline validation accuracies (:data:`HEADLINE_METRICS`) with 95% bootstrap
+    CIs for ``D.table4_3`` (:func:`medrepro.report.record_metric`) and print them."""
+    from medrepro import evaluate, report
+
+    for key, metric in HEADLINE_METRICS.items():
+        s = scores[key]["val"]
+        ci = evaluate.bootstrap_ci(s["y"], s["pred"], metric="accuracy", seed=run.seed)
+        report.record_metric("D", metric, s["accuracy"], source=ds.source, artifact="D.table4_3",
+                             ci=(ci["lo"], ci["hi"]), n=len(s["y"]),
+                             notes=f"profile {run.profile}, {run.settings['epochs'][key]} epoch(s)")
+        print(f"{metric}: {s['accuracy']:.3f} (95% CI {ci['lo']:.3f}-{ci['hi']:.3f}, "
+              f"n={len(s['y'])})")
+
+
+# ---------------------------------------------------------------------------- tables
+def _reported(artifact_id: str):
+    from medrepro import manifest
+
+    return manifest.reported_frame(artifact_id).set_index("epochs")
+
+
+def _reported_row(rep, res: ScenarioResult):
+    """The reported row of ``res``'s scenario (the four augmentation scenarios), else None."""
+    return rep.loc[res.scenario.paper_epochs] if res.scenario.key.startswith("aug_") else None
+
+
+def _get(row, column: str) -> float | None:
+    if row is None:
+        return None
+    value = row[column]
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def training_table(results: dict[str, ScenarioResult]):
+    """D.table4_1: last-epoch training accuracy, s/epoch, loss, MSE per scenario, beside the
+    reported values (the four augmentation scenarios; the others were not tabulated)."""
+    import pandas as pd
+
+    rep = _reported("D.table4_1")
+    rows = []
+    for res in results.values():
+        r = _reported_row(rep, res)
+        rows.append({
+            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+            "epochs_run": len(res.history),
+            "train_acc": res.last("accuracy"), "reported_train_acc": _get(r, "train_acc"),
+            "s_per_epoch": float(res.history["epoch_seconds"].mean()),
+            "reported_s_per_epoch": _get(r, "s_per_epoch"),
+            "train_loss": res.last("loss"), "reported_train_loss": _get(r, "train_loss"),
+            "train_mse": res.last("mse"), "reported_train_mse": _get(r, "train_mse")})
+    return pd.DataFrame(rows)
+
+
+def validation_table(results: dict[str, ScenarioResult]):
+    """D.table4_2: last-epoch validation accuracy, loss, MSE per scenario, beside the reported."""
+    import pandas as pd
+
+    rep = _reported("D.table4_2")
+    rows = []
+    for res in results.values():
+        r = _reported_row(rep, res)
+        rows.append({
+            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+            "epochs_run": len(res.history),
+            "val_acc": res.last("val_accuracy"), "reported_val_acc": _get(r, "val_acc"),
+            "val_loss": res.last("val_loss"), "reported_val_loss": _get(r, "val_loss"),
+            "val_mse": res.last("val_mse"), "reported_val_mse": _get(r, "val_mse")})
+    return pd.DataFrame(rows)
+
+
+def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult], *,
+                      split: str = "val", n_boot: int = 1000, seed: int = 0):
+    """D.table4_3: accuracy, precision, recall, F1 (%) on ``split`` of the best-restored model
+    per scenario (positive class: abnormal), each with a 95% bootstrap CI (``*_lo``,
+    ``*_hi``), beside the reported values. The thesis computed its precision/recall/F1 from
+    the confusion matrix of its saved (best validation loss) model on the 40 volumes its code
+    calls the test set; accuracy here comes from the same matrix."""
+    import pandas as pd
+
+    from medrepro import evaluate
+
+    rep = _reported("D.table4_3")
+    rows = []
+    for key, res in results.items():
+        r = _reported_row(rep, res)
+        s = scores[key][split]
+        ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed)
+        row = {"scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+               "epochs_run": len(res.history), "n_eval": len(s["y"])}
+        for ours, theirs in (("accuracy", "val_acc"), ("precision", "precision"),
+                             ("recall", "recall"), ("f1", "f1")):
+            col = "val_acc" if ours == "accuracy" else ours
+            row.update({col: 100 * s[ours], f"{col}_lo": 100 * ci[f"{ours}_lo"],
+                        f"{col}_hi": 100 * ci[f"{ours}_hi"],
+                        f"reported_{col}": _get(r, theirs)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def heldout_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult], *,
+                  n_boot: int = 1000, seed: int = 0):
+    """D.heldout: the 70/20/10 variant's scenarios on their validation and held-out test
+    volumes: accuracy, precision, recall, F1 (%) with 95% bootstrap CIs."""
+    import pandas as pd
+
+    from medrepro import evaluate
+
+    rows = []
+    for key, res in results.items():
+        for split in ("val", "test"):
+            s = scores[key][split]
+            ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed)
+            rows.append({"scenario": res.scenario.label, "epochs_run": len(res.history),
+                         "split": split, "n": len(s["y"]),
+                         **{k: 100 * v for k, v in ci.items()}})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- figures
+def gradcam_figure(res: VariantResult, key: str, *, split: str, n: int = 8):
+    """D.gradcam3d: 3-D Grad-CAM (at :data:`GRADCAM_LAYER`) of scenario ``key``'s model on the
+    first volume of ``split``, as the scenario sees it, overlaid on ``n`` slices.
+
+    Uses ``res.results[key].model`` as it stands (the model shared by the scenarios, holding
+    the weights :func:`evaluate_scenarios` restored last), as the notebook always did."""
+    from medrepro import explain, plots, volumes
+
+    x, y = scenario_splits(res.results[key].scenario, res.splits)[split]
+    cam = explain.gradcam(res.results[key].model, x[0][..., None], layer=GRADCAM_LAYER)
+    if cam.shape != x[0].shape or cam.min() < 0.0 or cam.max() > 1.0:
+        raise ValueError(f"gradcam_figure: expected a map of shape {x[0].shape} in [0, 1], "
+                         f"got shape {cam.shape} in [{cam.min()}, {cam.max()}]")
+    return plots.plot_gradcam_slices(x[0], cam, n=n,
+                                     title=f"3-D Grad-CAM, best model ({key}), test volume of "
+                                           f"class {volumes.CLASS_NAMES[int(y[0])]} ({split} set)")

@@ -1,0 +1,161 @@
+"""medrepro.studies.d: study D's scenarios, their training set-up, scores and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from medrepro import profiles
+from medrepro.models import volume
+from medrepro.studies import d
+
+
+def test_scenarios_match_every_profile():
+    assert list(d.SCENARIOS) == ["aug_5", "aug_10", "aug_15", "aug_25", "noaug_5", "lung_25"]
+    assert [s.augment for s in d.SCENARIOS.values()] == [True] * 4 + [False, True]
+    assert [s.lung_only for s in d.SCENARIOS.values()] == [False] * 5 + [True]
+    for name in profiles.PROFILE_NAMES:
+        s = profiles.settings("05_3dcnn_mosmed", name)
+        assert set(s["epochs"]) == set(d.SCENARIOS)
+        assert all(volume.min_side_ok(n) for n in s["volume_shape"])
+    paper = profiles.settings("05_3dcnn_mosmed", "paper")["epochs"]
+    assert {k: v.paper_epochs for k, v in d.SCENARIOS.items()} == dict(paper)
+
+
+def test_binary_scores_against_a_hand_count():
+    # Appendix A of the thesis: CM [[10 10] [5 15]] → precision 60%, recall 75%, F1 66.67%.
+    y = np.array([0] * 20 + [1] * 20)
+    prob = np.array([0.2] * 10 + [0.8] * 10 + [0.3] * 5 + [0.9] * 15)
+    s = d.binary_scores(y, prob)
+    assert s["accuracy"] == pytest.approx(25 / 40)
+    assert s["precision"] == pytest.approx(0.6) and s["recall"] == pytest.approx(0.75)
+    assert s["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert s["mse"] == pytest.approx(np.mean((prob - y) ** 2))
+
+
+def test_binary_scores_undefined_precision_is_zero():
+    s = d.binary_scores([1, 1, 0], [0.1, 0.2, 0.3])
+    assert s["precision"] == 0.0 and s["recall"] == 0.0 and s["f1"] == 0.0
+
+
+def test_train_scenario_checkpoints_on_val_loss_and_stops_on_val_accuracy(monkeypatch, tmp_path):
+    import pandas as pd
+    from medrepro import train as training
+
+    seen = {}
+
+    def fake_fit(model, train_ds, val_ds, **kwargs):
+        seen.update(kwargs)
+        return pd.DataFrame({"epoch": [1], "loss": [0.7], "val_loss": [0.7]})
+
+    monkeypatch.setattr(training, "fit", fake_fit)
+    x = np.zeros((2, 48, 48, 48), dtype=np.float32)
+    y = np.array([0, 1])
+    res = d.train_scenario("aug_5", (x, y), (x, y), epochs=5, batch=2, patience=15,
+                                run_dir=tmp_path)
+    assert seen["monitor"] == "val_loss" and seen["restore_best_weights"] is True
+    assert seen["patience"] is None  # not on the checkpoint's monitor
+    (stop,) = seen["callbacks"]
+    assert type(stop).__name__ == "EarlyStopping"
+    assert (stop.monitor, stop.patience) == ("val_accuracy", 15)
+    assert len(res.history) == 1
+
+
+def _fake_scores(pred):
+    y = np.array([0] * 20 + [1] * 20)
+    return {"y": y, "pred": np.asarray(pred), "prob": np.asarray(pred, dtype=float),
+            **d.binary_scores(y, np.asarray(pred, dtype=float))}
+
+
+def test_performance_table_from_the_appendix_matrix_with_cis():
+    import pandas as pd
+
+    pred = [0] * 10 + [1] * 10 + [0] * 5 + [1] * 15  # appendix A, 5 epochs: [[10 10] [5 15]]
+    res = d.ScenarioResult(scenario=d.SCENARIOS["aug_5"], epochs=5,
+                                history=pd.DataFrame({"epoch": range(1, 6)}), model=None,
+                                weights=[], seconds=1.0)
+    t = d.performance_table({"aug_5": {"val": _fake_scores(pred)}}, {"aug_5": res},
+                                 n_boot=200, seed=0).iloc[0]
+    assert t["n_eval"] == 40
+    assert t["val_acc"] == pytest.approx(62.5) and t["reported_val_acc"] == 57.5
+    assert (t["precision"], t["recall"]) == (pytest.approx(60.0), pytest.approx(75.0))
+    assert t["f1"] == pytest.approx(66.667, abs=1e-3) and t["reported_f1"] == 66.67
+    for m in ("val_acc", "precision", "recall", "f1"):
+        assert t[f"{m}_lo"] < t[m] < t[f"{m}_hi"]
+    held = d.heldout_table({"aug_5": {"val": _fake_scores(pred), "test": _fake_scores(pred)}},
+                                {"aug_5": res}, n_boot=50)
+    assert list(held["split"]) == ["val", "test"] and held["accuracy"].iloc[1] == pytest.approx(62.5)
+
+
+def test_binary_scores_agree_with_the_original_hand_formulas():
+    # The pre-refactor binary_scores counted TP/FP/FN itself; the evaluate-based one must give
+    # the same floats bit for bit (the study's tables are compared byte for byte).
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y = rng.integers(0, 2, size=37)
+        prob = rng.random(37).astype(np.float32)
+        pred = (prob.astype(np.float64) >= 0.5)
+        tp = float(np.sum(pred & (y == 1)))
+        fp = float(np.sum(pred & (y == 0)))
+        fn = float(np.sum(~pred & (y == 1)))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        s = d.binary_scores(y, prob)
+        assert (s["precision"], s["recall"], s["f1"]) == (precision, recall, f1)
+        assert s["accuracy"] == float(np.mean(pred == y))
+
+
+def test_best_scenario_breaks_ties_by_scenario_order():
+    scores = {k: {"val": {"accuracy": a}} for k, a in
+              (("lung_25", 0.7), ("aug_10", 0.7), ("aug_5", 0.6))}
+    assert d.best_scenario(scores) == "aug_10"
+
+
+def test_scenario_splits_replace_slices_only_for_the_lung_only_scenario():
+    x = np.random.default_rng(0).random((2, 48, 48, 64)).astype(np.float32)
+    splits = {"train": (x, np.array([0, 1]))}
+    assert d.scenario_splits(d.SCENARIOS["aug_25"], splits) is splits
+    lung = d.scenario_splits(d.SCENARIOS["lung_25"], splits)["train"][0]
+    assert lung.shape == x.shape and not np.array_equal(lung, x)
+    np.testing.assert_array_equal(lung[..., 12:56], x[..., 12:56])  # the lung slices stay
+
+
+def test_eval_split_and_split_listing(capsys):
+    x = np.zeros((3, 48, 48, 48), np.float32)
+    splits = {"train": (x, np.array([0, 1, 1])), "val": (x[:1], np.array([1]))}
+    assert d.eval_split(splits) == "val"
+    assert d.eval_split({**splits, "test": splits["val"]}) == "test"
+    d.print_splits(splits)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("train x (3, 48, 48, 48) float32") and out[0].endswith("2 / 3")
+    assert out[1].endswith("abnormal 1 / 1")
+
+
+def test_cache_frames_list_skips_only_when_there_are_some(tmp_path):
+    from medrepro import volumes
+
+    cache = volumes.CacheSummary(folder=tmp_path, shape=(48, 48, 48), built=2)
+    assert len(d.cache_frames(cache)) == 1
+    cache.skipped.append(("bad.nii.gz", "truncated"))
+    frames = d.cache_frames(cache)
+    assert len(frames) == 2 and list(frames[1]["reason"]) == ["truncated"]
+
+
+def test_train_variant_puts_the_heldout_runs_in_their_own_folder(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from medrepro import paths
+
+    seen = {}
+    monkeypatch.setattr(paths, "runs_dir", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(d, "run_scenarios", lambda splits, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(d, "evaluate_scenarios", lambda results, splits, **kw: {})
+    run = SimpleNamespace(notebook="05_3dcnn_mosmed", profile="smoke", seed=7,
+                          settings={"epochs": {"aug_5": 1}, "heldout_epochs": {"aug_25": 2},
+                                    "batch": 4, "patience": 15})
+    ds = SimpleNamespace(source="phantom")
+    d.train_variant(run, ds, {})
+    assert seen["run_root"] == tmp_path and seen["epochs"] == {"aug_5": 1} and seen["seed"] == 7
+    res = d.train_variant(run, ds, {}, heldout=True)
+    assert seen["run_root"] == tmp_path / "heldout" and seen["epochs"] == {"aug_25": 2}
+    assert res.splits == {} and res.results == {} and res.scores == {}
