@@ -88,6 +88,7 @@ def bench_preprocess(slices: int, repeats: int) -> dict:
 def bench_train(shape: tuple[int, int, int], *, steps: int, warmup: int, batch: int = 4) -> dict:
     import keras
     from medrepro.models import volume
+    from medrepro.models.summary import param_counts
 
     keras.utils.set_random_seed(0)
     model = volume.compile_cnn3d(volume.cnn3d((*shape, 1)))
@@ -102,7 +103,7 @@ def bench_train(shape: tuple[int, int, int], *, steps: int, warmup: int, batch: 
     seconds = time.perf_counter() - start
     return {"input": "×".join(map(str, shape)), "batch": batch, "steps": steps,
             "seconds": round(seconds, 3), "volumes_per_s": round(steps * batch / seconds, 3),
-            "params": volume.count_params(model)["total"]}
+            "params": param_counts(model)["total"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,8 +39,6 @@ from medrepro.pipeline import EPOCH_STREAM, even_batches, pad_to_multiple
 # models/* build their datasets with train.from_arrays until the studies land (#15).
 from medrepro.pipeline import from_arrays  # noqa: F401
 from medrepro.seeds import seed_everything
-# models/ct.py calls train.set_seed until the studies land (#15): the same function.
-from medrepro.seeds import seed_everything as set_seed  # noqa: F401
 
 log = logging.getLogger(__name__)
 
