@@ -37,6 +37,7 @@ import numpy as np
 from medrepro import paths as _paths
 from medrepro import progress
 from medrepro.fileio import atomic_path, sha256_file
+from medrepro.registry import MRI_DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -407,3 +408,22 @@ def audit_resolved(rd, *, near: bool = True, save: bool = True):
                             splits=splits)
         frames.append(table.assign(used_by_studies=used, seconds=round(seconds, 2)))
     return pd.concat(frames, ignore_index=True)
+
+
+def audit_all(resolved, dataset_ids: Sequence[str] = MRI_DATASETS):
+    """X.audit: :func:`audit_resolved` of each of ``dataset_ids`` (default: the brain-tumour MRI
+    sets) in one frame; ``resolved``: ``{dataset_id: ResolvedDataset}``."""
+    import pandas as pd
+
+    return pd.concat([audit_resolved(resolved[d]) for d in dataset_ids], ignore_index=True)
+
+
+def saved_duplicates(resolved, dataset_ids: Sequence[str] = MRI_DATASETS) -> dict[str, str]:
+    """``{dataset: "<n> groups"}``: the duplicate groups the audit saved for each of
+    ``dataset_ids``; raises ``FileNotFoundError`` naming the files the audit did not save."""
+    saved = {d: duplicates_path(d) for d in dataset_ids}
+    missing = {d: str(p) for d, p in saved.items() if not p.is_file()}
+    if missing:
+        raise FileNotFoundError(f"duplicate groups not saved by the audit: {missing}")
+    return {d: f"{len(load_duplicates(d, root=resolved[d].root, source=resolved[d].source))}"
+               " groups" for d in saved}

@@ -460,3 +460,13 @@ def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = N
         if base.is_dir():
             out += [p for p in base.rglob(f"*{sp.file_suffix}") if p.is_file()]
     return sorted(out)
+
+
+def acquired_table(resolved: Mapping[str, ResolvedDataset]):
+    """One row per resolved dataset (:func:`resolve_available`): id, source, origin, the splits
+    present (comma separated) and its notes (space separated)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"dataset": rd.dataset_id, "source": rd.source, "origin": rd.origin,
+                          "splits": ", ".join(rd.splits_present), "notes": " ".join(rd.notes)}
+                         for rd in resolved.values()])

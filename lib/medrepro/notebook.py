@@ -8,7 +8,7 @@ notebooks under nbval in the smoke profile, then to the defaults (``demo``, ``ph
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,3 +64,15 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
         for key, value in run.settings.items():
             print(f"  {key}: {profiles._fmt(value)}")
     return run
+
+
+def print_notes(notes: Iterable[str]) -> None:
+    """One ``note: ...`` line per note (of a resolved dataset or a split)."""
+    for note in notes:
+        print("note:", note)
+
+
+def print_unavailable(unavailable: Mapping[str, str]) -> None:
+    """One ``UNAVAILABLE <dataset>: <reason>`` line per dataset that could not be resolved."""
+    for dataset_id, reason in unavailable.items():
+        print(f"UNAVAILABLE {dataset_id}: {reason}")

@@ -301,3 +301,8 @@ def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str
             "notebook": run.notebook, "manifest_notebook": art.notebook, "notes": notes,
             **provenance(source, profile=run.profile, seed=run.seed)}
     write_json(path, meta, indent=2, default=str)
+
+
+def recorded_by(metrics: Iterable[dict]) -> list[str]:
+    """The notebooks that recorded ``metrics`` (:func:`read_metrics`), sorted, each once."""
+    return sorted({m["notebook"] for m in metrics})

@@ -831,3 +831,11 @@ def figure_sample(ds) -> tuple[Path, str, str]:
             continue
         return path, source, note
     raise CacheError(f"{ds.root}: no readable DICOM to show")
+
+
+def patients_note(split, notes: Sequence[str] = (), *, splits: Sequence[str] = SPLITS) -> str:
+    """B.table1_patient's note: the patients per split (``split``: one row per image with
+    ``split`` and ``patient_id`` columns, in the order of ``splits``), then the split's ``notes``."""
+    patients = split.groupby("split")["patient_id"].nunique()
+    return ("patients per split: " + ", ".join(f"{s} {patients.get(s, 0)}" for s in splits)
+            + ("; " + "; ".join(notes) if notes else ""))

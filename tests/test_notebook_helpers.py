@@ -1,4 +1,4 @@
-"""medrepro.studies.data: what notebooks 01, 02 and 06 show beside their artifacts."""
+"""What notebooks 01, 02 and 06 show beside their artifacts (datasets, audit, rsna, notebook, report)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from medrepro import audit
+from medrepro import audit, datasets, notebook, report, rsna
 from medrepro.datasets import ResolvedDataset
-from medrepro.studies import data as study_data
 
 
 def _resolved(dataset_id, source="phantom", notes=(), splits=("Training", "Testing")):
@@ -20,7 +19,7 @@ def _resolved(dataset_id, source="phantom", notes=(), splits=("Training", "Testi
 def test_acquired_table_joins_splits_and_notes():
     resolved = {"a": _resolved("a", notes=("fell back", "to the phantom")),
                 "b": _resolved("b", source="b", splits=("train",))}
-    t = study_data.acquired_table(resolved)
+    t = datasets.acquired_table(resolved)
     assert list(t.columns) == ["dataset", "source", "origin", "splits", "notes"]
     assert t.to_dict("records")[0] == {"dataset": "a", "source": "phantom", "origin": "phantom",
                                        "splits": "Training, Testing",
@@ -29,39 +28,32 @@ def test_acquired_table_joins_splits_and_notes():
 
 
 def test_print_unavailable_and_print_notes(capsys):
-    study_data.print_unavailable({"rsna_ich": "no Kaggle credentials", "mosmed": "offline"})
-    study_data.print_notes(["one", "two"])
-    study_data.print_notes([])
+    notebook.print_unavailable({"rsna_ich": "no Kaggle credentials", "mosmed": "offline"})
+    notebook.print_notes(["one", "two"])
+    notebook.print_notes([])
     assert capsys.readouterr().out.splitlines() == [
         "UNAVAILABLE rsna_ich: no Kaggle credentials", "UNAVAILABLE mosmed: offline",
         "note: one", "note: two"]
 
 
-def test_combined_source_of_a_mixed_set():
-
-    resolved = {"a": _resolved("a"), "b": _resolved("b", source="b")}
-    assert study_data.combined_source(resolved) == "b+phantom"
-    assert study_data.combined_source({"a": _resolved("a")}) == "phantom"
-
-
 def test_saved_duplicates_raise_naming_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setattr(audit, "duplicates_path", lambda d: tmp_path / f"{d}.json")
     with pytest.raises(FileNotFoundError, match=r"not saved by the audit.*x\.json"):
-        study_data.saved_duplicates({"x": _resolved("x")}, ["x"])
+        audit.saved_duplicates({"x": _resolved("x")}, ["x"])
     (tmp_path / "x.json").write_text("{}")
     monkeypatch.setattr(audit, "load_duplicates", lambda d, root, source: [[1, 2], [3, 4]])
-    assert study_data.saved_duplicates({"x": _resolved("x")}, ["x"]) == {"x": "2 groups"}
+    assert audit.saved_duplicates({"x": _resolved("x")}, ["x"]) == {"x": "2 groups"}
 
 
 def test_patients_note_counts_patients_per_split_in_split_order():
     split = pd.DataFrame({"split": ["train", "train", "test", "train"],
                           "patient_id": ["p1", "p1", "p2", "p3"]})
-    assert study_data.patients_note(split) == "patients per split: train 2, val 0, test 1"
-    assert study_data.patients_note(split, ["few images"], splits=("test",)) == (
+    assert rsna.patients_note(split) == "patients per split: train 2, val 0, test 1"
+    assert rsna.patients_note(split, ["few images"], splits=("test",)) == (
         "patients per split: test 1; few images")
 
 
 def test_recorded_by_lists_each_notebook_once_sorted():
     metrics = [{"notebook": "05_x"}, {"notebook": "03_y"}, {"notebook": "05_x"}]
-    assert study_data.recorded_by(metrics) == ["03_y", "05_x"]
-    assert study_data.recorded_by([]) == []
+    assert report.recorded_by(metrics) == ["03_y", "05_x"]
+    assert report.recorded_by([]) == []
