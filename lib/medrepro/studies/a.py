@@ -310,9 +310,6 @@ def table1(model) -> pd.DataFrame:
     return out
 
 
-table1_beside = table1  # the name it had in models.mri
-
-
 def fig9(model, feats: FeatureSet):
     """The model diagram: ResNet50 features + the LSTM head of Table 1."""
     return plots.plot_diagram(
