@@ -122,3 +122,24 @@ def test_splits_table_has_two_rows_per_model_and_split():
     assert list(table["split"].unique()) == [a.PAPER_SPLIT, a.OFFICIAL_SPLIT]
     lstm = table[(table["model"] == a.LSTM) & (table["test set"] == "all")].iloc[0]
     assert lstm["accuracy"] == 1.0 and lstm["n_test"] == 4
+
+
+def test_train_official_trains_both_heads_when_the_profile_says_so(monkeypatch, tmp_path):
+    folders = []
+    monkeypatch.setattr(a.paths, "runs_dir", lambda *args, **kw: folders.append(kw) or tmp_path)
+    settings = {"a_official_lstm": True, "a_epochs": 1, "a_batch": 4, "a_lr": 1e-3,
+                "a_checkpoint": "memory", "a_backup": False}
+    run = types.SimpleNamespace(notebook="03_lstm_cnn_mri", profile="smoke", seed=0,
+                                settings=settings)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 1, 16)).astype("float32")
+    y = np.arange(8) % 4
+    inputs = a.Inputs(x, x, x[:4], y, y, y[:4])
+    preds = a.train_official(run, _split(), inputs)
+    assert list(preds) == [a.LSTM, a.STANDARD]
+    assert all(p.shape == (4,) for p in preds.values())
+    assert [kw["source"] for kw in folders] == ["phantom", "phantom"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A_lstm_official",
+                                                          "A_standard_official"]
+    settings["a_official_lstm"] = False
+    assert list(a.train_official(run, _split(), inputs)) == [a.STANDARD]
