@@ -4,7 +4,6 @@ import pytest
 from medrepro import manifest
 from medrepro.models import mri as mm
 from medrepro.models.summary import summary_frame
-from PIL import Image
 
 
 def test_lstm_head_matches_table1_exactly():
@@ -33,17 +32,6 @@ def test_tanh_variant_has_the_same_parameter_count():
     x = np.random.default_rng(0).normal(size=(3, 1, 32)).astype("float32")
     tanh.set_weights(relu.get_weights())
     assert not np.allclose(np.asarray(relu(x)), np.asarray(tanh(x)))  # the activation acts
-
-
-def test_train_head_knows_the_tanh_variant(tmp_path):
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(8, 1, 16)).astype("float32"), np.arange(8) % 4
-    model, hist = mm.train_head("lstm_tanh", x, y, x, y, epochs=1, batch_size=4,
-                                learning_rate=1e-3, run_dir=tmp_path, verbose=0)
-    assert model.get_layer("lstm").cell.activation is keras.activations.tanh and len(hist) == 1
-    with pytest.raises(ValueError, match="kind='gru': expected one of lstm, lstm_tanh"):
-        mm.train_head("gru", x, y, x, y, epochs=1, batch_size=4, learning_rate=1e-3,
-                      run_dir=tmp_path)
 
 
 def test_standard_head_and_study_c_e_models():
@@ -84,38 +72,3 @@ def test_offline_weights_fail_fast_with_a_clear_message(offline):
         mm.resnet50_backbone(weights="imagenet", fallback=False, image_size=32)
     with pytest.raises(mm.WeightsUnavailableError, match="expected 'imagenet' or None"):
         mm.resnet50_backbone(weights="places365")
-
-
-def test_features_fall_back_to_random_init_with_a_warning_and_are_cached(offline, tmp_path):
-    rng = np.random.default_rng(0)
-    files = []
-    for i, mode in enumerate(["RGB", "L", "RGB"]):
-        f = tmp_path / f"img {i}.jpg"
-        shape = (40, 48, 3) if mode == "RGB" else (40, 48)
-        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=mode).save(f)
-        files.append(f)
-    with pytest.warns(RuntimeWarning, match="FALLING BACK TO A RANDOMLY INITIALISED"):
-        first = mm.resnet50_features(files, cache_dir=tmp_path / "cache", root=tmp_path,
-                                     image_size=32, batch_size=2)
-    assert first.weights == "random" and not first.cached
-    assert first.x.shape == (3, 1, 2048) and first.x.dtype == np.float16
-    assert np.isfinite(first.x.astype(np.float32)).all()
-    assert first.path.is_file() and first.path.with_suffix(".json").is_file()
-    with pytest.warns(RuntimeWarning, match="RANDOMLY INITIALISED"):
-        again = mm.resnet50_features(files, cache_dir=tmp_path / "cache", root=tmp_path,
-                                     image_size=32)
-    assert again.cached and again.path == first.path
-    np.testing.assert_array_equal(again.x, first.x)
-
-
-def test_scale_features_uses_training_statistics_only():
-    rng = np.random.default_rng(0)
-    train = (5.0 + rng.normal(size=(20, 1, 6))).astype(np.float16)
-    test = (5.0 + rng.normal(size=(4, 1, 6))).astype(np.float16)
-    tr, te = mm.scale_features(train, test)
-    assert tr.dtype == np.float32 and te.shape == (4, 1, 6)
-    np.testing.assert_allclose(tr.mean(axis=0), 0.0, atol=1e-5)
-    assert tr.std() == pytest.approx(1.0, rel=1e-5)
-    centred = train.astype(np.float32) - train.astype(np.float32).mean(axis=0)
-    np.testing.assert_allclose(te, (test.astype(np.float32) - train.astype(np.float32).mean(axis=0))
-                               / centred.std(), rtol=1e-5)

@@ -1,7 +1,7 @@
 """Model builders of the five studies, one module per modality.
 
 - ``medrepro.models.mri``: ``lstm_cnn_head``, the standard-CNN baseline head, ``seq_cnn`` (C),
-  ``xai_cnn`` (E), the ResNet50 feature extractor (A).
+  ``xai_cnn`` (E), the ResNet50 backbone (A).
 - ``medrepro.models.ct``: ``lightweight_cnn``, ``inception_v1``, ``densenet121``, ``mobilenet`` (B).
 - ``medrepro.models.volume``: ``cnn3d`` (D).
 

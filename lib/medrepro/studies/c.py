@@ -1,0 +1,166 @@
+"""Study C: the Kaggle notebook "Beyin Tümörü Tespiti" — a Sequential CNN trained with MSE.
+
+Five training trials (optimizer, learning rate, epochs as in its Table 1) of
+:func:`medrepro.models.mri.seq_cnn` on the official split of the Masoud set, softmax outputs
+against one-hot labels with MSE, augmentation on the fly, early stopping on validation loss
+(:func:`train_trials`). The final model is, as the source says it was trained with SGD and MSE,
+the SGD trial with the best validation accuracy (:func:`final_trial`).
+Artifacts (notebook 03): ``C.table1`` (:func:`table1`), ``C.fig1``-``C.fig3`` (:func:`curves`),
+``C.fig4`` (:func:`fig4`), ``C.table2`` (:func:`table2`), ``C.leakage`` (:func:`leakage`),
+``C.fig5`` (:func:`fig5`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from medrepro import evaluate, manifest, mri, paths, seeds
+from medrepro.models import mri as mm
+from medrepro.studies import _mri
+from medrepro.studies._mri import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+
+FINAL_OPTIMIZER = "SGD"  # the source's final model was trained with SGD and MSE
+
+
+@dataclass(frozen=True)
+class Result:
+    """The five trials: ``rows`` (one per trial, our columns of ``C.table1``), each trial's
+    ``history`` and test predictions ``pred`` ``(N,)`` (test order), the ``final`` trial."""
+
+    data: ImageSplit
+    rows: pd.DataFrame
+    history: dict[int, pd.DataFrame]
+    pred: dict[int, np.ndarray]
+    final: int
+
+    @property
+    def final_pred(self) -> np.ndarray:
+        return self.pred[self.final]
+
+
+def load(run) -> ImageSplit:
+    """The Masoud set (or the real Sartaj set), official split, 10% of Training for validation."""
+    return _mri.load_masoud(run, split="official")
+
+
+def image_shape(run) -> tuple[int, int, int]:
+    size = run.settings["c_image_size"]
+    return (size, size, 3)
+
+
+def image_datasets(run, data: ImageSplit) -> tuple:
+    """``(fit, val, test)`` pipelines at ``c_image_size``; fit augmented with ``mri.C_AUGMENT``."""
+    return _mri.image_datasets(data, image_size=run.settings["c_image_size"],
+                               batch_size=run.settings["c_batch"], augment=mri.C_AUGMENT,
+                               seed=run.seed)
+
+
+def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
+    """Train :func:`seq_cnn` once per trial of ``C.table1`` (epochs capped at ``c_epochs``),
+    each from the same seed, and evaluate it on the test set."""
+    from medrepro import train
+
+    fit_ds, val_ds, test_ds = pipelines
+    s = run.settings
+    runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
+    rows, history, pred = [], {}, {}
+    for t in manifest.reported_frame("C.table1").itertuples():
+        seeds.seed_everything(run.seed)
+        model = mm.seq_cnn(image_shape(run))
+        model.compile(optimizer=train.make_optimizer(t.optimizer, t.lr), loss="mse",
+                      metrics=["accuracy"])
+        epochs = t.epochs if s["c_epochs"] is None else min(t.epochs, s["c_epochs"])
+        history[t.trial] = train.fit_once(model, fit_ds, val_ds, epochs=epochs,
+                                          run_dir=runs / f"C_trial{t.trial}",
+                                          patience=s["c_patience"], seed=run.seed, verbose=0)
+        test_mse, test_acc = train.evaluate(model, test_ds)
+        pred[t.trial] = train.predict_classes(model, test_ds)
+        rows.append(_trial_row(t.trial, history[t.trial], data.test["label"], pred[t.trial],
+                               test_acc=test_acc, test_mse=test_mse))
+        print(f"trial {t.trial}: {t.optimizer} lr={t.lr} epochs={epochs}: test accuracy "
+              f"{test_acc:.3f}")
+    rows = pd.DataFrame(rows)
+    return Result(data, rows, history, pred, final_trial(rows))
+
+
+def _trial_row(trial: int, history: pd.DataFrame, y_true, y_pred, *, test_acc: float,
+               test_mse: float) -> dict:
+    recall = evaluate.per_class_table(y_true, y_pred, labels=_mri.LABELS)["recall"]
+    return {"trial": trial, "epochs_run": len(history),
+            "best_val_accuracy": history["val_accuracy"].max(), "test_accuracy": test_acc,
+            "test_loss_mse": test_mse, **{f"test_acc_{k}": v for k, v in recall.items()}}
+
+
+def final_trial(rows: pd.DataFrame) -> int:
+    """The SGD trial with the best validation accuracy (ties: the first)."""
+    sgd = rows[manifest.reported_frame("C.table1")["optimizer"].eq(FINAL_OPTIMIZER).to_numpy()]
+    final = int(sgd.sort_values(["best_val_accuracy", "trial"],
+                                ascending=[False, True])["trial"].iloc[0])
+    print(f"final model: trial {final} (best validation accuracy among the SGD trials "
+          f"{', '.join(map(str, sgd['trial']))})")
+    return final
+
+
+def table1(res: Result) -> pd.DataFrame:
+    """The source's trials (``C.table1``) with our results and the ``final`` flag."""
+    table = manifest.reported_frame("C.table1").merge(res.rows, on="trial")
+    table["final"] = table["trial"] == res.final
+    return table
+
+
+def table1_notes(res: Result, run) -> str:
+    return (f"{res.data.note}. optimizer/epochs/lr/loss: the notebook's trials (it reported no "
+            f"results); the rest is ours, profile {run.profile} (epochs capped at "
+            f"{run.settings['c_epochs']}). test_acc_<class> = recall. Final model = trial "
+            f"{res.final}: the source trained its final model with SGD and MSE, so the SGD trial "
+            "with the best validation accuracy (not the best over all trials).")
+
+
+def curves(res: Result, trial: int):
+    """Accuracy and MSE loss curves of one trial (``C.fig1``-``C.fig3``)."""
+    return _mri.curves_figure(res.history[trial], title=f"C trial {trial}", loss_name="loss (MSE)")
+
+
+def fig4(res: Result):
+    return _mri.confusion_figure(res.data.y_test, res.final_pred,
+                                 title=f"C: final model (trial {res.final}), {res.data.ds.label}")
+
+
+def table2(res: Result, *, n_boot: int, seed: int) -> pd.DataFrame:
+    """The final model per class: one-vs-rest accuracy, precision, recall, F1, bootstrap CIs."""
+    y, pred = res.data.y_test, res.final_pred
+    ci = evaluate.per_class_ci_table(y, pred, labels=_mri.LABELS, n_boot=n_boot, seed=seed)
+    return evaluate.per_class_table(y, pred, labels=_mri.LABELS).join(
+        ci.drop(columns=["precision", "recall", "f1", "support"])).reset_index()
+
+
+def table2_notes(res: Result, ci: dict) -> str:
+    """``ci``: ``evaluate.summary_row`` of the final model."""
+    return (f"{res.data.note}. Trial {res.final}. accuracy = one-vs-rest (TP+TN)/N; recall = "
+            "share of the class found; *_lo/*_hi: 95% bootstrap CIs. Overall accuracy "
+            f"{ci['accuracy']:.3f} (95% CI {ci['accuracy_lo']:.3f}-{ci['accuracy_hi']:.3f}).")
+
+
+def record_final(res: Result, ci: dict) -> None:
+    _mri.record_ci("C", "test accuracy (final trial)", ci, "accuracy", source=res.data.source,
+                   artifact="C.table1", notes=res.data.note)
+
+
+def leakage(res: Result, groups, *, n_boot: int, seed: int) -> pd.DataFrame:
+    """The final model on the whole and on the duplicate-free test set."""
+    return _mri.leakage_table(res.data.train, res.data.test,
+                              {f"final (trial {res.final})": res.final_pred}, groups,
+                              split="official", n_boot=n_boot, seed=seed)
+
+
+def record_leakage(res: Result, table: pd.DataFrame) -> None:
+    _mri.record_duplicate_free("C", table, {"test accuracy (final trial)": "accuracy"},
+                               source=res.data.source, artifact="C.leakage", notes=res.data.note)
+
+
+def fig5(res: Result, *, image_size: int, seed: int):
+    return _mri.predictions_figure(res.data.test, res.final_pred, image_size=image_size,
+                                   seed=seed, title=f"C: final model (trial {res.final}), true / predicted")

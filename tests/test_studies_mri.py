@@ -1,0 +1,43 @@
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from medrepro.studies import _mri
+
+
+def _images():
+    return pd.DataFrame({"path": [f"/x/{s}/{i}.jpg" for i, s in
+                                  enumerate(["Training"] * 40 + ["Testing"] * 20)],
+                         "split": ["Training"] * 40 + ["Testing"] * 20,
+                         "label": np.arange(60) % 4})
+
+
+def test_split_images_paper_and_official():
+    ds = types.SimpleNamespace(source="phantom")
+    paper = _mri.split_images(ds, _images(), split="paper", seed=0)
+    assert len(paper.test) == 12 and len(paper.fit) + len(paper.val) == len(paper.train) == 48
+    official = _mri.split_images(ds, _images(), split="official", seed=0)
+    assert (official.test["split"] == "Testing").all() and len(official.train) == 40
+    assert set(official.fit.index) | set(official.val.index) == set(official.train.index)
+    assert official.source == "phantom"
+    with pytest.raises(ValueError, match="split='random': expected 'paper' or 'official'"):
+        _mri.split_images(ds, _images(), split="random", seed=0)
+
+
+def test_record_duplicate_free_skips_an_empty_set(monkeypatch):
+    recorded = []
+    monkeypatch.setattr(_mri.report, "record_metric", lambda *a, **k: recorded.append((a, k)))
+    table = pd.DataFrame([{"test set": "all", "n_test": 4, "dropped": 0, "accuracy": 0.5,
+                           "accuracy_lo": 0.1, "accuracy_hi": 0.9},
+                          {"test set": "duplicate-free", "n_test": 0, "dropped": 4,
+                           "accuracy": np.nan, "accuracy_lo": np.nan, "accuracy_hi": np.nan}])
+    _mri.record_duplicate_free("C", table, {"acc": "accuracy"}, source="phantom",
+                               artifact="C.leakage", notes="n")
+    assert recorded == []
+    table.loc[1, ["n_test", "accuracy", "accuracy_lo", "accuracy_hi"]] = 3, 0.6, 0.2, 0.8
+    _mri.record_duplicate_free("C", table, {"acc": "accuracy"}, source="phantom",
+                               artifact="C.leakage", notes="n")
+    (args, kwargs), = recorded
+    assert args[1].endswith(_mri.compare.DUPLICATE_FREE) and kwargs["ci"] == (0.2, 0.8)
+    assert kwargs["n"] == 3 and kwargs["extra"] == {"dropped": 4}

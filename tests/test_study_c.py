@@ -1,0 +1,43 @@
+import types
+
+import numpy as np
+import pandas as pd
+from medrepro.studies import c
+from medrepro.studies._mri import ImageSplit
+
+
+def _rows(val_acc):
+    return pd.DataFrame({"trial": [1, 2, 3, 4, 5], "best_val_accuracy": val_acc})
+
+
+def test_final_trial_is_the_best_sgd_trial_not_the_best_overall():
+    # Trial 1 (Adamax) is best overall; trials 3 and 5 are the SGD ones.
+    assert c.final_trial(_rows([0.9, 0.8, 0.5, 0.7, 0.6])) == 5
+    assert c.final_trial(_rows([0.9, 0.8, 0.6, 0.7, 0.6])) == 3  # a tie: the first SGD trial
+
+
+def _result(final=3):
+    images = pd.DataFrame({"path": [f"/x/{i}.jpg" for i in range(8)], "label": np.arange(8) % 4})
+    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)")
+    data = ImageSplit(ds, images, images.iloc[:4], images.iloc[4:], images.iloc[:3],
+                      images.iloc[3:4], note="data: Masoud (phantom)")
+    rows = _rows([0.2, 0.2, 0.4, 0.2, 0.4]).assign(test_accuracy=0.25)
+    pred = {t: np.arange(4) % 4 if t == final else np.zeros(4, dtype=int) for t in range(1, 6)}
+    return c.Result(data, rows, {}, pred, final)
+
+
+def test_table1_merges_the_trials_and_flags_the_final_one():
+    table = c.table1(_result())
+    assert list(table["optimizer"]) == ["Adamax", "Adamax", "SGD", "Adam", "SGD"]
+    assert list(table["final"]) == [False, False, True, False, False]
+    run = types.SimpleNamespace(profile="smoke", settings={"c_epochs": 1})
+    assert "Final model = trial 3" in c.table1_notes(_result(), run)
+
+
+def test_table2_and_leakage_use_the_final_trial():
+    res = _result()
+    table = c.table2(res, n_boot=20, seed=0)
+    assert list(table["recall"]) == [1.0, 1.0, 1.0, 1.0]  # trial 3 is right everywhere
+    leak = c.leakage(res, [], n_boot=20, seed=0)
+    assert list(leak["model"].unique()) == ["final (trial 3)"]
+    assert list(leak["test set"]) == ["all", "duplicate-free"] and (leak["dropped"] == 0).all()
