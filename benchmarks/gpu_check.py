@@ -7,7 +7,7 @@ One command, about 5-8 min on one GPU. On a machine without a GPU it exits with 
 says so (use ``--cpu-dry-run`` there). For every study's paper-size model:
 
 1. **Training steps**: ``--steps`` optimizer steps (after warm-up steps that trace and compile)
-   under the dtype policy of ``medrepro.train.configure_precision`` (``mixed_float16`` on a GPU),
+   under the dtype policy of ``medrepro.device.configure_precision`` (``mixed_float16`` on a GPU),
    with XLA (``jit_compile=True``; ``--no-xla`` turns it off, and a model XLA cannot compile
    falls back to plain graph mode, recorded). Images (volumes, feature vectors) per second.
 2. **Inference** images/s (validation passes, study A's ResNet50 feature extraction).
@@ -290,11 +290,11 @@ def run_check(*, dry_run: bool, steps: int, warmup: int, xla: bool, data: str,
               only: list[str] | None = None) -> dict:
     """Measure everything; return the result dict (see the module text)."""
     import tensorflow as tf
-    from medrepro import train
+    from medrepro import device
 
     gpus = tf.config.list_physical_devices("GPU")
     sizes = DRY_SIZES if dry_run else PAPER_SIZES
-    policy = train.configure_precision(force="float32" if dry_run else None)
+    policy = device.configure_precision(force="float32" if dry_run else None)
     gpu_name = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
                 if gpus else None)
     result = {"mode": "cpu-dry-run" if dry_run else "gpu", "device": gpu_name or "CPU",

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro import compare, manifest, plots, report
+from medrepro import compare, manifest, plots, report, results
 
 
 @pytest.fixture
@@ -91,10 +91,10 @@ def test_compare_table_paper_consistency_column():
 
 def test_compare_table_leakage_columns_from_the_duplicate_free_metric():
     head = "test accuracy"
-    free = _metric("E", head + compare.DUPLICATE_FREE, 0.40, ci=(0.3, 0.5))
+    free = _metric("E", head + results.DUPLICATE_FREE, 0.40, ci=(0.3, 0.5))
     free["dropped"] = 7
     df = compare.compare_table([_metric("E", head, 0.45), free])
-    assert not df["metric"].str.endswith(compare.DUPLICATE_FREE).any()  # no row of its own
+    assert not df["metric"].str.endswith(results.DUPLICATE_FREE).any()  # no row of its own
     row = df[(df["study"] == "E") & (df["metric"] == head)].iloc[0]
     assert row["reproduced"] == 0.45 and row["duplicate_free"] == 0.40
     assert row["test_with_train_duplicate"] == 7
@@ -107,7 +107,7 @@ def test_compare_table_leakage_columns_from_the_duplicate_free_metric():
 
 
 def test_record_metric_keeps_extra_fields(run, tmp_path):
-    report.record_metric("A", "x" + compare.DUPLICATE_FREE, 0.5, source="phantom",
+    report.record_metric("A", "x" + results.DUPLICATE_FREE, 0.5, source="phantom",
                          artifact="A.splits", extra={"dropped": 3})
     rec = report.read_metrics(profile="smoke", reports_root=tmp_path)
     assert rec[0]["dropped"] == 3 and rec[0]["value"] == 0.5

@@ -1,33 +1,6 @@
-import shutil
-
 import numpy as np
 import pytest
 from medrepro import mri
-from PIL import Image
-
-SARTAJ = mri.CLASS_DIRS["brain_tumor_sartaj"]
-
-
-def _write(path, rng, *, gray=False, size=(30, 40)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shape = size if gray else (*size, 3)
-    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(path, quality=95)
-
-
-@pytest.fixture
-def sartaj(tmp_path):
-    """Sartaj layout: 10 Training + 5 Testing images per class; one Testing image is a
-    byte-identical copy of a Training image; names with spaces and parentheses."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "brain_tumor_sartaj"
-    for split, n in (("Training", 10), ("Testing", 5)):
-        for k, cls in enumerate(SARTAJ):
-            for i in range(n):
-                _write(root / split / cls / f"im ({i}).jpg", rng, gray=(i + k) % 2 == 0)
-    shutil.copy(root / "Training" / "glioma_tumor" / "im (0).jpg",
-                root / "Testing" / "glioma_tumor" / "im (0).jpg")
-    (root / "Training" / "no_tumor" / "notes.txt").write_text("not an image")
-    return root
 
 
 def test_list_images_and_counts(sartaj):
@@ -72,26 +45,6 @@ def test_official_split_and_duplicate_free_test(sartaj):
         mri.official_split(frame[frame["split"] == "Testing"])
 
 
-def test_leakage_rows_drop_the_duplicated_test_image(sartaj):
-    frame = mri.list_images(sartaj, "brain_tumor_sartaj")
-    train, test = mri.official_split(frame)
-    groups = mri.find_groups(frame, near=False)
-    y = test["label"].to_numpy()
-    dup = test.index.get_indexer(test.index[test["path"] == sartaj / "Testing" / "glioma_tumor"
-                                             / "im (0).jpg"])[0]
-    pred = y.copy()
-    pred[np.arange(len(y)) != dup] = (y[np.arange(len(y)) != dup] + 1) % 4  # only the copy right
-    rows = mri.leakage_rows(train, test, {"m": pred}, groups, split="official", n_boot=50, seed=0)
-    whole, free = rows
-    assert (whole["test set"], whole["dropped"], whole["n_test"]) == ("all", 0, 20)
-    assert (free["test set"], free["dropped"], free["n_test"]) == ("duplicate-free", 1, 19)
-    assert whole["accuracy"] == pytest.approx(1 / 20) and free["accuracy"] == 0.0
-    # Every test image duplicated: the duplicate-free row is empty, not an error.
-    everything = [[p] + [q] for p, q in zip(test["path"], train["path"])]
-    empty = mri.leakage_rows(train, test, {"m": pred}, everything, split="x", n_boot=10, seed=0)
-    assert empty[1]["n_test"] == 0 and np.isnan(empty[1]["accuracy"])
-
-
 def test_subsample_is_stratified(sartaj):
     frame = mri.list_images(sartaj, "brain_tumor_sartaj")
     small = mri.subsample(frame, 24, seed=0)
@@ -127,9 +80,9 @@ def test_augmentation_is_on_the_fly_and_seeded(sartaj):
     assert mri.augmenter() is None
 
 
-def test_resolve_for_study_uses_real_sartaj_when_masoud_is_partial(sartaj, tmp_path):
+def test_resolve_for_study_uses_real_sartaj_when_masoud_is_partial(sartaj, tmp_path, image_writer):
     masoud_test = tmp_path / "brain_tumor_masoud" / "Testing" / "glioma"
-    _write(masoud_test / "Te-gl_0.jpg", np.random.default_rng(1))
+    image_writer(masoud_test / "Te-gl_0.jpg", np.random.default_rng(1))
     rd, note = mri.resolve_for_study("brain_tumor_masoud", data=str(tmp_path), profile="smoke")
     assert rd.dataset_id == "brain_tumor_sartaj" and not rd.is_phantom
     assert "real brain_tumor_sartaj" in note

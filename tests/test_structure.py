@@ -21,14 +21,6 @@ DATA_LAYER = ("dicom", "volumes", "mri", "rsna", "datasets", "download", "audit"
 UPPER_LAYER = ("train", "callbacks", "evaluate", "explain", "models", "models.*", "studies",
                "studies.*", "plots", "notebook")
 
-# Edges that other developers' work of #15 removes; emptied at merge. Each is (importer,
-# imported), short names.
-PENDING_EDGES = {
-    # mri.leakage_rows (called by notebook 03) computes evaluate.summary_row; it is study
-    # logic and leaves mri with the studies (studies/a.py, studies/e.py).
-    ("mri", "evaluate"),
-}
-
 
 def _module_name(path: Path) -> str:
     parts = [PACKAGE, *path.relative_to(ROOT).with_suffix("").parts]
@@ -124,12 +116,6 @@ def test_no_import_cycles():
 def test_the_data_layer_imports_nothing_above_it():
     graph = import_graph()
     upward = sorted((m, t) for m, targets in graph.items() if _matches(m, DATA_LAYER)
-                    for t in targets if _matches(t, UPPER_LAYER) and (m, t) not in PENDING_EDGES)
+                    for t in targets if _matches(t, UPPER_LAYER))
     assert not upward, "data-layer modules importing upwards: " + ", ".join(
         f"{m} -> {t}" for m, t in upward)
-
-
-def test_pending_edges_still_exist():
-    graph = import_graph()
-    gone = sorted(e for e in PENDING_EDGES if e[1] not in graph.get(e[0], ()))
-    assert not gone, f"remove from PENDING_EDGES, no longer imported: {gone}"

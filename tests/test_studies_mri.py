@@ -3,6 +3,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
+from medrepro import mri
 from medrepro.studies import _mri
 
 
@@ -39,5 +40,25 @@ def test_record_duplicate_free_skips_an_empty_set(monkeypatch):
     _mri.record_duplicate_free("C", table, {"acc": "accuracy"}, source="phantom",
                                artifact="C.leakage", notes="n")
     (args, kwargs), = recorded
-    assert args[1].endswith(_mri.compare.DUPLICATE_FREE) and kwargs["ci"] == (0.2, 0.8)
+    assert args[1].endswith(_mri.results.DUPLICATE_FREE) and kwargs["ci"] == (0.2, 0.8)
     assert kwargs["n"] == 3 and kwargs["extra"] == {"dropped": 4}
+
+
+def test_leakage_rows_drop_the_duplicated_test_image(sartaj):
+    frame = mri.list_images(sartaj, "brain_tumor_sartaj")
+    train, test = mri.official_split(frame)
+    groups = mri.find_groups(frame, near=False)
+    y = test["label"].to_numpy()
+    dup = test.index.get_indexer(test.index[test["path"] == sartaj / "Testing" / "glioma_tumor"
+                                             / "im (0).jpg"])[0]
+    pred = y.copy()
+    pred[np.arange(len(y)) != dup] = (y[np.arange(len(y)) != dup] + 1) % 4  # only the copy right
+    rows = _mri.leakage_rows(train, test, {"m": pred}, groups, split="official", n_boot=50, seed=0)
+    whole, free = rows
+    assert (whole["test set"], whole["dropped"], whole["n_test"]) == ("all", 0, 20)
+    assert (free["test set"], free["dropped"], free["n_test"]) == ("duplicate-free", 1, 19)
+    assert whole["accuracy"] == pytest.approx(1 / 20) and free["accuracy"] == 0.0
+    # Every test image duplicated: the duplicate-free row is empty, not an error.
+    everything = [[p] + [q] for p, q in zip(test["path"], train["path"])]
+    empty = _mri.leakage_rows(train, test, {"m": pred}, everything, split="x", n_boot=10, seed=0)
+    assert empty[1]["n_test"] == 0 and np.isnan(empty[1]["accuracy"])

@@ -23,8 +23,6 @@ import pandas as pd
 from medrepro import consistency, manifest, paths, report, report_page
 from medrepro.fileio import atomic_path
 from medrepro.results import compare_table
-# compare.DUPLICATE_FREE: notebook 06 names its duplicate-free metrics with it until studies land.
-from medrepro.results import DUPLICATE_FREE  # noqa: F401
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"

@@ -55,10 +55,6 @@ from medrepro.seeds import DEFAULT_SEED
 from medrepro.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
                                RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
                                spec, splits_present)
-# Re-exported for callers outside this refactor's remit (notebooks: ``datasets.DATASET_IDS``,
-# ``datasets.MRI_DATASETS``; overview's plot functions: ``datasets.spec``) until studies land;
-# new code imports them from medrepro.registry.
-from medrepro.registry import MRI_DATASETS  # noqa: F401
 
 KAGGLE = "kaggle"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")

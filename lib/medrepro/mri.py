@@ -175,36 +175,6 @@ def duplicate_free_test(train: pd.DataFrame, test: pd.DataFrame,
     return test[mask], dropped
 
 
-def leakage_rows(train: pd.DataFrame, test: pd.DataFrame, preds: dict[str, np.ndarray],
-                 groups: Sequence[Sequence[Path]], *, split: str, n_boot: int,
-                 seed: int) -> list[dict]:
-    """Each model's accuracy and macro-F1 (95% bootstrap CIs) on the whole test set and on its
-    duplicate-free part (:func:`duplicate_free_test`): two rows per model, as in ``A.splits``.
-
-    ``preds``: model name -> predicted class indices ``(len(test),)`` in ``test``'s row order.
-    Row keys: ``split``, ``test set`` ("all" | "duplicate-free"), ``model``, ``dropped`` (test
-    images with a training duplicate) and :func:`medrepro.evaluate.summary_row`'s. A
-    duplicate-free set left empty gets NaN metrics.
-    """
-    from medrepro import evaluate
-
-    clean, dropped = duplicate_free_test(train, test, groups)
-    keep = test.index.get_indexer(clean.index)
-    y = test["label"].to_numpy()
-    rows = []
-    for model_name, pred in preds.items():
-        pred = np.asarray(pred)
-        base = {"split": split, "model": model_name}
-        rows.append({**base, "test set": "all", "dropped": 0,
-                     **evaluate.summary_row(y, pred, n_boot=n_boot, seed=seed)})
-        free = (evaluate.summary_row(y[keep], pred[keep], n_boot=n_boot, seed=seed) if keep.size
-                else {"n_test": 0, **{k: np.nan for k in ("accuracy", "accuracy_lo",
-                                                          "accuracy_hi", "macro_f1",
-                                                          "macro_f1_lo", "macro_f1_hi")}})
-        rows.append({**base, "test set": "duplicate-free", "dropped": dropped, **free})
-    return rows
-
-
 # ---------------------------------------------------------------------------- data source
 def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = DEFAULT_SEED):
     """Resolve an MRI dataset; if a real source lacks it, use the other real MRI set instead.

@@ -32,12 +32,8 @@ import numpy as np
 import pandas as pd
 
 from medrepro import device
-# Notebooks and models call train.configure_precision until the studies land (#15).
-from medrepro.device import configure_precision  # noqa: F401
 from medrepro.fileio import atomic_path, write_json
 from medrepro.pipeline import EPOCH_STREAM, even_batches, pad_to_multiple
-# models/* build their datasets with train.from_arrays until the studies land (#15).
-from medrepro.pipeline import from_arrays  # noqa: F401
 from medrepro.seeds import seed_everything
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@
 - Study E: :func:`xai_cnn`, Conv2D-MaxPool blocks with BatchNorm and Dropout, Dense head.
 
 Every classifier keeps its softmax output in float32, so it trains safely under the
-``mixed_float16`` policy (:func:`medrepro.train.configure_precision`). Inputs of ``seq_cnn`` and
+``mixed_float16`` policy (:func:`medrepro.device.configure_precision`). Inputs of ``seq_cnn`` and
 ``xai_cnn`` are images scaled to [0, 1], ``(H, W, 3)``; ResNet50 takes 0-255 RGB (its own
 ``preprocess_input`` is applied by :func:`medrepro.studies.a.resnet50_features`).
 """

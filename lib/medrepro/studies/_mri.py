@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro import compare, evaluate, manifest, mri, plots, report
+from medrepro import evaluate, manifest, mri, plots, report, results
 
 PAPER_SPLIT = "paper (pooled 80/20)"
 OFFICIAL_SPLIT = "official (Training/Testing)"
@@ -110,12 +110,40 @@ def record_ci(study: str, metric: str, row: Mapping, col: str, *, source: str, a
                          n=row["n_test"] if n is None else n, notes=notes, **extra)
 
 
+def leakage_rows(train: pd.DataFrame, test: pd.DataFrame, preds: dict[str, np.ndarray],
+                 groups: Sequence[Sequence[Path]], *, split: str, n_boot: int,
+                 seed: int) -> list[dict]:
+    """Each model's accuracy and macro-F1 (95% bootstrap CIs) on the whole test set and on its
+    duplicate-free part (:func:`medrepro.mri.duplicate_free_test`): two rows per model, as in ``A.splits``.
+
+    ``preds``: model name -> predicted class indices ``(len(test),)`` in ``test``'s row order.
+    Row keys: ``split``, ``test set`` ("all" | "duplicate-free"), ``model``, ``dropped`` (test
+    images with a training duplicate) and :func:`medrepro.evaluate.summary_row`'s. A
+    duplicate-free set left empty gets NaN metrics.
+    """
+    clean, dropped = mri.duplicate_free_test(train, test, groups)
+    keep = test.index.get_indexer(clean.index)
+    y = test["label"].to_numpy()
+    rows = []
+    for model_name, pred in preds.items():
+        pred = np.asarray(pred)
+        base = {"split": split, "model": model_name}
+        rows.append({**base, "test set": "all", "dropped": 0,
+                     **evaluate.summary_row(y, pred, n_boot=n_boot, seed=seed)})
+        free = (evaluate.summary_row(y[keep], pred[keep], n_boot=n_boot, seed=seed) if keep.size
+                else {"n_test": 0, **{k: np.nan for k in ("accuracy", "accuracy_lo",
+                                                          "accuracy_hi", "macro_f1",
+                                                          "macro_f1_lo", "macro_f1_hi")}})
+        rows.append({**base, "test set": "duplicate-free", "dropped": dropped, **free})
+    return rows
+
+
 def leakage_table(train: pd.DataFrame, test: pd.DataFrame, preds: dict[str, np.ndarray],
                   groups: Sequence[Sequence[Path]], *, split: str, n_boot: int,
                   seed: int) -> pd.DataFrame:
-    """``mri.leakage_rows`` as a frame: every model on the whole and the duplicate-free test."""
-    return pd.DataFrame(mri.leakage_rows(train, test, preds, groups, split=split,
-                                         n_boot=n_boot, seed=seed))
+    """:func:`leakage_rows` as a frame: every model on the whole and the duplicate-free test."""
+    return pd.DataFrame(leakage_rows(train, test, preds, groups, split=split, n_boot=n_boot,
+                                     seed=seed))
 
 
 def leakage_notes(note: str, groups_how: str) -> str:
@@ -127,11 +155,11 @@ def leakage_notes(note: str, groups_how: str) -> str:
 def record_duplicate_free(study: str, table: pd.DataFrame, metrics: Mapping[str, str], *,
                           source: str, artifact: str, notes: str) -> None:
     """Record ``metrics`` (name -> column) of the duplicate-free row of a one-model leakage
-    table, with ``compare.DUPLICATE_FREE`` appended to the name; nothing if that set is empty."""
+    table, with ``results.DUPLICATE_FREE`` appended to the name; nothing if that set is empty."""
     free = table[table["test set"] == "duplicate-free"].iloc[0]
     for metric, col in metrics.items():
         if free["n_test"]:
-            record_ci(study, metric + compare.DUPLICATE_FREE, free, col, source=source,
+            record_ci(study, metric + results.DUPLICATE_FREE, free, col, source=source,
                       artifact=artifact, n=int(free["n_test"]),
                       extra={"dropped": int(free["dropped"])}, notes=notes)
 

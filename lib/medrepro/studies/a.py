@@ -229,7 +229,7 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
     """
     import keras
 
-    from medrepro import train
+    from medrepro import pipeline, train
 
     builders = {**{k: functools.partial(mm.lstm_cnn_head, activation=act)
                    for k, act in mm.LSTM_VARIANTS.items()}, "standard": mm.standard_cnn_head}
@@ -241,9 +241,9 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     k = model.output_shape[-1]
-    fit_ds = train.from_arrays(x_fit, keras.utils.to_categorical(y_fit, k),
+    fit_ds = pipeline.from_arrays(x_fit, keras.utils.to_categorical(y_fit, k),
                                batch_size=batch_size, shuffle=True, seed=seed)
-    val_ds = train.from_arrays(x_val, keras.utils.to_categorical(y_val, k),
+    val_ds = pipeline.from_arrays(x_val, keras.utils.to_categorical(y_val, k),
                                batch_size=batch_size)
     # With backup (the paper profile) a finished head is reused and an interrupted one resumes
     # (train.fit_once); without, every run trains afresh (no 0.8 GB weight file per head).
@@ -258,9 +258,9 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
 
 def predict_head(model, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Predicted class indices ``(N,)`` of a head for features ``x`` ``(N, 1, F)``."""
-    from medrepro import train
+    from medrepro import pipeline, train
 
-    return train.predict_classes(model, train.from_arrays(x, batch_size=batch_size, cache=False))
+    return train.predict_classes(model, pipeline.from_arrays(x, batch_size=batch_size, cache=False))
 
 
 def fit(run, data: ImageSplit, x: Inputs, kind: str, *, split: str = "paper", model=None,
@@ -388,12 +388,11 @@ def splits_table(paper: ImageSplit, paper_preds: dict[str, np.ndarray], official
                  official_preds: dict[str, np.ndarray], groups, *, n_boot: int,
                  seed: int) -> pd.DataFrame:
     """Every model on both splits, on the whole and on the duplicate-free test set."""
-    from medrepro import mri
 
     rows = []
     for split, data, preds in [(PAPER_SPLIT, paper, paper_preds),
                                (OFFICIAL_SPLIT, official, official_preds)]:
-        rows += mri.leakage_rows(data.train, data.test, preds, groups, split=split,
+        rows += _mri.leakage_rows(data.train, data.test, preds, groups, split=split,
                                  n_boot=n_boot, seed=seed)
     return pd.DataFrame(rows)
 
@@ -405,12 +404,12 @@ def splits_notes(note: str, groups_how: str) -> str:
 
 def record_duplicate_free(table: pd.DataFrame, *, source: str, note: str) -> None:
     """Record the LSTM head's duplicate-free accuracy and macro-F1 on the paper split."""
-    from medrepro import compare
+    from medrepro import results
 
     free = table[table["split"].str.startswith("paper") & (table["model"] == LSTM)
                  & (table["test set"] == "duplicate-free")].iloc[0]
     for metric, col in DUPLICATE_FREE_METRICS.items():
-        _mri.record_ci("A", metric + compare.DUPLICATE_FREE, free, col, source=source,
+        _mri.record_ci("A", metric + results.DUPLICATE_FREE, free, col, source=source,
                        artifact="A.splits", n=int(free["n_test"]),
                        extra={"dropped": int(free["dropped"])},
                        notes=f"{int(free['dropped'])} test images with a training duplicate "

@@ -285,9 +285,9 @@ def print_trained(res: VariantResult) -> None:
 def predict_labels(model, x: np.ndarray, *, batch: int = 4,
                    threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
-    from medrepro import train
+    from medrepro import pipeline, train
 
-    ds = train.from_arrays(x[..., None], batch_size=batch, cache=False)
+    ds = pipeline.from_arrays(x[..., None], batch_size=batch, cache=False)
     prob = train.predict_proba(model, ds).reshape(-1)
     return prob, (prob >= threshold).astype(np.int64)
 
