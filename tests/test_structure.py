@@ -17,7 +17,7 @@ ROOT = Path(medrepro.__file__).resolve().parent
 # Modules that read, write and shape data; they must not depend on training, evaluation,
 # explanation, plotting, the studies or the notebook helpers.
 DATA_LAYER = ("dicom", "volumes", "mri", "rsna", "datasets", "download", "audit", "registry",
-              "phantoms", "phantoms.*", "pipeline", "compact")
+              "phantoms", "phantoms.*", "pipeline", "compact", "_rgb_lanes")
 UPPER_LAYER = ("train", "callbacks", "evaluate", "explain", "models", "models.*", "studies",
                "studies.*", "plots", "notebook")
 
