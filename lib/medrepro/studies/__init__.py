@@ -5,6 +5,7 @@
 - ``studies.c``: the sequential CNN's five optimiser trials with MSE (03).
 - ``studies.d``: the 3-D CNN's six scenarios on MosMed (05).
 - ``studies.e``: the CNN with Grad-CAM, Eigen-CAM and Integrated Gradients (03).
+- ``studies._mri``: what A, C and E share (image splits, duplicate-free tables, figures).
 
 Each study's ``run``/``train_*`` functions return a result object; its ``table*``/``fig*``
 functions turn a result into the frames and figures that the notebook saves with
