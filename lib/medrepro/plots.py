@@ -619,7 +619,8 @@ def plot_pointing_game(images: np.ndarray, maps: dict[str, np.ndarray], masks: n
 
     ``images`` ``(N, H, W[, C])``, ``maps[method]`` ``(N, H, W)`` in [0, 1], ``masks`` ``(N, H,
     W)`` bool (the lesion), ``peaks[method][i]`` the map's maximum ``(row, col)`` or None,
-    ``hits[method][i]``. Each panel: the map over the image, the lesion outline (white), the
+    ``hits[method][i]``; the method names the row. Each panel: the map over the image, the
+    lesion outline (white), the
     tolerance ``radius`` around it (dashed cyan; ``tolerances`` ``(N, H, W)`` bool instead, e.g.
     slices of a 3-D dilation), the maximum (a cross); "hit"/"miss" in the title. Returns the
     Figure.
@@ -630,7 +631,7 @@ def plot_pointing_game(images: np.ndarray, maps: dict[str, np.ndarray], masks: n
 
     methods = list(maps)
     n = len(images)
-    fig, axes = plt.subplots(len(methods), n, figsize=(2.3 * n + 0.6, 2.5 * len(methods) + 0.8),
+    fig, axes = plt.subplots(len(methods), n, figsize=(2.3 * n + 0.8, 2.7 * len(methods) + 0.9),
                              squeeze=False)
     for r, method in enumerate(methods):
         for i in range(n):
@@ -649,10 +650,11 @@ def plot_pointing_game(images: np.ndarray, maps: dict[str, np.ndarray], masks: n
                         markersize=9, mew=2.2)
             hit = bool(hits[method][i])
             head = f"{titles[i]}\n" if i < len(titles) else ""
-            ax.set_title(f"{head}{method}: {'hit' if hit else 'miss'}", fontsize=7.5,
+            ax.set_title(f"{head}{'hit' if hit else 'miss'}", fontsize=7.5,
                          color=HIT_COLOUR if hit else MISS_COLOUR)
             ax.set_xticks([])
             ax.set_yticks([])
+        axes[r, 0].set_ylabel(method, fontsize=9)
     fig.suptitle(suptitle or "Pointing game: is the map's maximum (x) on the lesion?", fontsize=9)
     fig.tight_layout(rect=LAYOUT_RECT)
     return fig

@@ -583,7 +583,10 @@ def xai_score_table(score: XaiScore):
         row.update(xai_score.summary(score.game, n_boot=score.n_boot, seed=score.seed))
         row["chance_volume"] = row.pop("chance_image")
         row["chance_lungs"] = row.pop("chance_region")
-    return pd.DataFrame([row])
+    first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
+             "chance_volume", "chance_lungs"]
+    table = pd.DataFrame([row])
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 
 
 def xai_score_notes(score: XaiScore) -> str:

@@ -249,7 +249,10 @@ def xai_score_table(score: XaiScore):
                                          seed=score.seed))
             row["chance_brain"] = row.pop("chance_region")
         rows.append(row)
-    return pd.DataFrame(rows)
+    first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
+             "chance_image", "chance_brain"]
+    table = pd.DataFrame(rows)
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 
 
 def xai_score_notes(score: XaiScore) -> str:
