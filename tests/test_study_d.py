@@ -196,5 +196,5 @@ def test_xai_score_without_masks_says_not_scored(tmp_path):
     ds = types.SimpleNamespace(root=tmp_path, label="mosmed (real)")
     score = d.score_gradcam(res, None, ds, "aug_5", split="val", n_boot=10, seed=0)
     table = d.xai_score_table(score)
-    assert table["status"].tolist() == ["not scored: mosmed (real) has no lesion masks"]
+    assert table["status"].tolist() == ["not scored: mosmed (real) has no lesion masks"] * 2
     plt.close(d.xai_score_figure(score))

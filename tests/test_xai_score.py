@@ -94,3 +94,10 @@ def test_mismatched_shapes_and_empty_masks_raise():
         xai_score.pointing_game([np.ones((8, 8))], [np.zeros((8, 8), dtype=bool)])
     with pytest.raises(ValueError, match="2 maps, 1 masks"):
         xai_score.pointing_game([np.ones((8, 8))] * 2, [np.ones((8, 8), dtype=bool)])
+
+
+def test_take_keeps_the_chosen_items():
+    mask = _disc((16, 16), (8, 8), 3)
+    game = xai_score.pointing_game([_bump((16, 16), (8, 8)), np.zeros((16, 16))], [mask, mask])
+    part = game.take(np.array([False, True]))
+    assert part.hits.tolist() == [False] and part.peaks == [None] and part.n_empty_maps == 1

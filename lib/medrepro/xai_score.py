@@ -37,6 +37,12 @@ class PointingGame:
     def n_empty_maps(self) -> int:
         return sum(p is None for p in self.peaks)
 
+    def take(self, index) -> PointingGame:
+        """The items ``index`` (int array or bool mask) of this game."""
+        idx = np.arange(len(self.hits))[index]
+        return PointingGame(self.hits[idx], [self.peaks[i] for i in idx], self.chance_image[idx],
+                            self.chance_region[idx])
+
 
 def dilate(mask: np.ndarray, *, radius: float = DILATION_PX) -> np.ndarray:
     """``mask`` (bool, any rank) grown by ``radius`` pixels (Euclidean distance); same shape."""

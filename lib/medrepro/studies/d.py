@@ -483,11 +483,12 @@ SCORED = "scored"
 
 @dataclass(frozen=True)
 class XaiScore:
-    """The pointing game of scenario ``key``'s 3-D Grad-CAM on ``split``. ``status``:
-    :data:`SCORED` or why not; ``volumes`` ``(N, H, W, D)`` as the scenario sees them, ``masks``
-    / ``lungs`` bool of the same shape (preprocessed like the volumes), ``cams``, ``game``,
-    ``names``; ``n_candidates``: correctly classified abnormal volumes, ``n_empty``: those whose
-    lesion vanished in the resize (left out)."""
+    """The pointing game of scenario ``key``'s 3-D Grad-CAM on the abnormal ``split`` volumes.
+    ``status``: :data:`SCORED` or why not; ``volumes`` ``(N, H, W, D)`` as the scenario sees
+    them, ``masks`` / ``lungs`` bool of the same shape (preprocessed like the volumes), ``cams``,
+    ``game`` (all N), ``correct`` (N,) bool (classified abnormal), ``names``; ``n_candidates``:
+    correctly classified abnormal volumes, ``n_empty``: abnormal volumes whose lesion vanished
+    in the resize (left out)."""
 
     label: str
     status: str
@@ -501,6 +502,7 @@ class XaiScore:
     lungs: np.ndarray | None = None
     cams: np.ndarray | None = None
     game: Any = None
+    correct: np.ndarray | None = None
     names: tuple[str, ...] = ()
     n_boot: int = 1000
     seed: int = 0
@@ -548,44 +550,52 @@ def score_gradcam(res: VariantResult, data: Data, ds, key: str, *, split: str, n
     x, y = scenario_splits(scenario, res.splits)[split]
     pred = res.scores[key][split]["pred"]
     rows = split_scans(data, split)
-    chosen = np.flatnonzero((y == 1) & (pred == 1))
+    chosen = np.flatnonzero(y == 1)  # every abnormal volume; the table's first row: correct ones
     store = phantoms.lesion_masks(ds.root)
     drawn = [store[phantoms.mask_key(ds.root, rows["path"].iloc[i])] for i in chosen]
     prep = {"shape": x.shape[1:], "lung_only": scenario.lung_only}
     masks = np.stack([preprocess_mask(d["lesion"], **prep) for d in drawn]) if drawn else \
         np.zeros((0, *x.shape[1:]), dtype=bool)
-    keep = masks.reshape(len(masks), -1).any(axis=1)
-    counts = {"n_candidates": len(chosen), "n_empty": int((~keep).sum())}
+    keep = masks.any(axis=(1, 2, 3))  # (N,); a lesion lost in the resize cannot be hit
+    counts = {"n_candidates": int((pred[chosen] == 1).sum()), "n_empty": int((~keep).sum())}
     if not keep.any():
-        return XaiScore(status="no correctly classified abnormal volume to score", **base,
-                        **counts)
+        return XaiScore(status="no abnormal volume with a lesion to score", **base, **counts)
     chosen, masks = chosen[keep], masks[keep]
     lungs = np.stack([preprocess_mask(d["region"], **prep) for d, k in zip(drawn, keep) if k])
     cams = explain.gradcam(res.results[key].restore(), x[chosen][..., None],
                            layer=GRADCAM_LAYER)
     return XaiScore(status=SCORED, **base, **counts, volumes=x[chosen], masks=masks, lungs=lungs,
                     cams=cams, game=xai_score.pointing_game(cams, masks, regions=lungs),
-                    names=tuple(rows["name"].iloc[chosen]), n_boot=n_boot, seed=seed)
+                    correct=pred[chosen] == 1, names=tuple(rows["name"].iloc[chosen]),
+                    n_boot=n_boot, seed=seed)
 
 
 def xai_score_table(score: XaiScore):
     """D.xai_score: the hit rate with its 95% bootstrap CI beside the chance rate of a random
-    voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``)."""
+    voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``); first row the
+    correctly classified abnormal volumes, second every abnormal volume (any prediction)."""
     import pandas as pd
 
     from medrepro import xai_score
 
-    row = {"method": "Grad-CAM (3-D)", "status": score.status, "data": score.label,
-           "scenario": score.key, "split": score.split,
-           "n_correct_abnormal": score.n_candidates, "n_empty_mask": score.n_empty,
-           "dilation_vox": xai_score.DILATION_PX}
-    if score.game is not None:
-        row.update(xai_score.summary(score.game, n_boot=score.n_boot, seed=score.seed))
-        row["chance_volume"] = row.pop("chance_image")
-        row["chance_lungs"] = row.pop("chance_region")
-    first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
-             "chance_volume", "chance_lungs"]
-    table = pd.DataFrame([row])
+    rows = []
+    for volumes_scored in ("correctly classified CT-23", "every CT-23 (any prediction)"):
+        row = {"method": "Grad-CAM (3-D)", "volumes": volumes_scored, "status": score.status,
+               "data": score.label, "scenario": score.key, "split": score.split,
+               "n_correct_abnormal": score.n_candidates, "n_empty_mask": score.n_empty,
+               "dilation_vox": xai_score.DILATION_PX}
+        if score.game is not None:
+            game = score.game.take(score.correct) if volumes_scored.startswith("correctly") \
+                else score.game
+            row.update(xai_score.summary(game, n_boot=score.n_boot, seed=score.seed))
+            row["chance_volume"] = row.pop("chance_image")
+            row["chance_lungs"] = row.pop("chance_region")
+            if not len(game.hits):
+                row["status"] = "no correctly classified abnormal volume"
+        rows.append(row)
+    first = ["method", "volumes", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo",
+             "hit_rate_hi", "chance_volume", "chance_lungs"]
+    table = pd.DataFrame(rows)
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 
 
@@ -596,7 +606,8 @@ def xai_score_notes(score: XaiScore) -> str:
         return f"{score.status}."
     lung = "; lung-only slices, the masks' too" if score.lung_only else ""
     return (f"Pointing game of the best model's ({score.key}) 3-D Grad-CAM on the correctly "
-            f"classified CT-23 {score.split} volumes ({score.label}): a hit when the map's maximum "
+            f"classified CT-23 {score.split} volumes (first row; second row: every CT-23 {score.split} "
+            f"volume whatever the prediction) ({score.label}): a hit when the map's maximum "
             f"lies in the lesion mask (GGO + consolidation) dilated by {xai_score.DILATION_PX} "
             "voxels, masks taken through the volumes' preprocessing (rotate 90°, resize"
             f"{lung}); hit_rate_lo/hi: 95% bootstrap CI; chance_volume / chance_lungs: the rate "
@@ -613,8 +624,10 @@ def xai_score_figure(score: XaiScore):
         return plots.plot_message(f"D: 3-D Grad-CAM {score.status}", title="D: pointing game")
     hits = score.game.hits
     half = N_SCORE_SHOWN // 2
-    order = list(np.flatnonzero(hits)[:half]) + list(np.flatnonzero(~hits)[:half])
-    order += [i for i in range(len(hits)) if i not in order][:N_SCORE_SHOWN - len(order)]
+    # correctly classified volumes first, then the others; hits and misses half each if can be
+    rank = np.argsort(~score.correct, kind="stable")
+    order = [int(i) for i in rank if hits[i]][:half] + [int(i) for i in rank if not hits[i]][:half]
+    order += [int(i) for i in rank if i not in order][:N_SCORE_SHOWN - len(order)]
     peaks = [score.game.peaks[i] for i in order]
     ks = [p[2] if p is not None else score.volumes.shape[3] // 2 for p in peaks]
     grown = [xai_score.dilate(score.masks[i]) for i in order]  # the 3-D tolerance, sliced below
@@ -623,10 +636,11 @@ def xai_score_figure(score: XaiScore):
         _slices(score.masks[order], ks),
         {"Grad-CAM": [p[:2] if p is not None else None for p in peaks]},
         {"Grad-CAM": hits[order]},
-        titles=[f"{score.names[i]}, slice {k}" for i, k in zip(order, ks)],
+        titles=[f"{score.names[i]} ({'correct' if score.correct[i] else 'called normal'}), "
+                f"slice {k}" for i, k in zip(order, ks)],
         tolerances=_slices(grown, ks),
-        suptitle=f"D: pointing game of the 3-D Grad-CAM ({score.key}), correct CT-23 "
-                 f"{score.split} volumes ({score.label}); slice through the maximum")
+        suptitle=f"D: pointing game of the 3-D Grad-CAM ({score.key}), CT-23 {score.split} "
+                 f"volumes ({score.label}); slice through the maximum")
 
 
 def _slices(vols, ks) -> np.ndarray:
