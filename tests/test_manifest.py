@@ -56,3 +56,12 @@ def test_profile_table_covers_every_profile():
         profiles.settings("04_lightweight_ct", "fast")
     df = profiles.table()
     assert {"smoke", "demo", "paper"} <= set(df.columns)
+
+
+@pytest.mark.parametrize("ids, notebook", [
+    (("E.xai_score", "E.fig_xai_score"), "03_lstm_cnn_mri"),
+    (("D.xai_score", "D.fig_xai_score"), "05_3dcnn_mosmed"),
+])
+def test_explanation_scores_belong_to_their_notebooks(ids, notebook):
+    made_there = {a.id: a.kind for a in manifest.for_notebook(notebook)}
+    assert {i: made_there.get(i) for i in ids} == {ids[0]: "table", ids[1]: "figure"}

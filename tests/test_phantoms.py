@@ -169,6 +169,44 @@ def test_mri_same_image_with_or_without_masks():
     assert np.array_equal(plain, with_masks)
 
 
+def test_mri_masks_are_saved_outside_the_class_folders(masoud):
+    from medrepro import mri as mri_data
+
+    listed = mri_data.list_images(masoud, "brain_tumor_masoud")
+    assert not any(".masks" in str(p) for p in listed["path"])  # no lister reads them
+    masks = phantoms.lesion_masks(masoud)
+    keys = {phantoms.mask_key(masoud, p) for p in listed["path"]}
+    assert set(masks) == keys
+    copies = {d["copy"]: d["original"] for d in phantoms.read_marker(masoud)["planted_duplicates"]}
+    for key in keys:
+        m = masks[key]
+        with Image.open(masoud / key) as im:
+            assert m["lesion"].shape == m["region"].shape == (im.height, im.width), key
+        if "notumor" in key:
+            assert not m["lesion"].any(), key
+        if key in copies:  # a planted duplicate carries its source's masks
+            src = masks[copies[key]]
+            assert all(np.array_equal(m[k], src[k]) for k in ("lesion", "region")), key
+    rng = rng_for(3, "mri", "masoud", "train", "glioma", 5)  # Tr-glTr_0005.jpg: drawn, not copied
+    assert "Training/glioma/Tr-glTr_0005.jpg" not in copies
+    _, drawn = mri.render_image(rng, "glioma", shape=mri.pick_shape(rng, "glioma", size=96),
+                                return_masks=True)
+    saved = masks["Training/glioma/Tr-glTr_0005.jpg"]
+    assert np.array_equal(saved["lesion"], drawn["lesion"]) and saved["lesion"].any()
+    assert np.array_equal(saved["region"], drawn["brain"])
+
+
+def test_datasets_without_masks_say_so(tmp_path):
+    real = tmp_path / "brain_tumor_sartaj"
+    (real / "Testing" / "glioma_tumor").mkdir(parents=True)
+    assert not phantoms.has_lesion_masks(real)
+    with pytest.raises(phantoms.NoLesionMasksError, match=r"brain_tumor_sartaj: no lesion masks"):
+        phantoms.lesion_masks(real)
+    with pytest.raises(KeyError, match="no masks for 'Training/x.jpg'"):
+        phantoms.lesion_masks(phantoms.make_mosmed(tmp_path / "mosmed", n_per_class=1, seed=0,
+                                                   size=32))["Training/x.jpg"]
+
+
 def test_mri_rejects_bad_arguments(tmp_path):
     with pytest.raises(phantoms.PhantomError, match="unknown MRI layout"):
         phantoms.make_mri(tmp_path / "x", layout="figshare", n_per_class=2, seed=0)
@@ -300,6 +338,26 @@ def test_mosmed_layout_and_nifti_header(mosmed_root):
         assert img.header["descrip"].tobytes().startswith(b"Time=")
         data = np.asarray(img.dataobj)
         assert data.min() >= -1024 and data.max() > 300  # air and bone
+
+
+def test_mosmed_masks_follow_the_volumes(mosmed_root):
+    import nibabel as nib
+    from medrepro import volumes
+
+    masks = phantoms.lesion_masks(mosmed_root)
+    listed = volumes.list_scans(mosmed_root)
+    assert set(masks) == {phantoms.mask_key(mosmed_root, p) for p in listed["path"]}
+    fractions = phantoms.read_marker(mosmed_root)["lesion_fraction"]
+    for key in masks:
+        m = masks[key]
+        hu = np.asarray(nib.load(mosmed_root / key).dataobj)
+        assert m["lesion"].shape == m["region"].shape == hu.shape, key
+        if key.startswith("CT-0/"):
+            assert not m["lesion"].any(), key  # normal dependent density is not a lesion
+            continue
+        assert m["lesion"].any() and not (m["lesion"] & ~m["region"]).any(), key  # in the lungs
+        assert m["lesion"].sum() / m["region"].sum() == pytest.approx(fractions[key], abs=1e-3)
+        assert np.median(hu[m["lesion"]]) > -750 > np.median(hu[m["region"] & ~m["lesion"]])
 
 
 def test_mosmed_tissue_hu_and_findings():

@@ -159,3 +159,42 @@ def test_train_variant_puts_the_heldout_runs_in_their_own_folder(monkeypatch, tm
     res = d.train_variant(run, ds, {}, heldout=True)
     assert seen["run_root"] == tmp_path / "heldout" and seen["epochs"] == {"aug_25": 2}
     assert res.splits == {} and res.results == {} and res.scores == {}
+
+
+def test_lesion_masks_follow_the_volumes_preprocessing(tmp_path):
+    from medrepro import phantoms, volumes
+
+    root = phantoms.make_mosmed(tmp_path / "mosmed", n_per_class=1, seed=4, size=48)
+    key = "CT-23/study_0939.nii.gz"
+    drawn = phantoms.lesion_masks(root)[key]
+    shape = (32, 32, 24)
+    vol = volumes.process_scan(root / key, shape=shape)  # what the model sees, (H, W, D)
+    lesion = d.preprocess_mask(drawn["lesion"], shape=shape, lung_only=False)
+    lungs = d.preprocess_mask(drawn["region"], shape=shape, lung_only=False)
+    assert lesion.shape == shape and lesion.any()
+
+    def agreement(les, lu):  # lesion voxels at GGO/consolidation HU; lung voxels aerated
+        band = (vol[les] > (-720 + 1000) / 1400) & (vol[les] < (40 + 1000) / 1400)
+        return band.mean(), (vol[lu & ~les] < (-720 + 1000) / 1400).mean()
+
+    assert min(agreement(lesion, lungs)) > 0.6
+    for turn in (-1, 2):  # the masks turned the wrong way land off the findings
+        wrong = [volumes.resize_volume(np.rot90(m.astype(np.float32), turn, axes=(0, 1)),
+                                       shape) >= 0.5 for m in (drawn["lesion"], drawn["region"])]
+        assert max(agreement(*wrong)) < 0.5
+    lung_only = d.preprocess_mask(drawn["lesion"], shape=shape, lung_only=True)
+    assert np.array_equal(lung_only, volumes.lung_only(lesion))
+
+
+def test_xai_score_without_masks_says_not_scored(tmp_path):
+    import types
+
+    import matplotlib.pyplot as plt
+
+    res = types.SimpleNamespace(results={"aug_5": types.SimpleNamespace(
+        scenario=d.SCENARIOS["aug_5"])})
+    ds = types.SimpleNamespace(root=tmp_path, label="mosmed (real)")
+    score = d.score_gradcam(res, None, ds, "aug_5", split="val", n_boot=10, seed=0)
+    table = d.xai_score_table(score)
+    assert table["status"].tolist() == ["not scored: mosmed (real) has no lesion masks"] * 2
+    plt.close(d.xai_score_figure(score))

@@ -323,6 +323,17 @@ _ENTRIES: list[Artifact] = [
     Artifact("D.heldout", "D", "table",
              "The 70/20/10 variant: validation and held-out test results per scenario", _NB5,
              beyond=True),
+    Artifact("D.xai_score", "D", "table",
+             "Pointing game of the 3-D Grad-CAM on phantom lesion masks: hit rate (95% CI) vs "
+             "chance", _NB5, beyond=True),
+    Artifact("D.fig_xai_score", "D", "figure",
+             "Pointing game hits and misses of the 3-D Grad-CAM (slice through the maximum)", _NB5,
+             beyond=True),
+    Artifact("E.xai_score", "E", "table",
+             "Pointing game of Grad-CAM, Eigen-CAM and Integrated Gradients on phantom lesion "
+             "masks: hit rate (95% CI) vs chance", _NB3, beyond=True),
+    Artifact("E.fig_xai_score", "E", "figure",
+             "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
     Artifact("X.compare", "X", "table",
              "Every headline number: reported vs reproduced, 95% CI, source, profile, seed", _NB6),
     Artifact("X.mcnemar", "X", "table", "McNemar tests of the papers' 'X beats Y' claims", _NB6,

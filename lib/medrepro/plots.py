@@ -605,3 +605,69 @@ def plot_summary_table(df, *, title: str = ""):
     ax.table(cellText=df.values, colLabels=df.columns, loc="center").auto_set_font_size(True)
     ax.set_title(title)
     return fig
+
+
+# ---------------------------------------------------------------------------- explanation scores
+HIT_COLOUR, MISS_COLOUR = "tab:green", "tab:red"
+
+
+def plot_pointing_game(images: np.ndarray, maps: dict[str, np.ndarray], masks: np.ndarray,
+                       peaks: dict[str, Sequence], hits: dict[str, Sequence[bool]], *,
+                       titles: Sequence[str] = (), radius: float = 3,
+                       tolerances: np.ndarray | None = None, suptitle: str = ""):
+    """The pointing game drawn: one row per method (``maps`` key), one column per image.
+
+    ``images`` ``(N, H, W[, C])``, ``maps[method]`` ``(N, H, W)`` in [0, 1], ``masks`` ``(N, H,
+    W)`` bool (the lesion), ``peaks[method][i]`` the map's maximum ``(row, col)`` or None,
+    ``hits[method][i]``; the method names the row. Each panel: the map over the image, the
+    lesion outline (white), the
+    tolerance ``radius`` around it (dashed cyan; ``tolerances`` ``(N, H, W)`` bool instead, e.g.
+    slices of a 3-D dilation), the maximum (a cross); "hit"/"miss" in the title. Returns the
+    Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from medrepro import xai_score
+
+    methods = list(maps)
+    n = len(images)
+    fig, axes = plt.subplots(len(methods), n, figsize=(2.3 * n + 0.8, 2.7 * len(methods) + 0.9),
+                             squeeze=False)
+    for r, method in enumerate(methods):
+        for i in range(n):
+            ax = axes[r, i]
+            ax.imshow(overlay(images[i], maps[method][i], alpha=0.4))
+            if np.any(masks[i]):  # a slice may miss the lesion (3-D)
+                ax.contour(np.asarray(masks[i], float), levels=[0.5], colors="white",
+                           linewidths=0.9)
+            grown = xai_score.dilate(masks[i], radius=radius) if tolerances is None \
+                else tolerances[i]
+            if np.any(grown):
+                ax.contour(np.asarray(grown, float), levels=[0.5], colors="cyan", linewidths=0.8,
+                           linestyles="dashed")
+            if peaks[method][i] is not None:
+                ax.plot(peaks[method][i][1], peaks[method][i][0], marker="x", color="yellow",
+                        markersize=9, mew=2.2)
+            hit = bool(hits[method][i])
+            head = f"{titles[i]}\n" if i < len(titles) else ""
+            ax.set_title(f"{head}{'hit' if hit else 'miss'}", fontsize=7.5,
+                         color=HIT_COLOUR if hit else MISS_COLOUR)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(method, fontsize=9)
+    fig.suptitle(suptitle or "Pointing game: is the map's maximum (x) on the lesion?", fontsize=9)
+    fig.tight_layout(rect=LAYOUT_RECT)
+    return fig
+
+
+def plot_message(text: str, *, title: str = ""):
+    """A small figure that only says ``text`` (an artifact that could not be made here)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout(rect=LAYOUT_RECT)
+    return fig

@@ -5,10 +5,17 @@
 - :func:`make_mosmed` MosMedData chest-CT NIfTI volumes, ``CT-0`` and ``CT-23`` (``mosmed.py``).
 
 Each is deterministic by seed, writes atomically (completion marker ``.phantom.json`` last) and
-is a no-op when called again with the same arguments on a complete folder.
+is a no-op when called again with the same arguments on a complete folder. The MRI and MosMed
+phantoms also keep their lesion masks out of the data path (:func:`lesion_masks`).
 """
 
 from medrepro.phantoms._common import MARKER_NAME, PhantomError, is_complete, read_marker
+from medrepro.phantoms._masks import (
+    NoLesionMasksError,
+    has_lesion_masks,
+    lesion_masks,
+    mask_key,
+)
 
 
 def make_mri(*args, **kwargs):
@@ -28,10 +35,14 @@ def make_mosmed(*args, **kwargs):
 
 __all__ = [
     "MARKER_NAME",
+    "NoLesionMasksError",
     "PhantomError",
+    "has_lesion_masks",
     "is_complete",
+    "lesion_masks",
     "make_mosmed",
     "make_mri",
     "make_rsna",
+    "mask_key",
     "read_marker",
 ]

@@ -21,6 +21,10 @@ density (-600..-300) of a few percent of the lung, occasional small nodules.
 CT-23: ground-glass opacities (-700..-300 HU) and consolidation (-100..+50 HU) with a
 peripheral, posterior and basal predominance, covering a graded fraction of the lung volume
 (2-55 %, log-uniform per volume); mild CT-23 volumes overlap CT-0's normal variation.
+
+Lesion masks (the findings of each CT-23 volume, empty for CT-0, and the lungs; stored voxel
+order) go to ``.masks/lesion_masks.npz``, outside the class folders
+(:mod:`medrepro.phantoms._masks`), for scoring explanation maps.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from medrepro.phantoms import _shapes
 from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.phantoms._masks import MaskCollector
 
 CLASSES = ("CT-0", "CT-23")
 FIRST_STUDY = {"CT-0": 1, "CT-23": 939}
@@ -70,6 +75,7 @@ def make_mosmed(root: str | os.PathLike, *, n_per_class: int, seed: int,
 
 def _write_mosmed(tmp: Path, *, n: int, seed: int, size: int) -> dict[str, Any]:
     extents = {}
+    masks = MaskCollector()
     for cls in CLASSES:
         folder = tmp / cls
         folder.mkdir(parents=True)
@@ -80,6 +86,8 @@ def _write_mosmed(tmp: Path, *, n: int, seed: int, size: int) -> dict[str, Any]:
             name = f"study_{study:04d}.nii.gz"
             (folder / name).write_bytes(encode_nifti(ct.hu, ct.affine, ct.time_tag))
             extents[f"{cls}/{name}"] = round(ct.lesion_fraction, 4)
+            masks.add(f"{cls}/{name}", lesion=ct.lesion_mask(), region=ct.lung)
+    masks.save(tmp)  # .masks/lesion_masks.npz: outside CT-0/ and CT-23/
     return {"lesion_fraction": extents}
 
 
@@ -109,6 +117,14 @@ class ChestCT:
     lung: np.ndarray  # bool: lung parenchyma
     ggo: np.ndarray  # bool: ground glass (CT-23) or dependent density (CT-0)
     consolidation: np.ndarray  # bool
+    abnormal: bool = False  # CT-23: ggo and consolidation are findings, else normal density
+
+    def lesion_mask(self) -> np.ndarray:
+        """bool (size, size, N): the COVID-19 findings (GGO or consolidation) of a CT-23 volume;
+        all False for CT-0 (its dependent density is normal anatomy, not a lesion)."""
+        if not self.abnormal:
+            return np.zeros(self.lung.shape, dtype=bool)
+        return self.ggo | self.consolidation
 
 
 def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) -> ChestCT:
@@ -214,7 +230,8 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) 
                f"{int(rng.integers(60)):02d}.{int(rng.integers(1000)):03d}"
     fraction = float((ggo | cons).sum() / max(int(lung_in.sum()), 1))
     return ChestCT(hu=np.round(hu).astype(np.int16), affine=affine, time_tag=time_tag,
-                   lesion_fraction=fraction, lung=lung_in, ggo=ggo & ~cons, consolidation=cons)
+                   lesion_fraction=fraction, lung=lung_in, ggo=ggo & ~cons, consolidation=cons,
+                   abnormal=abnormal)
 
 
 def _add_covid(rng, hu, lung, lung_dist, j, t, *, fraction, dx):

@@ -48,6 +48,10 @@ at demo (240 train / 60 test), 57 + 26 at the paper size. Duplicates replace gen
 so every class folder holds exactly the requested number of files. No duplicate spans two
 classes (the real sets have none).
 
+Lesion masks (the drawn lesion and the brain, posed like each image; empty lesion for
+``notumor``; a planted duplicate gets its source's) go to ``.masks/lesion_masks.npz``, outside
+the class folders (:mod:`medrepro.phantoms._masks`), for scoring explanation maps.
+
 File names follow the real sets: Masoud ``Tr-gl_0010.jpg`` (0-based; the first ten of each
 class are ``Tr-glTr_0000.jpg``..``Tr-glTr_0009.jpg``, as in the official Testing split), Sartaj
 ``gg (1).jpg``, ``m (2).jpg``/``m1(2).jpg``/``m2 (1).jpg``/``m3 (1).jpg``, ``1.jpg``..,
@@ -69,6 +73,7 @@ from scipy import ndimage
 
 from medrepro.phantoms import _shapes
 from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.phantoms._masks import MaskCollector
 
 LAYOUTS = ("masoud", "sartaj")
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")  # the phantom's class keys
@@ -211,6 +216,7 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
     copies = {d["copy"]: d["original"] for d in dups}
     names = {(split, cls): file_names(layout, split, cls, counts[split])
              for split in SPLITS for cls in CLASSES}
+    masks = MaskCollector()
     for split, split_dir in SPLITS.items():
         for cls in CLASSES:
             folder = tmp / split_dir / _class_dir(layout, cls)
@@ -218,11 +224,17 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
             for idx, name in enumerate(names[(split, cls)]):
                 if (split, cls, idx) not in copies:
                     rng = rng_for(seed, "mri", layout, split, cls, idx)
-                    (folder / name).write_bytes(render_jpeg(rng, cls, layout=layout, size=size))
+                    jpeg, drawn = render_jpeg(rng, cls, layout=layout, size=size,
+                                              return_masks=True)
+                    (folder / name).write_bytes(jpeg)
+                    masks.add((folder / name).relative_to(tmp).as_posix(),
+                              lesion=drawn["lesion"], region=drawn["brain"])
     for (split, cls, idx), (o_split, o_cls, o_idx) in copies.items():  # originals all exist now
         src = tmp / SPLITS[o_split] / _class_dir(layout, o_cls) / names[(o_split, o_cls)][o_idx]
         dst = tmp / SPLITS[split] / _class_dir(layout, cls) / names[(split, cls)][idx]
         dst.write_bytes(src.read_bytes())
+        masks.copy(dst.relative_to(tmp).as_posix(), src.relative_to(tmp).as_posix())
+    masks.save(tmp)  # .masks/lesion_masks.npz: outside every class folder
     planted = [{"original": "/".join((SPLITS[d["original"][0]],
                                       _class_dir(layout, d["original"][1]),
                                       names[d["original"][:2]][d["original"][2]])),
@@ -311,16 +323,19 @@ def plan_duplicates(counts: dict[str, int], *, seed: int, layout: str) -> list[d
 # rendering
 
 
-def render_jpeg(rng: np.random.Generator, cls: str, *, layout: str, size: int) -> bytes:
-    """One phantom MRI as JPEG bytes (mode L for Masoud, RGB for Sartaj)."""
+def render_jpeg(rng: np.random.Generator, cls: str, *, layout: str, size: int,
+                return_masks: bool = False):
+    """One phantom MRI as JPEG bytes (mode L for Masoud, RGB for Sartaj).
+
+    With ``return_masks`` also the masks of :func:`render_image` (same bytes either way)."""
     shape = pick_shape(rng, cls, size=size)
-    image = render_image(rng, cls, shape=shape)  # (H, W) uint8
+    image, masks = render_image(rng, cls, shape=shape, return_masks=True)  # (H, W) uint8
     pil = Image.fromarray(image, mode="L")
     if layout == "sartaj":
         pil = pil.convert("RGB")
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=int(rng.integers(82, 96)))
-    return buf.getvalue()
+    return (buf.getvalue(), masks) if return_masks else buf.getvalue()
 
 
 def pick_shape(rng: np.random.Generator, cls: str, *, size: int) -> tuple[int, int]:

@@ -9,8 +9,9 @@ did) and the prose's 70/20/10 split with a held-out test set (:func:`train_varia
 Artifacts made from this module's results: ``D.table4_1`` (:func:`training_table`),
 ``D.table4_2`` (:func:`validation_table`), ``D.table4_3`` (:func:`performance_table`),
 ``D.heldout`` (:func:`heldout_table`), the headline metrics (:func:`record_metrics`) and
-``D.gradcam3d`` (:func:`gradcam_figure`); the figures of the notebook come from
-:mod:`medrepro.plots`.
+``D.gradcam3d`` (:func:`gradcam_figure`), ``D.xai_score`` / ``D.fig_xai_score`` (the pointing
+game of the 3-D Grad-CAM on phantom lesion masks, :func:`score_gradcam`); the figures of the
+notebook come from :mod:`medrepro.plots`.
 """
 
 from __future__ import annotations
@@ -459,15 +460,189 @@ def gradcam_figure(res: VariantResult, key: str, *, split: str, n: int = 8):
     """D.gradcam3d: 3-D Grad-CAM (at :data:`GRADCAM_LAYER`) of scenario ``key``'s model on the
     first volume of ``split``, as the scenario sees it, overlaid on ``n`` slices.
 
-    Uses ``res.results[key].model`` as it stands (the model shared by the scenarios, holding
-    the weights :func:`evaluate_scenarios` restored last), as the notebook always did."""
+    The scenarios share one model, which after :func:`evaluate_scenarios` holds the weights of
+    the last scenario evaluated: scenario ``key``'s own weights are restored first."""
     from medrepro import explain, plots, volumes
 
     x, y = scenario_splits(res.results[key].scenario, res.splits)[split]
-    cam = explain.gradcam(res.results[key].model, x[0][..., None], layer=GRADCAM_LAYER)
+    cam = explain.gradcam(res.results[key].restore(), x[0][..., None], layer=GRADCAM_LAYER)
     if cam.shape != x[0].shape or cam.min() < 0.0 or cam.max() > 1.0:
         raise ValueError(f"gradcam_figure: expected a map of shape {x[0].shape} in [0, 1], "
                          f"got shape {cam.shape} in [{cam.min()}, {cam.max()}]")
     return plots.plot_gradcam_slices(x[0], cam, n=n,
                                      title=f"3-D Grad-CAM, best model ({key}), test volume of "
                                            f"class {volumes.CLASS_NAMES[int(y[0])]} ({split} set)")
+
+
+# ---------------------------------------------------------------------------- Grad-CAM scored
+# D.xai_score / D.fig_xai_score: the pointing game (medrepro.xai_score) of the best model's 3-D
+# Grad-CAM on the CT-23 evaluation volumes it classifies correctly, against the phantom's masks.
+N_SCORE_SHOWN = 6  # volumes in D.fig_xai_score
+SCORED = "scored"
+
+
+@dataclass(frozen=True)
+class XaiScore:
+    """The pointing game of scenario ``key``'s 3-D Grad-CAM on the abnormal ``split`` volumes.
+    ``status``: :data:`SCORED` or why not; ``volumes`` ``(N, H, W, D)`` as the scenario sees
+    them, ``masks`` / ``lungs`` bool of the same shape (preprocessed like the volumes), ``cams``,
+    ``game`` (all N), ``correct`` (N,) bool (classified abnormal), ``names``; ``n_candidates``:
+    correctly classified abnormal volumes, ``n_empty``: abnormal volumes whose lesion vanished
+    in the resize (left out)."""
+
+    label: str
+    status: str
+    key: str
+    split: str
+    lung_only: bool = False
+    n_candidates: int = 0
+    n_empty: int = 0
+    volumes: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    lungs: np.ndarray | None = None
+    cams: np.ndarray | None = None
+    game: Any = None
+    correct: np.ndarray | None = None
+    names: tuple[str, ...] = ()
+    n_boot: int = 1000
+    seed: int = 0
+
+
+def split_scans(data: Data, split: str):
+    """The rows of ``data.scans`` (the paper variant) behind ``data.splits[split]``, in order:
+    those of ``split`` whose cached volume exists (as :func:`medrepro.volumes.load_cached`)."""
+    from medrepro import volumes
+
+    rows = data.scans[data.scans["split"] == split]
+    kept = rows[[volumes.cached_path(data.cache.folder, p).is_file() for p in rows["path"]]]
+    if len(kept) != len(data.splits[split][1]) or \
+            (kept["label"].to_numpy() != data.splits[split][1]).any():
+        raise ValueError(f"{data.cache.folder}: {len(kept)} cached {split} volumes listed, "
+                         f"{len(data.splits[split][1])} loaded; the cache changed since loading")
+    return kept
+
+
+def preprocess_mask(mask: np.ndarray, *, shape: tuple[int, int, int],
+                    lung_only: bool) -> np.ndarray:
+    """A mask in a volume's stored voxel order ``(H, W, D)`` taken through the study's
+    preprocessing (:func:`medrepro.volumes.resize_volume`: rotate 90°, linear zoom to ``shape``;
+    then the lung-only slice rule if ``lung_only``); bool ``shape``, a voxel in where at least
+    half of it was."""
+    from medrepro import volumes
+
+    out = volumes.resize_volume(np.asarray(mask, dtype=np.float32), shape) >= 0.5
+    return volumes.lung_only(out) if lung_only else out
+
+
+def score_gradcam(res: VariantResult, data: Data, ds, key: str, *, split: str, n_boot: int,
+                  seed: int) -> XaiScore:
+    """3-D Grad-CAM (at :data:`GRADCAM_LAYER`) of scenario ``key``'s restored model on the
+    abnormal ``split`` volumes it classifies correctly, scored by the pointing game against the
+    phantom's lesion masks preprocessed exactly like the volumes (:func:`preprocess_mask`).
+    ``res`` must be the paper variant trained on ``data.splits``. Real data (no masks): a
+    "not scored" :class:`XaiScore`."""
+    from medrepro import explain, phantoms, xai_score
+
+    scenario = res.results[key].scenario
+    base = {"label": ds.label, "key": key, "split": split, "lung_only": scenario.lung_only}
+    if not phantoms.has_lesion_masks(ds.root):
+        return XaiScore(status=f"not scored: {ds.label} has no lesion masks", **base)
+    x, y = scenario_splits(scenario, res.splits)[split]
+    pred = res.scores[key][split]["pred"]
+    rows = split_scans(data, split)
+    chosen = np.flatnonzero(y == 1)  # every abnormal volume; the table's first row: correct ones
+    store = phantoms.lesion_masks(ds.root)
+    drawn = [store[phantoms.mask_key(ds.root, rows["path"].iloc[i])] for i in chosen]
+    prep = {"shape": x.shape[1:], "lung_only": scenario.lung_only}
+    masks = np.stack([preprocess_mask(d["lesion"], **prep) for d in drawn]) if drawn else \
+        np.zeros((0, *x.shape[1:]), dtype=bool)
+    keep = masks.any(axis=(1, 2, 3))  # (N,); a lesion lost in the resize cannot be hit
+    counts = {"n_candidates": int((pred[chosen] == 1).sum()), "n_empty": int((~keep).sum())}
+    if not keep.any():
+        return XaiScore(status="no abnormal volume with a lesion to score", **base, **counts)
+    chosen, masks = chosen[keep], masks[keep]
+    lungs = np.stack([preprocess_mask(d["region"], **prep) for d, k in zip(drawn, keep) if k])
+    cams = explain.gradcam(res.results[key].restore(), x[chosen][..., None],
+                           layer=GRADCAM_LAYER)
+    return XaiScore(status=SCORED, **base, **counts, volumes=x[chosen], masks=masks, lungs=lungs,
+                    cams=cams, game=xai_score.pointing_game(cams, masks, regions=lungs),
+                    correct=pred[chosen] == 1, names=tuple(rows["name"].iloc[chosen]),
+                    n_boot=n_boot, seed=seed)
+
+
+def xai_score_table(score: XaiScore):
+    """D.xai_score: the hit rate with its 95% bootstrap CI beside the chance rate of a random
+    voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``); first row the
+    correctly classified abnormal volumes, second every abnormal volume (any prediction)."""
+    import pandas as pd
+
+    from medrepro import xai_score
+
+    rows = []
+    for volumes_scored in ("correctly classified CT-23", "every CT-23 (any prediction)"):
+        row = {"method": "Grad-CAM (3-D)", "volumes": volumes_scored, "status": score.status,
+               "data": score.label, "scenario": score.key, "split": score.split,
+               "n_correct_abnormal": score.n_candidates, "n_empty_mask": score.n_empty,
+               "dilation_vox": xai_score.DILATION_PX}
+        if score.game is not None:
+            game = score.game.take(score.correct) if volumes_scored.startswith("correctly") \
+                else score.game
+            row.update(xai_score.summary(game, n_boot=score.n_boot, seed=score.seed))
+            row["chance_volume"] = row.pop("chance_image")
+            row["chance_lungs"] = row.pop("chance_region")
+            if not len(game.hits):
+                row["status"] = "no correctly classified abnormal volume"
+        rows.append(row)
+    first = ["method", "volumes", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo",
+             "hit_rate_hi", "chance_volume", "chance_lungs"]
+    table = pd.DataFrame(rows)
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
+
+def xai_score_notes(score: XaiScore) -> str:
+    from medrepro import xai_score
+
+    if score.status != SCORED:
+        return f"{score.status}."
+    lung = "; lung-only slices, the masks' too" if score.lung_only else ""
+    return (f"Pointing game of the best model's ({score.key}) 3-D Grad-CAM on the correctly "
+            f"classified CT-23 {score.split} volumes (first row; second row: every CT-23 {score.split} "
+            f"volume whatever the prediction) ({score.label}): a hit when the map's maximum "
+            f"lies in the lesion mask (GGO + consolidation) dilated by {xai_score.DILATION_PX} "
+            "voxels, masks taken through the volumes' preprocessing (rotate 90°, resize"
+            f"{lung}); hit_rate_lo/hi: 95% bootstrap CI; chance_volume / chance_lungs: the rate "
+            "of a random voxel in the volume / in the lungs; "
+            f"{score.n_empty} volume(s) whose lesion vanished in the resize left out.")
+
+
+def xai_score_figure(score: XaiScore):
+    """D.fig_xai_score: up to :data:`N_SCORE_SHOWN` scored volumes (hits and misses), each the
+    slice through its Grad-CAM maximum, with the map, the lesion outline and the maximum."""
+    from medrepro import plots, xai_score
+
+    if score.status != SCORED:
+        return plots.plot_message(f"D: 3-D Grad-CAM {score.status}", title="D: pointing game")
+    hits = score.game.hits
+    half = N_SCORE_SHOWN // 2
+    # correctly classified volumes first, then the others; hits and misses half each if can be
+    rank = np.argsort(~score.correct, kind="stable")
+    order = [int(i) for i in rank if hits[i]][:half] + [int(i) for i in rank if not hits[i]][:half]
+    order += [int(i) for i in rank if i not in order][:N_SCORE_SHOWN - len(order)]
+    peaks = [score.game.peaks[i] for i in order]
+    ks = [p[2] if p is not None else score.volumes.shape[3] // 2 for p in peaks]
+    grown = [xai_score.dilate(score.masks[i]) for i in order]  # the 3-D tolerance, sliced below
+    return plots.plot_pointing_game(
+        _slices(score.volumes[order], ks), {"Grad-CAM": _slices(score.cams[order], ks)},
+        _slices(score.masks[order], ks),
+        {"Grad-CAM": [p[:2] if p is not None else None for p in peaks]},
+        {"Grad-CAM": hits[order]},
+        titles=[f"{score.names[i]} ({'correct' if score.correct[i] else 'called normal'}), "
+                f"slice {k}" for i, k in zip(order, ks)],
+        tolerances=_slices(grown, ks),
+        suptitle=f"D: pointing game of the 3-D Grad-CAM ({score.key}), CT-23 {score.split} "
+                 f"volumes ({score.label}); slice through the maximum")
+
+
+def _slices(vols, ks) -> np.ndarray:
+    """``(N, H, W)``: slice ``ks[i]`` (last axis) of each volume ``vols[i]`` ``(H, W, D)``."""
+    return np.stack([v[:, :, k] for v, k in zip(vols, ks)])

@@ -150,3 +150,140 @@ def maps_figure(expl: Explanations, artifact: str):
     """The images with one method's heat maps overlaid (``E.fig3``-``E.fig5``)."""
     return plots.plot_maps(expl.images, expl.maps[artifact], titles=expl.titles,
                            suptitle=f"E: {MAPS[artifact]} (true / predicted)")
+
+
+# ---------------------------------------------------------------------------- explanations scored
+# E.xai_score / E.fig_xai_score: the pointing game (medrepro.xai_score) of the three maps on the
+# correctly classified tumour test images of a phantom, whose lesion masks are known.
+XAI_METHODS = ("Grad-CAM", "Eigen-CAM", "Integrated Gradients")
+TUMOUR_LABELS = tuple(i for i, name in enumerate(mri.CLASS_NAMES) if name != "no tumour")
+N_SCORE_SHOWN = 6  # images in E.fig_xai_score (Grad-CAM's hits and misses, half each if can be)
+SCORED = "scored"
+
+
+@dataclass(frozen=True)
+class XaiScore:
+    """The pointing game of E's maps. ``status``: :data:`SCORED` or why not (real data has no
+    masks); ``images`` ``(N, S, S, 3)``, ``masks`` / ``regions`` ``(N, S, S)`` bool (lesion,
+    brain) at the model's input size, ``titles``, ``maps`` and ``games`` per method;
+    ``n_candidates``: correctly classified tumour test images, ``n_empty``: those whose lesion
+    vanished at the input size (left out)."""
+
+    label: str
+    status: str
+    n_candidates: int = 0
+    n_empty: int = 0
+    images: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    regions: np.ndarray | None = None
+    titles: tuple[str, ...] = ()
+    maps: dict | None = None
+    games: dict | None = None
+    n_boot: int = 1000
+    seed: int = 0
+
+
+def score_explanations(res: Result, *, image_size: int, ig_steps: int, n_boot: int,
+                       seed: int) -> XaiScore:
+    """Grad-CAM, Eigen-CAM (on ``CAM_LAYER``) and Integrated Gradients of every correctly
+    classified tumour test image, scored against its phantom lesion mask (resized like the image:
+    bilinear with anti-aliasing, a pixel is lesion when at least half of it was). Integrated
+    Gradients' map is |attribution| summed over channels, unclipped, so its maximum is one pixel.
+    Returns a "not scored" :class:`XaiScore` for data without masks (real data)."""
+    import os
+
+    from medrepro import phantoms, xai_score
+
+    ds = res.data.ds
+    if not phantoms.has_lesion_masks(ds.root):
+        return XaiScore(ds.label, f"not scored: {ds.label} has no lesion masks")
+    test = res.data.test
+    picked = test[np.isin(test["label"], TUMOUR_LABELS) & (res.pred == test["label"].to_numpy())]
+    store = phantoms.lesion_masks(ds.root)
+    drawn = [store[phantoms.mask_key(ds.root, p)] for p in picked["path"]]
+    lesion = _masks_at([d["lesion"] for d in drawn], image_size)
+    keep = lesion.any(axis=(1, 2))
+    n_candidates, n_empty = len(picked), int((~keep).sum())
+    if not keep.any():
+        return XaiScore(ds.label, "no correctly classified tumour test image to score",
+                        n_candidates, n_empty)
+    picked, lesion = picked[keep], lesion[keep]
+    regions = _masks_at([d["region"] for d, k in zip(drawn, keep) if k], image_size)
+    images = mri.load_images(picked, image_size=image_size)
+    maps = {"Grad-CAM": explain.gradcam(res.model, images, layer=CAM_LAYER),
+            "Eigen-CAM": explain.eigencam(res.model, images, layer=CAM_LAYER),
+            "Integrated Gradients": np.stack([explain.attribution_map(a, percentile=100.0) for a in
+                                              explain.integrated_gradients(res.model, images,
+                                                                           steps=ig_steps)])}
+    games = {m: xai_score.pointing_game(maps[m], lesion, regions=regions) for m in maps}
+    titles = tuple(f"{_mri.LABELS[t]} · {os.path.basename(p).rsplit('.', 1)[0]}"
+                   for t, p in zip(picked["label"], picked["path"]))
+    return XaiScore(ds.label, SCORED, n_candidates, n_empty, images, lesion, regions, titles,
+                    maps, games, n_boot, seed)
+
+
+def _masks_at(masks, size: int) -> np.ndarray:
+    """bool ``(N, size, size)``: masks ``(N, H, W)`` resized like :func:`medrepro.mri.decode_files`
+    resizes images (bilinear, anti-aliased), then thresholded at one half."""
+    import tensorflow as tf
+
+    if len(masks) == 0:
+        return np.zeros((0, size, size), dtype=bool)
+    # one call per mask: the images' sizes differ (odd sizes beside the square ones)
+    return np.stack([tf.image.resize(np.asarray(m, dtype=np.float32)[..., None], (size, size),
+                                     antialias=True).numpy()[..., 0] >= 0.5 for m in masks])
+
+
+def xai_score_table(score: XaiScore):
+    """E.xai_score: per method the hit rate with its 95% bootstrap CI beside the chance rate of
+    a random point in the image (``chance_image``) and in the brain (``chance_brain``)."""
+    from medrepro import xai_score
+
+    rows = []
+    for method in XAI_METHODS:
+        row = {"method": method, "status": score.status, "data": score.label,
+               "n_correct_tumour": score.n_candidates, "n_empty_mask": score.n_empty,
+               "dilation_px": xai_score.DILATION_PX}
+        if score.games is not None:
+            row.update(xai_score.summary(score.games[method], n_boot=score.n_boot,
+                                         seed=score.seed))
+            row["chance_brain"] = row.pop("chance_region")
+        rows.append(row)
+    first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
+             "chance_image", "chance_brain"]
+    table = pd.DataFrame(rows)
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
+
+def xai_score_notes(score: XaiScore) -> str:
+    from medrepro import xai_score
+
+    if score.status != SCORED:
+        return f"{score.status}."
+    return (f"Pointing game on the correctly classified tumour test images ({score.label}): a hit "
+            f"when the map's maximum lies in the lesion mask dilated by {xai_score.DILATION_PX} "
+            "px at the model's input size; hit_rate_lo/hi: 95% bootstrap CI; chance_image / "
+            "chance_brain: the rate of a random point in the image / in the brain (mean share of "
+            f"it inside the dilated mask); {score.n_empty} image(s) whose lesion vanished at the "
+            "input size left out.")
+
+
+def xai_score_figure(score: XaiScore):
+    """E.fig_xai_score: up to :data:`N_SCORE_SHOWN` scored images (Grad-CAM's hits and misses)
+    with each method's map, the lesion outline, the tolerance and the maximum."""
+    from medrepro import xai_score
+
+    if score.status != SCORED:
+        return plots.plot_message(f"E: explanations {score.status}", title="E: pointing game")
+    hits = score.games["Grad-CAM"].hits
+    half = N_SCORE_SHOWN // 2
+    order = np.r_[np.flatnonzero(hits)[:half], np.flatnonzero(~hits)[:half]]
+    rest = [i for i in range(len(hits)) if i not in set(order)]
+    order = np.r_[order, rest[:N_SCORE_SHOWN - len(order)]].astype(int)
+    return plots.plot_pointing_game(
+        score.images[order], {m: score.maps[m][order] for m in XAI_METHODS}, score.masks[order],
+        {m: [score.games[m].peaks[i] for i in order] for m in XAI_METHODS},
+        {m: score.games[m].hits[order] for m in XAI_METHODS},
+        titles=[score.titles[i] for i in order], radius=xai_score.DILATION_PX,
+        suptitle=f"E: pointing game, correctly classified tumour test images ({score.label}); "
+                 "white: lesion, cyan: tolerance, x: map maximum")
