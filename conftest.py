@@ -108,3 +108,27 @@ def sartaj(tmp_path):
 def image_writer():
     """:func:`write_image`, for tests that add images to a layout."""
     return write_image
+
+
+def mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
+    """A brain-MRI folder in ``dataset_id``'s layout with ``n`` tiny fake JPEGs per class."""
+    from medrepro import registry
+
+    sp = registry.spec(dataset_id)
+    for split in splits:
+        for cls in sp.classes:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(b"jpg%d" % i)
+    return root
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No cached weights and a download that fails at once (as on this offline machine)."""
+    from medrepro.models import mri as mm
+
+    monkeypatch.setattr(mm, "WEIGHTS_TIMEOUT", 2.0)
+    monkeypatch.setattr(mm, "RESNET_WEIGHTS_URL", "http://127.0.0.1:9/none.h5")
+    monkeypatch.setattr(mm, "RESNET_WEIGHTS_FILE", "medrepro_test_missing_weights.h5")
+    monkeypatch.setattr(mm, "keras_models_dir", lambda: tmp_path / "no-weights-here")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import medrepro
+from conftest import mri_folder
 from medrepro import datasets, paths, profiles, registry
 from medrepro.phantoms import _common as phantoms_common
 from medrepro.registry import DatasetError
@@ -76,16 +77,6 @@ def fake(monkeypatch, tmp_path):
     return ph
 
 
-def _mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
-    sp = registry.spec(dataset_id)
-    for split in splits:
-        for cls in sp.classes:
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(b"jpg%d" % i)
-    return root
-
-
 # --------------------------------------------------------------------------------------------
 # resolve
 
@@ -145,8 +136,8 @@ def test_profile_from_environment(fake, monkeypatch):
 
 def test_folder_complete_missing_split_and_absent(fake, tmp_path):
     base = tmp_path / "datasets"
-    _mri_folder(base / "brain_tumor_sartaj", "brain_tumor_sartaj")
-    _mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",))
+    mri_folder(base / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",))
     (base / "rsna_ich_samples").mkdir()
 
     sartaj = datasets.resolve("brain_tumor_sartaj", data=str(base), profile="smoke")
@@ -170,7 +161,7 @@ def test_folder_complete_missing_split_and_absent(fake, tmp_path):
 
 def test_folder_with_kaggle_names_and_nesting_and_dataset_root_itself(fake, tmp_path):
     nested = tmp_path / "in" / "brain-tumor-mri-dataset" / "extra"
-    _mri_folder(nested, "brain_tumor_masoud")
+    mri_folder(nested, "brain_tumor_masoud")
     rd = datasets.resolve("brain_tumor_masoud", data=tmp_path / "in", profile="smoke")
     assert rd.root == nested.resolve() and not rd.is_phantom
     # a dataset's own root given as the folder; other datasets' class names do not match it
@@ -181,7 +172,7 @@ def test_folder_with_kaggle_names_and_nesting_and_dataset_root_itself(fake, tmp_
 
 
 def test_archive_is_extracted_once_and_read(fake, tmp_path):
-    src = _mri_folder(tmp_path / "src" / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    src = mri_folder(tmp_path / "src" / "brain_tumor_sartaj", "brain_tumor_sartaj")
     arc = tmp_path / "datasets.zip"
     with zipfile.ZipFile(arc, "w") as zf:
         for f in sorted(src.rglob("*.jpg")):
@@ -204,7 +195,7 @@ def test_unsupported_file_as_source(fake, tmp_path):
 
 def test_kaggle_input_folder_is_used_in_place(fake, monkeypatch, tmp_path):
     inputs = tmp_path / "kaggle" / "input"
-    _mri_folder(inputs / "brain-tumor-classification-mri", "brain_tumor_sartaj")
+    mri_folder(inputs / "brain-tumor-classification-mri", "brain_tumor_sartaj")
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(inputs))
     rd = datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
     assert rd.origin == "kaggle-input" and not rd.is_phantom
@@ -218,7 +209,7 @@ def test_kaggle_unavailable_raises_in_resolve_and_is_recorded_by_resolve_availab
     from medrepro.download import KaggleError
 
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "input"))
-    _mri_folder(tmp_path / "input" / "brain-tumor-classification-mri", "brain_tumor_sartaj")
+    mri_folder(tmp_path / "input" / "brain-tumor-classification-mri", "brain_tumor_sartaj")
 
     def unavailable(sp):
         raise KaggleError(f"{sp.id}: cannot reach www.kaggle.com; this machine looks offline")
@@ -244,7 +235,7 @@ def test_kaggle_unavailable_raises_in_resolve_and_is_recorded_by_resolve_availab
 def test_kaggle_input_found_under_the_new_datasets_owner_slug_mount(fake, monkeypatch, tmp_path):
     inputs = tmp_path / "input"
     root = inputs / "datasets" / "masoudnickparvar" / "brain-tumor-mri-dataset"
-    _mri_folder(root, "brain_tumor_masoud")
+    mri_folder(root, "brain_tumor_masoud")
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(inputs))
     rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
     assert rd.origin == "kaggle-input" and rd.root == root.resolve()
@@ -272,7 +263,7 @@ def test_mosmed_full_release_mirror_is_composed_into_ct23(fake, monkeypatch, tmp
 
 def test_inventory_reports_found_missing_and_used(fake, tmp_path):
     base = tmp_path / "ds"
-    _mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",), n=3)
+    mri_folder(base / "brain_tumor_masoud", "brain_tumor_masoud", splits=("Testing",), n=3)
     rd = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
     inv = datasets.inventory([rd])
     assert list(inv.columns) == ["dataset", "split", "class", "files", "bytes", "official_count",
@@ -316,7 +307,7 @@ def test_shared_data_resolves_as_documented(fake):
 
 def test_relative_folder_is_taken_from_the_project_root(fake, monkeypatch, tmp_path):
     project = tmp_path / "project"
-    _mri_folder(project / "mydata" / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    mri_folder(project / "mydata" / "brain_tumor_sartaj", "brain_tumor_sartaj")
     (project / "notebooks").mkdir()
     monkeypatch.setenv("MEDREPRO_ROOT", str(project))
     monkeypatch.chdir(project / "notebooks")  # where papermill runs the notebooks

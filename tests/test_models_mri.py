@@ -57,15 +57,6 @@ def test_softmax_stays_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No cached weights and a download that fails at once (as on this offline machine)."""
-    monkeypatch.setattr(mm, "WEIGHTS_TIMEOUT", 2.0)
-    monkeypatch.setattr(mm, "RESNET_WEIGHTS_URL", "http://127.0.0.1:9/none.h5")
-    monkeypatch.setattr(mm, "RESNET_WEIGHTS_FILE", "medrepro_test_missing_weights.h5")
-    monkeypatch.setattr(mm, "keras_models_dir", lambda: tmp_path / "no-weights-here")
-
-
 def test_offline_weights_fail_fast_with_a_clear_message(offline):
     with pytest.raises(mm.WeightsUnavailableError, match=r"ImageNet weights unavailable.*"
                                                          r"put the file there to run offline"):

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from conftest import mri_folder
 from medrepro import registry
-
-
-def _mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
-    sp = registry.spec(dataset_id)
-    for split in splits:
-        for cls in sp.classes:
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(b"jpg%d" % i)
-    return root
 
 
 def test_registry_ids_counts_and_sources():
@@ -31,7 +20,6 @@ def test_registry_ids_counts_and_sources():
     assert all(u.sha256 is None for u in mosmed.urls)  # not published: recorded on download
     assert registry.spec("rsna_ich").kaggle_competition == "rsna-intracranial-hemorrhage-detection"
 
-
 def test_folder_named_for_another_dataset_is_not_entered(tmp_path):
-    _mri_folder(tmp_path / "brain_tumor_sartaj" / "brain_tumor_masoud", "brain_tumor_masoud")
+    mri_folder(tmp_path / "brain_tumor_sartaj" / "brain_tumor_masoud", "brain_tumor_masoud")
     assert registry.find_dataset_root(tmp_path, "brain_tumor_masoud") is None

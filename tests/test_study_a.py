@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from medrepro import manifest
-from medrepro.models import mri as mm
 from medrepro.studies import a
 from medrepro.studies._mri import ImageSplit
 from PIL import Image
@@ -21,15 +20,6 @@ def test_train_head_knows_the_tanh_variant(tmp_path):
     with pytest.raises(ValueError, match="kind='gru': expected one of lstm, lstm_tanh"):
         a.train_head("gru", x, y, x, y, epochs=1, batch_size=4, learning_rate=1e-3,
                      run_dir=tmp_path)
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No cached weights and a download that fails at once (as on this offline machine)."""
-    monkeypatch.setattr(mm, "WEIGHTS_TIMEOUT", 2.0)
-    monkeypatch.setattr(mm, "RESNET_WEIGHTS_URL", "http://127.0.0.1:9/none.h5")
-    monkeypatch.setattr(mm, "RESNET_WEIGHTS_FILE", "medrepro_test_missing_weights.h5")
-    monkeypatch.setattr(mm, "keras_models_dir", lambda: tmp_path / "no-weights-here")
 
 
 def test_features_fall_back_to_random_init_with_a_warning_and_are_cached(offline, tmp_path):

@@ -370,41 +370,40 @@ def _get(row, column: str) -> float | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
-def training_table(results: dict[str, ScenarioResult]):
-    """D.table4_1: last-epoch training accuracy, s/epoch, loss, MSE per scenario, beside the
-    reported values (the four augmentation scenarios; the others were not tabulated)."""
+def _last_epoch_table(results: dict[str, ScenarioResult], artifact_id: str, metrics):
+    """One row per scenario: ``metrics`` (``(column, value of a ScenarioResult)`` pairs), each
+    beside its ``reported_<column>`` from ``artifact_id`` (the augmentation scenarios only)."""
     import pandas as pd
 
-    rep = _reported("D.table4_1")
+    rep = _reported(artifact_id)
     rows = []
     for res in results.values():
         r = _reported_row(rep, res)
-        rows.append({
-            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
-            "epochs_run": len(res.history),
-            "train_acc": res.last("accuracy"), "reported_train_acc": _get(r, "train_acc"),
-            "s_per_epoch": float(res.history["epoch_seconds"].mean()),
-            "reported_s_per_epoch": _get(r, "s_per_epoch"),
-            "train_loss": res.last("loss"), "reported_train_loss": _get(r, "train_loss"),
-            "train_mse": res.last("mse"), "reported_train_mse": _get(r, "train_mse")})
+        row = {"scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
+               "epochs_run": len(res.history)}
+        for column, value in metrics:
+            row[column] = value(res)
+            row[f"reported_{column}"] = _get(r, column)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def training_table(results: dict[str, ScenarioResult]):
+    """D.table4_1: last-epoch training accuracy, s/epoch, loss, MSE per scenario, beside the
+    reported values (the four augmentation scenarios; the others were not tabulated)."""
+    return _last_epoch_table(results, "D.table4_1", [
+        ("train_acc", lambda res: res.last("accuracy")),
+        ("s_per_epoch", lambda res: float(res.history["epoch_seconds"].mean())),
+        ("train_loss", lambda res: res.last("loss")),
+        ("train_mse", lambda res: res.last("mse"))])
 
 
 def validation_table(results: dict[str, ScenarioResult]):
     """D.table4_2: last-epoch validation accuracy, loss, MSE per scenario, beside the reported."""
-    import pandas as pd
-
-    rep = _reported("D.table4_2")
-    rows = []
-    for res in results.values():
-        r = _reported_row(rep, res)
-        rows.append({
-            "scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
-            "epochs_run": len(res.history),
-            "val_acc": res.last("val_accuracy"), "reported_val_acc": _get(r, "val_acc"),
-            "val_loss": res.last("val_loss"), "reported_val_loss": _get(r, "val_loss"),
-            "val_mse": res.last("val_mse"), "reported_val_mse": _get(r, "val_mse")})
-    return pd.DataFrame(rows)
+    return _last_epoch_table(results, "D.table4_2", [
+        ("val_acc", lambda res: res.last("val_accuracy")),
+        ("val_loss", lambda res: res.last("val_loss")),
+        ("val_mse", lambda res: res.last("val_mse"))])
 
 
 def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult], *,
