@@ -16,16 +16,22 @@ class away.
 
 Lesions by class (sizes uniform in the ranges, overlapping between classes):
 
-- glioma: intra-axial (centred in white matter), irregular border, radius 8-35 mm;
+- glioma: intra-axial (centred in white matter), irregular border, radius 15-35 mm;
   ring-enhancing with a necrotic core, heterogeneous solid, or low-grade homogeneous; vasogenic
   oedema around it.
-- meningioma: extra-axial, dural-based on the brain surface, radius 7-28 mm, well circumscribed,
+- meningioma: extra-axial, dural-based on the brain surface, radius 14-28 mm, well circumscribed,
   homogeneous, strongly enhancing on T1+C, sometimes a dural tail.
-- pituitary: at the sella (midline, below the hypothalamus), 6-30 mm across, widening the sella,
+- pituitary: at the sella (midline, below the hypothalamus), 16-30 mm across, widening the sella,
   with a suprasellar ("snowman") extension when large.
 - notumor: none. Every class shows the normal gland and the sphenoid sinus when the slice passes
-  through the sella, and 20 % of the other classes' slices are cut there, so location alone does
+  through the sella, and 10 % of the other classes' slices are cut there, so location alone does
   not give the class away.
+
+Every lesion stands out from the tissue around it in all four contrasts (hypointense on T1,
+enhancing on T1+C, bright on T2 and FLAIR) and none is small (radius >= 14 mm; an adenoma
+>= 16 mm across). On the real sets some tumours are nearly invisible on some sequences; on the
+earlier version of this phantom (lesions from 6-8 mm, iso-intense on T1, T2 and FLAIR) that left
+the demo's models, trained on 240 images, at chance (2026-12-02: study E's CNN 0.29-0.45).
 
 Difficulty (measured on this version, 2026-11-23, loaded 2-core CPU; chance = 0.25)::
 
@@ -97,13 +103,13 @@ PLANE_P = {"glioma": (0.50, 0.25, 0.25), "meningioma": (0.35, 0.35, 0.30),
            "notumor": (0.60, 0.20, 0.20), "pituitary": (0.15, 0.45, 0.40)}
 CONTRAST_P = {"glioma": (0.05, 0.70, 0.10, 0.15), "meningioma": (0.05, 0.80, 0.10, 0.05),
               "notumor": (0.30, 0.10, 0.45, 0.15), "pituitary": (0.15, 0.80, 0.05, 0.00)}
-GLIOMA_MM = (8.0, 35.0)  # glioma radius range (uniform), each axis then scaled by 0.7-1.3
-MENINGIOMA_MM = (7.0, 28.0)  # meningioma radius range (uniform)
+GLIOMA_MM = (15.0, 35.0)  # glioma radius range (uniform), each axis then scaled by 0.7-1.3
+MENINGIOMA_MM = (14.0, 28.0)  # meningioma radius range (uniform)
 # Slice index range per plane in the MNI152 1 mm grid, for slices not cut through the sella.
 SLICE_RANGE = {"axial": (30, 150), "coronal": (40, 200), "sagittal": (25, 172)}
-P_NEAR_SELLA_OTHER = 0.2  # share of non-pituitary images cut through the sella region
+P_NEAR_SELLA_OTHER = 0.1  # share of non-pituitary images cut through the sella region
 MIN_BRAIN_MM2 = 4000  # a slice must cut at least this much brain
-ADENOMA_MM = (6.0, 30.0)  # adenoma diameter range (uniform); the gland is ~10 x 7 mm
+ADENOMA_MM = (16.0, 30.0)  # adenoma diameter range (uniform); the gland is ~10 x 7 mm
 # Where the sphenoid sinus lies from the sella on each plane's canvas (rows down, cols): in
 # front of it on axial slices, under it on coronal ones, in front of and under it sagittally.
 SINUS_SHIFT_MM = {"axial": (-13.0, 0.0), "coronal": (14.0, 0.0), "sagittal": (10.0, 9.0)}
@@ -118,17 +124,17 @@ ODD_SIZES = ((225, 225), (236, 236), (227, 222), (201, 251), (232, 217), (630, 6
 # Tissue intensities per contrast, before per-image jitter (arbitrary units, ~[0, 1]).
 CONTRASTS = {
     "t1": {"csf": .12, "gm": .45, "wm": .70, "fat": .95, "marrow": .75, "bone": .04, "skin": .40, "oedema": .36,
-               "solid": .40, "necrosis": .15, "rim": .45, "menin": .43, "adenoma": .47, "gland": .50, "sinus": .02},
+               "solid": .25, "necrosis": .08, "rim": .30, "menin": .22, "adenoma": .22, "gland": .50, "sinus": .02},
     "t1c": {"csf": .12, "gm": .45, "wm": .70, "fat": .95, "marrow": .75, "bone": .04, "skin": .42, "oedema": .36,
-                "solid": .55, "necrosis": .15, "rim": .95, "menin": .88, "adenoma": .72, "gland": .88, "sinus": .02},
+                "solid": .60, "necrosis": .10, "rim": .98, "menin": .95, "adenoma": .90, "gland": .80, "sinus": .02},
     "t2": {"csf": .95, "gm": .55, "wm": .40, "fat": .70, "marrow": .55, "bone": .03, "skin": .30, "oedema": .85,
-               "solid": .70, "necrosis": .95, "rim": .62, "menin": .58, "adenoma": .55, "gland": .50, "sinus": .02},
+               "solid": .75, "necrosis": .95, "rim": .80, "menin": .88, "adenoma": .88, "gland": .50, "sinus": .02},
     "flair": {"csf": .10, "gm": .60, "wm": .45, "fat": .75, "marrow": .55, "bone": .03, "skin": .32, "oedema": .90,
-                  "solid": .75, "necrosis": .30, "rim": .70, "menin": .62, "adenoma": .60, "gland": .55,
+                  "solid": .80, "necrosis": .30, "rim": .85, "menin": .90, "adenoma": .90, "gland": .55,
                   "sinus": .02},
 }
 CONTRAST_NAMES = tuple(CONTRASTS)
-CONTRAST_JITTER = 0.06  # std of the per-image, per-tissue intensity jitter
+CONTRAST_JITTER = 0.04  # std of the per-image, per-tissue intensity jitter
 
 
 
