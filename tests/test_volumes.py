@@ -329,6 +329,28 @@ def test_build_cache_resumes_and_skips_bad_files(tmp_path):
         volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 6))
 
 
+def test_build_cache_rebuilds_a_volume_newer_than_its_cache(tmp_path):
+    import os
+
+    root = make_tree(tmp_path / "mosmed", 2)
+    scans = volumes.list_scans(root)
+    folder = tmp_path / "cache"
+    volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 4))
+    newer = volumes.cached_path(folder, scans.path[0]).stat().st_mtime_ns + 10**9
+    os.utime(scans.path[0], ns=(newer, newer))  # e.g. a regenerated phantom
+    again = volumes.build_cache(scans.path, folder=folder, shape=(8, 8, 4))
+    assert (again.built, again.reused) == (1, 3)
+
+
+def test_cache_dir_names_the_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path))
+    monkeypatch.delenv("MEDREPRO_CACHE_DIR", raising=False)
+    assert volumes.cache_dir("phantom", "demo").name == "phantom-demo"
+    a = volumes.cache_dir("phantom", "demo", (48, 48, 48))
+    assert a.name == "phantom-demo-48x48x48" and a.parent == volumes.cache_dir("x", "y").parent
+    assert a != volumes.cache_dir("phantom", "demo", (64, 64, 48))
+
+
 # ---- augmentation
 
 

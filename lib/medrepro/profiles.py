@@ -1,7 +1,8 @@
 """The run profiles: one table, per notebook, of sizes, sample counts, epochs and batch sizes.
 
 - ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
-- ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores.
+- ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores
+  before study D's demo was lengthened to learn (05 alone: an estimated ~14 min on idle cores).
   Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
   works, nothing more.
 - ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
@@ -40,8 +41,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Phantom sizes; a real source ignores them.
         "smoke": {"mri_train_per_class": 12, "mri_test_per_class": 4, "mri_size": 256,
                   "rsna_images": 96, "mosmed_per_class": 6, "mosmed_size": 128},
+        # demo MosMed: 40 volumes per class (32/8 train/validation in the thesis split) at 128
+        # in-plane; notebook 05 resizes to 48 voxels a side anyway, so a larger matrix would
+        # only cost generation and reading time.
         "demo": {"mri_train_per_class": 60, "mri_test_per_class": 15, "mri_size": 512,
-                 "rsna_images": 480, "mosmed_per_class": 16, "mosmed_size": 256},
+                 "rsna_images": 480, "mosmed_per_class": 40, "mosmed_size": 128},
         "paper": {"mri_train_per_class": _MASOUD_PAPER["train_per_class"],
                   "mri_test_per_class": _MASOUD_PAPER["test_per_class"], "mri_size": 512,
                   "rsna_images": 720_733, "mosmed_per_class": 100, "mosmed_size": 512},
@@ -82,7 +86,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "04_lightweight_ct": {
         # Tracing a model's train step costs more than training it at these sizes on a CPU
-        # (DenseNet121: ~40-100 s), so the reduced profiles train only some of the comparison.
+        # (DenseNet121: ~40-100 s), so the reduced profiles train only some of the comparison:
+        # the demo leaves DenseNet121 out (its rows stay empty), smoke trains the proposed only.
         # b_init: how DenseNet121/MobileNet start. The paper does not say; "random" is our
         # choice, "imagenet" (online: Kaggle/Colab) the option; offline it falls back to random
         # with a warning, and B.table3/B.table5 record what was used.
@@ -91,7 +96,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "patient_models": ("proposed",), "bootstrap": 200, "b_init": "random"},
         "demo": {"image_size": 64, "max_epochs": 2, "batch_main": 32, "batch_compare": 8,
                  "max_train": 160, "patience": 3,
-                 "compare_models": ("proposed", "densenet121", "mobilenet", "inception_v1"),
+                 "compare_models": ("proposed", "mobilenet", "inception_v1"),
                  "patient_models": ("proposed",), "bootstrap": 1000, "b_init": "random"},
         "paper": {"image_size": 224, "max_epochs": 30, "batch_main": 32, "batch_compare": 8,
                   "max_train": None, "patience": 3,
@@ -104,14 +109,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # max_per_class caps a real source (the phantom's size comes from 01_download).
         # split: the main (paper) variant's protocol, the thesis' 160/40 train/validation set-up;
         # heldout_epochs: the scenarios also run on the 70/20/10 held-out-test variant (D.heldout).
+        # demo: 48×48×48 voxels (just above the 46 the network needs) on the whole
+        # 40-per-class phantom of 01_download (64 train / 16 validation volumes), 5-12 epochs
+        # per scenario, 65 epochs in all with the held-out run. Measured 2026-12-02 on 2 cores:
+        # ~10.5 s per epoch alone (the Conv3D compute; augmentation costs nothing measurable),
+        # 05 in 1,274 s with the cores shared with a run of 03; last-epoch validation accuracy
+        # 0.50-0.81 per scenario (D.table4_2).
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
                              "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",
                   "heldout_epochs": {"aug_25": 1}, "n_boot": 200},
-        "demo": {"volume_shape": (64, 64, 48), "max_per_class": 16,
-                 "epochs": {"aug_5": 1, "aug_10": 2, "aug_15": 2, "aug_25": 3, "noaug_5": 1,
-                            "lung_25": 3}, "batch": 4, "patience": 15, "split": "thesis",
-                 "heldout_epochs": {"aug_25": 3}, "n_boot": 1000},
+        "demo": {"volume_shape": (48, 48, 48), "max_per_class": 40,
+                 "epochs": {"aug_5": 6, "aug_10": 8, "aug_15": 10, "aug_25": 12, "noaug_5": 5,
+                            "lung_25": 12}, "batch": 4, "patience": 15, "split": "thesis",
+                 "heldout_epochs": {"aug_25": 12}, "n_boot": 1000},
         "paper": {"volume_shape": (128, 128, 64), "max_per_class": None,
                   "epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5": 5,
                              "lung_25": 25}, "batch": 4, "patience": 15, "split": "thesis",

@@ -360,9 +360,14 @@ def assign_split(scans, protocol: str = "heldout"):
 # Cache of preprocessed volumes
 
 
-def cache_dir(source: str, profile: str) -> Path:
-    """``data/processed/mosmed/<source>-<profile>/``: one ``<name>.npy`` per preprocessed volume."""
-    return paths.processed_dir("mosmed") / f"{source}-{profile}"
+def cache_dir(source: str, profile: str, shape: Sequence[int] | None = None) -> Path:
+    """``data/processed/mosmed/<source>-<profile>[-HxWxD]/``: one ``<name>.npy`` per preprocessed
+    volume. With ``shape`` the folder names it, so a profile whose volume shape changed gets a
+    new folder instead of :func:`build_cache`'s shape error."""
+    name = f"{source}-{profile}"
+    if shape is not None:
+        name += "-" + "x".join(str(int(s)) for s in shape)
+    return paths.processed_dir("mosmed") / name
 
 
 @dataclass
@@ -388,8 +393,9 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
                 shape: Sequence[int] = TARGET_SHAPE) -> CacheSummary:
     """Preprocess each volume (:func:`process_scan`) into ``folder/<name>.npy`` (float32 ``shape``).
 
-    Resumable: a ``.npy`` already there with the right shape is reused; writes are atomic, so an
-    interrupted build leaves only complete files. A file that fails (:class:`VolumeError`) is
+    Resumable: a ``.npy`` already there with the right shape and not older than its source file
+    is reused (a regenerated phantom, or a replaced volume, is preprocessed again); writes are
+    atomic, so an interrupted build leaves only complete files. A file that fails (:class:`VolumeError`) is
     skipped, logged with its reason and listed in the summary. ``folder/cache.json`` records the
     shape; a different shape in the same folder is an error (use another folder).
     """
@@ -411,11 +417,12 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
         out = cached_path(folder, path)
         if out.is_file():
             try:
-                if np.load(out, mmap_mode="r").shape == shape:
+                fresh = out.stat().st_mtime_ns >= path.stat().st_mtime_ns
+                if fresh and np.load(out, mmap_mode="r").shape == shape:
                     summary.reused += 1
                     continue
             except (ValueError, OSError):
-                pass  # unreadable leftover: rebuild it
+                pass  # unreadable leftover (or source): rebuild it
         try:
             vol = process_scan(path, shape=shape)
         except VolumeError as exc:

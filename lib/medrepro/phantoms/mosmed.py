@@ -19,8 +19,13 @@ into the main bronchi at the carina. Normal variation in CT-0: dependent (poster
 density (-600..-300) of a few percent of the lung, occasional small nodules.
 
 CT-23: ground-glass opacities (-700..-300 HU) and consolidation (-100..+50 HU) with a
-peripheral, posterior and basal predominance, covering a graded fraction of the lung volume
-(2-55 %, log-uniform per volume); mild CT-23 volumes overlap CT-0's normal variation.
+peripheral, posterior and basal predominance, covering 20-60 % of the lung volume (uniform per
+volume; MosMed grades CT-2 as 25-50 % and CT-3 as 50-75 % involvement, so its CT-23 spans
+25-75 %). The classes do not overlap in extent: every CT-23 volume has at least four times
+the dense lung of any CT-0 volume (whose normal dependent density covers 0.5-5 %, at the same
+-600..-300 HU as ground glass and in the same posterior, subpleural places). Difficulty
+(measured 2026-12-02, notebook 05's demo: 48×48×48 volumes, 32 + 32 training and 8 + 8
+validation volumes, 5-12 epochs): last-epoch validation accuracy 0.50-0.81 per scenario.
 
 Lesion masks (the findings of each CT-23 volume, empty for CT-0, and the lungs; stored voxel
 order) go to ``.masks/lesion_masks.npz``, outside the class folders
@@ -47,7 +52,7 @@ N_SLICES = (30, 70)  # inclusive
 SLICE_MM = 8.0
 GZIP_LEVEL = 1
 SPACING_AT_512 = (0.6, 0.9)  # in-plane mm per pixel
-EXTENT_RANGE = (0.02, 0.55)  # CT-23 fraction of lung volume involved (log-uniform)
+EXTENT_RANGE = (0.20, 0.60)  # CT-23 fraction of lung volume involved (uniform)
 NORMAL_DEPENDENT = (0.005, 0.05)  # CT-0 dependent-density fraction of lung volume
 
 AIR, FAT, MUSCLE, SOFT, LIVER = -1000.0, -100.0, 45.0, 40.0, 58.0
@@ -215,7 +220,7 @@ def render_volume(rng: np.random.Generator, *, abnormal: bool, size: int = 512) 
     # findings
     lung_in = inner & lungs & ~vessels & ~tr
     if abnormal:
-        extent = float(np.exp(rng.uniform(np.log(EXTENT_RANGE[0]), np.log(EXTENT_RANGE[1]))))
+        extent = float(rng.uniform(*EXTENT_RANGE))
         hu, ggo, cons = _add_covid(rng, hu, lung_in, lung_dist, j, t, fraction=extent, dx=dx)
     else:
         frac = rng.uniform(*NORMAL_DEPENDENT)

@@ -114,8 +114,8 @@ def load_data(run, ds, *, shape: tuple[int, int, int]) -> Data:
     listed = volumes.list_scans(ds.root, max_per_class=run.settings["max_per_class"])
     scans = volumes.assign_split(listed, run.settings["split"])  # the paper variant: 160/40
     scans_heldout = volumes.assign_split(listed, "heldout")  # the 70/20/10 held-out variant
-    cache = volumes.build_cache(scans.path, folder=volumes.cache_dir(ds.source, run.profile),
-                                shape=shape)
+    folder = volumes.cache_dir(ds.source, run.profile, shape)  # .../<source>-<profile>-HxWxD
+    cache = volumes.build_cache(scans.path, folder=folder, shape=shape)
     splits = volumes.load_splits(scans, folder=cache.folder)
     if splits["train"][0].shape[1:] != tuple(shape):
         raise ValueError(f"{cache.folder}: cached volumes have shape "
@@ -170,6 +170,25 @@ def scenario_splits(scenario: Scenario, splits: Splits) -> Splits:
 
 
 # ---------------------------------------------------------------------------- training
+def bn_momenta(model) -> list[float]:
+    """The distinct moving-average momenta of ``model``'s BatchNorm layers (sorted)."""
+    return sorted({float(layer.momentum) for layer in model.layers
+                   if type(layer).__name__ == "BatchNormalization"})
+
+
+def data_digest(*splits: tuple[np.ndarray, np.ndarray]) -> str:
+    """A short digest of ``(x, y)`` arrays (their bytes, shapes and dtypes)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for arrays in splits:
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def reset_model(model, initial_weights: list) -> None:
     """Put ``model`` back to ``initial_weights`` with a fresh optimizer state (momentum and step
     count zero), as if newly built and compiled with the same seed; keeps its traced functions."""
@@ -208,10 +227,13 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     start = time.perf_counter()
     # A finished scenario is reused, an interrupted one resumes (train.fit_once); early
     # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
+    # The BatchNorm momentum and a digest of the volumes are part of the configuration, so a
+    # run of another model set-up or of other (e.g. regenerated phantom) volumes is redone.
     config = {"scenario": scenario.key,
               "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
               "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
-              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR}
+              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR,
+              "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
     stop = callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
     history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
                                 epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
