@@ -24,8 +24,10 @@ volume; MosMed grades CT-2 as 25-50 % and CT-3 as 50-75 % involvement, so its CT
 25-75 %). The classes do not overlap in extent: every CT-23 volume has at least four times
 the dense lung of any CT-0 volume (whose normal dependent density covers 0.5-5 %, at the same
 -600..-300 HU as ground glass and in the same posterior, subpleural places). Difficulty
-(measured 2026-12-02, notebook 05's demo: 48×48×48 volumes, 32 + 32 training and 8 + 8
-validation volumes, 5-12 epochs): last-epoch validation accuracy 0.50-0.81 per scenario.
+(measured 2026-12-02, notebook 05's demo: 48×48×48 volumes, 24 + 24 training and 6 + 6
+validation volumes, 3-6 epochs): validation accuracy of the best-validation-loss model
+0.50-0.83 per scenario, five of six above 0.5 (with 32 + 32 / 8 + 8 and 5-12 epochs:
+0.56-1.00).
 
 Lesion masks (the findings of each CT-23 volume, empty for CT-0, and the lungs; stored voxel
 order) go to ``.masks/lesion_masks.npz``, outside the class folders
