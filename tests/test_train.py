@@ -90,6 +90,14 @@ def test_early_stopping_and_reduce_lr_on_a_plateau(tmp_path):
     assert history["lr"].iloc[-1] < 0.05
 
 
+def test_early_stopping_warm_up_ignores_the_first_epochs(tmp_path):
+    train_ds, val_ds = _datasets()
+    frozen = _model(trainable=False)  # a plateau from epoch 1: patience 2 alone stops at 3
+    history = train.fit(frozen, train_ds, val_ds, epochs=10, run_dir=tmp_path, verbose=0,
+                        patience=2, stop_from_epoch=4)
+    assert len(history) == 7  # epochs 1-4 unwatched; best at 5, no improvement at 6 and 7
+
+
 def test_weights_checkpoint_and_accuracy_monitor(tmp_path):
     train_ds, val_ds = _datasets()
     model = _model()

@@ -118,7 +118,7 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         verbose: int = 2, mode: str = "auto", reduce_lr_factor: float = 0.2,
         min_lr: float = 1e-7, checkpoint: str | None = "model", backup: bool = True,
         seed: int | None = None, callbacks: Sequence[Any] = (),
-        progress: bool = True) -> pd.DataFrame:
+        progress: bool = True, stop_from_epoch: int = 0) -> pd.DataFrame:
     """Train a compiled model; return the history, one row per epoch run (resumed ones too).
 
     - ``run_dir/history.csv``: columns ``epoch`` (1-based), the logged metrics (``loss``,
@@ -140,7 +140,10 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
-      on ``monitor`` (factor ``reduce_lr_factor``).
+      on ``monitor`` (factor ``reduce_lr_factor``). ``stop_from_epoch``: a warm-up for early
+      stopping (Keras' ``start_from_epoch``): it watches ``monitor`` only from the epoch after
+      the first ``stop_from_epoch`` epochs, so noise in the first epochs cannot end the run.
+      The best checkpoint still considers every epoch.
     - ``restore_best_weights``: at the end, the model holds the weights of the best epoch
       (from the checkpoint, so this also holds across a resume).
     - ``val_ds`` may be None (then ``monitor`` should be a training metric, e.g. ``"loss"``).
@@ -181,7 +184,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         cbs.append(in_memory)
     if patience is not None:
         early = cb.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                 restore_best_weights=restore_best_weights and checkpoint is None)
+                                 restore_best_weights=restore_best_weights and checkpoint is None,
+                                 start_from_epoch=stop_from_epoch)
         cbs.append(early)
     if reduce_lr_patience is not None:
         cbs.append(cb.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=reduce_lr_patience,
