@@ -62,3 +62,24 @@ def test_leakage_rows_drop_the_duplicated_test_image(sartaj):
     everything = [[p] + [q] for p, q in zip(test["path"], train["path"])]
     empty = _mri.leakage_rows(train, test, {"m": pred}, everything, split="x", n_boot=10, seed=0)
     assert empty[1]["n_test"] == 0 and np.isnan(empty[1]["accuracy"])
+
+
+def test_training_config_changes_with_the_images_and_the_size(tmp_path):
+    import os
+
+    files = []
+    for i in range(12):
+        f = tmp_path / f"{i}.jpg"
+        f.write_bytes(b"x" * (i + 1))
+        files.append(f)
+    frame = pd.DataFrame({"path": files, "split": ["Training"] * 8 + ["Testing"] * 4,
+                          "label": np.arange(12) % 4})
+    data = _mri.split_images(types.SimpleNamespace(source="phantom"), frame, split="official",
+                             seed=0)
+    base = _mri.training_config(data, image_size=64)
+    assert base == _mri.training_config(data, image_size=64)  # the same images: reused
+    assert base != _mri.training_config(data, image_size=128)
+    fit_file = data.fit["path"].iloc[0]
+    st = fit_file.stat()  # a regenerated training image: same name, newer file
+    os.utime(fit_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _mri.training_config(data, image_size=64)["images"] != base["images"]

@@ -50,6 +50,22 @@ class ImageSplit:
         return self.test["label"].to_numpy()
 
 
+def training_config(data: ImageSplit, *, image_size: int) -> dict:
+    """What a training run of C or E is trained on, for ``train.fit_once``'s configuration:
+    the input size and a digest of the fit and validation files (path, label, size,
+    modification time), so a finished run on other images (a regenerated phantom, another
+    dataset version) or at another size is redone rather than reused."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for part in (data.fit, data.val):
+        for path, label in zip(part["path"], part["label"]):
+            st = Path(path).stat()
+            h.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"images": h.hexdigest(), "n_fit": len(data.fit), "n_val": len(data.val),
+            "image_size": int(image_size)}
+
+
 def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str = "") -> ImageSplit:
     """``split="paper"``: the pooled, stratified 80/20 split; ``"official"``: Training/Testing.
     10% of the training part is held out for validation (stratified, seeded)."""

@@ -72,6 +72,7 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     s = run.settings
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
     rows, history, pred = [], {}, {}
+    config = _mri.training_config(data, image_size=s["c_image_size"])
     for t in manifest.reported_frame("C.table1").itertuples():
         seeds.seed_everything(run.seed)
         model = mm.seq_cnn(image_shape(run))
@@ -81,7 +82,7 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
                       metrics=["accuracy"])
         epochs = t.epochs if s["c_epochs"] is None else min(t.epochs, s["c_epochs"])
         history[t.trial] = train.fit_once(model, fit_ds, val_ds, epochs=epochs,
-                                          run_dir=runs / f"C_trial{t.trial}",
+                                          run_dir=runs / f"C_trial{t.trial}", config=config,
                                           patience=s["c_patience"], seed=run.seed, verbose=0)
         test_mse, test_acc = train.evaluate(model, test_ds)
         pred[t.trial] = train.predict_classes(model, test_ds)
