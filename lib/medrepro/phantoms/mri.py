@@ -33,7 +33,8 @@ enhancing on T1+C, bright on T2 and FLAIR) and none is small (radius >= 14 mm; a
 earlier version of this phantom (lesions from 6-8 mm, iso-intense on T1, T2 and FLAIR) that left
 the demo's models, trained on 240 images, at chance (2026-12-02: study E's CNN 0.29-0.45).
 
-Difficulty (chance = 0.25). On this version (2026-12-02, loaded 2-core CPU), study E's CNN and
+Difficulty (chance = 0.25). On this version (2026-12-02, loaded 2-core CPU, ``studies.e.train_cnn``
+and C's SGD trial called outside the notebook), study E's CNN and
 recipe (``studies/e.py``, 128 px, 30 epochs) on the demo's phantom (60 training / 15 test images
 per class, pooled 80/20 split: 216 fit, 24 validation, 60 test images) reaches 0.48 test accuracy
 (batch 32; 0.42 with batch 16), every class predicted; study C's SGD trial (64 px, 10 epochs)
