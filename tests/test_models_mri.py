@@ -38,7 +38,9 @@ def test_standard_head_and_study_c_e_models():
     assert mm.standard_cnn_head().count_params() == mm.N_FEATURES * 4 + 4
     seq = mm.seq_cnn((64, 64, 3))
     assert seq.output_shape == (None, 4)
-    assert [type(layer).__name__ for layer in seq.layers[:2]] == ["Conv2D", "MaxPooling2D"]
+    assert [type(layer).__name__ for layer in seq.layers[:4]] == [
+        "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
+    assert seq.get_layer("bn1").momentum == mm.SEQ_CNN_BN_MOMENTUM
     out = seq(np.zeros((2, 64, 64, 3), dtype="float32"))
     np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
     xai = mm.xai_cnn((48, 48, 3))

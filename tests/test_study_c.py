@@ -41,3 +41,19 @@ def test_table2_and_leakage_use_the_final_trial():
     leak = c.leakage(res, [], n_boot=20, seed=0)
     assert list(leak["model"].unique()) == ["final (trial 3)"]
     assert list(leak["test set"]) == ["all", "duplicate-free"] and (leak["dropped"] == 0).all()
+
+
+def test_trials_with_the_same_capped_settings_are_trained_once():
+    capped = [(t.trial, epochs, same) for t, epochs, same in c.trial_plan(10)]
+    assert capped == [(1, 10, None), (2, 10, 1), (3, 10, None), (4, 10, None), (5, 10, None)]
+    full = [(t.trial, epochs, same) for t, epochs, same in c.trial_plan(None)]
+    assert full == [(1, 25, None), (2, 50, None), (3, 25, None), (4, 25, None), (5, 25, None)]
+    assert [same for _, _, same in c.trial_plan(30)] == [None] * 5  # 25 and 30 epochs differ
+
+
+def test_table1_notes_say_when_a_trial_shows_another_trials_run():
+    res = _result()
+    run = types.SimpleNamespace(profile="demo", settings={"c_epochs": 10})
+    assert "same_run_as" not in c.table1_notes(res, run)
+    rows = res.rows.assign(same_run_as=[None, 1, None, None, None])
+    assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), run)

@@ -42,8 +42,13 @@ CLASS_DIRS = {
 CLASS_NAMES = ("glioma", "meningioma", "no tumour", "pituitary")  # display names, index order
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TEST_FRACTION = 0.2
-# Study E: rotation / shift / zoom / horizontal flip (ImageDataGenerator-style ranges).
-E_AUGMENT = {"rotation": 0.05, "shift": 0.1, "zoom": 0.1, "flip": True}
+# Study E: rotation / shift / zoom / horizontal flip, the four the report names; the ranges are
+# ours. Measured 2026-12-02 on the real Sartaj set (pooled split, 64 px, study E's network and
+# recipe): with rotation 0.05 and shift 0.1 validation accuracy swung 0.25-0.76 between epochs
+# while training accuracy rose steadily (best 0.76 in 16 epochs); with rotation 0.03 and no
+# shift it rose 0.53 -> 0.85 by epoch 11, smoothly. A shift of 0.02 (about one pixel at 64 px)
+# keeps the report's four kinds.
+E_AUGMENT = {"rotation": 0.03, "shift": 0.02, "zoom": 0.1, "flip": True}
 # Study C: "augmentation" without details: horizontal flip, small rotation and zoom.
 C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True}
 

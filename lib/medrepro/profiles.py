@@ -45,7 +45,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # demo MosMed: 30 volumes per class (24/6 train/validation in the thesis split) at 128
         # in-plane; notebook 05 resizes to 48 voxels a side anyway, so a larger matrix would
         # only cost generation and reading time.
-        "demo": {"mri_train_per_class": 60, "mri_test_per_class": 15, "mri_size": 512,
+        "demo": {"mri_train_per_class": 150, "mri_test_per_class": 38, "mri_size": 512,
                  "rsna_images": 480, "mosmed_per_class": 30, "mosmed_size": 128},
         "paper": {"mri_train_per_class": _MASOUD_PAPER["train_per_class"],
                   "mri_test_per_class": _MASOUD_PAPER["test_per_class"], "mri_size": 512,
@@ -62,10 +62,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # a_max_images / max_images cap the images used (stratified by split and class);
         # c_epochs caps each trial's epochs (None: the trial's own 25 or 50).
         # The demo uses every image of a real set (max_images None; a phantom is small anyway):
-        # E needs the whole pooled split to learn (2,350 fit images at 128 px, ~20 s an epoch
-        # on 2 cores, early stopping after 8 epochs without a better validation loss); C's trials
-        # stop at 10 epochs (~10 s each at 64 px). e_patience/e_reduce_lr are the recipe's, the
-        # same in every profile (studies/e.py); smoke keeps its one epoch.
+        # E needs the whole pooled split to learn (2,350 fit images at 64 px, 15-20 s an epoch
+        # on 2 cores; 128 px costs ~90 s; early stopping after 8 epochs without a better
+        # validation loss, after a 10-epoch warm-up); C's trials stop at 10 epochs (~15 s each
+        # at 64 px; trials 1 and 2 are then the same and trained once). e_patience/e_reduce_lr
+        # are the recipe's, the same in every profile (studies/e.py); smoke keeps its one epoch.
         "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 64,
                   "a_lr": 1e-4, "a_official_lstm": False, "a_checkpoint": "memory",
                   "a_backup": False, "max_images": None,
@@ -76,7 +77,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "a_lr": 1e-4, "a_official_lstm": True, "a_checkpoint": "memory",
                  "a_backup": False, "max_images": None,
                  "c_image_size": 64, "c_epochs": 10, "c_batch": 32, "c_patience": 5,
-                 "e_image_size": 128, "e_epochs": 30, "e_batch": 32, "e_patience": 8,
+                 "e_image_size": 64, "e_epochs": 20, "e_batch": 32, "e_patience": 8,
                  "e_reduce_lr": 3, "ig_steps": 32, "n_boot": 1000},
         "paper": {"a_image_size": 224, "a_max_images": None, "a_epochs": 50, "a_batch": 32,
                   "a_lr": 1e-4, "a_official_lstm": True, "a_checkpoint": "weights",

@@ -73,14 +73,20 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
     rows, history, pred = [], {}, {}
     config = _mri.training_config(data, image_size=s["c_image_size"])
-    for t in manifest.reported_frame("C.table1").itertuples():
+    for t, epochs, same in trial_plan(s["c_epochs"]):
+        if same is not None:
+            history[t.trial], pred[t.trial] = history[same], pred[same]
+            rows.append({**next(r for r in rows if r["trial"] == same), "trial": t.trial,
+                         "same_run_as": same})
+            print(f"trial {t.trial}: {t.optimizer} lr={t.lr} epochs={epochs}: the settings of "
+                  f"trial {same} in this profile; its run is reused, not trained again")
+            continue
         seeds.seed_everything(run.seed)
         model = mm.seq_cnn(image_shape(run))
         model.compile(optimizer=train.make_optimizer(t.optimizer, t.lr,
                                                      **OPTIMIZER_OPTIONS.get(t.optimizer, {})),
                       loss="mse",
                       metrics=["accuracy"])
-        epochs = t.epochs if s["c_epochs"] is None else min(t.epochs, s["c_epochs"])
         history[t.trial] = train.fit_once(model, fit_ds, val_ds, epochs=epochs,
                                           run_dir=runs / f"C_trial{t.trial}", config=config,
                                           patience=s["c_patience"], seed=run.seed, verbose=0)
@@ -94,10 +100,24 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     return Result(data, rows, history, pred, final_trial(rows))
 
 
+def trial_plan(c_epochs: int | None) -> list[tuple]:
+    """``(trial, epochs, same_as)`` per trial of ``C.table1``: its epochs capped at ``c_epochs``
+    and the earlier trial with the same optimizer, rate and capped epochs (``None`` if none),
+    whose run it shows instead of training the same model again (in the demo trials 1 and 2,
+    Adamax for 25 and 50 epochs, both stop at the cap)."""
+    plan, first = [], {}
+    for t in manifest.reported_frame("C.table1").itertuples():
+        epochs = t.epochs if c_epochs is None else min(t.epochs, c_epochs)
+        plan.append((t, epochs, first.get((t.optimizer, t.lr, epochs))))
+        first.setdefault((t.optimizer, t.lr, epochs), t.trial)
+    return plan
+
+
 def _trial_row(trial: int, history: pd.DataFrame, y_true, y_pred, *, test_acc: float,
                test_mse: float) -> dict:
     recall = evaluate.per_class_table(y_true, y_pred, labels=_mri.LABELS)["recall"]
     return {"trial": trial, "epochs_run": len(history),
+            "same_run_as": None,
             "best_val_accuracy": history["val_accuracy"].max(), "test_accuracy": test_acc,
             "test_loss_mse": test_mse, **{f"test_acc_{k}": v for k, v in recall.items()}}
 
@@ -124,7 +144,10 @@ def table1_notes(res: Result, run) -> str:
             f"results); the rest is ours, profile {run.profile} (epochs capped at "
             f"{run.settings['c_epochs']}). test_acc_<class> = recall. Final model = trial "
             f"{res.final}: the source trained its final model with SGD and MSE, so the SGD trial "
-            "with the best validation accuracy (not the best over all trials).")
+            "with the best validation accuracy (not the best over all trials)."
+            + (" same_run_as: a trial whose optimizer, rate and capped epochs equal an earlier "
+               "trial's shows that trial's run (trained once)."
+               if res.rows.get("same_run_as", pd.Series(dtype=float)).notna().any() else ""))
 
 
 def curves(res: Result, trial: int):

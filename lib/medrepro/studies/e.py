@@ -24,7 +24,8 @@ from medrepro.studies._mri import ImageSplit, duplicate_groups, leakage_notes  #
 
 # The recipe (every profile; the paper states Adam, categorical cross-entropy, EarlyStopping and
 # ReduceLROnPlateau, not their settings). Chosen on the validation split of the real Sartaj set
-# (pooled 80/20, 128 px; the notebook's text gives the measured curves): Adam's default rate;
+# (pooled 80/20, 64-128 px; the notebook's text gives the measured curves; the network in
+# models.mri.xai_cnn, the augmentation in mri.E_AUGMENT): Adam's default rate;
 # the plateau cut halves the rate after 3 epochs without a better validation loss (not 0.2
 # after 2: with validation accuracy swinging ±0.2 between early epochs that cut the rate to
 # nothing by epoch 10) down to MIN_LR; early stopping waits 8 epochs and restores the best
@@ -38,8 +39,8 @@ MONITOR = "val_loss"
 # real Sartaj set (2026-12-02, notebook 03, demo): the validation loss was lowest at epoch 2
 # (1.06, accuracy 0.60), then swung 1.25-2.11 while training accuracy rose 0.60 -> 0.75; with
 # patience 8 counted from epoch 1 the run stopped at epoch 10 and the epoch-2 model scored 0.58
-# on the test split. The recipe run for 30 epochs outside the notebook (never stopped early;
-# head Dropout 0.3 there, 0.5 here) reached validation 0.854 at epoch 20 and test 0.859.
+# on the test split. The recipe run for 30 epochs outside the notebook (128 px, GAP head, never
+# stopped early) reached validation 0.854 at epoch 20 and test 0.859.
 STOP_FROM_EPOCH = 10
 CAM_LAYER = "relu4"  # the last block's activation
 MAPS = {"E.fig3": "Grad-CAM", "E.fig4": "Eigen-CAM", "E.fig5": "Integrated Gradients"}
