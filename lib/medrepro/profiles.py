@@ -2,8 +2,7 @@
 
 - ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
 - ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores
-  is the budget (met before studies D and E were given the epochs they need to learn; not
-  re-measured since: 05 took 490 s with the cores shared, 2026-12-02).
+  is the budget (measured 2026-12-02, alone, from scratch: 725 s).
   Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
   works, nothing more.
 - ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
@@ -42,10 +41,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # Phantom sizes; a real source ignores them.
         "smoke": {"mri_train_per_class": 12, "mri_test_per_class": 4, "mri_size": 256,
                   "rsna_images": 96, "mosmed_per_class": 6, "mosmed_size": 128},
-        # demo MosMed: 30 volumes per class (24/6 train/validation in the thesis split) at 128
+        # demo MRI: 256 px (the models read 64-224 px; generating 512 px images cost more time
+        # than it bought). demo MosMed: 30 volumes per class (24/6 train/validation in the thesis split) at 128
         # in-plane; notebook 05 resizes to 48 voxels a side anyway, so a larger matrix would
         # only cost generation and reading time.
-        "demo": {"mri_train_per_class": 150, "mri_test_per_class": 38, "mri_size": 512,
+        "demo": {"mri_train_per_class": 150, "mri_test_per_class": 38, "mri_size": 256,
                  "rsna_images": 480, "mosmed_per_class": 30, "mosmed_size": 128},
         "paper": {"mri_train_per_class": _MASOUD_PAPER["train_per_class"],
                   "mri_test_per_class": _MASOUD_PAPER["test_per_class"], "mri_size": 512,
@@ -58,7 +58,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "03_lstm_cnn_mri": {
         # A: ResNet50 features at 224 (fixed by Table 1), then the 207.6M-parameter LSTM head,
-        # ~5 s per batch of 32 on 2 CPU cores: smoke/demo train it on a subset, few epochs.
+        # ~2.4 s per batch of 32 on 2 CPU cores: smoke/demo train it on a subset, few epochs
+        # (demo: 200 images; with 400, A took 270 s of the demo's 1,052 s, 2026-12-02).
         # a_max_images / max_images cap the images used (stratified by split and class);
         # c_epochs caps each trial's epochs (None: the trial's own 25 or 50).
         # The demo uses every image of a real set (max_images None; a phantom is small anyway):
@@ -73,7 +74,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "c_image_size": 64, "c_epochs": 1, "c_batch": 16, "c_patience": 5,
                   "e_image_size": 64, "e_epochs": 1, "e_batch": 16, "e_patience": 5,
                   "e_reduce_lr": 2, "ig_steps": 8, "n_boot": 200},
-        "demo": {"a_image_size": 224, "a_max_images": 400, "a_epochs": 3, "a_batch": 32,
+        "demo": {"a_image_size": 224, "a_max_images": 200, "a_epochs": 3, "a_batch": 32,
                  "a_lr": 1e-4, "a_official_lstm": True, "a_checkpoint": "memory",
                  "a_backup": False, "max_images": None,
                  "c_image_size": 64, "c_epochs": 10, "c_batch": 32, "c_patience": 5,

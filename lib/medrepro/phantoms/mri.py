@@ -37,8 +37,9 @@ Difficulty (chance = 0.25). On this version (2026-12-02, 2-core CPU, ``studies.e
 and C's SGD trial called outside the notebook), at the demo's size (150 training / 38 test
 images per class; pooled 80/20 split for E: 541 fit, 60 validation, 151 test images):
 study E's CNN and recipe (64 px, 20 epochs) reaches 0.62 test accuracy (validation 0.75,
-training 0.79, still rising), study C's SGD trial (64 px, 10 epochs, BatchNorm) 0.57; in the
-demo's own run of notebook 03 (seed 42) E 0.64 and C's final trial 0.49. With 60 /
+training 0.79, still rising), study C's SGD trial (64 px, 10 epochs, BatchNorm) 0.57 (phantom
+images generated at 512 px); in the demo's own runs of notebook 03 (seed 42) E 0.64 and C's
+final trial 0.49 at 512 px, E 0.62 and C 0.53 at the demo's present 256 px. With 60 /
 15 per class and the networks of before (E at 128 px, global average pooling; C without
 BatchNorm) they reached 0.48 and 0.23-0.38, training accuracy ~0.55 after 20 epochs: with a few
 hundred images from scratch, the pose, plane and contrast mix is the hard
