@@ -63,7 +63,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # a_max_images / max_images cap the images used (stratified by split and class);
         # c_epochs caps each trial's epochs (None: the trial's own 25 or 50).
         # The demo uses every image of a real set (max_images None; a phantom is small anyway):
-        # E needs the whole pooled split to learn (2,350 fit images at 64 px, 15-20 s an epoch
+        # E needs the whole pooled split to learn (2,350 fit images at 64 px, ~13 s an epoch
         # on 2 cores; 128 px costs ~90 s; early stopping after 8 epochs without a better
         # validation loss, after a 10-epoch warm-up); C's trials stop at 10 epochs (~15 s each
         # at 64 px; trials 1 and 2 are then the same and trained once). e_patience/e_reduce_lr

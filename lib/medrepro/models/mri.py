@@ -8,7 +8,7 @@
   offline, random initialisation with a visible warning (or a clear error, ``fallback=False``).
 - Study C: :func:`seq_cnn`, the author's "Sequential CNN" (architecture not published: ours,
   Conv-BatchNorm-ReLU-MaxPool blocks, Flatten, Dense head).
-- Study E: :func:`xai_cnn`, Conv2D-MaxPool blocks with BatchNorm and Dropout, Dense head.
+- Study E: :func:`xai_cnn`, Conv2D-BatchNorm-MaxPool blocks, Flatten-Dense-Dropout head.
 
 Every classifier keeps its softmax output in float32, so it trains safely under the
 ``mixed_float16`` policy (:func:`medrepro.device.configure_precision`). Inputs of ``seq_cnn`` and
@@ -54,7 +54,7 @@ RESNET_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # keras.applications' W
 # blocks with doubling filters, a Dense layer and a softmax: the usual Kaggle "Sequential CNN"
 # with BatchNorm. Measured on the real Sartaj set (official split, 64 px, SGD 0.01 momentum 0.9,
 # MSE, 10 epochs, 2026-12-02): without BatchNorm validation accuracy reached 0.65 and test
-# accuracy 0.27; with it validation rose 0.67 -> 0.85 every few epochs and test 0.29 -> 0.57.
+# accuracy 0.27; with it validation rose 0.67 -> 0.85 over the 10 epochs and test 0.29 -> 0.57.
 SEQ_CNN_FILTERS = (32, 64, 128, 128)
 SEQ_CNN_DENSE = 128
 SEQ_CNN_DROPOUT = 0.3

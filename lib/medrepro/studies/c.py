@@ -147,7 +147,7 @@ def table1_notes(res: Result, run) -> str:
             "with the best validation accuracy (not the best over all trials)."
             + (" same_run_as: a trial whose optimizer, rate and capped epochs equal an earlier "
                "trial's shows that trial's run (trained once)."
-               if res.rows.get("same_run_as", pd.Series(dtype=float)).notna().any() else ""))
+               if "same_run_as" in res.rows and res.rows["same_run_as"].notna().any() else ""))
 
 
 def curves(res: Result, trial: int):

@@ -1,6 +1,6 @@
 """Study E: the Akbank bootcamp project — a CNN with Grad-CAM, Eigen-CAM and Integrated Gradients.
 
-:func:`medrepro.models.mri.xai_cnn` (Conv-BatchNorm-ReLU-MaxPool-Dropout blocks, Dense head)
+:func:`medrepro.models.mri.xai_cnn` (Conv-BatchNorm-ReLU-MaxPool blocks, Flatten-Dense-Dropout head)
 on the pooled 80/20 split of the Masoud set, Adam 1e-3, categorical cross-entropy (label
 smoothing 0.1), early stopping (after a 10-epoch warm-up) and ReduceLROnPlateau on the validation loss (:func:`train_cnn`); one test image per class explained with
 Grad-CAM and Eigen-CAM on the last block's activation and Integrated Gradients from a black
