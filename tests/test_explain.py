@@ -131,3 +131,79 @@ def test_integrated_gradients_completeness():
     assert attr.sum() == pytest.approx(float(gap), rel=0.02, abs=1e-4)
     heat = explain.attribution_map(attr)
     assert heat.shape == (8, 8) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
+
+
+def _peaked_valid_conv_model(spatial=(20, 20)):
+    """Conv 5x5 "valid" (centre weight 1, the rest 0.1, ReLU) -> max-pool-free GAP -> Dense(+1):
+    a single bright input pixel gives the largest activation in the one cell whose receptive
+    field is centred on it, and Grad-CAM of class 0 is that activation."""
+    conv = keras.layers.Conv3D if len(spatial) == 3 else keras.layers.Conv2D
+    pool = (keras.layers.GlobalAveragePooling3D if len(spatial) == 3
+            else keras.layers.GlobalAveragePooling2D)
+    inputs = keras.Input((*spatial, 1))
+    x = conv(1, 5, padding="valid", activation="relu", use_bias=False, name="conv_v")(inputs)
+    outputs = keras.layers.Dense(1, use_bias=False, name="head")(pool()(x))
+    model = keras.Model(inputs, outputs, name="valid_toy")
+    kernel = np.full((5,) * len(spatial) + (1, 1), 0.1, dtype="float32")
+    kernel[(2,) * len(spatial)] = 1.0
+    model.get_layer("conv_v").set_weights([kernel])
+    model.get_layer("head").set_weights([np.ones((1, 1), dtype="float32")])
+    return model
+
+
+def test_valid_padding_map_peaks_where_the_input_does():
+    # the conv's 16x16 cells sit at input rows/cols 2..17; a plain resize to 20x20 would put
+    # cell (1, 15) at (1.4, 19) - off the pixel that lit it
+    model = _peaked_valid_conv_model()
+    assert explain.feature_grid(model, model.get_layer("conv_v")) == ((2.0, 1.0), (2.0, 1.0))
+    x = np.zeros((20, 20, 1), dtype="float32")
+    x[3, 17] = 1.0
+    cam = explain.gradcam(model, x, class_index=0)
+    assert cam.shape == (20, 20)
+    assert np.unravel_index(np.argmax(cam), cam.shape) == (3, 17)
+    # beyond the outermost cell centres (rows/cols 0-1 and 18-19) the edge value falls off
+    # slightly, so the maximum of an edge cell stays at its centre
+    x = np.zeros((20, 20, 1), dtype="float32")
+    x[2, 2] = 1.0
+    cam = explain.gradcam(model, x, class_index=0)
+    assert np.unravel_index(np.argmax(cam), cam.shape) == (2, 2)
+    assert 0.99 < cam[0, 0] < cam[2, 2] == 1.0
+
+
+def test_valid_padding_map_peaks_where_the_input_does_in_3d():
+    model = _peaked_valid_conv_model(spatial=(12, 12, 10))
+    x = np.zeros((12, 12, 10, 1), dtype="float32")
+    x[9, 2, 6] = 1.0
+    cam = explain.gradcam(model, x, class_index=0)
+    assert np.unravel_index(np.argmax(cam), cam.shape) == (9, 2, 6)
+    eig = explain.eigencam(model, x, layer="conv_v")
+    assert np.unravel_index(np.argmax(eig), eig.shape) == (9, 2, 6)
+
+
+def test_feature_grid_follows_strides_pools_and_same_padding():
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((17, 20, 1)),
+        # "same", stride 2: TF pads 17 rows with 1 before (centres 0, 2, ..), 20 cols with none
+        # before (centres 1, 3, ..)
+        layers.Conv2D(2, 3, strides=2, padding="same", name="c1"),
+        layers.BatchNormalization(name="bn"),
+        layers.MaxPooling2D(2, name="p1"),
+        layers.Conv2D(2, 3, padding="valid", name="c2"),
+    ])
+    grid = explain.feature_grid
+    assert grid(model, model.get_layer("c1")) == ((0.0, 2.0), (1.0, 2.0))
+    assert grid(model, model.get_layer("bn")) == grid(model, model.get_layer("c1"))
+    assert grid(model, model.get_layer("p1")) == ((1.0, 4.0), (2.0, 4.0))
+    assert grid(model, model.get_layer("c2")) == ((5.0, 4.0), (6.0, 4.0))
+
+
+def test_feature_grid_gives_up_on_a_branching_path():
+    inputs = keras.Input((8, 8, 1))
+    a = keras.layers.Conv2D(2, 3, padding="same", name="a")(inputs)
+    b = keras.layers.Conv2D(2, 1, name="b")(inputs)
+    merged = keras.layers.Add(name="add")([a, b])
+    top = keras.layers.Conv2D(2, 3, padding="same", name="top")(merged)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(top))
+    assert explain.feature_grid(model, model.get_layer("top")) is None
+    assert explain.gradcam(model, np.ones((8, 8, 1), "float32"), layer="top").shape == (8, 8)

@@ -8,8 +8,12 @@ activation is captured during an eager forward pass of the whole model, so the w
 head is part of the gradient.
 
 Maps are float32 in [0, 1] with the input's spatial shape; a map with no signal stays exactly
-zero (never NaN). ``x`` is one input without the batch axis (``(H, W, C)``) or a batch
-(``(B, H, W, C)``, then maps come back with the batch axis).
+zero (never NaN). A layer's coarse map is put back on the input grid at its cells' receptive-field
+centres (:func:`feature_grid`): for "same"-padded networks that is the usual resize, for
+"valid"-padded ones (study D's 3-D CNN) it keeps the map from being stretched to the input's
+edges, where a plain resize would put a maximum of an edge cell up to half a receptive field off.
+``x`` is one input without the batch axis (``(H, W, C)``) or a batch (``(B, H, W, C)``, then
+maps come back with the batch axis).
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def gradcam(model, x, *, layer: str | None = None, class_index: int | None = Non
     spatial_axes = tuple(range(1, acts.ndim - 1))
     weights = grads.mean(axis=spatial_axes, keepdims=True)           # (B, 1.., C)
     cams = np.maximum((weights * acts).sum(axis=-1), 0.0)            # (B, *spatial')
-    maps = np.stack([_normalise(_resize(c, batch.shape[1:-1])) for c in cams])
+    grid = feature_grid(model, target)
+    maps = np.stack([_normalise(_resize(c, batch.shape[1:-1], grid)) for c in cams])
     return maps[0] if single else maps
 
 
@@ -70,6 +75,7 @@ def eigencam(model, x, *, layer: str | None = None) -> np.ndarray:
     with _capture(target) as store:
         model(batch, training=False)
         acts = _np32(store["out"]).astype(np.float64)
+    grid = feature_grid(model, target)
     maps = []
     for a in acts:                                                   # (*spatial', C)
         flat = a.reshape(-1, a.shape[-1])
@@ -83,7 +89,7 @@ def eigencam(model, x, *, layer: str | None = None) -> np.ndarray:
             if np.dot(proj - proj.mean(), mean_act - mean_act.mean()) < 0:
                 proj = -proj
         cam = np.maximum(proj.reshape(a.shape[:-1]), 0.0).astype(np.float32)
-        maps.append(_normalise(_resize(cam, batch.shape[1:-1])))
+        maps.append(_normalise(_resize(cam, batch.shape[1:-1], grid)))
     maps = np.stack(maps)
     return maps[0] if single else maps
 
@@ -171,6 +177,78 @@ def find_layer(model, name: str | None = None):
                        f"are: {shown or '(none)'}")
 
 
+# Layers that keep the spatial grid as it is (elementwise, per-channel or per-position ops).
+GRID_KEEPING = ("BatchNormalization", "LayerNormalization", "GroupNormalization", "Activation",
+                "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dropout", "SpatialDropout1D",
+                "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+                "Rescaling", "Normalization", "InputLayer", "RandomFlip", "RandomBrightness",
+                "RandomContrast", "Identity")
+POOL_TYPES = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+              "AveragePooling2D", "AveragePooling3D")
+
+
+def feature_grid(model, layer) -> tuple[tuple[float, float], ...] | None:
+    """Where ``layer``'s output cells sit on the input grid: per spatial axis ``(start, step)``,
+    cell ``i``'s receptive field centred on input index ``start + step * i``; ``None`` when
+    that cannot be read off the model (a branching or nested path, an unknown layer that
+    changes the grid), and the maps are then simply resized.
+
+    Walks ``model.layers`` from the input to ``layer`` (a ``Sequential``, or a functional
+    model whose layers up to ``layer`` form a chain, each fed by the one before); convolutions
+    and poolings shift and widen the grid by their kernel, stride, dilation and padding ("same"
+    pads as Keras does: the smaller half first).
+    """
+    layers = list(getattr(model, "layers", []))
+    if layer not in layers:
+        return None
+    shape = tuple(model.inputs[0].shape[1:-1])
+    if not shape or any(s is None for s in shape):
+        return None
+    grid = [(0.0, 1.0)] * len(shape)
+    chain = type(model).__name__ == "Sequential"  # a Sequential is a chain by construction
+    prev = None
+    for lay in layers:
+        if prev is not None and not chain and not _fed_by(lay, prev):
+            return None
+        kind = type(lay).__name__
+        if kind in CONV_TYPES and "Transpose" not in kind:
+            kernel, stride = lay.kernel_size, lay.strides
+            dilation = getattr(lay, "dilation_rate", (1,) * len(shape))
+        elif kind in POOL_TYPES:
+            kernel, stride, dilation = lay.pool_size, lay.strides, (1,) * len(shape)
+        elif kind in GRID_KEEPING:
+            kernel = None
+        else:
+            return None
+        if kernel is not None:
+            if len(kernel) != len(shape):
+                return None
+            new_grid, new_shape = [], []
+            for (start, step), n, k, st, d in zip(grid, shape, kernel, stride, dilation):
+                span = d * (k - 1) + 1
+                if lay.padding == "same":
+                    out = -(-n // st)
+                    pad_before = max((out - 1) * st + span - n, 0) // 2
+                else:
+                    out, pad_before = (n - span) // st + 1, 0
+                new_grid.append((start + step * ((span - 1) / 2 - pad_before), step * st))
+                new_shape.append(out)
+            grid, shape = new_grid, tuple(new_shape)
+        if lay is layer:
+            return tuple(grid)
+        prev = lay
+    return None
+
+
+def _fed_by(layer, prev) -> bool:
+    """Whether ``layer``'s one input is ``prev``'s output (a chain, not a branch)."""
+    try:
+        inputs = layer.input
+        return not isinstance(inputs, (list, tuple)) and inputs is prev.output
+    except (AttributeError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def _capture(layer, *, tape=None):
@@ -239,18 +317,43 @@ def _np32(t) -> np.ndarray:
     return np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float32)
 
 
-def _resize(cam: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+GRID_EDGE_DECAY = 1e-3  # per input pixel beyond the outermost cell centre, relative
+
+
+def _resize(cam: np.ndarray, shape: tuple[int, ...], grid=None) -> np.ndarray:
+    """``cam`` on the input grid ``shape``: linear between the cells' receptive-field centres
+    (``grid``, :func:`feature_grid`), the edge cell's value beyond the outermost centres,
+    falling off by :data:`GRID_EDGE_DECAY` per pixel so that a maximum on an edge cell stays at
+    that cell's centre. Without ``grid`` (or for a grid a plain resize gives anyway), a linear
+    zoom with ``grid_mode=True``."""
     from scipy import ndimage
 
     shape = tuple(int(s) for s in shape)
     if cam.shape == shape:
         return cam
+    if grid is not None and len(grid) == cam.ndim and not _zoom_grid(grid, cam.shape, shape):
+        coords = [(np.arange(n, dtype=np.float64) - start) / step
+                  for (start, step), n in zip(grid, shape)]
+        # distance beyond the outermost centres, in input pixels (summed over axes)
+        outside = sum(np.meshgrid(*[step * (np.maximum(0.0, -c) + np.maximum(0.0, c - (m - 1)))
+                                    for c, m, (_, step) in zip(coords, cam.shape, grid)],
+                                  indexing="ij"))
+        points = np.meshgrid(*[np.clip(c, 0, m - 1) for c, m in zip(coords, cam.shape)],
+                             indexing="ij")
+        out = ndimage.map_coordinates(cam.astype(np.float64), points, order=1, mode="nearest")
+        return (out * np.maximum(0.0, 1.0 - GRID_EDGE_DECAY * outside)).astype(np.float32)
     factors = [t / s for t, s in zip(shape, cam.shape)]
     out = ndimage.zoom(cam, factors, order=1, mode="nearest", grid_mode=True)
     # zoom may be off by one voxel from rounding; crop/pad to the exact shape
     out = out[tuple(slice(0, s) for s in shape)]
     pad = [(0, s - o) for s, o in zip(shape, out.shape)]
     return np.pad(out, pad, mode="edge") if any(p[1] for p in pad) else out
+
+
+def _zoom_grid(grid, small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether ``grid`` is the one a ``grid_mode=True`` zoom from ``small`` to ``shape`` assumes."""
+    return all(np.isclose(step, n / m) and np.isclose(start, (step - 1) / 2)
+               for (start, step), m, n in zip(grid, small, shape))
 
 
 def _normalise(cam: np.ndarray) -> np.ndarray:
