@@ -221,8 +221,8 @@ def feature_grid(model, layer) -> tuple[tuple[float, float], ...] | None:
         else:
             return None
         if kernel is not None:
-            if len(kernel) != len(shape):
-                return None
+            if len(kernel) != len(shape) or lay.padding not in ("same", "valid"):
+                return None  # e.g. "causal" padding: not placed, plain resize
             new_grid, new_shape = [], []
             for (start, step), n, k, st, d in zip(grid, shape, kernel, stride, dilation):
                 span = d * (k - 1) + 1
