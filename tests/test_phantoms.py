@@ -448,3 +448,48 @@ def test_refuses_to_overwrite_a_real_dataset(tmp_path):
     with pytest.raises(phantoms.PhantomError, match="not a phantom"):
         phantoms.make_mri(real, layout="sartaj", n_per_class=2, seed=0, size=48)
     assert (real / "Training" / "x.jpg").read_bytes() == b"not ours"
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".phantom.json"}
+
+
+@pytest.mark.parametrize("module,kwargs", [
+    (mri, {"layout": "sartaj", "n_per_class": 3, "size": 64}),
+    (rsna, {"n_images": 12, "size": 64}),
+    (mosmed, {"n_per_class": 2, "size": 32}),
+])
+def test_rendered_in_worker_processes_is_byte_identical(tmp_path, monkeypatch, module, kwargs):
+    # two spawned workers (the thresholds lowered so that these small phantoms use them) must
+    # write the same files and masks as one process: each file's generator is its own
+    import concurrent.futures
+
+    make = {mri: mri.make_mri, rsna: rsna.make_rsna, mosmed: mosmed.make_mosmed}[module]
+    monkeypatch.setattr(_common, "PARALLEL_MIN_ITEMS", 1)
+    monkeypatch.setattr(mosmed, "PARALLEL_MIN_VOLUMES", 1)
+    monkeypatch.setenv("MEDREPRO_PHANTOM_WORKERS", "1")
+    serial = make(tmp_path / "serial", seed=5, **kwargs)
+    pools = []
+
+    class Recorded(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *args, **kw):
+            pools.append(args[0] if args else kw.get("max_workers"))
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setenv("MEDREPRO_PHANTOM_WORKERS", "2")
+    parallel = make(tmp_path / "parallel", seed=5, **kwargs)
+    assert pools == [2]
+    files = _tree_bytes(serial)
+    assert len(files) >= 4 and files == _tree_bytes(parallel)
+
+
+def test_phantom_workers_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("MEDREPRO_PHANTOM_WORKERS", "3")
+    assert _common.phantom_workers() == 3
+    monkeypatch.setenv("MEDREPRO_PHANTOM_WORKERS", "many")
+    with pytest.raises(_common.PhantomError, match="MEDREPRO_PHANTOM_WORKERS"):
+        _common.phantom_workers()
+    monkeypatch.delenv("MEDREPRO_PHANTOM_WORKERS")
+    assert 1 <= _common.phantom_workers() <= 8

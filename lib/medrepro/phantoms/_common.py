@@ -9,6 +9,7 @@ at once; different arguments rebuild and replace the folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -104,6 +105,82 @@ def build_atomically(root: str | os.PathLike, params: Mapping[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+PARALLEL_MIN_ITEMS = 200  # images; below this, worker processes cost more than they save
+
+
+def phantom_workers() -> int:
+    """Worker processes for rendering phantoms: ``$MEDREPRO_PHANTOM_WORKERS`` if set, else the
+    CPUs this process may use, at most 8."""
+    env = os.environ.get("MEDREPRO_PHANTOM_WORKERS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise PhantomError(f"MEDREPRO_PHANTOM_WORKERS={env!r}: expected a whole number")
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def map_ordered(fn, items: list, *, workers: int | None = None, initializer=None,
+                initargs: tuple = (), min_items: int | None = None):
+    """``fn(item)`` for every item, in order; in ``workers`` spawned processes when there are
+    at least ``min_items`` items (default :data:`PARALLEL_MIN_ITEMS`; fewer for costlier
+    items, e.g. volumes); ``fn`` must be a module-level function.
+
+    Each item's randomness must come from the item itself (the generators seed one generator
+    per file), so the results do not depend on the number of workers. "spawn", not "fork": the
+    calling process may hold TensorFlow's threads (a notebook kernel), which a fork can
+    deadlock. ``initializer(*initargs)`` runs once in each worker (e.g. to hand it data the
+    caller has loaded already).
+    """
+    workers = phantom_workers() if workers is None else max(1, int(workers))
+    if workers == 1 or len(items) < (PARALLEL_MIN_ITEMS if min_items is None else min_items):
+        yield from map(fn, items)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, len(items) // (workers * 8))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start, initargs=(initializer, initargs)) as pool:
+        with _main_hidden():  # the workers start while the tasks are submitted
+            results = pool.map(fn, items, chunksize=chunk)
+        yield from results
+
+
+_WORKER_BLAS = None  # a worker's BLAS limit, kept for its lifetime
+
+
+def _worker_start(initializer, initargs: tuple) -> None:
+    """Each worker: one BLAS thread (the workers share the CPUs already; the generators' many
+    small matrix products slow down several-fold otherwise), then the caller's initializer."""
+    global _WORKER_BLAS
+    _WORKER_BLAS = single_threaded_blas()
+    _WORKER_BLAS.__enter__()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """Start spawned workers without re-running the caller's ``__main__``: a script without an
+    ``if __name__ == "__main__"`` guard would otherwise generate its phantom again in every
+    worker. ``fn`` lives in a medrepro module, which the workers import themselves."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def single_threaded_blas():

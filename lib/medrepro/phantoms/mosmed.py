@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from medrepro.phantoms import _shapes
-from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.phantoms._common import PhantomError, build_atomically, map_ordered, rng_for
 from medrepro.phantoms._masks import MaskCollector
 
 CLASSES = ("CT-0", "CT-23")
@@ -84,18 +84,28 @@ def _write_mosmed(tmp: Path, *, n: int, seed: int, size: int) -> dict[str, Any]:
     extents = {}
     masks = MaskCollector()
     for cls in CLASSES:
-        folder = tmp / cls
-        folder.mkdir(parents=True)
-        for idx in range(n):
-            study = FIRST_STUDY[cls] + idx
-            rng = rng_for(seed, "mosmed", cls, idx)
-            ct = render_volume(rng, abnormal=(cls == "CT-23"), size=size)
-            name = f"study_{study:04d}.nii.gz"
-            (folder / name).write_bytes(encode_nifti(ct.hu, ct.affine, ct.time_tag))
-            extents[f"{cls}/{name}"] = round(ct.lesion_fraction, 4)
-            masks.add(f"{cls}/{name}", lesion=ct.lesion_mask(), region=ct.lung)
+        (tmp / cls).mkdir(parents=True)
+    tasks = [(seed, cls, idx, size) for cls in CLASSES for idx in range(n)]
+    for (_, cls, idx, _), (data, fraction, lesion, lung) in zip(
+            tasks, map_ordered(_render_file, tasks, min_items=PARALLEL_MIN_VOLUMES)):
+        name = f"study_{FIRST_STUDY[cls] + idx:04d}.nii.gz"
+        (tmp / cls / name).write_bytes(data)
+        extents[f"{cls}/{name}"] = round(fraction, 4)
+        masks.add(f"{cls}/{name}", lesion=lesion, region=lung)
     masks.save(tmp)  # .masks/lesion_masks.npz: outside CT-0/ and CT-23/
     return {"lesion_fraction": extents}
+
+
+PARALLEL_MIN_VOLUMES = 16  # volumes; fewer are rendered in this process
+
+
+def _render_file(task: tuple) -> tuple[bytes, float, np.ndarray, np.ndarray]:
+    """One volume of :func:`_write_mosmed`: ``(NIfTI bytes, lesion fraction, lesion mask, lung
+    mask)``; seeded by its own class and index, so any process gives the same bytes."""
+    seed, cls, idx, size = task
+    ct = render_volume(rng_for(seed, "mosmed", cls, idx), abnormal=(cls == "CT-23"), size=size)
+    return (encode_nifti(ct.hu, ct.affine, ct.time_tag), ct.lesion_fraction, ct.lesion_mask(),
+            ct.lung)
 
 
 def encode_nifti(volume: np.ndarray, affine: np.ndarray, time_tag: str) -> bytes:

@@ -92,7 +92,8 @@ from PIL import Image
 from scipy import ndimage
 
 from medrepro.phantoms import _shapes
-from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.phantoms._common import (PhantomError, build_atomically, map_ordered, rng_for,
+                                       single_threaded_blas)
 from medrepro.phantoms._masks import MaskCollector
 
 LAYOUTS = ("masoud", "sartaj")
@@ -160,8 +161,16 @@ class _Template:
     brain: np.ndarray  # bool, filled brain mask
 
 
-@functools.lru_cache(maxsize=1)
+_TEMPLATE: _Template | None = None  # set in worker processes by _use_template
+
+
 def load_template() -> _Template:
+    """The MNI152 templates (:func:`_load_template`), or the ones handed to this worker."""
+    return _TEMPLATE if _TEMPLATE is not None else _load_template()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_template() -> _Template:
     """The MNI152 (2009a, 1 mm) T1, GM and WM templates that nilearn ships, loaded once per process.
 
     Read straight from nilearn's bundled files with nibabel and scaled to [0, 1], which gives
@@ -237,18 +246,21 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
     names = {(split, cls): file_names(layout, split, cls, counts[split])
              for split in SPLITS for cls in CLASSES}
     masks = MaskCollector()
+    todo = []  # every generated (not copied) file, in a fixed order
     for split, split_dir in SPLITS.items():
         for cls in CLASSES:
             folder = tmp / split_dir / _class_dir(layout, cls)
             folder.mkdir(parents=True, exist_ok=True)
-            for idx, name in enumerate(names[(split, cls)]):
-                if (split, cls, idx) not in copies:
-                    rng = rng_for(seed, "mri", layout, split, cls, idx)
-                    jpeg, drawn = render_jpeg(rng, cls, layout=layout, size=size,
-                                              return_masks=True)
-                    (folder / name).write_bytes(jpeg)
-                    masks.add((folder / name).relative_to(tmp).as_posix(),
-                              lesion=drawn["lesion"], region=drawn["brain"])
+            todo += [(folder / name, (seed, layout, split, cls, idx, size))
+                     for idx, name in enumerate(names[(split, cls)])
+                     if (split, cls, idx) not in copies]
+    # worker processes get the loaded template instead of reading it again (~8 s each)
+    rendered = map_ordered(_render_file, [task for _, task in todo],
+                           initializer=_use_template, initargs=(load_template(),))
+    with single_threaded_blas():  # for the serial path; the workers limit themselves
+        for (path, _), (jpeg, lesion, brain) in zip(todo, rendered):
+            path.write_bytes(jpeg)
+            masks.add(path.relative_to(tmp).as_posix(), lesion=lesion, region=brain)
     for (split, cls, idx), (o_split, o_cls, o_idx) in copies.items():  # originals all exist now
         src = tmp / SPLITS[o_split] / _class_dir(layout, o_cls) / names[(o_split, o_cls)][o_idx]
         dst = tmp / SPLITS[split] / _class_dir(layout, cls) / names[(split, cls)][idx]
@@ -263,6 +275,21 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
     return {"planted_duplicates": planted,
             "n_within_train_duplicates": sum(d["copy"][0] == "train" for d in dups),
             "n_cross_split_duplicates": sum(d["copy"][0] == "test" for d in dups)}
+
+
+def _use_template(template: _Template) -> None:
+    """Worker-process initializer of :func:`_write_mri`: ``template`` as the loaded one."""
+    global _TEMPLATE
+    _TEMPLATE = template
+
+
+def _render_file(task: tuple) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """One generated file of :func:`_write_mri`: ``(jpeg, lesion mask, brain mask)``; its
+    generator is seeded by the file's own key, so any process gives the same bytes."""
+    seed, layout, split, cls, idx, size = task
+    rng = rng_for(seed, "mri", layout, split, cls, idx)
+    jpeg, drawn = render_jpeg(rng, cls, layout=layout, size=size, return_masks=True)
+    return jpeg, drawn["lesion"], drawn["brain"]
 
 
 def _class_dir(layout: str, cls: str) -> str:

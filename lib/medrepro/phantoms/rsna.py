@@ -54,7 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from medrepro.phantoms import _shapes
-from medrepro.phantoms._common import PhantomError, build_atomically, rng_for
+from medrepro.phantoms._common import PhantomError, build_atomically, map_ordered, rng_for
 from medrepro.registry import RSNA_LABELS_CSV
 
 SUBTYPES = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
@@ -118,6 +118,16 @@ def make_rsna(root: str | os.PathLike, *, n_images: int, seed: int, size: int = 
                                                                   size=int(size)))
 
 
+def _render_file(task: tuple) -> tuple[bytes, set]:
+    """One slice of :func:`_write_rsna`: ``(DICOM bytes, haemorrhage subtypes present)``;
+    seeded by its own study and slice, so any process gives the same bytes."""
+    seed, study, s, level, image_id, size = task
+    rng = rng_for(seed, "rsna-slice", study.index, s)
+    hu, blood = render_slice(rng, study, level, size=size)
+    data = encode_dicom(hu, study=study, slice_index=s, image_id=image_id, size=size, rng=rng)
+    return data, set(blood)
+
+
 def _write_rsna(tmp: Path, *, n_images: int, seed: int, size: int) -> dict[str, Any]:
     studies = plan_studies(n_images, seed=seed)
     ids = _unique_hex(rng_for(seed, "rsna-ids"), n_images, 9)
@@ -125,22 +135,19 @@ def _write_rsna(tmp: Path, *, n_images: int, seed: int, size: int) -> dict[str, 
     image_dir.mkdir(parents=True)
     labels: dict[str, dict[str, int]] = {}
     corrupt_slot = _pick_corrupt(studies, seed)
-    k = 0
+    tasks, k = [], 0
     for study in studies:
         for s, level in enumerate(study.levels):
-            image_id = f"ID_{ids[k]}"
+            tasks.append((seed, study, s, level, f"ID_{ids[k]}", size))
             k += 1
-            rng = rng_for(seed, "rsna-slice", study.index, s)
-            hu, blood = render_slice(rng, study, level, size=size)
-            present = set(blood)
-            data = encode_dicom(hu, study=study, slice_index=s, image_id=image_id, size=size,
-                                rng=rng)
-            if (study.index, s) == corrupt_slot:
-                data = data[: len(data) // 2]
-            (image_dir / f"{image_id}.dcm").write_bytes(data)
-            row = {t: int(t in present) for t in SUBTYPES}
-            row["any"] = int(bool(present))
-            labels[image_id] = row
+    for task, (data, present) in zip(tasks, map_ordered(_render_file, tasks)):
+        _, study, s, _, image_id, _ = task
+        if (study.index, s) == corrupt_slot:
+            data = data[: len(data) // 2]
+        (image_dir / f"{image_id}.dcm").write_bytes(data)
+        row = {t: int(t in present) for t in SUBTYPES}
+        row["any"] = int(bool(present))
+        labels[image_id] = row
     lines = ["ID,Label"]
     for image_id in sorted(labels):
         lines += [f"{image_id}_{col},{labels[image_id][col]}" for col in LABEL_COLUMNS]
