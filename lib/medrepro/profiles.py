@@ -72,9 +72,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # The SGD trial's validation accuracy still rose at epoch 10 on the real set (0.82;
         # 0.86 after 15, while its test accuracy on Sartaj's shifted Testing folder fell from
         # 0.525 to 0.454). On the demo phantom (2026-12-03, notebook runs) the final SGD trial
-        # scored 0.612 and 0.638 after 15 epochs, 0.586 after 12. A's LSTM head is not trained
-        # on the official split (a_official_lstm; ~40 s), to keep the demo within 15 minutes
-        # (876 s and 909 s with it, in two runs on the same 2 cores).
+        # scored 0.612, 0.638 and 0.651 after 15 epochs, 0.586 after 12. A's LSTM head is not
+        # trained on the official split (a_official_lstm; its cell took ~50 s with it, < 3 s
+        # without), for the demo's 15-minute budget: 876 s and 909 s with it, 946 s without
+        # (on a host that had slowed by then; 835 s with C at 12 epochs), same 2 cores.
         # e_patience/e_reduce_lr are the recipe's, the same in every profile (studies/e.py);
         # smoke keeps its one epoch.
         "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 64,

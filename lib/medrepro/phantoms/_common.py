@@ -140,7 +140,8 @@ def map_ordered(fn, items: list, *, workers: int | None = None, initializer=None
     """
     workers = phantom_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < (PARALLEL_MIN_ITEMS if min_items is None else min_items):
-        yield from map(fn, items)
+        with single_threaded_blas():  # as in each worker (_worker_start)
+            yield from map(fn, items)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -92,8 +92,7 @@ from PIL import Image
 from scipy import ndimage
 
 from medrepro.phantoms import _shapes
-from medrepro.phantoms._common import (PhantomError, build_atomically, map_ordered, rng_for,
-                                       single_threaded_blas)
+from medrepro.phantoms._common import PhantomError, build_atomically, map_ordered, rng_for
 from medrepro.phantoms._masks import MaskCollector
 
 LAYOUTS = ("masoud", "sartaj")
@@ -257,10 +256,9 @@ def _write_mri(tmp: Path, *, layout: str, counts: dict[str, int], seed: int,
     # worker processes get the loaded template instead of reading it again (~8 s each)
     rendered = map_ordered(_render_file, [task for _, task in todo],
                            initializer=_use_template, initargs=(load_template(),))
-    with single_threaded_blas():  # for the serial path; the workers limit themselves
-        for (path, _), (jpeg, lesion, brain) in zip(todo, rendered):
-            path.write_bytes(jpeg)
-            masks.add(path.relative_to(tmp).as_posix(), lesion=lesion, region=brain)
+    for (path, _), (jpeg, lesion, brain) in zip(todo, rendered):
+        path.write_bytes(jpeg)
+        masks.add(path.relative_to(tmp).as_posix(), lesion=lesion, region=brain)
     for (split, cls, idx), (o_split, o_cls, o_idx) in copies.items():  # originals all exist now
         src = tmp / SPLITS[o_split] / _class_dir(layout, o_cls) / names[(o_split, o_cls)][o_idx]
         dst = tmp / SPLITS[split] / _class_dir(layout, cls) / names[(split, cls)][idx]
