@@ -88,3 +88,35 @@ def test_resolve_for_study_uses_real_sartaj_when_masoud_is_partial(sartaj, tmp_p
     assert "real brain_tumor_sartaj" in note
     rd, note = mri.resolve_for_study("brain_tumor_sartaj", data=str(tmp_path), profile="smoke")
     assert rd.root == sartaj and note == ""
+
+
+def _png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_head_framing_crops_to_the_head_and_pads_to_a_square(tmp_path):
+    # A 40×80 (H×W) image, black but for a 20×10 "head" (rows 10-29, columns 50-59) and faint
+    # noise below the threshold: "head" framing must keep only the head, centred, aspect kept.
+    img = np.zeros((40, 80), np.uint8)
+    img[::7, ::5] = 15  # ~6 % of the maximum: background noise, not head
+    img[10:30, 50:60] = 250
+    wide = _png(tmp_path / "wide.png", img)
+    blank = _png(tmp_path / "blank.png", np.zeros((8, 12), np.uint8))
+    import tensorflow as tf
+
+    y0, x0, y1, x1 = (int(v) for v in mri.head_box(tf.constant(img[..., None], tf.float32)))
+    assert (y0, x0, y1, x1) == (10, 50, 30, 60)
+    head, empty = mri.decode_files([wide, blank], image_size=20, framing="head")
+    head, empty = head.numpy()[..., 0], empty.numpy()
+    # the 20×10 box scaled to 20×10 and padded by 5 columns each side
+    np.testing.assert_allclose(head[:, 5:15], 250 / 255, atol=1e-5)
+    assert np.abs(head[:, :5]).max() < 1e-6 and np.abs(head[:, 15:]).max() < 1e-6
+    assert empty.shape == (20, 20, 3) and empty.max() == 0.0  # a blank image: the whole image
+    stretched = mri.decode_files([wide], image_size=20).get_single_element().numpy()[..., 0]
+    assert stretched[:, :10].max() < 0.1 and stretched[6:14, 13:15].min() > 0.5  # squashed, at right
+    with pytest.raises(mri.MriDataError, match="framing='crop'"):
+        mri.decode_files([wide], image_size=20, framing="crop")

@@ -57,3 +57,29 @@ def test_table1_notes_say_when_a_trial_shows_another_trials_run():
     assert "same_run_as" not in c.table1_notes(res, run)
     rows = res.rows.assign(same_run_as=[None, 1, None, None, None])
     assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), run)
+
+
+def test_c_pipelines_frame_the_head_as_the_prediction_figure_shows(tmp_path):
+    # A wide image with the head at its right: C's pipelines (training, validation, test) and
+    # C.fig5 must all see it cropped to the head and padded (c.FRAMING), not stretched.
+    from PIL import Image
+
+    from medrepro import mri
+
+    img = np.zeros((40, 80), np.uint8)
+    img[10:30, 50:60] = 250
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(img).save(paths[-1])
+    images = pd.DataFrame({"path": paths, "label": np.arange(4)})
+    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)")
+    data = ImageSplit(ds, images, images, images, images, images)
+    run = types.SimpleNamespace(settings={"c_image_size": 20, "c_batch": 4}, seed=0)
+    fit, val, test = c.image_datasets(run, data)
+    framed = mri.load_images(images.iloc[:1], image_size=20, framing=c.FRAMING)[0]
+    assert c.FRAMING == "head" and framed[:, 5:15].min() > 0.9 and framed[:, :5].max() == 0
+    for pipe in (val, test):
+        np.testing.assert_allclose(next(iter(pipe))[0].numpy()[0], framed, atol=1e-6)
+    x = next(iter(fit))[0].numpy()  # augmented (flip, rotation, zoom): framed, not stretched
+    assert x[:, :, 8:12].mean() > 0.5 and x.shape == (4, 20, 20, 3)

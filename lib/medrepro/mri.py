@@ -204,22 +204,59 @@ def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = D
 
 
 # ---------------------------------------------------------------------------- tf.data
-def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: str = "unit"):
+FRAMINGS = ("stretch", "head")
+# A pixel belongs to the head when its brightest channel exceeds this fraction of the image's
+# maximum. The background of a Sartaj image (the median of its corners) is below 4 % of the
+# maximum in 95 % of the images and below 10 % in 98 % (every 5th image, 2026-12-03); where it is
+# brighter the box grows to the whole image, which is then only padded to a square.
+HEAD_THRESHOLD = 0.1
+
+
+def head_box(img):
+    """``(y0, x0, y1, x1)`` int32 tensors: the bounding box of the pixels of ``img``
+    ``(H, W, C)`` brighter than :data:`HEAD_THRESHOLD` of its maximum (the whole image when
+    none is, e.g. a blank one). End indices are exclusive."""
+    import tensorflow as tf
+
+    gray = tf.reduce_max(img, axis=-1)
+    mask = gray > HEAD_THRESHOLD * tf.reduce_max(gray)
+    rows = tf.cast(tf.where(tf.reduce_any(mask, axis=1))[:, 0], tf.int32)
+    cols = tf.cast(tf.where(tf.reduce_any(mask, axis=0))[:, 0], tf.int32)
+    h, w = tf.shape(gray)[0], tf.shape(gray)[1]
+    empty = tf.equal(tf.size(rows), 0)
+    y0 = tf.where(empty, 0, tf.reduce_min(tf.concat([rows, [h]], 0)))
+    y1 = tf.where(empty, h, tf.reduce_max(tf.concat([rows, [-1]], 0)) + 1)
+    x0 = tf.where(empty, 0, tf.reduce_min(tf.concat([cols, [w]], 0)))
+    x1 = tf.where(empty, w, tf.reduce_max(tf.concat([cols, [-1]], 0)) + 1)
+    return y0, x0, y1, x1
+
+
+def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: str = "unit",
+                 framing: str = "stretch"):
     """An unbatched ``tf.data.Dataset`` of images ``(image_size, image_size, 3)`` float32.
 
     JPEG/PNG decoded with 3 channels (grayscale is repeated), resized bilinearly (with
     anti-aliasing when shrinking). ``scale="unit"``: values in [0, 1]; ``"raw"``: 0-255.
+    ``framing`` (:data:`FRAMINGS`): ``"stretch"`` resizes the whole image to the square (a
+    non-square image is distorted); ``"head"`` crops to the head's bounding box
+    (:func:`head_box`) and pads it to a square, centred, keeping its aspect ratio.
     """
     import tensorflow as tf
 
     if scale not in ("unit", "raw"):
         raise MriDataError(f"scale={scale!r}: expected 'unit' or 'raw'")
+    if framing not in FRAMINGS:
+        raise MriDataError(f"framing={framing!r}: expected one of {FRAMINGS}")
     size = (int(image_size), int(image_size))
 
     def load(path):
         raw = tf.io.read_file(path)
-        img = tf.io.decode_image(raw, channels=3, expand_animations=False)
-        img = tf.image.resize(tf.cast(img, tf.float32), size, antialias=True)
+        img = tf.cast(tf.io.decode_image(raw, channels=3, expand_animations=False), tf.float32)
+        if framing == "head":
+            y0, x0, y1, x1 = head_box(img)
+            img = tf.image.resize_with_pad(img[y0:y1, x0:x1], *size, antialias=True)
+        else:
+            img = tf.image.resize(img, size, antialias=True)
         img = tf.clip_by_value(img, 0.0, 255.0)
         return img / 255.0 if scale == "unit" else img
 
@@ -229,7 +266,8 @@ def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: 
 
 def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
                   shuffle: bool = False, seed: int = 0, augment=None, one_hot: bool = True,
-                  n_classes: int = len(CLASS_NAMES), scale: str = "unit", cache: bool = True):
+                  n_classes: int = len(CLASS_NAMES), scale: str = "unit", cache: bool = True,
+                  framing: str = "stretch"):
     """Batches ``(images (B, S, S, 3) float32, labels)`` of a frame's files, in frame order.
 
     Labels are one-hot float32 ``(B, K)`` (``one_hot=True``) or int64 ``(B,)``. Decoding and
@@ -240,7 +278,7 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
 
     from medrepro import pipeline
 
-    images = decode_files(frame["path"], image_size=image_size, scale=scale)
+    images = decode_files(frame["path"], image_size=image_size, scale=scale, framing=framing)
     labels = np.asarray(frame["label"], dtype=np.int64)
     y = tf.data.Dataset.from_tensor_slices(
         np.eye(n_classes, dtype=np.float32)[labels] if one_hot else labels)
@@ -249,9 +287,11 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
                            cache=cache, n_items=len(frame))
 
 
-def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit") -> np.ndarray:
+def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit",
+                framing: str = "stretch") -> np.ndarray:
     """The frame's images as one array ``(N, S, S, 3)`` float32 (for figures and explanations)."""
-    ds = decode_files(frame["path"], image_size=image_size, scale=scale).batch(64)
+    ds = decode_files(frame["path"], image_size=image_size, scale=scale,
+                      framing=framing).batch(64)
     arrays = [b.numpy() for b in ds]
     if not arrays:
         return np.zeros((0, image_size, image_size, 3), dtype=np.float32)

@@ -89,7 +89,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "a_backup": False, "max_images": None,
                  "c_image_size": 64, "c_epochs": 15, "c_batch": 32, "c_patience": 5,
                  "e_image_size": 64, "e_epochs": 30, "e_batch": 32, "e_patience": 8,
-                 "e_reduce_lr": 3, "ig_steps": 32, "n_boot": 1000},
+                 "e_reduce_lr": 3, "ig_steps": 16, "n_boot": 1000},
         "paper": {"a_image_size": 224, "a_max_images": None, "a_epochs": 50, "a_batch": 32,
                   "a_lr": 1e-4, "a_official_lstm": True, "a_checkpoint": "weights",
                   "a_backup": True, "max_images": None,

@@ -50,11 +50,12 @@ class ImageSplit:
         return self.test["label"].to_numpy()
 
 
-def training_config(data: ImageSplit, *, image_size: int) -> dict:
+def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretch") -> dict:
     """What a training run of C or E is trained on, for ``train.fit_once``'s configuration:
-    the input size and a digest of the fit and validation files (path, label, size,
-    modification time), so a finished run on other images (a regenerated phantom, another
-    dataset version) or at another size is redone rather than reused."""
+    the input size, the framing (``mri.decode_files``) and a digest of the fit and validation
+    files (path, label, size, modification time), so a finished run on other images (a
+    regenerated phantom, another dataset version), at another size or framing is redone rather
+    than reused."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=8)
@@ -63,7 +64,7 @@ def training_config(data: ImageSplit, *, image_size: int) -> dict:
             st = Path(path).stat()
             h.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return {"images": h.hexdigest(), "n_fit": len(data.fit), "n_val": len(data.val),
-            "image_size": int(image_size)}
+            "image_size": int(image_size), "framing": framing}
 
 
 def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str = "") -> ImageSplit:
@@ -101,12 +102,13 @@ def load_masoud(run, *, split: str) -> ImageSplit:
 
 
 def image_datasets(data: ImageSplit, *, image_size: int, batch_size: int, augment: dict,
-                   seed: int) -> tuple:
+                   seed: int, framing: str = "stretch") -> tuple:
     """``(fit, val, test)`` tf.data pipelines of ``data``; ``fit`` shuffled and augmented."""
-    fit = mri.image_dataset(data.fit, image_size=image_size, batch_size=batch_size, shuffle=True,
-                            seed=seed, augment=mri.augmenter(**augment, seed=seed))
-    val = mri.image_dataset(data.val, image_size=image_size, batch_size=batch_size)
-    test = mri.image_dataset(data.test, image_size=image_size, batch_size=batch_size)
+    frame = {"image_size": image_size, "batch_size": batch_size, "framing": framing}
+    fit = mri.image_dataset(data.fit, shuffle=True, seed=seed,
+                            augment=mri.augmenter(**augment, seed=seed), **frame)
+    val = mri.image_dataset(data.val, **frame)
+    test = mri.image_dataset(data.test, **frame)
     return fit, val, test
 
 
@@ -204,9 +206,11 @@ def curves_figure(history: pd.DataFrame, *, title: str, loss_name: str = "loss")
 
 
 def predictions_figure(test: pd.DataFrame, pred: np.ndarray, *, image_size: int, seed: int,
-                       title: str):
-    """Up to 12 random test images (``test`` rows, ``pred`` in ``test`` order), true / predicted."""
+                       title: str, framing: str = "stretch"):
+    """Up to 12 random test images (``test`` rows, ``pred`` in ``test`` order), true / predicted,
+    framed as the model saw them."""
     show = test.sample(min(N_SHOWN, len(test)), random_state=seed)
-    return plots.plot_predictions(mri.load_images(show, image_size=image_size), show["label"],
+    return plots.plot_predictions(mri.load_images(show, image_size=image_size, framing=framing),
+                                  show["label"],
                                   pred[test.index.get_indexer(show.index)], labels=LABELS,
                                   n=N_SHOWN, seed=seed, title=title)
