@@ -76,6 +76,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # trained on the official split (a_official_lstm; its cell took ~50 s with it, < 3 s
         # without), for the demo's 15-minute budget: 876 s and 909 s with it, 946 s without
         # (on a host that had slowed by then; 835 s with C at 12 epochs), same 2 cores.
+        # ig_steps: Integrated Gradients intervals; the demo uses 16 (32 before 2026-12-03; the
+        # pointing-game cell took 35 s with 32, 28 s with 16, and IG hit 0.73 then 0.82 of lesions).
         # e_patience/e_reduce_lr are the recipe's, the same in every profile (studies/e.py);
         # smoke keeps its one epoch.
         "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 64,
