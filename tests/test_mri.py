@@ -110,6 +110,7 @@ def test_head_framing_crops_to_the_head_and_pads_to_a_square(tmp_path):
 
     y0, x0, y1, x1 = (int(v) for v in mri.head_box(tf.constant(img[..., None], tf.float32)))
     assert (y0, x0, y1, x1) == (10, 50, 30, 60)
+    assert [int(v) for v in mri.head_box(tf.zeros((8, 12, 3)))] == [0, 0, 8, 12]  # none: all
     head, empty = mri.decode_files([wide, blank], image_size=20, framing="head")
     head, empty = head.numpy()[..., 0], empty.numpy()
     # the 20×10 box scaled to 20×10 and padded by 5 columns each side

@@ -59,9 +59,9 @@ def test_table1_notes_say_when_a_trial_shows_another_trials_run():
     assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), run)
 
 
-def test_c_pipelines_frame_the_head_as_the_prediction_figure_shows(tmp_path):
-    # A wide image with the head at its right: C's pipelines (training, validation, test) and
-    # C.fig5 must all see it cropped to the head and padded (c.FRAMING), not stretched.
+def test_c_pipelines_frame_the_head(tmp_path):
+    # A wide image with the head at its right: C's pipelines (training, validation, test) must
+    # all see it cropped to the head and padded (c.FRAMING), not stretched.
     from PIL import Image
 
     from medrepro import mri

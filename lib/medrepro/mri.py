@@ -220,14 +220,11 @@ def head_box(img):
 
     gray = tf.reduce_max(img, axis=-1)
     mask = gray > HEAD_THRESHOLD * tf.reduce_max(gray)
+    mask = tf.logical_or(mask, tf.logical_not(tf.reduce_any(mask)))  # none: every pixel
     rows = tf.cast(tf.where(tf.reduce_any(mask, axis=1))[:, 0], tf.int32)
     cols = tf.cast(tf.where(tf.reduce_any(mask, axis=0))[:, 0], tf.int32)
-    h, w = tf.shape(gray)[0], tf.shape(gray)[1]
-    empty = tf.equal(tf.size(rows), 0)
-    y0 = tf.where(empty, 0, tf.reduce_min(tf.concat([rows, [h]], 0)))
-    y1 = tf.where(empty, h, tf.reduce_max(tf.concat([rows, [-1]], 0)) + 1)
-    x0 = tf.where(empty, 0, tf.reduce_min(tf.concat([cols, [w]], 0)))
-    x1 = tf.where(empty, w, tf.reduce_max(tf.concat([cols, [-1]], 0)) + 1)
+    y0, y1 = tf.reduce_min(rows), tf.reduce_max(rows) + 1
+    x0, x1 = tf.reduce_min(cols), tf.reduce_max(cols) + 1
     return y0, x0, y1, x1
 
 
