@@ -132,6 +132,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # shared, last-epoch validation accuracy 0.50-0.81 per scenario (D.table4_2); halved
         # for the demo's 15-minute budget: 05 in 490 s (cores shared), validation accuracy of
         # the best-validation-loss models 0.50-0.83, five of six scenarios above 0.5 (D.table4_3).
+        # Of aug_5/aug_10/aug_15/aug_25 only aug_25 is trained, the others are its first epochs
+        # (studies.d.run_scenarios): the demo trains 15 of these 27 epochs (+ 6 held-out), the
+        # paper profile 55 of 85.
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
                              "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",

@@ -73,6 +73,7 @@ class ScenarioResult:
     model: Any
     weights: list
     seconds: float
+    nested_in: str | None = None  # the longer scenario whose first ``epochs`` epochs this is
 
     def last(self, column: str) -> float:
         """The value of ``column`` at the last epoch run (as the study's tables report)."""
@@ -201,9 +202,13 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
                    val: tuple[np.ndarray, np.ndarray], *, epochs: int, batch: int,
                    patience: int, run_dir: str | Path, seed: int = 42,
                    initial_lr: float = INITIAL_LR, verbose: int = 2,
-                   model=None, initial_weights: list | None = None) -> ScenarioResult:
+                   model=None, initial_weights: list | None = None,
+                   nested: dict[str, tuple[int, Path]] | None = None) -> ScenarioResult:
     """Train one scenario with ``medrepro.train.fit``: a fresh :func:`cnn3d`, or ``model``
     reset to ``initial_weights`` (:func:`reset_model`).
+
+    ``nested``: shorter scenarios of the same kind, ``key -> (epochs, run_dir)``; their runs are
+    snapshots of this one (:class:`NestedSnapshots`, read back with :func:`load_nested`).
 
     ``train`` / ``val``: ``(x, y)`` with ``x`` float32 ``(N, H, W, D)`` in [0, 1] (already
     lung-only for that scenario) and ``y`` 0/1. As in the thesis' code, the best checkpoint
@@ -229,17 +234,140 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
     # The BatchNorm momentum and a digest of the volumes are part of the configuration, so a
     # run of another model set-up or of other (e.g. regenerated phantom) volumes is redone.
-    config = {"scenario": scenario.key,
-              "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
-              "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
-              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR,
-              "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
+    config = run_config(scenario, train, val, batch=batch, seed=seed, initial_lr=initial_lr,
+                        patience=patience, model=model)
     stop = callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
+    extra = [stop]
+    if nested:
+        best = callbacks.BestInMemory(monitor=CHECKPOINT_MONITOR, mode="min")
+        extra += [best, NestedSnapshots({key: (k, Path(d), nested_config(config, key, k))
+                                         for key, (k, d) in nested.items()},
+                                        best=best, history_path=Path(run_dir) / "history.csv")]
     history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
                                 epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
-                                restore_best_weights=True, verbose=verbose, callbacks=[stop])
+                                restore_best_weights=True, verbose=verbose, callbacks=extra)
     return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
                           weights=model.get_weights(), seconds=time.perf_counter() - start)
+
+
+def run_config(scenario: Scenario, train: tuple[np.ndarray, np.ndarray],
+               val: tuple[np.ndarray, np.ndarray], *, batch: int, seed: int, initial_lr: float,
+               patience: int, model) -> dict:
+    """What a scenario's run is stored with (``train.fit_once``'s ``config``): a run of another
+    set-up is redone."""
+    return {"scenario": scenario.key,
+            "train_shape": list(train[0].shape), "val_shape": list(val[0].shape),
+            "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
+            "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR,
+            "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
+
+
+# The files of a nested scenario's run folder (see NestedSnapshots).
+NESTED_MARKER, NESTED_WEIGHTS, NESTED_HISTORY = "nested.json", "weights.npz", "history.csv"
+
+
+def nested_config(config: dict, key: str, epochs: int) -> dict:
+    """The configuration a nested scenario's snapshot is stored with: its longer run's
+    configuration (data, model, seed, schedule), its own key and epochs."""
+    return {**config, "scenario": key, "epochs": int(epochs), "nested_in": config["scenario"]}
+
+
+class NestedSnapshots:
+    """Writes, during a scenario's run, the runs of the shorter scenarios of the same kind.
+
+    The scenarios that differ only in their number of epochs (``aug_5``, ``aug_10``, ``aug_15``
+    and ``aug_25``) start from the same weights, with the same optimizer state, data order and
+    per-step learning-rate schedule; nothing in a run depends on how many epochs it will have.
+    The first ``k`` epochs of the longest run are therefore a ``k``-epoch run, and its result is
+    the best-validation-loss weights within those epochs (what ``fit`` restores at its end).
+    Early stopping (patience on validation accuracy) that ends the long run at epoch ``s < k``
+    would have ended the ``k``-epoch run there too. (The random streams of augmentation and
+    dropout continue from run to run in either case, the draws are not the same ones.)
+
+    ``at``: ``key -> (k, run_dir, config)``. At the end of epoch ``k`` (or at the end of a run
+    stopped before it) ``run_dir`` gets the weights of ``best`` (a
+    :class:`medrepro.callbacks.BestInMemory` on the checkpoint monitor, listed before this
+    callback), the first ``k`` rows of ``history_path`` and, last, :data:`NESTED_MARKER` with
+    ``config``; each file written atomically.
+    """
+
+    def __new__(cls, *args, **kwargs):  # a keras Callback, built lazily (keras imports late)
+        import keras
+
+        class _NestedSnapshots(keras.callbacks.Callback):
+            def __init__(self, at, *, best, history_path):
+                super().__init__()
+                self.at, self.best, self.history_path = at, best, Path(history_path)
+                self.written: set[str] = set()
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, (k, _, _) in self.at.items():
+                    if k == epoch + 1:
+                        self._write(key, epoch + 1)
+
+            def on_train_end(self, logs=None):
+                import pandas as pd
+
+                done = len(pd.read_csv(self.history_path)) if self.history_path.is_file() else 0
+                for key, (k, _, _) in self.at.items():
+                    if key not in self.written and k > done > 0:  # stopped early before k
+                        self._write(key, done)
+
+            def _write(self, key, n_epochs):
+                import shutil
+
+                import pandas as pd
+
+                from medrepro.fileio import atomic_path, write_json
+
+                k, run_dir, config = self.at[key]
+                weights = self.best.weights or self.model.get_weights()  # no finite val_loss
+                shutil.rmtree(run_dir, ignore_errors=True)  # an earlier run of this scenario
+                run_dir.mkdir(parents=True)
+                with atomic_path(run_dir / NESTED_WEIGHTS, suffix=".npz") as tmp:
+                    np.savez(tmp, *weights)
+                history = pd.read_csv(self.history_path).iloc[:n_epochs]
+                with atomic_path(run_dir / NESTED_HISTORY) as tmp:
+                    history.to_csv(tmp, index=False)
+                write_json(run_dir / NESTED_MARKER, {"config": config, "epochs_run": n_epochs},
+                           default=str)
+                self.written.add(key)
+
+        return _NestedSnapshots(*args, **kwargs)
+
+
+def load_nested(run_dir: str | Path, config: dict):
+    """``(history, weights)`` of a nested scenario's run written with ``config`` by
+    :class:`NestedSnapshots`, or None when ``run_dir`` holds none (or another one)."""
+    import json
+
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    marker = run_dir / NESTED_MARKER
+    if not marker.is_file():
+        return None
+    saved = json.loads(marker.read_text(encoding="utf-8"))
+    if saved["config"] != json.loads(json.dumps(config, default=str)):
+        return None
+    with np.load(run_dir / NESTED_WEIGHTS) as arrays:
+        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    return pd.read_csv(run_dir / NESTED_HISTORY), weights
+
+
+def nested_plan(epochs: dict[str, int]) -> dict[str, list[str]]:
+    """The scenarios of ``epochs`` (key -> epochs) to train, each with the shorter scenarios of
+    the same kind (augmentation, lung-only) that are its first epochs (:class:`NestedSnapshots`):
+    ``{longest: [shorter, ...]}``, in :data:`SCENARIOS` order (ties: the later one is trained)."""
+    kinds: dict[tuple[bool, bool], list[str]] = {}
+    for key, sc in SCENARIOS.items():
+        if key in epochs:
+            kinds.setdefault((sc.augment, sc.lung_only), []).append(key)
+    plan = {}
+    for keys in kinds.values():
+        longest = max(reversed(keys), key=lambda k: epochs[k])
+        plan[longest] = [k for k in keys if k != longest]
+    return {k: plan[k] for k in SCENARIOS if k in plan}
 
 
 def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patience: int,
@@ -252,6 +380,10 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
     ``run_root/<scenario>`` (checkpoint, history, resume state). One model is built (seeded)
     and every scenario starts from its initial weights with a fresh optimizer state: the same
     start as a new model with the same seed, without re-tracing the training step each time.
+    Of the scenarios that differ only in their epochs, only the longest is trained; the others
+    are its first epochs (:func:`nested_plan`, :class:`NestedSnapshots`; a shorter one whose
+    snapshot is missing is trained on its own). The thesis' four augmented all-slice scenarios
+    (5, 10, 15, 25 epochs) then cost 25 epochs instead of 55.
     """
     from medrepro import seeds
 
@@ -260,16 +392,30 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
     model = compile_cnn3d(cnn3d((*x_train.shape[1:], 1)), initial_lr=initial_lr)
     initial = model.get_weights()
     results = {}
-    for key, scenario in SCENARIOS.items():
-        if key not in epochs:
-            continue
-        data = scenario_splits(scenario, splits)
-        results[key] = train_scenario(scenario, data["train"], data["val"], epochs=epochs[key],
-                                      batch=batch, patience=patience,
-                                      run_dir=Path(run_root) / key, seed=seed,
-                                      initial_lr=initial_lr, verbose=verbose, model=model,
-                                      initial_weights=initial)
-    return results
+
+    def train(key, nested=None):
+        data = scenario_splits(SCENARIOS[key], splits)
+        return train_scenario(key, data["train"], data["val"], epochs=epochs[key], batch=batch,
+                              patience=patience, run_dir=Path(run_root) / key, seed=seed,
+                              initial_lr=initial_lr, verbose=verbose, model=model,
+                              initial_weights=initial, nested=nested)
+
+    for key, shorter in nested_plan(epochs).items():
+        results[key] = train(key, {m: (epochs[m], Path(run_root) / m) for m in shorter})
+        data = scenario_splits(SCENARIOS[key], splits)
+        config = run_config(SCENARIOS[key], data["train"], data["val"], batch=batch, seed=seed,
+                            initial_lr=initial_lr, patience=patience, model=model)
+        for m in shorter:
+            found = load_nested(Path(run_root) / m, nested_config(config, m, epochs[m]))
+            if found is None:  # e.g. the long run was reused from before its snapshots
+                results[m] = train(m)
+                continue
+            history, weights = found
+            results[m] = ScenarioResult(scenario=SCENARIOS[m], epochs=epochs[m],
+                                        history=history, model=model, weights=weights,
+                                        seconds=float(history["epoch_seconds"].sum()),
+                                        nested_in=key)
+    return {k: results[k] for k in SCENARIOS if k in results}
 
 
 def runs_root(run, ds) -> Path:
@@ -299,7 +445,8 @@ def train_variant(run, ds, splits: Splits, *, heldout: bool = False,
 def print_trained(res: VariantResult) -> None:
     """One line per scenario: epochs run, wall time, training and validation accuracy."""
     for key, r in res.results.items():
-        print(f"{key:8s} {len(r.history)} epoch(s) in {r.seconds:.1f} s; "
+        nested = f" (the first epochs of {r.nested_in}'s run)" if r.nested_in else ""
+        print(f"{key:8s} {len(r.history)} epoch(s) in {r.seconds:.1f} s{nested}; "
               f"training acc {res.scores[key]['train']['accuracy']:.3f}, "
               f"validation acc {res.scores[key]['val']['accuracy']:.3f}")
 
