@@ -57,3 +57,28 @@ def test_recorded_by_lists_each_notebook_once_sorted():
     metrics = [{"notebook": "05_x"}, {"notebook": "03_y"}, {"notebook": "05_x"}]
     assert report.recorded_by(metrics) == ["03_y", "05_x"]
     assert report.recorded_by([]) == []
+
+
+def test_only_the_training_notebooks_import_tensorflow_in_their_setup(tmp_path):
+    import subprocess
+    import sys
+
+    from medrepro import profiles
+
+    assert [nb for nb in profiles.PROFILES if profiles.trains_models(nb)] == [
+        "03_lstm_cnn_mri", "04_lightweight_ct", "05_3dcnn_mosmed"]
+    code = ("import sys; from medrepro import notebook; "
+            "notebook.setup(sys.argv[1], profile='smoke', data='phantom', seed=3, "
+            "reports=sys.argv[2], quiet=True); "
+            "import random; print('keras' in sys.modules, random.random())")
+    out = {}
+    for nb in ("06_compare", "03_lstm_cnn_mri"):
+        done = subprocess.run([sys.executable, "-c", code, nb, str(tmp_path)], check=True,
+                              capture_output=True, text=True)
+        out[nb] = done.stdout.split()
+    import random
+
+    random.seed(3)
+    expected = str(random.random())
+    assert out["06_compare"] == ["False", expected]  # seeded, without importing keras
+    assert out["03_lstm_cnn_mri"] == ["True", expected]

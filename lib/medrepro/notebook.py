@@ -39,14 +39,19 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
           seed: int = DEFAULT_SEED, reports: str | None = None, quiet: bool = False) -> NotebookRun:
     """Resolve parameters, use every GPU, seed everything, start the report run; print a banner.
 
+    A notebook that trains no model (:func:`medrepro.profiles.trains_models`) skips the GPU
+    strategy and seeds TensorFlow only if something imported it already.
+
     With several GPUs (:func:`medrepro.device.activate_strategy`) every model of the notebook is
     built and trained under ``MirroredStrategy`` and the batch sizes in ``run.settings`` are the
     global batch (per-replica × replicas).
     """
     profile, data = profiles.resolve_parameters(profile, data)
     run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
-    replicas = device.activate_strategy()
-    seed_everything(seed)
+    # A notebook that trains nothing neither imports TensorFlow (~5 s) nor sets a strategy.
+    trains = notebook in profiles.PROFILES and profiles.trains_models(notebook)
+    replicas = device.activate_strategy() if trains else 1
+    seed_everything(seed, frameworks=trains)
     run = NotebookRun(notebook=notebook, profile=profile, data=data, seed=int(seed),
                       settings=profiles.settings(notebook, profile, replicas=replicas),
                       reports_dir=paths.reports_dir(profile, root=run_info.reports_root),

@@ -162,6 +162,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 BATCH_KEYS = frozenset({"a_batch", "c_batch", "e_batch", "batch_main", "batch_compare", "batch"})
 
 
+def trains_models(notebook: str) -> bool:
+    """Whether ``notebook`` trains models (its profile rows have batch sizes): the others
+    (download, preprocessing, comparison) never need TensorFlow."""
+    return any(BATCH_KEYS & set(row) for row in PROFILES[notebook].values())
+
+
 def check_profile(profile: str) -> str:
     """Return ``profile`` if it is known, else raise ``ValueError`` listing the known ones."""
     if profile not in PROFILE_NAMES:

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 DEFAULT_SEED = 42
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (when importable) Keras/TensorFlow with ``seed``."""
+def seed_everything(seed: int, *, frameworks: bool = True) -> None:
+    """Seed Python, NumPy and (when importable) Keras/TensorFlow with ``seed``.
+
+    ``frameworks=False``: seed Keras/TensorFlow only if they are imported already, without
+    importing them (~5 s) in a process that builds no model (the data and report notebooks).
+    """
     seed = int(seed)
     random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     import numpy as np
 
     np.random.seed(seed)
+    if not frameworks and "keras" not in sys.modules:
+        return
     try:
         import keras
     except ImportError:  # keras is a dependency, but seeding must never be the failure
