@@ -2,7 +2,8 @@
 
 - ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
 - ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores
-  is the budget (measured 2026-12-02, alone, from scratch: 725 s).
+  is the budget (measured alone, from scratch: 725 s on 2026-12-02; 835-1,047 s on 2026-12-03,
+  954 s and 982 s with study D's nested scenarios, on a slower, noisy host: over budget there).
   Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
   works, nothing more.
 - ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
