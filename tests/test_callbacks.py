@@ -54,3 +54,49 @@ def test_history_truncate_drops_rows_after_the_saved_state(tmp_path):
     recorder.truncate(2)
     assert list(recorder.read()["epoch"]) == [1, 2]
     assert recorder.best("loss", "min") == pytest.approx(0.4)
+
+
+def _tiny_fit(tmp_path, at, epochs=4):
+    """A small dense model trained ``epochs`` epochs with PrefixSnapshots ``at`` and a callback
+    that records every epoch's weights; returns (history, weights per epoch)."""
+    from medrepro import pipeline, seeds, train
+
+    seeds.seed_everything(3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy")
+    per_epoch = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: per_epoch.append([w.copy() for w in model.get_weights()]))
+    best = callbacks.BestInMemory(monitor="val_loss", mode="min")
+    snaps = callbacks.PrefixSnapshots({k: (n, tmp_path / k, {"scenario": k})
+                                       for k, n in at.items()},
+                                      best=best, history_path=tmp_path / "long" / "history.csv")
+    ds = pipeline.from_arrays(x, y, batch_size=8, cache=False)
+    val = pipeline.from_arrays(-x, y, batch_size=8, cache=False)  # val loss rises: best is early
+    history = train.fit(model, ds, val, epochs=epochs, run_dir=tmp_path / "long", verbose=0,
+                        callbacks=[best, snaps, record], progress=False)
+    return history, per_epoch
+
+
+def test_prefix_snapshots_are_the_first_epochs_and_their_best_weights(tmp_path):
+    history, per_epoch = _tiny_fit(tmp_path, {"short": 2, "long_stop": 9})
+    got = callbacks.read_snapshot(tmp_path / "short", {"scenario": "short"})
+    assert got is not None
+    short_history, weights = got
+    assert list(short_history["epoch"]) == [1, 2]
+    np.testing.assert_allclose(short_history["val_loss"], history["val_loss"].iloc[:2])
+    best_epoch = int(np.argmin(history["val_loss"].iloc[:2]))  # what a 2-epoch fit restores
+    for w, ref in zip(weights, per_epoch[best_epoch]):
+        np.testing.assert_array_equal(w, ref)
+    # a shorter scenario of more epochs than the run had (early stop): the whole run's best
+    long_history, long_weights = callbacks.read_snapshot(tmp_path / "long_stop",
+                                                         {"scenario": "long_stop"})
+    assert len(long_history) == len(history) == 4
+    for w, ref in zip(long_weights, per_epoch[int(np.argmin(history["val_loss"]))]):
+        np.testing.assert_array_equal(w, ref)
+    # another configuration's snapshot is not read back
+    assert callbacks.read_snapshot(tmp_path / "short", {"scenario": "short", "seed": 1}) is None
+    assert callbacks.read_snapshot(tmp_path / "absent", {"scenario": "short"}) is None

@@ -190,6 +190,77 @@ class BestInMemory(keras.callbacks.Callback):
             self.weights = [np.array(w) for w in self.model.get_weights()]
 
 
+# ---------------------------------------------------------------------------- prefix runs
+# The files of a folder written by PrefixSnapshots.
+SNAPSHOT_MARKER, SNAPSHOT_WEIGHTS, SNAPSHOT_HISTORY = "snapshot.json", "weights.npz", "history.csv"
+
+
+class PrefixSnapshots(keras.callbacks.Callback):
+    """Writes, during a run, what shorter runs of the same set-up would have ended with.
+
+    When nothing in a run depends on how many epochs it will have (same start, data order and
+    per-step schedule; early stopping that would end a shorter run at the same epoch), its first
+    ``k`` epochs are a ``k``-epoch run, and that run's result is the best weights within them
+    (what :func:`medrepro.train.fit` restores at its end).
+
+    ``at``: ``key -> (k, folder, meta)``. At the end of epoch ``k``, or at the end of a run that
+    stopped before it, ``folder`` (emptied first) gets the weights of ``best`` (a
+    :class:`BestInMemory` on the checkpoint's monitor, listed before this callback), the first
+    ``k`` rows of ``history_path`` (:class:`HistoryCSV`'s file) and, last,
+    :data:`SNAPSHOT_MARKER` with ``meta``; each file written atomically. Read one back with
+    :func:`read_snapshot`.
+    """
+
+    def __init__(self, at: dict[str, tuple[int, Path, dict]], *, best: BestInMemory,
+                 history_path: str | os.PathLike):
+        super().__init__()
+        self.at, self.best, self.history_path = at, best, Path(history_path)
+        self.written: set[str] = set()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        for key, (k, _, _) in self.at.items():
+            if k == epoch + 1:
+                self._write(key, epoch + 1)
+
+    def on_train_end(self, logs=None) -> None:
+        done = len(pd.read_csv(self.history_path)) if self.history_path.is_file() else 0
+        for key, (k, _, _) in self.at.items():
+            if key not in self.written and k > done > 0:  # the run stopped before epoch k
+                self._write(key, done)
+
+    def _write(self, key: str, n_epochs: int) -> None:
+        import shutil
+
+        from medrepro.fileio import write_json
+
+        _, folder, meta = self.at[key]
+        folder = Path(folder)
+        weights = self.best.weights or self.model.get_weights()  # no finite monitor value yet
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier run in this folder
+        folder.mkdir(parents=True)
+        with atomic_path(folder / SNAPSHOT_WEIGHTS, suffix=".npz") as tmp:
+            np.savez(tmp, *weights)
+        with atomic_path(folder / SNAPSHOT_HISTORY) as tmp:
+            pd.read_csv(self.history_path).iloc[:n_epochs].to_csv(tmp, index=False)
+        write_json(folder / SNAPSHOT_MARKER, {"meta": meta, "epochs_run": n_epochs}, default=str)
+        self.written.add(key)
+
+
+def read_snapshot(folder: str | os.PathLike, meta: dict) -> tuple[pd.DataFrame, list] | None:
+    """``(history, weights)`` of a :class:`PrefixSnapshots` folder written with ``meta``, or
+    None when ``folder`` holds none (or one written with other ``meta``)."""
+    folder = Path(folder)
+    marker = folder / SNAPSHOT_MARKER
+    if not marker.is_file():
+        return None
+    saved = json.loads(marker.read_text(encoding="utf-8"))
+    if saved["meta"] != json.loads(json.dumps(meta, default=str)):
+        return None
+    with np.load(folder / SNAPSHOT_WEIGHTS) as arrays:
+        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    return pd.read_csv(folder / SNAPSHOT_HISTORY), weights
+
+
 # ---------------------------------------------------------------------------- schedules
 class EarlyStopping(keras.callbacks.EarlyStopping):
     """``keras.callbacks.EarlyStopping`` with its wait, best, best epoch, stopped epoch (and the

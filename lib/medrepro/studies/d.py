@@ -208,7 +208,7 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     reset to ``initial_weights`` (:func:`reset_model`).
 
     ``nested``: shorter scenarios of the same kind, ``key -> (epochs, run_dir)``; their runs are
-    snapshots of this one (:class:`NestedSnapshots`, read back with :func:`load_nested`).
+    snapshots of this one (:class:`medrepro.callbacks.PrefixSnapshots`, see :func:`nested_plan`).
 
     ``train`` / ``val``: ``(x, y)`` with ``x`` float32 ``(N, H, W, D)`` in [0, 1] (already
     lung-only for that scenario) and ``y`` 0/1. As in the thesis' code, the best checkpoint
@@ -240,9 +240,9 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     extra = [stop]
     if nested:
         best = callbacks.BestInMemory(monitor=CHECKPOINT_MONITOR, mode="min")
-        extra += [best, NestedSnapshots({key: (k, Path(d), nested_config(config, key, k))
-                                         for key, (k, d) in nested.items()},
-                                        best=best, history_path=Path(run_dir) / "history.csv")]
+        extra += [best, callbacks.PrefixSnapshots(
+            {key: (k, Path(d), nested_config(config, key, k)) for key, (k, d) in nested.items()},
+            best=best, history_path=Path(run_dir) / callbacks.SNAPSHOT_HISTORY)]
     history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
                                 epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
                                 restore_best_weights=True, verbose=verbose, callbacks=extra)
@@ -262,103 +262,26 @@ def run_config(scenario: Scenario, train: tuple[np.ndarray, np.ndarray],
             "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
 
 
-# The files of a nested scenario's run folder (see NestedSnapshots).
-NESTED_MARKER, NESTED_WEIGHTS, NESTED_HISTORY = "nested.json", "weights.npz", "history.csv"
-
-
 def nested_config(config: dict, key: str, epochs: int) -> dict:
     """The configuration a nested scenario's snapshot is stored with: its longer run's
     configuration (data, model, seed, schedule), its own key and epochs."""
     return {**config, "scenario": key, "epochs": int(epochs), "nested_in": config["scenario"]}
 
 
-class NestedSnapshots:
-    """Writes, during a scenario's run, the runs of the shorter scenarios of the same kind.
+def nested_plan(epochs: dict[str, int]) -> dict[str, list[str]]:
+    """The scenarios of ``epochs`` (key -> epochs) to train, each with the shorter scenarios of
+    the same kind (augmentation, lung-only) that are its first epochs:
+    ``{longest: [shorter, ...]}``, in :data:`SCENARIOS` order (ties: the later one is trained).
 
     The scenarios that differ only in their number of epochs (``aug_5``, ``aug_10``, ``aug_15``
     and ``aug_25``) start from the same weights, with the same optimizer state, data order and
-    per-step learning-rate schedule; nothing in a run depends on how many epochs it will have.
-    The first ``k`` epochs of the longest run are therefore a ``k``-epoch run, and its result is
-    the best-validation-loss weights within those epochs (what ``fit`` restores at its end).
-    Early stopping (patience on validation accuracy) that ends the long run at epoch ``s < k``
-    would have ended the ``k``-epoch run there too. (The random streams of augmentation and
-    dropout continue from run to run in either case, the draws are not the same ones.)
-
-    ``at``: ``key -> (k, run_dir, config)``. At the end of epoch ``k`` (or at the end of a run
-    stopped before it) ``run_dir`` gets the weights of ``best`` (a
-    :class:`medrepro.callbacks.BestInMemory` on the checkpoint monitor, listed before this
-    callback), the first ``k`` rows of ``history_path`` and, last, :data:`NESTED_MARKER` with
-    ``config``; each file written atomically.
+    per-step learning-rate schedule; nothing in a run depends on how many epochs it will have,
+    and early stopping (patience on validation accuracy) that ends the long run at epoch
+    ``s < k`` would have ended the ``k``-epoch run there too. So the first ``k`` epochs of the
+    longest run are the ``k``-epoch run (:class:`medrepro.callbacks.PrefixSnapshots`). The random
+    streams of augmentation and dropout continue from run to run in either case: the draws are
+    not the ones a separate run would make.
     """
-
-    def __new__(cls, *args, **kwargs):  # a keras Callback, built lazily (keras imports late)
-        import keras
-
-        class _NestedSnapshots(keras.callbacks.Callback):
-            def __init__(self, at, *, best, history_path):
-                super().__init__()
-                self.at, self.best, self.history_path = at, best, Path(history_path)
-                self.written: set[str] = set()
-
-            def on_epoch_end(self, epoch, logs=None):
-                for key, (k, _, _) in self.at.items():
-                    if k == epoch + 1:
-                        self._write(key, epoch + 1)
-
-            def on_train_end(self, logs=None):
-                import pandas as pd
-
-                done = len(pd.read_csv(self.history_path)) if self.history_path.is_file() else 0
-                for key, (k, _, _) in self.at.items():
-                    if key not in self.written and k > done > 0:  # stopped early before k
-                        self._write(key, done)
-
-            def _write(self, key, n_epochs):
-                import shutil
-
-                import pandas as pd
-
-                from medrepro.fileio import atomic_path, write_json
-
-                k, run_dir, config = self.at[key]
-                weights = self.best.weights or self.model.get_weights()  # no finite val_loss
-                shutil.rmtree(run_dir, ignore_errors=True)  # an earlier run of this scenario
-                run_dir.mkdir(parents=True)
-                with atomic_path(run_dir / NESTED_WEIGHTS, suffix=".npz") as tmp:
-                    np.savez(tmp, *weights)
-                history = pd.read_csv(self.history_path).iloc[:n_epochs]
-                with atomic_path(run_dir / NESTED_HISTORY) as tmp:
-                    history.to_csv(tmp, index=False)
-                write_json(run_dir / NESTED_MARKER, {"config": config, "epochs_run": n_epochs},
-                           default=str)
-                self.written.add(key)
-
-        return _NestedSnapshots(*args, **kwargs)
-
-
-def load_nested(run_dir: str | Path, config: dict):
-    """``(history, weights)`` of a nested scenario's run written with ``config`` by
-    :class:`NestedSnapshots`, or None when ``run_dir`` holds none (or another one)."""
-    import json
-
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    marker = run_dir / NESTED_MARKER
-    if not marker.is_file():
-        return None
-    saved = json.loads(marker.read_text(encoding="utf-8"))
-    if saved["config"] != json.loads(json.dumps(config, default=str)):
-        return None
-    with np.load(run_dir / NESTED_WEIGHTS) as arrays:
-        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-    return pd.read_csv(run_dir / NESTED_HISTORY), weights
-
-
-def nested_plan(epochs: dict[str, int]) -> dict[str, list[str]]:
-    """The scenarios of ``epochs`` (key -> epochs) to train, each with the shorter scenarios of
-    the same kind (augmentation, lung-only) that are its first epochs (:class:`NestedSnapshots`):
-    ``{longest: [shorter, ...]}``, in :data:`SCENARIOS` order (ties: the later one is trained)."""
     kinds: dict[tuple[bool, bool], list[str]] = {}
     for key, sc in SCENARIOS.items():
         if key in epochs:
@@ -381,11 +304,11 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
     and every scenario starts from its initial weights with a fresh optimizer state: the same
     start as a new model with the same seed, without re-tracing the training step each time.
     Of the scenarios that differ only in their epochs, only the longest is trained; the others
-    are its first epochs (:func:`nested_plan`, :class:`NestedSnapshots`; a shorter one whose
-    snapshot is missing is trained on its own). The thesis' four augmented all-slice scenarios
-    (5, 10, 15, 25 epochs) then cost 25 epochs instead of 55.
+    are its first epochs (:func:`nested_plan`, :class:`medrepro.callbacks.PrefixSnapshots`; a
+    shorter one whose snapshot is missing is trained on its own). The thesis' four augmented
+    all-slice scenarios (5, 10, 15, 25 epochs) then cost 25 epochs instead of 55.
     """
-    from medrepro import seeds
+    from medrepro import callbacks, seeds
 
     seeds.seed_everything(seed)
     x_train = splits["train"][0]
@@ -406,7 +329,8 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
         config = run_config(SCENARIOS[key], data["train"], data["val"], batch=batch, seed=seed,
                             initial_lr=initial_lr, patience=patience, model=model)
         for m in shorter:
-            found = load_nested(Path(run_root) / m, nested_config(config, m, epochs[m]))
+            found = callbacks.read_snapshot(Path(run_root) / m,
+                                            nested_config(config, m, epochs[m]))
             if found is None:  # e.g. the long run was reused from before its snapshots
                 results[m] = train(m)
                 continue
