@@ -74,6 +74,7 @@ class ScenarioResult:
     weights: list
     seconds: float
     nested_in: str | None = None  # the longer scenario whose first ``epochs`` epochs this is
+    config: dict | None = None  # the configuration its run is stored with (train_scenario)
 
     def last(self, column: str) -> float:
         """The value of ``column`` at the last epoch run (as the study's tables report)."""
@@ -234,37 +235,30 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
     # The BatchNorm momentum and a digest of the volumes are part of the configuration, so a
     # run of another model set-up or of other (e.g. regenerated phantom) volumes is redone.
-    config = run_config(scenario, train, val, batch=batch, seed=seed, initial_lr=initial_lr,
-                        patience=patience, model=model)
+    config = {"scenario": scenario.key,
+              "train_shape": list(x_train.shape), "val_shape": list(val[0].shape),
+              "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
+              "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR,
+              "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
     stop = callbacks.EarlyStopping(monitor=STOP_MONITOR, mode="max", patience=patience)
     extra = [stop]
     if nested:
         best = callbacks.BestInMemory(monitor=CHECKPOINT_MONITOR, mode="min")
         extra += [best, callbacks.PrefixSnapshots(
             {key: (k, Path(d), nested_config(config, key, k)) for key, (k, d) in nested.items()},
-            best=best, history_path=Path(run_dir) / callbacks.SNAPSHOT_HISTORY)]
+            best=best, history_path=Path(run_dir) / training.HISTORY_CSV)]
     history = training.fit_once(model, train_ds, val_ds, run_dir=run_dir, config=config,
                                 epochs=epochs, monitor=CHECKPOINT_MONITOR, patience=None,
                                 restore_best_weights=True, verbose=verbose, callbacks=extra)
     return ScenarioResult(scenario=scenario, epochs=epochs, history=history, model=model,
-                          weights=model.get_weights(), seconds=time.perf_counter() - start)
-
-
-def run_config(scenario: Scenario, train: tuple[np.ndarray, np.ndarray],
-               val: tuple[np.ndarray, np.ndarray], *, batch: int, seed: int, initial_lr: float,
-               patience: int, model) -> dict:
-    """What a scenario's run is stored with (``train.fit_once``'s ``config``): a run of another
-    set-up is redone."""
-    return {"scenario": scenario.key,
-            "train_shape": list(train[0].shape), "val_shape": list(val[0].shape),
-            "batch": batch, "seed": seed, "initial_lr": initial_lr, "patience": patience,
-            "checkpoint_monitor": CHECKPOINT_MONITOR, "stop_monitor": STOP_MONITOR,
-            "bn_momentum": bn_momenta(model), "data": data_digest(train, val)}
+                          weights=model.get_weights(), seconds=time.perf_counter() - start,
+                          config=config)
 
 
 def nested_config(config: dict, key: str, epochs: int) -> dict:
     """The configuration a nested scenario's snapshot is stored with: its longer run's
-    configuration (data, model, seed, schedule), its own key and epochs."""
+    ``config`` (data, model, seed, schedule; :attr:`ScenarioResult.config`), its own key and
+    epochs."""
     return {**config, "scenario": key, "epochs": int(epochs), "nested_in": config["scenario"]}
 
 
@@ -325,12 +319,9 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
 
     for key, shorter in nested_plan(epochs).items():
         results[key] = train(key, {m: (epochs[m], Path(run_root) / m) for m in shorter})
-        data = scenario_splits(SCENARIOS[key], splits)
-        config = run_config(SCENARIOS[key], data["train"], data["val"], batch=batch, seed=seed,
-                            initial_lr=initial_lr, patience=patience, model=model)
         for m in shorter:
             found = callbacks.read_snapshot(Path(run_root) / m,
-                                            nested_config(config, m, epochs[m]))
+                                            nested_config(results[key].config, m, epochs[m]))
             if found is None:  # e.g. the long run was reused from before its snapshots
                 results[m] = train(m)
                 continue
