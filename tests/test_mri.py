@@ -80,6 +80,25 @@ def test_augmentation_is_on_the_fly_and_seeded(sartaj):
     assert mri.augmenter() is None
 
 
+def test_intensity_augmentation_changes_contrast_within_range_and_only_in_training():
+    ramp = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))
+    x = np.repeat(np.stack([ramp] * 8)[..., None], 3, axis=-1)  # 8 identical ramps (8, 16, 16, 3)
+    layer = mri.random_intensity(contrast=0.3, gamma=0.4, seed=3)
+    out = np.asarray(layer(x, training=True))
+    assert out.shape == x.shape and 0.0 <= out.min() and out.max() <= 1.0
+    assert not np.allclose(out[0], out[1])  # each image draws its own curve
+    row = out[:, 0, :, 0]
+    assert (np.diff(row, axis=1) >= -1e-6).all()  # monotone: the tissues keep their order
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    gamma_only = np.asarray(mri.random_intensity(gamma=0.4, seed=3)(x, training=True))
+    np.testing.assert_allclose(gamma_only[:, 0, [0, -1], 0], np.tile([0.0, 1.0], (8, 1)),
+                               atol=1e-3)  # black stays black, white stays white
+    log_gamma = np.log(np.log(gamma_only[:, 0, 8, 0]) / np.log(ramp[0, 8]))
+    assert np.abs(log_gamma).max() <= 0.4 + 1e-4 and np.ptp(log_gamma) > 0.05
+    aug = mri.augmenter(**mri.C_AUGMENT, seed=1)
+    assert "random_intensity" in [layer.name for layer in aug.layers]
+
+
 def test_resolve_for_study_uses_real_sartaj_when_masoud_is_partial(sartaj, tmp_path, image_writer):
     masoud_test = tmp_path / "brain_tumor_masoud" / "Testing" / "glioma"
     image_writer(masoud_test / "Te-gl_0.jpg", np.random.default_rng(1))

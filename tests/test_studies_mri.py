@@ -80,6 +80,7 @@ def test_training_config_changes_with_the_images_and_the_size(tmp_path):
     assert base == _mri.training_config(data, image_size=64)  # the same images: reused
     assert base != _mri.training_config(data, image_size=128)
     assert base != _mri.training_config(data, image_size=64, framing="head")
+    assert base != _mri.training_config(data, image_size=64, augment={"gamma": 0.4})
     fit_file = data.fit["path"].iloc[0]
     st = fit_file.stat()  # a regenerated training image: same name, newer file
     os.utime(fit_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))

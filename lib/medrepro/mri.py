@@ -49,8 +49,20 @@ TEST_FRACTION = 0.2
 # shift it rose 0.53 -> 0.85 by epoch 11, smoothly. A shift of 0.02 (about one pixel at 64 px)
 # keeps the report's four kinds.
 E_AUGMENT = {"rotation": 0.03, "shift": 0.02, "zoom": 0.1, "flip": True}
-# Study C: "augmentation" without details: horizontal flip, small rotation and zoom.
-C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True}
+# Study C: "augmentation" without details: horizontal flip, small rotation and zoom, and the
+# image's contrast and gamma (random_intensity). Why the intensity part: on the real Sartaj
+# set the Testing folder comes from other sources than Training, and a model trained on
+# Training calls most images of an unfamiliar look "no tumour" (the class whose Training images
+# are the most varied). Chosen on an external set, never on the Testing folder: the real Masoud
+# Testing split without the 115 images that have an exact or near duplicate anywhere in the
+# Sartaj set (1,196 images; other sources again). Trial 3's recipe (head-BatchNorm network, SGD
+# 0.01, 64 px, 15 epochs, 2026-12-05), external accuracy without -> with contrast 0.3 / gamma
+# 0.4: seed 42 0.49 -> 0.73, seed 1 0.59 -> 0.67, seed 2 0.51 -> 0.68 (validation 0.87 -> 0.87,
+# 0.89 -> 0.85, 0.88 -> 0.85; share of external images called "no tumour" 0.69 -> 0.43);
+# stronger, 0.5 / 0.7: 0.70, no better. (Brightness 0.2 / contrast 0.3 without the gamma and
+# without the head BatchNorm, 2026-12-03, had not helped.)
+C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True, "contrast": 0.3,
+             "gamma": 0.4}
 
 
 class MriDataError(RuntimeError):
@@ -295,12 +307,54 @@ def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit",
     return np.concatenate(arrays)
 
 
+def random_intensity(*, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0,
+                     name: str = "random_intensity"):
+    """A Keras layer that changes each image's (values in [0, 1]) contrast, then its gamma, at
+    random (``training=True`` only; identity otherwise).
+
+    Contrast: deviations from the image's mean scaled by a factor uniform in ``1 ± contrast``,
+    clipped to [0, 1] (as ``keras.layers.RandomContrast``, whose ``value_range`` older Keras 3
+    releases lack). Gamma: the image raised to a power ``γ``, ``log γ`` uniform in ``±gamma``;
+    a gamma curve changes the contrast between tissues the way another scanner, sequence or
+    windowing would, keeping black black and white white (Keras has no such layer).
+    """
+    import keras
+    from keras import ops
+
+    class RandomIntensity(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            shape = (ops.shape(images)[0], 1, 1, 1)
+            if contrast:
+                factor = keras.random.uniform(shape, 1.0 - contrast, 1.0 + contrast,
+                                              seed=self.seed_generator)
+                mean = ops.mean(images, axis=(1, 2), keepdims=True)
+                images = ops.clip((images - mean) * factor + mean, 0.0, 1.0)
+            if gamma:
+                log_gamma = keras.random.uniform(shape, -gamma, gamma, seed=self.seed_generator)
+                images = ops.power(ops.clip(images, 1e-6, 1.0), ops.exp(log_gamma))
+            return images
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return RandomIntensity(name=name)
+
+
 def augmenter(*, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0,
-              flip: bool = False, seed: int = 0):
+              flip: bool = False, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0):
     """A ``keras.Sequential`` of random preprocessing layers, active only with ``training=True``.
 
-    ``rotation`` is a fraction of a full turn (0.05 = ±18°), ``shift`` and ``zoom`` fractions of
-    the image size. Seeded. Returns None when every option is off.
+    Geometry: ``rotation`` is a fraction of a full turn (0.05 = ±18°), ``shift`` and ``zoom``
+    fractions of the image size. Intensity (images in [0, 1], :func:`random_intensity`):
+    ``contrast`` scales each image's deviations from its mean by a factor in ``1 ± contrast``,
+    ``gamma`` raises it to a power ``γ`` with ``log γ`` in ``±gamma``. Seeded.
+    Returns None when every option is off.
     """
     import keras
     from keras import layers
@@ -314,4 +368,6 @@ def augmenter(*, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0,
         parts.append(layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2))
     if zoom:
         parts.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3))
+    if contrast or gamma:
+        parts.append(random_intensity(contrast=contrast, gamma=gamma, seed=seed + 4))
     return keras.Sequential(parts, name="augment") if parts else None

@@ -125,25 +125,23 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # max_per_class caps a real source (the phantom's size comes from 01_download).
         # split: the main (paper) variant's protocol, the thesis' 160/40 train/validation set-up;
         # heldout_epochs: the scenarios also run on the 70/20/10 held-out-test variant (D.heldout).
-        # demo: 48×48×48 voxels (just above the 46 the network needs) on the whole
-        # 30-per-class phantom of 01_download (48 train / 12 validation volumes), 3-6 epochs
-        # per scenario, 33 epochs in all with the held-out run. Measured 2026-12-02 on 2 cores
-        # with 40 volumes per class and twice the epochs (65): ~10.5 s per epoch alone (the
-        # Conv3D compute; augmentation costs nothing measurable), 05 in 1,274 s with the cores
-        # shared, last-epoch validation accuracy 0.50-0.81 per scenario (D.table4_2); halved
-        # for the demo's 15-minute budget: 05 in 490 s (cores shared), validation accuracy of
-        # the best-validation-loss models 0.50-0.83, five of six scenarios above 0.5 (D.table4_3).
         # Of aug_5/aug_10/aug_15/aug_25 only aug_25 is trained, the others are its first epochs
-        # (studies.d.run_scenarios): the demo trains 15 of these 27 epochs (+ 6 held-out), the
-        # paper profile 55 of 85.
+        # (studies.d.run_scenarios): 55 of the thesis' 85 epochs are trained.
+        # demo: 48×48×48 voxels (just above the 46 the network needs) on the whole
+        # 30-per-class phantom of 01_download (48 train / 12 validation volumes), with the
+        # thesis' own epochs. Measured 2026-12-05 on 2 cores (notebook 05 alone): with 3-6
+        # epochs per scenario (the demo until then) 05 took 36 s and the no-augmentation
+        # scenario predicted one class (validation accuracy 0.50); with the thesis' epochs 96 s,
+        # validation accuracy 0.67-1.00 in every scenario. (On 2026-12-03's slower host the
+        # 3-6-epoch demo alone took 191 s.)
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
                              "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",
                   "heldout_epochs": {"aug_25": 1}, "n_boot": 200},
         "demo": {"volume_shape": (48, 48, 48), "max_per_class": 30,
-                 "epochs": {"aug_5": 3, "aug_10": 4, "aug_15": 5, "aug_25": 6, "noaug_5": 3,
-                            "lung_25": 6}, "batch": 4, "patience": 15, "split": "thesis",
-                 "heldout_epochs": {"aug_25": 6}, "n_boot": 1000},
+                 "epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5": 5,
+                            "lung_25": 25}, "batch": 4, "patience": 15, "split": "thesis",
+                 "heldout_epochs": {"aug_25": 25}, "n_boot": 1000},
         "paper": {"volume_shape": (128, 128, 64), "max_per_class": None,
                   "epochs": {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5": 5,
                              "lung_25": 25}, "batch": 4, "patience": 15, "split": "thesis",

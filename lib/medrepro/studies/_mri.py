@@ -50,12 +50,13 @@ class ImageSplit:
         return self.test["label"].to_numpy()
 
 
-def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretch") -> dict:
+def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretch",
+                    augment: Mapping[str, Any] | None = None) -> dict:
     """What a training run of C or E is trained on, for ``train.fit_once``'s configuration:
-    the input size, the framing (``mri.decode_files``) and a digest of the fit and validation
-    files (path, label, size, modification time), so a finished run on other images (a
-    regenerated phantom, another dataset version), at another size or framing is redone rather
-    than reused."""
+    the input size, the framing (``mri.decode_files``), the augmentation (``mri.augmenter``'s
+    options) and a digest of the fit and validation files (path, label, size, modification
+    time), so a finished run on other images (a regenerated phantom, another dataset version),
+    at another size, framing or augmentation is redone rather than reused."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=8)
@@ -64,7 +65,7 @@ def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretc
             st = Path(path).stat()
             h.update(f"{path}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return {"images": h.hexdigest(), "n_fit": len(data.fit), "n_val": len(data.val),
-            "image_size": int(image_size), "framing": framing}
+            "image_size": int(image_size), "framing": framing, "augment": dict(augment or {})}
 
 
 def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str = "") -> ImageSplit:

@@ -82,7 +82,8 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     s = run.settings
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
     rows, history, pred = [], {}, {}
-    config = _mri.training_config(data, image_size=s["c_image_size"], framing=FRAMING)
+    config = _mri.training_config(data, image_size=s["c_image_size"], framing=FRAMING,
+                                  augment=mri.C_AUGMENT)
     for t, epochs, same in trial_plan(s["c_epochs"]):
         if same is not None:
             history[t.trial], pred[t.trial] = history[same], pred[same]

@@ -83,7 +83,8 @@ def train_cnn(run, data: ImageSplit):
     run_dir = paths.runs_dir(run.notebook, profile=run.profile, source=data.source,
                              seed=run.seed) / "E_cnn"
     history = train.fit_once(model, fit_ds, val_ds, epochs=s["e_epochs"], run_dir=run_dir,
-                             config=_mri.training_config(data, image_size=size),
+                             config=_mri.training_config(data, image_size=size,
+                                                         augment=mri.E_AUGMENT),
                              monitor=MONITOR, patience=s["e_patience"],
                              reduce_lr_patience=s["e_reduce_lr"],
                              reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR,
