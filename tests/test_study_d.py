@@ -252,3 +252,33 @@ def test_run_scenarios_trains_the_long_run_once_and_reuses_its_snapshots(monkeyp
     again = d.run_scenarios(splits, epochs=epochs, batch=2, patience=15, run_root=tmp_path,
                             verbose=0)
     assert calls == [2, 1] and again["aug_5"].nested_in is None
+
+
+def test_xai_score_table_puts_the_best_model_first_then_every_other_scenario():
+    from medrepro import xai_score
+
+    masks = np.zeros((3, 16, 16, 8), dtype=bool)
+    masks[:, 2:5, 2:5, 2:5] = True
+    on, off = np.zeros(masks.shape, np.float32), np.zeros(masks.shape, np.float32)
+    on[:, 3, 3, 3], off[:, 12, 12, 6] = 1.0, 1.0  # maxima inside / far outside the lesions
+
+    def scored(key, cams, correct):
+        return d.XaiScore(label="mosmed (phantom)", status=d.SCORED, key=key, split="val",
+                          n_candidates=int(np.sum(correct)), volumes=np.zeros(masks.shape),
+                          masks=masks, lungs=np.ones(masks.shape, bool), cams=cams,
+                          game=xai_score.pointing_game(cams, masks, regions=np.ones(masks.shape)),
+                          correct=np.asarray(correct), names=("a", "b", "c"), n_boot=50)
+
+    scores = {"aug_5": scored("aug_5", off, [True, True, False]),
+              "aug_10": scored("aug_10", on, [True, False, False]),
+              "lung_25": scored("lung_25", on, [True, True, True])}
+    table = d.xai_score_table(scores, best="aug_10")
+    assert table["scenario"].tolist() == ["aug_10", "aug_10", "aug_5", "lung_25"]
+    assert table["model"].tolist() == ["best", "best", "other scenario", "other scenario"]
+    # the best model's correct volumes, then all of its volumes; the others' correct ones only
+    assert table["n_scored"].tolist() == [1, 3, 2, 3]
+    assert table["hit_rate"].tolist() == [1.0, 1.0, 0.0, 1.0]
+    # one score alone: the two rows of that model
+    assert d.xai_score_table(scores["aug_5"])["scenario"].tolist() == ["aug_5", "aug_5"]
+    with pytest.raises(ValueError, match="best scenario 'aug_15'"):
+        d.xai_score_table(scores, best="aug_15")

@@ -136,7 +136,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       continues at the next epoch and ends exactly as the uninterrupted run would (the model
       must be built and compiled the same way; ``train_ds`` from
       :func:`medrepro.pipeline.finish` / :func:`medrepro.pipeline.epoch_shuffled`, whose epoch
-      ``e`` order depends on ``(seed, e)`` only).
+      ``e`` order depends on ``(seed, e)`` only; with random augmentation the epochs after the
+      resume see other draws than the uninterrupted run's, :func:`medrepro.pipeline.map_augment`).
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau

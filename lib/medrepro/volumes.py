@@ -513,8 +513,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
 
     def prepare(items):
         if augmenter is not None:
-            items = items.map(lambda v, t: (augment_volume(v, augmenter), t),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+            # one volume at a time: the augmenter's seeded draws in a fixed order
+            items = pipeline.map_augment(items, lambda v, t: (augment_volume(v, augmenter), t))
         return items.map(lambda v, t: (tf.expand_dims(v, -1), t)).batch(batch)
 
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))

@@ -10,8 +10,9 @@ Artifacts made from this module's results: ``D.table4_1`` (:func:`training_table
 ``D.table4_2`` (:func:`validation_table`), ``D.table4_3`` (:func:`performance_table`),
 ``D.heldout`` (:func:`heldout_table`), the headline metrics (:func:`record_metrics`) and
 ``D.gradcam3d`` (:func:`gradcam_figure`), ``D.xai_score`` / ``D.fig_xai_score`` (the pointing
-game of the 3-D Grad-CAM on phantom lesion masks, :func:`score_gradcam`); the figures of the
-notebook come from :mod:`medrepro.plots`.
+game of the 3-D Grad-CAM on phantom lesion masks: :func:`score_gradcam` for one model,
+:func:`score_scenarios` for every scenario's); the figures of the notebook come from
+:mod:`medrepro.plots`.
 """
 
 from __future__ import annotations
@@ -653,18 +654,37 @@ def score_gradcam(res: VariantResult, data: Data, ds, key: str, *, split: str, n
                     n_boot=n_boot, seed=seed)
 
 
-def xai_score_table(score: XaiScore):
+def score_scenarios(res: VariantResult, data: Data, ds, *, split: str, n_boot: int,
+                    seed: int) -> dict[str, XaiScore]:
+    """:func:`score_gradcam` for every scenario's restored model, in the scenarios' order: does
+    the pointing game depend on which model is explained?"""
+    return {key: score_gradcam(res, data, ds, key, split=split, n_boot=n_boot, seed=seed)
+            for key in res.results}
+
+
+def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None = None):
     """D.xai_score: the hit rate with its 95% bootstrap CI beside the chance rate of a random
-    voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``); first row the
-    correctly classified abnormal volumes, second every abnormal volume (any prediction)."""
+    voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``). The model of
+    scenario ``best`` first (one :class:`XaiScore`: that one): its correctly classified abnormal
+    volumes, then every abnormal volume (any prediction); then, from a dict of every scenario's
+    score (:func:`score_scenarios`), each other scenario's model on its correctly classified
+    abnormal volumes (``model``: "best" or "other scenario")."""
     import pandas as pd
 
     from medrepro import xai_score
 
+    if isinstance(scores, XaiScore):
+        scores, best = {scores.key: scores}, scores.key
+    elif best not in scores:
+        raise ValueError(f"best scenario {best!r} not among the scored ones {sorted(scores)}")
     rows = []
-    for volumes_scored in ("correctly classified CT-23", "every CT-23 (any prediction)"):
-        row = {"method": "Grad-CAM (3-D)", "volumes": volumes_scored, "status": score.status,
-               "data": score.label, "scenario": score.key, "split": score.split,
+    plan = [(best, "correctly classified CT-23"), (best, "every CT-23 (any prediction)")] + \
+        [(key, "correctly classified CT-23") for key in scores if key != best]
+    for key, volumes_scored in plan:
+        score = scores[key]
+        row = {"method": "Grad-CAM (3-D)", "model": "best" if key == best else "other scenario",
+               "volumes": volumes_scored, "status": score.status, "data": score.label,
+               "scenario": score.key, "split": score.split,
                "n_correct_abnormal": score.n_candidates, "n_empty_mask": score.n_empty,
                "dilation_vox": xai_score.DILATION_PX}
         if score.game is not None:
@@ -676,8 +696,8 @@ def xai_score_table(score: XaiScore):
             if not len(game.hits):
                 row["status"] = "no correctly classified abnormal volume"
         rows.append(row)
-    first = ["method", "volumes", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo",
-             "hit_rate_hi", "chance_volume", "chance_lungs"]
+    first = ["method", "model", "scenario", "volumes", "status", "n_scored", "hits", "hit_rate",
+             "hit_rate_lo", "hit_rate_hi", "chance_volume", "chance_lungs"]
     table = pd.DataFrame(rows)
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 
@@ -690,7 +710,8 @@ def xai_score_notes(score: XaiScore) -> str:
     lung = "; lung-only slices, the masks' too" if score.lung_only else ""
     return (f"Pointing game of the best model's ({score.key}) 3-D Grad-CAM on the correctly "
             f"classified CT-23 {score.split} volumes (first row; second row: every CT-23 {score.split} "
-            f"volume whatever the prediction) ({score.label}): a hit when the map's maximum "
+            f"volume whatever the prediction; further rows, if any: each other scenario's model "
+            f"on the volumes it classifies correctly) ({score.label}): a hit when the map's maximum "
             f"lies in the lesion mask (GGO + consolidation) dilated by {xai_score.DILATION_PX} "
             "voxels, masks taken through the volumes' preprocessing (rotate 90°, resize"
             f"{lung}); hit_rate_lo/hi: 95% bootstrap CI; chance_volume / chance_lungs: the rate "
