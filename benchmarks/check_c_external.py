@@ -75,8 +75,8 @@ def run_seed(sartaj, external, *, seed: int, augment: str, epochs: int, size: in
     from medrepro.models import mri as mm
     from medrepro.studies import c
 
-    fit, val = mri.validation_split(mri.official_split(sartaj)[0], seed=seed)
-    test = mri.official_split(sartaj)[1]
+    training, test = mri.official_split(sartaj)
+    fit, val = mri.validation_split(training, seed=seed)
     options = dict(mri.C_AUGMENT)
     if augment == "geometry":
         options = {k: v for k, v in options.items() if k not in INTENSITY_KEYS}

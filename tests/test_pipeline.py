@@ -73,3 +73,31 @@ def test_seeded_augmentation_repeats_exactly():
     first, again = _augmented_batches(vols, 16), _augmented_batches(vols, 16)
     for i, (a, b) in enumerate(zip(first, again)):
         np.testing.assert_array_equal(a, b, err_msg=f"volume batch {i}")
+
+
+def test_every_fit_on_a_dataset_restarts_its_augmentation(tmp_path):
+    # C's trials share one augmented dataset: the second fit must draw what the first drew,
+    # else a trial depends on whether the trials before it were trained in this process
+    import keras
+
+    from medrepro import mri, train
+
+    rng = np.random.default_rng(2)
+    x = rng.random((32, 12, 12, 3), dtype=np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 32)]
+    ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0,
+                              augment=mri.augmenter(**mri.C_AUGMENT, seed=0))
+    assert callable(getattr(ds, pipeline.AUGMENT_RESTART))
+
+    def fitted(run):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Flatten(),
+                                  keras.layers.Dense(4, activation="softmax")])
+        model.compile(optimizer="sgd", loss="mse")
+        train.fit(model, ds, None, epochs=2, run_dir=tmp_path / run, monitor="loss",
+                  checkpoint=None, backup=False, verbose=0, progress=False)
+        return model.get_weights()
+
+    for a, b in zip(fitted("first"), fitted("second")):
+        np.testing.assert_array_equal(a, b)
+    assert not hasattr(pipeline.from_arrays(x, y, batch_size=8), pipeline.AUGMENT_RESTART)

@@ -55,8 +55,10 @@ def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0, augment
         return items
 
     if shuffle:
-        return epoch_shuffled(ds, n_items=n_items, seed=seed, then=after_shuffle)
-    return after_shuffle(ds).prefetch(tf.data.AUTOTUNE)
+        out = epoch_shuffled(ds, n_items=n_items, seed=seed, then=after_shuffle)
+    else:
+        out = after_shuffle(ds).prefetch(tf.data.AUTOTUNE)
+    return with_augment_restart(out, augment)
 
 
 def map_augment(items, fn):
@@ -74,6 +76,30 @@ def map_augment(items, fn):
     than the uninterrupted run (the generators start again from their seeds).
     """
     return items.map(fn)  # no num_parallel_calls: one call at a time
+
+
+AUGMENT_RESTART = "medrepro_augment_restart"  # attribute: puts the augmenter back to its start
+
+
+def with_augment_restart(ds, augment):
+    """``ds`` carrying (attribute :data:`AUGMENT_RESTART`) a function that puts the random
+    generators of ``augment`` (a Keras layer or model; anything else: nothing to restart) back
+    to their state of now. :func:`medrepro.train.fit` calls it before training, so every fit on
+    ``ds`` draws the same augmentations from its first epoch, however many fits used ``ds``
+    before (C's trials share one dataset: trial 3 must not depend on whether trial 1 was trained
+    in this process or found finished)."""
+    flatten = getattr(augment, "_flatten_layers", None)  # Keras 3: the layer and its sublayers
+    generators = [g for layer in (flatten(include_self=True) if flatten else ())
+                  for g in getattr(layer, "_seed_generators", ())]
+    if generators:
+        start = [g.state.numpy() for g in generators]
+
+        def restart():
+            for g, state in zip(generators, start):
+                g.state.assign(state)
+
+        setattr(ds, AUGMENT_RESTART, restart)
+    return ds
 
 
 def _augment_batch(augment):

@@ -33,7 +33,7 @@ import pandas as pd
 
 from medrepro import device
 from medrepro.fileio import atomic_path, write_json
-from medrepro.pipeline import EPOCH_STREAM, even_batches, pad_to_multiple
+from medrepro.pipeline import AUGMENT_RESTART, EPOCH_STREAM, even_batches, pad_to_multiple
 from medrepro.seeds import seed_everything
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       must be built and compiled the same way; ``train_ds`` from
       :func:`medrepro.pipeline.finish` / :func:`medrepro.pipeline.epoch_shuffled`, whose epoch
       ``e`` order depends on ``(seed, e)`` only; with random augmentation the epochs after the
-      resume see other draws than the uninterrupted run's, :func:`medrepro.pipeline.map_augment`).
+      resume see other draws than the uninterrupted run's: every fit restarts the dataset's
+      augmenter from its seed, :func:`medrepro.pipeline.with_augment_restart`).
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
@@ -232,6 +233,9 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
     """``model.fit`` from ``initial_epoch``; an :func:`medrepro.pipeline.epoch_shuffled` dataset
     is fed as its endless epoch stream from that epoch (``steps_per_epoch`` = its batches per
     epoch)."""
+    restart_augment = getattr(train_ds, AUGMENT_RESTART, None)
+    if restart_augment is not None:  # this fit's augmentation from its seed, whatever ran before
+        restart_augment()
     stream = getattr(train_ds, EPOCH_STREAM, None)
     steps = None
     if stream is not None:

@@ -519,5 +519,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
 
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))
     if shuffle:  # epoch e in the order drawn from (seed, e): a resumed fit sees the same order
-        return pipeline.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
-    return prepare(ds).prefetch(2)
+        out = pipeline.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
+    else:
+        out = prepare(ds).prefetch(2)
+    return pipeline.with_augment_restart(out, augmenter)
