@@ -3,8 +3,8 @@
 - ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
 - ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores
   is the budget (measured alone, from scratch: 725 s on 2026-12-02; 835-1,047 s on 2026-12-03,
-  on a slower, noisy host: over budget there; 413-417 s on 2026-12-05, with study D at the
-  thesis' epochs in the last run).
+  on a slower, noisy host: over budget there; 413-444 s on 2026-12-05, with study D at the
+  thesis' epochs in the last runs).
   Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
   works, nothing more.
 - ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
@@ -73,10 +73,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # and 2 are then the same and trained once): ~8 s an epoch at 64 px on the real set
         # (2026-12-05); with the present recipe 25 epochs of trial 3 scored lower on the
         # external set that chose C's augmentation (0.63 against 0.73, mri.C_AUGMENT). On the
-        # demo phantom (2026-12-05) the final SGD trial scored 0.651. A's LSTM head is not
-        # trained on the official split (a_official_lstm; its cell took ~50 s with it, < 3 s
-        # without), for the demo's 15-minute budget, which the demo held with 413 s on
-        # 2026-12-05 (835-1,047 s on 2026-12-03's slower host).
+        # demo phantom (2026-12-05) the final SGD trial scored 0.651, 0.678 and (batch 16, each
+        # fit's augmentation from its seed) 0.691. A's LSTM head is not trained on the official
+        # split (a_official_lstm; its cell took ~50 s with it, < 3 s without), for the demo's
+        # 15-minute budget, which the demo held with 413-444 s on 2026-12-05 (835-1,047 s on
+        # 2026-12-03's slower host).
         # ig_steps: Integrated Gradients intervals; the demo uses 16 (32 before 2026-12-03; the
         # pointing-game cell took 35 s with 32, 28 s with 16, and IG hit 0.73 then 0.82 of lesions).
         # e_patience/e_reduce_lr are the recipe's, the same in every profile (studies/e.py);
@@ -132,9 +133,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # thesis' own epochs (the held-out variant: its 25-epoch augmented scenario only).
         # Measured 2026-12-05 on 2 cores, whole demo runs from scratch: with 3-6 epochs per
         # scenario (the demo until then) 05 took 36 s and the no-augmentation scenario predicted
-        # one class (validation accuracy 0.50); with the thesis' epochs 75 s, validation
-        # accuracy 0.75-1.00 in every scenario. (On 2026-12-03's slower host the 3-6-epoch 05
-        # took 191 s.)
+        # one class (validation accuracy 0.50); with the thesis' epochs 75-86 s, validation
+        # accuracy 0.58-1.00 per scenario (0.75-1.00 before runs repeated exactly). (On
+        # 2026-12-03's slower host the 3-6-epoch 05 took 191 s.)
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
                              "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",
