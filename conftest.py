@@ -90,12 +90,12 @@ def sartaj(tmp_path):
     """Sartaj layout: 10 Training + 5 Testing images per class; one Testing image is a
     byte-identical copy of a Training image; names with spaces and parentheses."""
     import numpy as np
-    from medrepro import mri
+    from medrepro.data import brain_mri
 
     rng = np.random.default_rng(0)
     root = tmp_path / "brain_tumor_sartaj"
     for split, n in (("Training", 10), ("Testing", 5)):
-        for k, cls in enumerate(mri.CLASS_DIRS["brain_tumor_sartaj"]):
+        for k, cls in enumerate(brain_mri.CLASS_DIRS["brain_tumor_sartaj"]):
             for i in range(n):
                 write_image(root / split / cls / f"im ({i}).jpg", rng, gray=(i + k) % 2 == 0)
     shutil.copy(root / "Training" / "glioma_tumor" / "im (0).jpg",
@@ -112,7 +112,7 @@ def image_writer():
 
 def mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
     """A brain-MRI folder in ``dataset_id``'s layout with ``n`` tiny fake JPEGs per class."""
-    from medrepro import registry
+    from medrepro.data import registry
 
     sp = registry.spec(dataset_id)
     for split in splits:
@@ -126,7 +126,7 @@ def mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2)
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No cached weights and a download that fails at once (as on this offline machine)."""
-    from medrepro.models import mri as mm
+    from medrepro.models import brain_mri as mm
 
     monkeypatch.setattr(mm, "WEIGHTS_TIMEOUT", 2.0)
     monkeypatch.setattr(mm, "RESNET_WEIGHTS_URL", "http://127.0.0.1:9/none.h5")

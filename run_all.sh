@@ -83,5 +83,5 @@ if [ "$mode" = tests ]; then
 elif [ "$mode" = bench ]; then
   exec "$PY" benchmarks/run_benchmarks.py "${args[@]+"${args[@]}"}"
 else
-  exec "$PY" -m medrepro.runner "${args[@]+"${args[@]}"}"
+  exec "$PY" -m medrepro.run.runner "${args[@]+"${args[@]}"}"
 fi

@@ -40,7 +40,7 @@ def read_all(files: list[Path]) -> int:
 
 
 def phantom_files(tmp: Path) -> list[Path]:
-    from medrepro.phantoms import make_mri
+    from medrepro.data.phantoms import make_mri
 
     root = make_mri(tmp / "sartaj", layout="sartaj", n_per_class=100, n_test_per_class=25,
                     seed=0, size=512)
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"first {QUICK_FILES} files only")
     args = parser.parse_args(argv)
 
-    from medrepro import audit, paths
+    from medrepro.data import audit
+    from medrepro.core import paths
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result, indent=1), flush=True)
     if args.out:
-        from medrepro.fileio import atomic_path
+        from medrepro.core.fileio import atomic_path
 
         with atomic_path(args.out) as tmp_out:
             Path(tmp_out).write_text(json.dumps(result, indent=2) + "\n")

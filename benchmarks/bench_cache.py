@@ -24,7 +24,7 @@ It projects, per mode, the disk and time of the full 720,733-image selection: di
 image × 720,733; build = images / (per-worker rate × workers × the measured multi-worker
 efficiency) for this machine's cores and for a 4-CPU Kaggle session; one epoch's read (train +
 val + test) at the measured read rate. The measured rates go into ``benchmarks/rates.json``
-(under this machine's key), which ``medrepro.plan`` reads (``--no-rates``: leave it alone).
+(under this machine's key), which ``medrepro.run.plan`` reads (``--no-rates``: leave it alone).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ PHANTOM_IMAGES = 160
 
 def make_source(workdir: Path, *, copies: int) -> tuple[Path, str]:
     """An RSNA folder (labels CSV + ``stage_2_train/``) to build from: ``(root, description)``."""
-    from medrepro import paths, rsna
+    from medrepro.core import paths
+    from medrepro.data import rsna
 
     shared = paths.shared_data_dir()
     samples = sorted((shared / "rsna_ich_samples").glob("*.dcm")) if shared else []
@@ -79,7 +80,7 @@ def make_source(workdir: Path, *, copies: int) -> tuple[Path, str]:
                 w.writerows([[f"{i}_{s}", 0] for s in (*rsna.SUBTYPES, "any")])
         return root, (f"the {len(samples)} real RSNA samples of ../shared/data/rsna_ich_samples, "
                       f"each {copies} times ({len(ids)} files)")
-    from medrepro import phantoms
+    from medrepro.data import phantoms
 
     shutil.rmtree(root)
     phantoms.make_rsna(root, n_images=PHANTOM_IMAGES, seed=0)
@@ -87,7 +88,7 @@ def make_source(workdir: Path, *, copies: int) -> tuple[Path, str]:
 
 
 def measure_build(root: Path, out: Path, *, format: str, workers: int) -> dict:
-    from medrepro import rsna
+    from medrepro.data import rsna
 
     shutil.rmtree(out, ignore_errors=True)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -102,7 +103,7 @@ def measure_build(root: Path, out: Path, *, format: str, workers: int) -> dict:
 
 def check_lossless(root: Path, cache: Path) -> bool:
     """Every cached image equals ``dicom.read_rgb`` of its file."""
-    from medrepro import dicom, rsna
+    from medrepro.data import dicom, rsna
 
     man = rsna.load_manifest(cache)
     ok = man[man["status"] == "ok"]
@@ -115,7 +116,7 @@ def measure_read(cache: Path, *, images: int) -> tuple[float, float]:
     """``(images/s, images per CPU-second of this process)`` through ``rsna.make_dataset``
     (shuffled, repeated until ``images`` are read). The second is what one free core does:
     on a machine shared with other work the wall rate understates it."""
-    from medrepro import rsna
+    from medrepro.data import rsna
 
     man = rsna.load_manifest(cache)
     df = man[man["status"] == "ok"].assign(label=0, split="train")
@@ -132,7 +133,7 @@ def measure_read(cache: Path, *, images: int) -> tuple[float, float]:
 
 def measure_stream(root: Path, *, seconds: float = 3.0) -> float:
     """``dicom.read_rgb`` images/s in this process (one core)."""
-    from medrepro import dicom, rsna
+    from medrepro.data import dicom, rsna
 
     files = sorted((root / rsna.IMAGES_DIR).glob("*.dcm"))
     n, t0 = 0, time.perf_counter()
@@ -151,7 +152,7 @@ def compare_codecs(images: list, *, reps: int = 3) -> list[dict]:
     import io
     import zlib
 
-    from medrepro import compact
+    from medrepro.data import compact
     from PIL import Image
 
     side = images[0].shape[0]
@@ -163,7 +164,7 @@ def compare_codecs(images: list, *, reps: int = 3) -> list[dict]:
             return buf.getvalue()
         return enc, lambda b: np.asarray(Image.open(io.BytesIO(b)))
 
-    codecs = {"compact (medrepro.compact)": (compact.encode,
+    codecs = {"compact (medrepro.data.compact)": (compact.encode,
                                              lambda b: compact.decode(b, side)),
               "PNG level 6 (Pillow)": pil("PNG", compress_level=6),
               "PNG level 9 (Pillow)": pil("PNG", compress_level=9),
@@ -190,7 +191,7 @@ def compare_codecs(images: list, *, reps: int = 3) -> list[dict]:
 
 
 def _batched_decode_ms(images: list, *, reps: int) -> float:
-    from medrepro import compact
+    from medrepro.data import compact
 
     blobs = [compact.encode(a) for a in images]
     c0 = time.process_time()
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.copies, args.read_images, args.rounds = 5, 1000, 1
 
-    from medrepro import plan, rsna
+    from medrepro.run import plan
+    from medrepro.data import rsna
 
     cpus = rsna._cpu_count()
     device = plan.detect_device()
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {fmt}: read {modes[fmt]['read_img_s']:.0f} img/s via make_dataset "
                   f"({modes[fmt]['read_img_per_cpu_s']:.0f} per CPU-second)", flush=True)
         stream = measure_stream(root)
-        from medrepro import dicom
+        from medrepro.data import dicom
 
         real = "real RSNA samples" in source
         sample_files = sorted((root / rsna.IMAGES_DIR).glob("*c000.dcm"))  # each sample once

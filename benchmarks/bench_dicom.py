@@ -7,7 +7,7 @@ In ONE process and run, on the same files (an RSNA phantom of 512×512 slices wr
 temporary folder, and the 20 real slices of ``../shared/data/rsna_ich_samples`` when present):
 
 1. **read floor**: ``pydicom.dcmread`` + ``.pixel_array``, nothing else;
-2. **project path**: ``medrepro.dicom.read_rgb`` — read → HU (RSNA 12-bit correction) → the three
+2. **project path**: ``medrepro.data.dicom.read_rgb`` — read → HU (RSNA 12-bit correction) → the three
    windows (brain, subdural, bone) at 512² through one lookup table → 224×224×3 uint8;
 3. **naive reference**: the obvious code — ``pixel_array`` to float64 HU, each window computed in
    float at 512² and resized on its own with Pillow (bilinear), then stacked;
@@ -62,13 +62,13 @@ def read_floor(path: str):
 
 
 def project_path(path: str):
-    from medrepro import dicom
+    from medrepro.data import dicom
 
     return dicom.read_rgb(path)
 
 
 def project_float_api(path: str):
-    from medrepro import dicom
+    from medrepro.data import dicom
 
     return dicom.window_rgb(dicom.read_hu(path))
 
@@ -154,7 +154,7 @@ def time_methods(files: list[str], *, rounds: int) -> dict:
 
 
 def _read_chunk(chunk: list[str]) -> tuple[int, float]:
-    from medrepro import dicom
+    from medrepro.data import dicom
 
     c0 = time.process_time()
     for f in chunk:
@@ -179,7 +179,7 @@ def pool_rate(files: list[str], workers: int, *, chunk: int = 8) -> tuple[float,
 
 def replicate(root: Path, files: list[str], copies: int, dest: Path) -> Path:
     """An RSNA folder of ``copies`` hard links (or copies) of each file, all labelled none."""
-    from medrepro import rsna
+    from medrepro.data import rsna
 
     (dest / rsna.IMAGES_DIR).mkdir(parents=True)
     lines = ["ID,Label"]
@@ -203,7 +203,7 @@ def scaling(files: list[str], root: Path, *, repeats: int, rounds: int) -> dict:
     speedup ``2 × (CPU s per image with 1 worker) / (CPU s per image with 2)``: 2.0 when the
     workers do not slow each other down, i.e. what free cores would give.
     """
-    from medrepro import rsna
+    from medrepro.data import rsna
 
     work = files * repeats
     rate = {1: [], 2: []}
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     n_images, rounds = (24, 3) if args.quick else (args.images, args.rounds)
 
-    from medrepro import paths, phantoms, rsna
+    from medrepro.core import paths
+    from medrepro.data import phantoms, rsna
 
     started = time.time()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _readable(path: str) -> bool:
-    from medrepro import dicom
+    from medrepro.data import dicom
 
     try:
         dicom.read_slice(path)

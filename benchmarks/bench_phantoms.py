@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 import numpy as np
-from medrepro import phantoms, profiles
+from medrepro.data import phantoms
+from medrepro.core import profiles
 
 TARGET_SECONDS = 60.0
 
@@ -49,30 +50,30 @@ def _floor_mri(n: int, size: int, mode: str) -> float:
 
 
 def _floor_rsna(n: int) -> float:
-    from medrepro.phantoms import rsna
-    from medrepro.phantoms._common import rng_for
+    from medrepro.data.phantoms import head_ct
+    from medrepro.data.phantoms._common import rng_for
 
-    study = rsna.plan_studies(8, seed=0)[0]
+    study = head_ct.plan_studies(8, seed=0)[0]
     study.encoding = "int16"
     hu = np.zeros((512, 512), np.int16)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            data = rsna.encode_dicom(hu, study=study, slice_index=0, image_id=f"ID_{i:09x}",
+            data = head_ct.encode_dicom(hu, study=study, slice_index=0, image_id=f"ID_{i:09x}",
                                      size=512, rng=rng_for(0, i))
             (Path(tmp) / f"{i}.dcm").write_bytes(data)
     return time.perf_counter() - start
 
 
 def _floor_mosmed(n: int, size: int) -> float:
-    from medrepro.phantoms import mosmed
+    from medrepro.data.phantoms import chest_ct
 
     volume = np.full((size, size, 50), -1000, np.int16)
     volume[size // 4: -size // 4, size // 4: -size // 4] = 40
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            data = mosmed.encode_nifti(volume, np.diag([-0.7, 0.7, 8.0, 1.0]), "120000.000")
+            data = chest_ct.encode_nifti(volume, np.diag([-0.7, 0.7, 8.0, 1.0]), "120000.000")
             (Path(tmp) / f"{i}.nii.gz").write_bytes(data)
     return time.perf_counter() - start
 
@@ -91,11 +92,11 @@ def main() -> None:
     args = parser.parse_args()
     profile = "smoke" if args.quick else "demo"
     s = profiles.settings("01_download", profile)
-    from medrepro.phantoms import mri
-    from medrepro.phantoms._common import single_threaded_blas
+    from medrepro.data.phantoms import brain_mri
+    from medrepro.data.phantoms._common import single_threaded_blas
 
     start = time.perf_counter()
-    mri.load_template()
+    brain_mri.load_template()
     template_s = time.perf_counter() - start
     n_mri = 4 * (s["mri_train_per_class"] + s["mri_test_per_class"])
     families = {

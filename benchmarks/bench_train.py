@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/bench_train.py [--out file.json] [--size 224] [--steps N]
         [--batch 8] [--models proposed mobilenet ...] [--gpu | --cpu] [--quick]
 
-For each model of study B (``medrepro.models.ct``), in ONE process and run:
+For each model of study B (``medrepro.models.head_ct``), in ONE process and run:
 
-1. **Input pipeline only**: batches per second of ``medrepro.rsna.make_dataset`` over an RSNA
-   phantom cache (built in a temporary data folder), or, when ``medrepro.rsna`` is not
+1. **Input pipeline only**: batches per second of ``medrepro.data.rsna.make_dataset`` over an RSNA
+   phantom cache (built in a temporary data folder), or, when ``medrepro.data.rsna`` is not
    importable, over a synthetic cache of the same kind (uint8 (N, 224, 224, 3) memmapped .npy,
    ``from_tensor_slices`` of indices + ``numpy_function`` gather, scale to [0, 1], one-hot,
    prefetch). The ratio pipeline / training images/s must stay well above 1.
@@ -14,7 +14,7 @@ For each model of study B (``medrepro.models.ct``), in ONE process and run:
    categorical cross-entropy) on one batch held in memory, after warm-up steps; images/s.
    Also inference (``predict_on_batch``) images/s for the validation passes.
 3. **FLOPs**: forward FLOPs per image counted analytically from the layers
-   (``ct.forward_flops``: 2 × MACs of every conv/depthwise/dense layer + bias adds); a training
+   (``head_ct.forward_flops``: 2 × MACs of every conv/depthwise/dense layer + bias adds); a training
    step is taken as 3 × forward. Achieved FLOP/s = training images/s × 3 × forward FLOPs.
 4. **Peak**: FLOP/s of a large square matmul measured in the same run, before and after the
    models (the higher counts; float32 on CPU; float16 and float32 on a GPU), the reference the
@@ -32,7 +32,7 @@ with XLA (``jit_compile=True``). Timings on a shared machine are disturbed by ot
 the ratios (pipeline / training, achieved / peak), which are measured in the same run.
 
 The training and inference rates go into ``benchmarks/rates.json`` under this machine's key
-(``--no-rates``: leave it alone); ``medrepro.plan`` projects notebook 04 from them.
+(``--no-rates``: leave it alone); ``medrepro.run.plan`` projects notebook 04 from them.
 """
 
 from __future__ import annotations
@@ -94,13 +94,13 @@ def measure_peak_flops(*, n: int, dtype: str, seconds: float = 2.0) -> float:
 def make_pipeline(*, batch: int, size: int, workdir: Path):
     """(dataset, source description): the RSNA input pipeline, repeated indefinitely."""
     try:
-        from medrepro import rsna
+        from medrepro.data import rsna
     except ImportError:
         rsna = None
     if rsna is not None:
         try:
             os.environ["MEDREPRO_DATA"] = str(workdir / "data")
-            from medrepro import datasets
+            from medrepro.data import datasets
 
             ds = datasets.resolve("rsna_ich", data="phantom", profile="smoke", seed=0)
             cache = rsna.ensure_cache(ds, profile="smoke", image_size=224)
@@ -108,14 +108,14 @@ def make_pipeline(*, batch: int, size: int, workdir: Path):
             dataset = rsna.make_dataset(cache, split, split="train", batch_size=batch,
                                         image_size=size, shuffle=True, seed=0)
             n = int((split["split"] == "train").sum())
-            return dataset.repeat(), (f"medrepro.rsna.make_dataset on an RSNA phantom cache "
+            return dataset.repeat(), (f"medrepro.data.rsna.make_dataset on an RSNA phantom cache "
                                       f"({n} training images, repeated)")
         except Exception as exc:  # noqa: BLE001 - report, then fall back: the benchmark must still run
             print(f"rsna pipeline unavailable ({type(exc).__name__}: {exc}); using the "
                   "synthetic cache", file=sys.stderr)
     return synthetic_pipeline(batch=batch, size=size, workdir=workdir), (
         f"synthetic memmapped uint8 cache ({PIPELINE_IMAGES} images, 224², repeated; "
-        "medrepro.rsna not available)")
+        "medrepro.data.rsna not available)")
 
 
 def synthetic_pipeline(*, batch: int, size: int, workdir: Path, n_classes: int = 6):
@@ -163,11 +163,11 @@ def measure_pipeline(dataset, *, batches: int) -> float:
 def measure_model(key: str, batch_x, batch_y, *, steps: int, warmup: int, jit: bool) -> dict:
     """Training and inference images/s of model ``key`` on one in-memory batch."""
     import keras
-    from medrepro.models import ct
+    from medrepro.models import head_ct
 
     size = int(batch_x.shape[1])
     keras.utils.set_random_seed(0)
-    model = ct.compile_paper(ct.build(key, (size, size, 3)), jit_compile=jit)
+    model = head_ct.compile_paper(head_ct.build(key, (size, size, 3)), jit_compile=jit)
     start = time.perf_counter()
     for _ in range(warmup):
         model.train_on_batch(batch_x, batch_y)
@@ -185,7 +185,7 @@ def measure_model(key: str, batch_x, batch_y, *, steps: int, warmup: int, jit: b
     infer_s = (time.perf_counter() - t0) / max(2, steps // 2)
     b = int(batch_x.shape[0])
     median = sorted(times)[len(times) // 2]
-    flops = ct.forward_flops(model)
+    flops = head_ct.forward_flops(model)
     return {"model": key, "params": model.count_params(), "batch": b,
             "warmup_s": round(first, 2), "step_s_median": median,
             "train_img_s": b / median, "infer_img_s": b / infer_s,
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_reference": "float16 matmul" if on_gpu else "float32 matmul",
         "pipeline_source": pipeline_source,
         "flops_method": "analytic: 2*MACs of conv/depthwise/dense layers + bias adds "
-                        "(ct.forward_flops); training step = 3 x forward",
+                        "(head_ct.forward_flops); training step = 3 x forward",
         "projection_assumptions": (
             f"{TRAIN_IMAGES} training + {VAL_IMAGES} validation images per epoch, "
             f"{args.epochs} epochs (the proposed model's early stop, assumed for all), "
@@ -280,8 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
         "models": rows,
     }
     print_table(result)
-    if not args.no_rates:  # the measured rates medrepro.plan projects with
-        from medrepro import plan
+    if not args.no_rates:  # the measured rates medrepro.run.plan projects with
+        from medrepro.run import plan
 
         plan.record_rates("train", {k: result[k] for k in ("device", "precision", "size",
                                                            "batch", "timed_steps")}

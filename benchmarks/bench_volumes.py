@@ -2,7 +2,7 @@
 
     python benchmarks/bench_volumes.py [--out result.json] [--quick] [--slices N] [--steps N]
 
-1. ``resize``: :func:`medrepro.volumes.resize_volume` and the scipy reference
+1. ``resize``: :func:`medrepro.data.volumes.resize_volume` and the scipy reference
    (``ndimage.rotate(90, reshape=False)`` + ``ndimage.zoom(order=1)``) on the same normalised
    512×512×N volume (a synthetic chest phantom, and a real MosMed mask if ``../shared/data`` is
    there): best-of-k seconds of each, their ratio, and the maximum absolute difference.
@@ -30,8 +30,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-from medrepro import paths, volumes
-from medrepro.fileio import atomic_path
+from medrepro.core import paths
+from medrepro.data import volumes
+from medrepro.core.fileio import atomic_path
 
 IN_PLANE = 512  # MosMed slices are 512×512
 TARGET = volumes.TARGET_SHAPE
@@ -87,11 +88,11 @@ def bench_preprocess(slices: int, repeats: int) -> dict:
 
 def bench_train(shape: tuple[int, int, int], *, steps: int, warmup: int, batch: int = 4) -> dict:
     import keras
-    from medrepro.models import volume
+    from medrepro.models import chest_ct
     from medrepro.models.summary import param_counts
 
     keras.utils.set_random_seed(0)
-    model = volume.compile_cnn3d(volume.cnn3d((*shape, 1)))
+    model = chest_ct.compile_cnn3d(chest_ct.cnn3d((*shape, 1)))
     rng = np.random.default_rng(0)
     x = rng.random((batch, *shape, 1), dtype=np.float32)
     y = np.array([0, 1] * (batch // 2) + [0] * (batch % 2), np.float32)

@@ -5,19 +5,19 @@
 
 Why: on the real Sartaj set (C's stand-in for the Masoud set, see notebook 03) the Testing folder
 comes from other sources than Training, and a validation split drawn from Training cannot show
-how a recipe copes with that. C's augmentation (``medrepro.mri.C_AUGMENT``: contrast and gamma
+how a recipe copes with that. C's augmentation (``medrepro.data.brain_mri.C_AUGMENT``: contrast and gamma
 besides flip, rotation and zoom) was chosen with this check, never on the Testing folder.
 
 The external set is the real Masoud Testing split (``../shared/data/brain_tumor_masoud``)
 without every image that has an exact or near duplicate anywhere in the Sartaj set
-(``medrepro.audit``): 1,196 of its 1,311 images, from other sources again. For each seed the
-check trains trial 3's recipe (``models.mri.seq_cnn``, SGD 0.01 with momentum 0.9, MSE, batch
+(``medrepro.data.audit``): 1,196 of its 1,311 images, from other sources again. For each seed the
+check trains trial 3's recipe (``models.brain_mri.seq_cnn``, SGD 0.01 with momentum 0.9, MSE, batch
 ``--batch``, head framing, early stopping on the validation loss after 5 epochs, the best weights
 kept) on the notebook's split (Training, 10 % held out for validation) with ``--augment c``
 (``C_AUGMENT``) or ``geometry`` (``C_AUGMENT`` without contrast and gamma), and prints the
 validation and external accuracy, the external recall per class and the share of external
 images called "no tumour". ``--show-test`` adds the Testing-folder accuracy: look at it last.
-A seed's result repeats exactly on the same machine (``medrepro.pipeline.map_augment``).
+A seed's result repeats exactly on the same machine (``medrepro.data.pipeline.map_augment``).
 
 Measured 2026-12-05 on 2 cores, ``--augment c``, seeds 42 / 1 / 2: batch 32 validation 0.857 /
 0.875 / 0.854, external 0.692 / 0.665 / 0.765; batch 16 (C's batch since) validation 0.885 /
@@ -45,10 +45,10 @@ INTENSITY_KEYS = ("contrast", "gamma")
 
 def external_set(shared: Path):
     """Sartaj's frame and the Masoud Testing frame without images duplicating a Sartaj image."""
-    from medrepro import audit, mri
+    from medrepro.data import audit, brain_mri
 
-    sartaj = mri.list_images(shared / "brain_tumor_sartaj", "brain_tumor_sartaj")
-    masoud = mri.list_images(shared / "brain_tumor_masoud", "brain_tumor_masoud",
+    sartaj = brain_mri.list_images(shared / "brain_tumor_sartaj", "brain_tumor_sartaj")
+    masoud = brain_mri.list_images(shared / "brain_tumor_masoud", "brain_tumor_masoud",
                              splits=("Testing",))
     groups = audit.find_duplicates(list(sartaj["path"]) + list(masoud["path"]), near=True)
     keep = {str(p) for p in audit.duplicate_free(masoud["path"], groups,
@@ -57,32 +57,35 @@ def external_set(shared: Path):
 
 
 def scores(model, frame, *, size: int) -> dict:
-    from medrepro import mri, train
+    from medrepro.data import brain_mri
+    from medrepro.training import train
     from medrepro.studies import c
 
-    ds = mri.image_dataset(frame, image_size=size, batch_size=64, framing=c.FRAMING)
+    ds = brain_mri.image_dataset(frame, image_size=size, batch_size=64, framing=c.FRAMING)
     pred = train.predict_classes(model, ds)
     y = frame["label"].to_numpy()
     recall = {name: round(float((pred[y == k] == k).mean()), 3)
-              for k, name in enumerate(mri.CLASS_NAMES) if (y == k).any()}
+              for k, name in enumerate(brain_mri.CLASS_NAMES) if (y == k).any()}
     return {"accuracy": round(float((pred == y).mean()), 3), "recall": recall,
             "share_no_tumour": round(float((pred == 2).mean()), 3), "n": len(y)}
 
 
 def run_seed(sartaj, external, *, seed: int, augment: str, epochs: int, size: int, batch: int,
              show_test: bool) -> dict:
-    from medrepro import mri, seeds, train
-    from medrepro.models import mri as mm
+    from medrepro.data import brain_mri
+    from medrepro.core import seeds
+    from medrepro.training import train
+    from medrepro.models import brain_mri as mm
     from medrepro.studies import c
 
-    training, test = mri.official_split(sartaj)
-    fit, val = mri.validation_split(training, seed=seed)
-    options = dict(mri.C_AUGMENT)
+    training, test = brain_mri.official_split(sartaj)
+    fit, val = brain_mri.validation_split(training, seed=seed)
+    options = dict(brain_mri.C_AUGMENT)
     if augment == "geometry":
         options = {k: v for k, v in options.items() if k not in INTENSITY_KEYS}
-    fit_ds = mri.image_dataset(fit, image_size=size, batch_size=batch, shuffle=True, seed=seed,
-                               augment=mri.augmenter(**options, seed=seed), framing=c.FRAMING)
-    val_ds = mri.image_dataset(val, image_size=size, batch_size=64, framing=c.FRAMING)
+    fit_ds = brain_mri.image_dataset(fit, image_size=size, batch_size=batch, shuffle=True, seed=seed,
+                               augment=brain_mri.augmenter(**options, seed=seed), framing=c.FRAMING)
+    val_ds = brain_mri.image_dataset(val, image_size=size, batch_size=64, framing=c.FRAMING)
     seeds.seed_everything(seed)
     model = mm.seq_cnn((size, size, 3))
     model.compile(optimizer=train.make_optimizer("SGD", 0.01, **c.OPTIMIZER_OPTIONS["SGD"]),
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-test", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    from medrepro import paths
+    from medrepro.core import paths
 
     shared = paths.shared_data_dir()
     if shared is None or not (shared / "brain_tumor_masoud" / "Testing").is_dir() \

@@ -7,14 +7,14 @@ One command, about 5-8 min on one GPU. On a machine without a GPU it exits with 
 says so (use ``--cpu-dry-run`` there). For every study's paper-size model:
 
 1. **Training steps**: ``--steps`` optimizer steps (after warm-up steps that trace and compile)
-   under the dtype policy of ``medrepro.device.configure_precision`` (``mixed_float16`` on a GPU),
+   under the dtype policy of ``medrepro.core.device.configure_precision`` (``mixed_float16`` on a GPU),
    with XLA (``jit_compile=True``; ``--no-xla`` turns it off, and a model XLA cannot compile
    falls back to plain graph mode, recorded). Images (volumes, feature vectors) per second.
 2. **Inference** images/s (validation passes, study A's ResNet50 feature extraction).
 3. **Peak GPU memory** of each model (``tf.config.experimental.get_memory_info``, reset per
    model), bytes.
-4. **Input pipeline**: images/s of ``medrepro.rsna.make_dataset`` (decode + batch, nothing
-   else) over an RSNA cache built with ``medrepro.rsna.ensure_cache`` from ``--data`` (a folder
+4. **Input pipeline**: images/s of ``medrepro.data.rsna.make_dataset`` (decode + batch, nothing
+   else) over an RSNA cache built with ``medrepro.data.rsna.ensure_cache`` from ``--data`` (a folder
    with ``rsna_ich/``; ``--pipeline-images`` of them) or the phantom, set against the
    proposed model's training rate (the ratio must stay above 1).
 5. **Projected wall time of each notebook's paper run** on this machine: per trained model,
@@ -50,7 +50,7 @@ NO_GPU_MESSAGE = ("gpu_check: no GPU visible to TensorFlow (tf.config.list_physi
                   "('GPU') is empty). Run it on a CUDA machine (Kaggle/Colab GPU runtime), or "
                   "pass --cpu-dry-run to exercise the code on CPU with tiny inputs.")
 
-# Dataset sizes of the paper runs (shared/PAPERS.md; medrepro.datasets official counts).
+# Dataset sizes of the paper runs (shared/PAPERS.md; medrepro.data.datasets official counts).
 SARTAJ_IMAGES = 3_264  # study A pools Training + Testing, 80/20, 10% of train for validation
 MASOUD_IMAGES = 7_023  # studies C and E, 80/20, 10% of train for validation
 RSNA_TRAIN, RSNA_VAL = 360_373, 180_180  # study B, Table 1
@@ -84,8 +84,9 @@ def model_specs(sizes: Sizes) -> list[dict]:
     """Every study's paper model: name, study, a builder returning a compiled model, the input
     shape of one item and the batch size of the paper profile."""
     import keras
-    from medrepro import profiles, train
-    from medrepro.models import ct, mri, volume
+    from medrepro.core import profiles
+    from medrepro.training import train
+    from medrepro.models import head_ct, brain_mri, chest_ct
 
     img = (sizes.image, sizes.image, 3)
     b = profiles.settings("04_lightweight_ct", "paper")
@@ -94,7 +95,7 @@ def model_specs(sizes: Sizes) -> list[dict]:
 
     def head(kind):
         def build():
-            net = (mri.lstm_cnn_head if kind == "lstm" else mri.standard_cnn_head)(
+            net = (brain_mri.lstm_cnn_head if kind == "lstm" else brain_mri.standard_cnn_head)(
                 n_features=sizes.features)
             net.compile(optimizer=keras.optimizers.Adam(a["a_lr"]),
                         loss="categorical_crossentropy", metrics=["accuracy"])
@@ -102,40 +103,40 @@ def model_specs(sizes: Sizes) -> list[dict]:
         return build
 
     def seq_cnn():
-        net = mri.seq_cnn(img)
+        net = brain_mri.seq_cnn(img)
         net.compile(optimizer=train.make_optimizer("Adam", 1e-3), loss="mse",
                     metrics=["accuracy"])
         return net
 
     def xai_cnn():
-        net = mri.xai_cnn(img)
+        net = brain_mri.xai_cnn(img)
         net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
                     metrics=["accuracy"])
         return net
 
     specs = [
         {"name": "A.lstm_head", "study": "A", "build": head("lstm"),
-         "shape": (1, sizes.features), "classes": mri.N_CLASSES, "batch": a["a_batch"]},
+         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a["a_batch"]},
         {"name": "A.standard_head", "study": "A", "build": head("standard"),
-         "shape": (1, sizes.features), "classes": mri.N_CLASSES, "batch": a["a_batch"]},
+         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a["a_batch"]},
         {"name": "A.resnet50_features", "study": "A", "inference_only": True,
-         "build": lambda: mri.resnet50_backbone(weights=None, image_size=sizes.image)[0],
+         "build": lambda: brain_mri.resnet50_backbone(weights=None, image_size=sizes.image)[0],
          "shape": img, "classes": None, "batch": a["a_batch"]},
     ]
-    for key in ct.BUILDERS:
+    for key in head_ct.BUILDERS:
         for batch in sorted({b["batch_compare"], b["batch_main"] if key == "proposed" else 0}
                             - {0}):
             specs.append({"name": f"B.{key}.b{batch}", "study": "B", "shape": img,
-                          "build": (lambda key=key: ct.compile_paper(ct.build(key, img))),
-                          "classes": ct.N_CLASSES, "batch": batch})
+                          "build": (lambda key=key: head_ct.compile_paper(head_ct.build(key, img))),
+                          "classes": head_ct.N_CLASSES, "batch": batch})
     specs += [
         {"name": "C.seq_cnn", "study": "C", "build": seq_cnn, "shape": img,
-         "classes": mri.N_CLASSES, "batch": a["c_batch"]},
+         "classes": brain_mri.N_CLASSES, "batch": a["c_batch"]},
         {"name": "D.cnn3d", "study": "D", "shape": (*sizes.volume, 1), "classes": 1,
-         "build": lambda: volume.compile_cnn3d(volume.cnn3d((*sizes.volume, 1))),
+         "build": lambda: chest_ct.compile_cnn3d(chest_ct.cnn3d((*sizes.volume, 1))),
          "batch": d["batch"]},
         {"name": "E.xai_cnn", "study": "E", "build": xai_cnn, "shape": img,
-         "classes": mri.N_CLASSES, "batch": a["e_batch"]},
+         "classes": brain_mri.N_CLASSES, "batch": a["e_batch"]},
     ]
     return specs
 
@@ -221,7 +222,7 @@ def _infer_rate(model, x, *, steps: int, warmup: int) -> float:
 # ---------------------------------------------------------------------------- input pipeline
 def measure_pipeline(*, data: str, sizes: Sizes, batch: int, batches: int, workdir: Path) -> dict:
     """Images/s of ``rsna.make_dataset`` over a cache of ``sizes.pipeline_images`` images."""
-    from medrepro import datasets, rsna
+    from medrepro.data import datasets, rsna
 
     os.environ["MEDREPRO_DATA"] = str(workdir / "data")  # caches and phantoms: scratch only
     ds = datasets.resolve("rsna_ich", data=data, profile="smoke", seed=0)
@@ -245,7 +246,7 @@ def measure_pipeline(*, data: str, sizes: Sizes, batch: int, batches: int, workd
 # ---------------------------------------------------------------------------- projection
 def projections(rates: dict[str, dict]) -> list[dict]:
     """Projected minutes of each notebook's paper run from the measured rates (module text)."""
-    from medrepro import manifest, profiles
+    from medrepro.core import manifest, profiles
 
     a = profiles.settings("03_lstm_cnn_mri", "paper")
     b = profiles.settings("04_lightweight_ct", "paper")
@@ -290,7 +291,7 @@ def run_check(*, dry_run: bool, steps: int, warmup: int, xla: bool, data: str,
               only: list[str] | None = None) -> dict:
     """Measure everything; return the result dict (see the module text)."""
     import tensorflow as tf
-    from medrepro import device
+    from medrepro.core import device
 
     gpus = tf.config.list_physical_devices("GPU")
     sizes = DRY_SIZES if dry_run else PAPER_SIZES
@@ -342,14 +343,14 @@ def run_check(*, dry_run: bool, steps: int, warmup: int, xla: bool, data: str,
 
 def profiles_batch() -> int:
     """Study B's main batch size (the input pipeline is measured at it)."""
-    from medrepro import profiles
+    from medrepro.core import profiles
 
     return int(profiles.settings("04_lightweight_ct", "paper")["batch_main"])
 
 
 def write_result(out: Path, key: str, result: dict) -> None:
     """Put ``result`` under ``key`` of the JSON file ``out`` (other keys kept), atomically."""
-    from medrepro.fileio import atomic_path
+    from medrepro.core.fileio import atomic_path
 
     existing = {}
     if out.is_file():
@@ -371,7 +372,7 @@ def _json_default(value):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from medrepro import paths
+    from medrepro.core import paths
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu-dry-run", action="store_true",

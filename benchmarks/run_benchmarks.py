@@ -23,8 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-from medrepro import paths, report
-from medrepro.fileio import atomic_path
+from medrepro.core import paths
+from medrepro.reporting import report
+from medrepro.core.fileio import atomic_path
 
 
 def run_one(script: Path, extra: list[str]) -> dict:

@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
-from medrepro import pipeline, train
+from medrepro.data import pipeline
+from medrepro.training import train
 
 EPOCHS = 25
 PATIENCE = 3

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from medrepro import manifest, paths, report, runner
+from medrepro.core import manifest, paths
+from medrepro.reporting import report
+from medrepro.run import runner
 
 from conftest import NOTEBOOK_IMAGES, NOTEBOOK_OUTCOMES
 

@@ -1,4 +1,4 @@
-"""medrepro.audit: exact and near duplicate groups, tables, duplicate-free sets, saved lists."""
+"""medrepro.data.audit: exact and near duplicate groups, tables, duplicate-free sets, saved lists."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from medrepro import audit, paths
-from medrepro.audit import AuditError
+from medrepro.data import audit
+from medrepro.core import paths
+from medrepro.data.audit import AuditError
 
 
 def _picture(seed: int, size: int = 160) -> np.ndarray:
@@ -175,7 +176,7 @@ def test_real_masoud_testing_exact_duplicates():
 
 
 def test_audit_resolved_saves_used_list_and_audits_found_partial(images, monkeypatch, tmp_path):
-    from medrepro.datasets import ResolvedDataset
+    from medrepro.data.datasets import ResolvedDataset
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     root, _ = images

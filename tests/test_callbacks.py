@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from medrepro import callbacks
+from medrepro.training import callbacks
 
 
 def _model(width=4):
@@ -59,7 +59,9 @@ def test_history_truncate_drops_rows_after_the_saved_state(tmp_path):
 def _tiny_fit(tmp_path, at, epochs=4):
     """A small dense model trained ``epochs`` epochs with PrefixSnapshots ``at`` and a callback
     that records every epoch's weights; returns (history, weights per epoch)."""
-    from medrepro import pipeline, seeds, train
+    from medrepro.data import pipeline
+    from medrepro.core import seeds
+    from medrepro.training import train
 
     seeds.seed_everything(3)
     rng = np.random.default_rng(0)

@@ -1,10 +1,11 @@
-"""Tests of medrepro.compact: lossless round trips, size on the real samples, damage detection."""
+"""Tests of medrepro.data.compact: lossless round trips, size on the real samples, damage detection."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro import compact, dicom, paths
+from medrepro.data import compact, dicom
+from medrepro.core import paths
 
 MAX_KIB_PER_IMAGE = 30  # issue 12: <= 30 KB (KiB, as its 147 KB raw anchor) per real image
 

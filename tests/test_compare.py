@@ -6,7 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro import compare, manifest, plots, report, results
+from medrepro.reporting import compare, plots, report, results
+from medrepro.core import manifest
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The papers' internal-consistency checks, on the issue's worked examples."""
 
 import pytest
-from medrepro import consistency
+from medrepro.analysis import consistency
 
 
 def _check(text: str) -> consistency.Check:

@@ -1,4 +1,4 @@
-"""medrepro.datasets: resolve (phantom, folder, archive, kaggle input), inventory.
+"""medrepro.data.datasets: resolve (phantom, folder, archive, kaggle input), inventory.
 
 The phantom generators are replaced by a tiny fake that writes a few bytes per file in the right
 layout: these tests check the resolving logic, tests/test_phantoms.py the generators.
@@ -13,20 +13,21 @@ from pathlib import Path
 
 import pytest
 
-import medrepro
+import medrepro.data
 from conftest import mri_folder
-from medrepro import datasets, paths, profiles, registry
-from medrepro.phantoms import _common as phantoms_common
-from medrepro.registry import DatasetError
+from medrepro.data import datasets, registry
+from medrepro.core import paths, profiles
+from medrepro.data.phantoms import _common as phantoms_common
+from medrepro.data.registry import DatasetError
 
 SMOKE = profiles.settings("01_download", "smoke")
 
 
 class FakePhantoms(types.ModuleType):
-    """Stands in for medrepro.phantoms; records its calls."""
+    """Stands in for medrepro.data.phantoms; records its calls."""
 
     def __init__(self, fail: bool = False):
-        super().__init__("medrepro.phantoms")
+        super().__init__("medrepro.data.phantoms")
         self.calls: list[tuple[str, dict]] = []
         self.fail = fail
 
@@ -71,8 +72,8 @@ def _write_rsna(root: Path, images: dict[str, dict[str, int]]) -> None:
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     ph = FakePhantoms()
-    monkeypatch.setitem(sys.modules, "medrepro.phantoms", ph)
-    monkeypatch.setattr(medrepro, "phantoms", ph, raising=False)
+    monkeypatch.setitem(sys.modules, "medrepro.data.phantoms", ph)
+    monkeypatch.setattr(medrepro.data, "phantoms", ph, raising=False)
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     return ph
 
@@ -205,8 +206,8 @@ def test_kaggle_input_folder_is_used_in_place(fake, monkeypatch, tmp_path):
 
 def test_kaggle_unavailable_raises_in_resolve_and_is_recorded_by_resolve_available(
         fake, monkeypatch, tmp_path):
-    from medrepro import download
-    from medrepro.download import KaggleError
+    from medrepro.data import download
+    from medrepro.data.download import KaggleError
 
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "input"))
     mri_folder(tmp_path / "input" / "brain-tumor-classification-mri", "brain_tumor_sartaj")

@@ -1,4 +1,4 @@
-"""medrepro.device: platform detection, GPU listing, the precision choice, provenance."""
+"""medrepro.core.device: platform detection, GPU listing, the precision choice, provenance."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import stat
 
 import pytest
-from medrepro import device, profiles, report
-from medrepro.device import Gpu
+from medrepro.core import device, profiles
+from medrepro.reporting import report
+from medrepro.core.device import Gpu
 
 T4 = Gpu("Tesla T4", 15360, (7, 5))
 P100 = Gpu("Tesla P100-PCIE-16GB", 16384, (6, 0))

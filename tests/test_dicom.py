@@ -1,4 +1,4 @@
-"""medrepro.dicom: HU reading, the RSNA quirks, errors, windows and the fast RGB path."""
+"""medrepro.data.dicom: HU reading, the RSNA quirks, errors, windows and the fast RGB path."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medrepro import dicom, paths, plots
-from medrepro.dicom import DicomReadError
+from medrepro.data import dicom
+from medrepro.core import paths
+from medrepro.reporting import plots
+from medrepro.data.dicom import DicomReadError
 
 
 def _stored(seed: int = 0, shape=(64, 64), lo=-1024, hi=2000, dtype=np.int16) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``medrepro.train.fit`` under ``tf.distribute.MirroredStrategy`` on two logical CPU devices.
+"""``medrepro.training.train.fit`` under ``tf.distribute.MirroredStrategy`` on two logical CPU devices.
 
 Logical devices must be configured before TensorFlow initialises its runtime, which this
 test session has usually done already: the training runs in a fresh subprocess.
@@ -24,7 +24,8 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
-    from medrepro import pipeline, train
+    from medrepro.data import pipeline
+    from medrepro.training import train
 
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices)
@@ -60,7 +61,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
-    pytest.importorskip("medrepro.train")
+    pytest.importorskip("medrepro.training.train")
     result = _run_script(SCRIPT, tmp_path / "run")
     assert result["replicas"] == 2
     assert len(result["devices"]) == 2
@@ -80,7 +81,8 @@ UNEVEN = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
-    from medrepro import pipeline, train
+    from medrepro.data import pipeline
+    from medrepro.training import train
 
     # As notebook.setup does with several GPUs: the default strategy, no scope in the caller.
     tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(

@@ -1,4 +1,4 @@
-"""medrepro.download against a real HTTP server on 127.0.0.1, and crafted malicious archives."""
+"""medrepro.data.download against a real HTTP server on 127.0.0.1, and crafted malicious archives."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medrepro import download, registry
-from medrepro.download import (ChecksumError, DownloadError, DownloadInterrupted, KaggleError,
+from medrepro.data import download, registry
+from medrepro.data.download import (ChecksumError, DownloadError, DownloadInterrupted, KaggleError,
                                UnsafeArchiveError)
 
 SERVER_LIFETIME_S = 30.0  # the server shuts itself down after this, whatever the test does
@@ -308,7 +308,7 @@ def stub_hub(monkeypatch, tmp_path):
 
 
 def test_kagglehub_returned_path_is_read_in_place(no_kaggle, stub_hub, tmp_path):
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     rd = datasets.resolve("brain_tumor_masoud", data="kaggle", profile="smoke")
     assert rd.origin == "kagglehub" and not rd.is_phantom
@@ -321,14 +321,14 @@ def test_kagglehub_returned_path_is_read_in_place(no_kaggle, stub_hub, tmp_path)
 
 def test_no_credentials_precheck_refuses_what_kagglehub_accepts(no_kaggle, stub_hub):
     """No env vars, no kaggle.json (e.g. Colab secrets): kagglehub decides, not us."""
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     rd = datasets.resolve("brain_tumor_sartaj", data="kaggle", profile="smoke")
     assert not rd.is_phantom and stub_hub.calls[0][1] == "sartajbhuvaji/brain-tumor-classification-mri"
 
 
 def test_rejected_credentials_are_explained_never_echoed(no_kaggle, stub_hub, monkeypatch):
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-k3y")
@@ -352,7 +352,7 @@ def test_kaggle_offline_fails_fast_with_clear_message(no_kaggle, monkeypatch):
 
 def test_inside_kaggle_kagglehub_attaches_without_a_reachability_check(no_kaggle, monkeypatch,
                                                                        tmp_path):
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     hub = StubKagglehub(tmp_path / "kaggle" / "input")  # what kagglehub mounts inside Kaggle
     monkeypatch.setitem(__import__("sys").modules, "kagglehub", hub)
@@ -374,7 +374,7 @@ def test_competition_rules_not_accepted_is_explained(no_kaggle, stub_hub):
 
 
 def test_too_old_kagglehub_is_refused_with_the_version_needed(no_kaggle, stub_hub):
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     stub_hub.__version__ = "0.3.0"
     with pytest.raises(KaggleError, match=r"kagglehub 0\.3\.0 is too old.*>= 0\.4\.1"):
@@ -384,7 +384,7 @@ def test_too_old_kagglehub_is_refused_with_the_version_needed(no_kaggle, stub_hu
 
 def test_kagglehub_folder_without_the_layout_is_an_error(no_kaggle, stub_hub, monkeypatch,
                                                          tmp_path):
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     empty = tmp_path / "empty-download"
     empty.mkdir()
@@ -397,7 +397,7 @@ def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch,
     """The MosMed path end to end: two zips over HTTP -> data/raw/mosmed/CT-0, CT-23."""
     import dataclasses
 
-    from medrepro import datasets
+    from medrepro.data import datasets
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "no-kaggle-input"))

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro import evaluate
+from medrepro.analysis import evaluate
 from sklearn import metrics as skm
 
 LABELS = ["glioma", "meningioma", "notumor", "pituitary"]

@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from medrepro import explain
+from medrepro.analysis import explain
 
 
 def _identity_conv_model(spatial=(16, 16), channels=1, name="toy"):

@@ -1,7 +1,7 @@
 import re
 
 import pytest
-from medrepro import manifest, paths, profiles
+from medrepro.core import manifest, paths, profiles
 
 
 def test_every_paper_artifact_id_is_in_the_manifest():

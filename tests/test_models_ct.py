@@ -9,21 +9,21 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from medrepro.models import ct
+from medrepro.models import head_ct
 
 
-@pytest.mark.parametrize("key", list(ct.BUILDERS))
+@pytest.mark.parametrize("key", list(head_ct.BUILDERS))
 def test_parameter_count_at_224_matches_the_paper_spec(key):
-    model = ct.build(key)
-    assert model.count_params() == ct.PAPER_PARAMS[key]
-    assert model.output_shape == (None, ct.N_CLASSES)
+    model = head_ct.build(key)
+    assert model.count_params() == head_ct.PAPER_PARAMS[key]
+    assert model.output_shape == (None, head_ct.N_CLASSES)
     assert model.layers[-1].activation.__name__ == "softmax"
     # the paper's rounded figure (Table 3) is within 0.4% of the built model
-    assert abs(model.count_params() / 1e6 - ct.REPORTED_PARAMS_M[key]) < 0.012
+    assert abs(model.count_params() / 1e6 - head_ct.REPORTED_PARAMS_M[key]) < 0.012
 
 
 def test_lightweight_cnn_has_the_papers_layout():
-    model = ct.lightweight_cnn()
+    model = head_ct.lightweight_cnn()
     assert model.get_layer("stem_conv").kernel.shape == (7, 7, 3, 64)
     assert model.get_layer("stem_conv").strides == (2, 2)
     assert model.get_layer("block4_pool").output.shape[1:] == (4, 4, 2048)
@@ -33,7 +33,7 @@ def test_lightweight_cnn_has_the_papers_layout():
 
 
 def test_inception_v1_has_true_5x5_branches_and_no_aux_heads():
-    model = ct.inception_v1()
+    model = head_ct.inception_v1()
     assert model.get_layer("inception_3a_5x5").kernel.shape == (5, 5, 16, 32)
     assert model.get_layer("inception_3a_concat").output.shape[-1] == 64 + 128 + 32 + 32
     assert model.get_layer("inception_5b_concat").output.shape[1:] == (7, 7, 1024)
@@ -41,19 +41,19 @@ def test_inception_v1_has_true_5x5_branches_and_no_aux_heads():
     assert all(layer.use_bias for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
 
 
-@pytest.mark.parametrize("key", list(ct.BUILDERS))
+@pytest.mark.parametrize("key", list(head_ct.BUILDERS))
 def test_models_accept_the_reduced_profiles_input(key):
-    model = ct.build(key, (64, 64, 3))
+    model = head_ct.build(key, (64, 64, 3))
     x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
     y = model(x, training=False).numpy()
-    assert y.shape == (2, ct.N_CLASSES)
+    assert y.shape == (2, head_ct.N_CLASSES)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_head_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = ct.lightweight_cnn((32, 32, 3))
+        model = head_ct.lightweight_cnn((32, 32, 3))
         assert model.get_layer("stem_conv").compute_dtype == "float16"
         assert model.outputs[0].dtype == "float32"
     finally:
@@ -68,12 +68,12 @@ def test_forward_flops_counts_convs_depthwise_and_dense_by_hand():
     out = keras.layers.Dense(5)(x)  # 64 → 5
     model = keras.Model(inputs, out)
     expected = (2 * 9 * 2 * 256 + 256) + (2 * 9 * 64) + (2 * 64 * 5 + 5)
-    assert ct.forward_flops(model) == expected
+    assert head_ct.forward_flops(model) == expected
 
 
 def test_forward_flops_of_the_proposed_model():
     # stem conv dominates at 112²; the dense head is 2·32768·6 + 6
-    flops = ct.forward_flops(ct.lightweight_cnn())
+    flops = head_ct.forward_flops(head_ct.lightweight_cnn())
     stem = 2 * 7 * 7 * 3 * 64 * 112 * 112 + 64 * 112 * 112
     head = 2 * 32768 * 6 + 6
     assert stem + head < flops < 2.0e9
@@ -81,7 +81,7 @@ def test_forward_flops_of_the_proposed_model():
 
 
 def test_compile_paper_uses_the_papers_optimiser():
-    model = ct.compile_paper(ct.lightweight_cnn((32, 32, 3)))
+    model = head_ct.compile_paper(head_ct.lightweight_cnn((32, 32, 3)))
     opt = model.optimizer
     assert float(opt.learning_rate) == pytest.approx(1e-5)
     assert float(opt.beta_1) == pytest.approx(0.95)
@@ -90,9 +90,9 @@ def test_compile_paper_uses_the_papers_optimiser():
 
 def test_unknown_model_and_bad_weights_raise():
     with pytest.raises(ValueError, match="unknown study-B model 'resnet'"):
-        ct.build("resnet")
-    with pytest.raises(ct.ModelWeightsError, match="weights must be None or 'imagenet'"):
-        ct.mobilenet(weights="bogus")
+        head_ct.build("resnet")
+    with pytest.raises(head_ct.ModelWeightsError, match="weights must be None or 'imagenet'"):
+        head_ct.mobilenet(weights="bogus")
 
 
 def test_imagenet_weights_offline_fail_clearly(monkeypatch):
@@ -100,8 +100,8 @@ def test_imagenet_weights_offline_fail_clearly(monkeypatch):
         raise urllib.error.URLError("network is unreachable")
 
     monkeypatch.setattr(keras.applications, "MobileNet", offline)
-    with pytest.raises(ct.ModelWeightsError, match="mobilenet: could not obtain the ImageNet"):
-        ct.mobilenet(weights="imagenet")
+    with pytest.raises(head_ct.ModelWeightsError, match="mobilenet: could not obtain the ImageNet"):
+        head_ct.mobilenet(weights="imagenet")
 
 
 def test_build_initialised_falls_back_offline_and_says_so(monkeypatch):
@@ -114,22 +114,22 @@ def test_build_initialised_falls_back_offline_and_says_so(monkeypatch):
 
     monkeypatch.setattr(keras.applications, "MobileNet", offline)
     with pytest.warns(UserWarning, match="mobilenet: ImageNet weights unavailable"):
-        model, used = ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet",
+        model, used = head_ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet",
                                            fallback=True)
     assert used.startswith("random (ImageNet weights unavailable") and "unreachable" in used
     assert model.output_shape == (None, 6)
-    with pytest.raises(ct.ModelWeightsError, match="could not obtain the ImageNet weights"):
-        ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet", fallback=False)
+    with pytest.raises(head_ct.ModelWeightsError, match="could not obtain the ImageNet weights"):
+        head_ct.build_initialised("mobilenet", (32, 32, 3), init="imagenet", fallback=False)
 
 
 def test_build_initialised_random_default_and_models_without_weights(monkeypatch):
     asked = []
-    monkeypatch.setattr(ct, "build", lambda key, shape, n, **kw: asked.append((key, kw)) or key)
-    assert ct.build_initialised("densenet121") == ("densenet121", "random")
-    assert ct.build_initialised("proposed", init="imagenet") == (
+    monkeypatch.setattr(head_ct, "build", lambda key, shape, n, **kw: asked.append((key, kw)) or key)
+    assert head_ct.build_initialised("densenet121") == ("densenet121", "random")
+    assert head_ct.build_initialised("proposed", init="imagenet") == (
         "proposed", "random (no ImageNet weights for this model)")
-    assert ct.build_initialised("densenet121", init="imagenet") == ("densenet121", "imagenet")
+    assert head_ct.build_initialised("densenet121", init="imagenet") == ("densenet121", "imagenet")
     assert asked == [("densenet121", {}), ("proposed", {}),
                      ("densenet121", {"weights": "imagenet"})]
     with pytest.raises(ValueError, match="init='pretrained': expected one of random, imagenet"):
-        ct.build_initialised("mobilenet", init="pretrained")
+        head_ct.build_initialised("mobilenet", init="pretrained")

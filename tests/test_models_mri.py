@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 import pytest
-from medrepro import manifest
-from medrepro.models import mri as mm
+from medrepro.core import manifest
+from medrepro.models import brain_mri as mm
 from medrepro.models.summary import summary_frame
 
 

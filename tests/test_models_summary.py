@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medrepro.models import volume
+from medrepro.models import chest_ct
 from medrepro.models.summary import param_counts, summary_frame
 
 
@@ -34,7 +34,7 @@ def test_input_row_batchless_shapes_and_no_totals():
 
 
 def test_count_rows_and_the_3d_cnn():
-    model = volume.cnn3d()
+    model = chest_ct.cnn3d()
     df = summary_frame(model, input_layer=True, totals="counts")
     assert df.loc[df.layer == "total params", "params"].item() == 214_817
     assert df[df.type == "Conv3D"].params.tolist() == [448, 13_856, 55_360, 110_656]

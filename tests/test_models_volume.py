@@ -1,16 +1,16 @@
-"""medrepro.models.volume: the 3-D CNN of Fig 4.5 and its optimiser."""
+"""medrepro.models.chest_ct: the 3-D CNN of Fig 4.5 and its optimiser."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro.models import volume
+from medrepro.models import chest_ct
 from medrepro.models.summary import param_counts
 
 
 def test_cnn3d_has_the_papers_parameter_counts():
-    model = volume.cnn3d()
-    assert param_counts(model) == volume.PAPER_PARAMS == {
+    model = chest_ct.cnn3d()
+    assert param_counts(model) == chest_ct.PAPER_PARAMS == {
         "total": 214_817, "trainable": 214_465, "non_trainable": 352}
     assert tuple(model.output.shape) == (None, 1)
     shapes = {layer.name: tuple(layer.output.shape) for layer in model.layers}
@@ -19,34 +19,34 @@ def test_cnn3d_has_the_papers_parameter_counts():
 
 
 def test_cnn3d_smaller_input_builds_with_the_same_parameters():
-    model = volume.cnn3d((48, 48, 48, 1))
+    model = chest_ct.cnn3d((48, 48, 48, 1))
     assert param_counts(model)["total"] == 214_817
     out = model(np.zeros((2, 48, 48, 48, 1), np.float32), training=False)
     assert out.shape == (2, 1) and np.all((out.numpy() > 0) & (out.numpy() < 1))
 
 
 def test_cnn3d_batchnorm_momentum_is_ours_and_settable():
-    assert volume.BN_MOMENTUM == 0.9  # Keras' default 0.99 lags on the reduced profiles' batches
-    for momentum, model in ((0.9, volume.cnn3d((48, 48, 48, 1))),
-                            (0.99, volume.cnn3d((48, 48, 48, 1), bn_momentum=0.99))):
+    assert chest_ct.BN_MOMENTUM == 0.9  # Keras' default 0.99 lags on the reduced profiles' batches
+    for momentum, model in ((0.9, chest_ct.cnn3d((48, 48, 48, 1))),
+                            (0.99, chest_ct.cnn3d((48, 48, 48, 1), bn_momentum=0.99))):
         bns = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
         assert len(bns) == 4 and all(b.momentum == pytest.approx(momentum) for b in bns)
-        assert param_counts(model) == volume.PAPER_PARAMS  # the momentum adds no parameter
+        assert param_counts(model) == chest_ct.PAPER_PARAMS  # the momentum adds no parameter
 
 
 def test_cnn3d_rejects_too_small_inputs():
-    assert volume.min_side_ok(46) and not volume.min_side_ok(45)
+    assert chest_ct.min_side_ok(46) and not chest_ct.min_side_ok(45)
     with pytest.raises(ValueError, match="too small.*>= 46"):
-        volume.cnn3d((64, 64, 32, 1))
+        chest_ct.cnn3d((64, 64, 32, 1))
 
 
 def test_compile_uses_sgd_momentum_and_the_decay_schedule():
     import keras
 
-    model = volume.compile_cnn3d(volume.cnn3d((48, 48, 48, 1)))
+    model = chest_ct.compile_cnn3d(chest_ct.cnn3d((48, 48, 48, 1)))
     opt = model.optimizer
     assert isinstance(opt, keras.optimizers.SGD) and opt.momentum == pytest.approx(0.9)
     sched = opt.learning_rate if callable(opt.learning_rate) else opt._learning_rate
-    assert float(sched(0)) == pytest.approx(volume.INITIAL_LR)
-    assert float(sched(99_999)) == pytest.approx(volume.INITIAL_LR)  # staircase
-    assert float(sched(100_000)) == pytest.approx(volume.INITIAL_LR * 0.96)
+    assert float(sched(0)) == pytest.approx(chest_ct.INITIAL_LR)
+    assert float(sched(99_999)) == pytest.approx(chest_ct.INITIAL_LR)  # staircase
+    assert float(sched(100_000)) == pytest.approx(chest_ct.INITIAL_LR * 0.96)

@@ -2,7 +2,7 @@
 
 A code cell is a few lines of calls into the library (``studies.*``, ``report.save_*``, ``plots.*``)
 and displays; functions, classes, loops and lambdas belong in a module where they are tested.
-The generated set-up cell (``medrepro.hosted``) and the parameters cell are exempt.
+The generated set-up cell (``medrepro.run.hosted``) and the parameters cell are exempt.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ast
 import json
 
 import pytest
-from medrepro import hosted, runner
+from medrepro.run import hosted, runner
 
 MAX_LINES = 15
 FORBIDDEN = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "def", ast.ClassDef: "class",

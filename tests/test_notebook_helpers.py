@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from medrepro import audit, datasets, notebook, report, rsna
-from medrepro.datasets import ResolvedDataset
+from medrepro.data import audit, datasets, rsna
+from medrepro.run import notebook
+from medrepro.reporting import report
+from medrepro.data.datasets import ResolvedDataset
 
 
 def _resolved(dataset_id, source="phantom", notes=(), splits=("Training", "Testing")):
@@ -63,11 +65,11 @@ def test_only_the_training_notebooks_import_tensorflow_in_their_setup(tmp_path):
     import subprocess
     import sys
 
-    from medrepro import profiles
+    from medrepro.core import profiles
 
     assert [nb for nb in profiles.PROFILES if profiles.trains_models(nb)] == [
         "03_lstm_cnn_mri", "04_lightweight_ct", "05_3dcnn_mosmed"]
-    code = ("import sys; from medrepro import notebook; "
+    code = ("import sys; from medrepro.run import notebook; "
             "notebook.setup(sys.argv[1], profile='smoke', data='phantom', seed=3, "
             "reports=sys.argv[2], quiet=True); "
             "import random; print('keras' in sys.modules, random.random())")

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from medrepro import manifest, paths
+from medrepro.core import manifest, paths
 
 NOTEBOOKS = paths.find_notebooks()
 

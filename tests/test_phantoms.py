@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from medrepro import phantoms
-from medrepro.phantoms import _common, mosmed, mri, rsna
-from medrepro.phantoms._common import rng_for
+from medrepro.data import phantoms
+from medrepro.data.phantoms import _common, chest_ct, brain_mri, head_ct
+from medrepro.data.phantoms._common import rng_for
 from PIL import Image
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
@@ -90,8 +90,8 @@ def mosmed_root(tmp_path_factory) -> Path:
 def test_masoud_layout_names_mode_and_sizes(masoud):
     sizes = Counter()
     for split, prefix, n in (("Training", "Tr", 6), ("Testing", "Te", 3)):
-        assert sorted(p.name for p in (masoud / split).iterdir()) == sorted(mri.MASOUD_DIRS.values())
-        for cls, short in mri.MASOUD_PREFIX.items():
+        assert sorted(p.name for p in (masoud / split).iterdir()) == sorted(brain_mri.MASOUD_DIRS.values())
+        for cls, short in brain_mri.MASOUD_PREFIX.items():
             names = sorted(p.name for p in (masoud / split / cls).iterdir())
             expected = [f"{prefix}-{short}Tr_{i:04d}.jpg" for i in range(min(n, 10))]
             assert names == sorted(expected)
@@ -104,13 +104,13 @@ def test_masoud_layout_names_mode_and_sizes(masoud):
 
 
 def test_masoud_names_beyond_ten_drop_the_tr_infix():
-    names = mri.file_names("masoud", "train", "glioma", 12)
+    names = brain_mri.file_names("masoud", "train", "glioma", 12)
     assert names[9] == "Tr-glTr_0009.jpg" and names[10] == "Tr-gl_0010.jpg"
 
 
 def test_sartaj_layout_names_and_rgb(sartaj):
     assert sorted(p.name for p in (sartaj / "Training").iterdir()) == sorted(
-        mri.SARTAJ_DIRS.values())
+        brain_mri.SARTAJ_DIRS.values())
     assert sorted(p.name for p in (sartaj / "Training" / "glioma_tumor").iterdir()) == \
         ["gg (1).jpg", "gg (2).jpg", "gg (3).jpg", "gg (4).jpg"]
     assert sorted(p.name for p in (sartaj / "Testing" / "pituitary_tumor").iterdir()) == \
@@ -121,10 +121,10 @@ def test_sartaj_layout_names_and_rgb(sartaj):
 
 
 def test_sartaj_names_follow_the_real_patterns():
-    names = mri.file_names("sartaj", "train", "meningioma", 822)
+    names = brain_mri.file_names("sartaj", "train", "meningioma", 822)
     assert Counter(re.sub(r"\(?\d+\)\.jpg", "", n) for n in names) == \
         {"m ": 200, "m1": 199, "m2 ": 177, "m3 ": 246}
-    no = mri.file_names("sartaj", "train", "notumor", 395)
+    no = brain_mri.file_names("sartaj", "train", "notumor", 395)
     assert "1.jpg" in no and "image.jpg" in no and "image (4).jpg" in no and "image(1).jpg" in no
     assert len(set(no)) == 395
 
@@ -143,9 +143,9 @@ def test_planted_duplicates_within_and_across_splits(masoud):
 
 
 def test_mri_lesions_by_class():
-    for cls in mri.CLASSES:
+    for cls in brain_mri.CLASSES:
         for k in range(3):
-            image, masks = mri.render_image(rng_for(11, cls, k), cls, shape=(128, 128),
+            image, masks = brain_mri.render_image(rng_for(11, cls, k), cls, shape=(128, 128),
                                             return_masks=True)
             assert image.dtype == np.uint8 and image.shape == (128, 128)
             lesion, brain = masks["lesion"], masks["brain"]
@@ -164,13 +164,13 @@ def test_mri_lesions_by_class():
 
 
 def test_mri_same_image_with_or_without_masks():
-    plain = mri.render_image(rng_for(1, "x"), "glioma", shape=(64, 64))
-    with_masks, _ = mri.render_image(rng_for(1, "x"), "glioma", shape=(64, 64), return_masks=True)
+    plain = brain_mri.render_image(rng_for(1, "x"), "glioma", shape=(64, 64))
+    with_masks, _ = brain_mri.render_image(rng_for(1, "x"), "glioma", shape=(64, 64), return_masks=True)
     assert np.array_equal(plain, with_masks)
 
 
 def test_mri_masks_are_saved_outside_the_class_folders(masoud):
-    from medrepro import mri as mri_data
+    from medrepro.data import brain_mri as mri_data
 
     listed = mri_data.list_images(masoud, "brain_tumor_masoud")
     assert not any(".masks" in str(p) for p in listed["path"])  # no lister reads them
@@ -189,7 +189,7 @@ def test_mri_masks_are_saved_outside_the_class_folders(masoud):
             assert all(np.array_equal(m[k], src[k]) for k in ("lesion", "region")), key
     rng = rng_for(3, "mri", "masoud", "train", "glioma", 5)  # Tr-glTr_0005.jpg: drawn, not copied
     assert "Training/glioma/Tr-glTr_0005.jpg" not in copies
-    _, drawn = mri.render_image(rng, "glioma", shape=mri.pick_shape(rng, "glioma", size=96),
+    _, drawn = brain_mri.render_image(rng, "glioma", shape=brain_mri.pick_shape(rng, "glioma", size=96),
                                 return_masks=True)
     saved = masks["Training/glioma/Tr-glTr_0005.jpg"]
     assert np.array_equal(saved["lesion"], drawn["lesion"]) and saved["lesion"].any()
@@ -226,20 +226,20 @@ def test_rsna_csv_format(rsna_root, rsna_labels):
     for i in range(1, len(lines), 6):  # six rows per image, the real order
         block = [ln.split(",")[0] for ln in lines[i:i + 6]]
         image = block[0].rsplit("_", 1)[0]
-        assert block == [f"{image}_{s}" for s in rsna.LABEL_COLUMNS]
+        assert block == [f"{image}_{s}" for s in head_ct.LABEL_COLUMNS]
     for row in rsna_labels.values():
-        assert row["any"] == int(any(row[s] for s in rsna.SUBTYPES))
+        assert row["any"] == int(any(row[s] for s in head_ct.SUBTYPES))
 
 
 def test_rsna_class_mix(rsna_root, rsna_labels):
     n_any = sum(r["any"] for r in rsna_labels.values())
     assert 0.1 < n_any / len(rsna_labels) < 0.5  # mostly none
-    for subtype in rsna.SUBTYPES:  # every subtype, even at smoke size
+    for subtype in head_ct.SUBTYPES:  # every subtype, even at smoke size
         assert sum(r[subtype] for r in rsna_labels.values()) >= 1, subtype
-    singles = Counter(s for r in rsna_labels.values() for s in rsna.SUBTYPES
-                      if r[s] and sum(r[t] for t in rsna.SUBTYPES) == 1)
-    assert set(singles) == set(rsna.SUBTYPES)  # the single-type selection keeps every class
-    multi = sum(sum(r[s] for s in rsna.SUBTYPES) >= 2 for r in rsna_labels.values())
+    singles = Counter(s for r in rsna_labels.values() for s in head_ct.SUBTYPES
+                      if r[s] and sum(r[t] for t in head_ct.SUBTYPES) == 1)
+    assert set(singles) == set(head_ct.SUBTYPES)  # the single-type selection keeps every class
+    multi = sum(sum(r[s] for s in head_ct.SUBTYPES) >= 2 for r in rsna_labels.values())
     assert multi >= 1 and multi == phantoms.read_marker(rsna_root)["n_multi_subtype"]
 
 
@@ -248,8 +248,8 @@ def test_rsna_dicom_headers_and_encodings(rsna_files):
     studies: dict[str, list] = {}
     for image_id, (hu, ds) in rsna_files.items():
         assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-        assert ds.file_meta.MediaStorageSOPClassUID == rsna.CT_IMAGE_STORAGE
-        assert ds.SOPClassUID == rsna.CT_IMAGE_STORAGE and ds.SOPInstanceUID == image_id
+        assert ds.file_meta.MediaStorageSOPClassUID == head_ct.CT_IMAGE_STORAGE
+        assert ds.SOPClassUID == head_ct.CT_IMAGE_STORAGE and ds.SOPInstanceUID == image_id
         assert ds.Modality == "CT" and ds.Rows == ds.Columns == 128
         assert float(ds.RescaleSlope) == 1
         assert ds.pixel_array.shape == (128, 128)
@@ -270,7 +270,7 @@ def test_rsna_dicom_headers_and_encodings(rsna_files):
         assert len({d.PatientID for d in slices}) == 1
         assert len({d.SeriesInstanceUID for d in slices}) == 1
         z = sorted(float(d.ImagePositionPatient[2]) for d in slices)
-        assert np.allclose(np.diff(z), rsna.SLICE_MM, atol=1e-3)
+        assert np.allclose(np.diff(z), head_ct.SLICE_MM, atol=1e-3)
     assert len({d.PatientID for s in studies.values() for d in s}) == len(studies) > 5
 
 
@@ -289,18 +289,18 @@ def test_rsna_hu_read_back_with_correction(rsna_files):
 
 
 def test_rsna_haemorrhage_density_and_place():
-    study = rsna.plan_studies(40, seed=2)[0]
-    for subtype in rsna.SUBTYPES:
+    study = head_ct.plan_studies(40, seed=2)[0]
+    for subtype in head_ct.SUBTYPES:
         level = 0.5
-        lesion = rsna._plan_lesion(rng_for(0, subtype), subtype, level, 0.03)
+        lesion = head_ct._plan_lesion(rng_for(0, subtype), subtype, level, 0.03)
         lesion.level = level
         study.lesions = [lesion]
-        hu, blood = rsna.render_slice(rng_for(1, subtype), study, level, size=128)
+        hu, blood = head_ct.render_slice(rng_for(1, subtype), study, level, size=128)
         assert set(blood) == {subtype}
         values = hu[blood[subtype]]
         assert 40 < values.mean() < 95, subtype
         study.lesions = []
-        clean, none = rsna.render_slice(rng_for(1, subtype), study, level, size=128)
+        clean, none = head_ct.render_slice(rng_for(1, subtype), study, level, size=128)
         assert none == {}
         assert -10 < clean[blood[subtype]].mean() < values.mean() - 12  # brain or CSF underneath
 
@@ -332,7 +332,7 @@ def test_mosmed_layout_and_nifti_header(mosmed_root):
         assert img.shape[:2] == (64, 64) and 30 <= img.shape[2] <= 70
         assert nib.aff2axcodes(img.affine) == ("L", "A", "S")
         zooms = img.header.get_zooms()
-        assert zooms[2] == mosmed.SLICE_MM and zooms[0] == zooms[1]
+        assert zooms[2] == chest_ct.SLICE_MM and zooms[0] == zooms[1]
         assert 0.6 * 8 <= zooms[0] <= 0.9 * 8  # 512-equivalent spacing scaled to 64 px
         assert int(img.header["qform_code"]) == int(img.header["sform_code"]) == 1
         assert img.header["descrip"].tobytes().startswith(b"Time=")
@@ -342,7 +342,7 @@ def test_mosmed_layout_and_nifti_header(mosmed_root):
 
 def test_mosmed_masks_follow_the_volumes(mosmed_root):
     import nibabel as nib
-    from medrepro import volumes
+    from medrepro.data import volumes
 
     masks = phantoms.lesion_masks(mosmed_root)
     listed = volumes.list_scans(mosmed_root)
@@ -361,31 +361,31 @@ def test_mosmed_masks_follow_the_volumes(mosmed_root):
 
 
 def test_mosmed_tissue_hu_and_findings():
-    normal = mosmed.render_volume(rng_for(0, "n"), abnormal=False, size=64)
-    sick = mosmed.render_volume(rng_for(0, "s"), abnormal=True, size=64)
+    normal = chest_ct.render_volume(rng_for(0, "n"), abnormal=False, size=64)
+    sick = chest_ct.render_volume(rng_for(0, "s"), abnormal=True, size=64)
     for ct in (normal, sick):
         healthy = ct.lung & ~ct.ggo & ~ct.consolidation
         assert -950 < ct.hu[healthy].mean() < -780
     assert not normal.consolidation.any()
     assert -720 < sick.hu[sick.ggo].mean() < -280
     assert -130 < sick.hu[sick.consolidation].mean() < 80
-    assert mosmed.EXTENT_RANGE[0] - 0.01 < sick.lesion_fraction < mosmed.EXTENT_RANGE[1] + 0.01
-    assert normal.lesion_fraction < mosmed.NORMAL_DEPENDENT[1] + 0.01
+    assert chest_ct.EXTENT_RANGE[0] - 0.01 < sick.lesion_fraction < chest_ct.EXTENT_RANGE[1] + 0.01
+    assert normal.lesion_fraction < chest_ct.NORMAL_DEPENDENT[1] + 0.01
 
 
 def test_mosmed_extent_ranges_and_the_classes_separate(mosmed_root):
     # CT-23 lesions cover 20-60 % of the lung (MosMed's CT-2/CT-3: 25-75 %), CT-0's normal
     # dependent density 0.5-5 %: by design the two no longer overlap in extent.
-    assert mosmed.EXTENT_RANGE == (0.20, 0.60)
-    assert mosmed.NORMAL_DEPENDENT[1] < mosmed.EXTENT_RANGE[0]
+    assert chest_ct.EXTENT_RANGE == (0.20, 0.60)
+    assert chest_ct.NORMAL_DEPENDENT[1] < chest_ct.EXTENT_RANGE[0]
     fractions = phantoms.read_marker(mosmed_root)["lesion_fraction"]
     assert all(v > 0 for v in fractions.values())
     by_class = {cls: [v for k, v in fractions.items() if k.startswith(f"{cls}/")]
-                for cls in mosmed.CLASSES}
-    lo, hi = mosmed.EXTENT_RANGE
+                for cls in chest_ct.CLASSES}
+    lo, hi = chest_ct.EXTENT_RANGE
     assert all(lo - 0.01 < v < hi + 0.01 for v in by_class["CT-23"]), by_class
-    assert all(v < mosmed.NORMAL_DEPENDENT[1] + 0.01 for v in by_class["CT-0"]), by_class
-    extents = [mosmed.render_volume(rng_for(s, "x"), abnormal=True, size=32).lesion_fraction
+    assert all(v < chest_ct.NORMAL_DEPENDENT[1] + 0.01 for v in by_class["CT-0"]), by_class
+    extents = [chest_ct.render_volume(rng_for(s, "x"), abnormal=True, size=32).lesion_fraction
                for s in range(12)]
     assert lo - 0.01 < min(extents) and max(extents) < hi + 0.01
     assert max(extents) - min(extents) > 0.15  # graded, not one fixed extent
@@ -423,7 +423,7 @@ def test_rerun_is_a_noop_and_other_arguments_rebuild(tmp_path):
 
 def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = mosmed.render_volume
+    real = chest_ct.render_volume
 
     def dies_on_second(*args, **kwargs):
         calls["n"] += 1
@@ -431,12 +431,12 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mosmed, "render_volume", dies_on_second)
+    monkeypatch.setattr(chest_ct, "render_volume", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
         phantoms.make_mosmed(tmp_path / "m", n_per_class=1, seed=0, size=32)
     assert not (tmp_path / "m").exists()
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(mosmed, "render_volume", real)
+    monkeypatch.setattr(chest_ct, "render_volume", real)
     root = phantoms.make_mosmed(tmp_path / "m", n_per_class=1, seed=0, size=32)
     assert phantoms.is_complete(root)
 
@@ -456,18 +456,19 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("module,kwargs", [
-    (mri, {"layout": "sartaj", "n_per_class": 3, "size": 64}),
-    (rsna, {"n_images": 12, "size": 64}),
-    (mosmed, {"n_per_class": 2, "size": 32}),
+    (brain_mri, {"layout": "sartaj", "n_per_class": 3, "size": 64}),
+    (head_ct, {"n_images": 12, "size": 64}),
+    (chest_ct, {"n_per_class": 2, "size": 32}),
 ])
 def test_rendered_in_worker_processes_is_byte_identical(tmp_path, monkeypatch, module, kwargs):
     # two spawned workers (the thresholds lowered so that these small phantoms use them) must
     # write the same files and masks as one process: each file's generator is its own
     import concurrent.futures
 
-    make = {mri: mri.make_mri, rsna: rsna.make_rsna, mosmed: mosmed.make_mosmed}[module]
+    make = {brain_mri: brain_mri.make_mri, head_ct: head_ct.make_rsna,
+            chest_ct: chest_ct.make_mosmed}[module]
     monkeypatch.setattr(_common, "PARALLEL_MIN_ITEMS", 1)
-    monkeypatch.setattr(mosmed, "PARALLEL_MIN_VOLUMES", 1)
+    monkeypatch.setattr(chest_ct, "PARALLEL_MIN_VOLUMES", 1)
     monkeypatch.setenv("MEDREPRO_PHANTOM_WORKERS", "1")
     serial = make(tmp_path / "serial", seed=5, **kwargs)
     pools = []

@@ -1,8 +1,8 @@
-"""medrepro.pipeline: tf.data datasets whose epoch order depends on (seed, epoch) only."""
+"""medrepro.data.pipeline: tf.data datasets whose epoch order depends on (seed, epoch) only."""
 
 import numpy as np
 
-from medrepro import pipeline
+from medrepro.data import pipeline
 
 
 def test_epoch_order_depends_on_the_epoch_only():
@@ -41,7 +41,7 @@ def test_epoch_stream_reads_a_cache_once():
 
 
 def _augmented_batches(build, n):
-    from medrepro import seeds
+    from medrepro.core import seeds
 
     seeds.seed_everything(5)
     return [np.asarray(b[0]) for b in getattr(build(), pipeline.EPOCH_STREAM).build(0).take(n)
@@ -51,14 +51,14 @@ def _augmented_batches(build, n):
 def test_seeded_augmentation_repeats_exactly():
     # Keras' random layers draw from a SeedGenerator variable; mapped in parallel, the calls
     # race for it and the same seeded dataset augments differently from one build to the next
-    from medrepro import mri, volumes
+    from medrepro.data import brain_mri, volumes
 
     rng = np.random.default_rng(0)
     x = rng.random((64, 24, 24, 3), dtype=np.float32)
 
     def images():
         return pipeline.from_arrays(x, np.arange(64), batch_size=4, shuffle=True, seed=1,
-                                    augment=mri.augmenter(**mri.C_AUGMENT, seed=1))
+                                    augment=brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1))
 
     first, again = _augmented_batches(images, 32), _augmented_batches(images, 32)
     assert not np.array_equal(first[0], x[:4])  # augmented at all
@@ -80,13 +80,14 @@ def test_every_fit_on_a_dataset_restarts_its_augmentation(tmp_path):
     # else a trial depends on whether the trials before it were trained in this process
     import keras
 
-    from medrepro import mri, train
+    from medrepro.data import brain_mri
+    from medrepro.training import train
 
     rng = np.random.default_rng(2)
     x = rng.random((32, 12, 12, 3), dtype=np.float32)
     y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 32)]
     ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0,
-                              augment=mri.augmenter(**mri.C_AUGMENT, seed=0))
+                              augment=brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0))
     assert callable(getattr(ds, pipeline.AUGMENT_RESTART))
 
     def fitted(run):

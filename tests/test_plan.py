@@ -1,4 +1,4 @@
-"""medrepro.plan: what a run will find, write and take, refused before anything is written."""
+"""medrepro.run.plan: what a run will find, write and take, refused before anything is written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from medrepro import paths, plan, registry, rsna, runner
+from medrepro.core import paths
+from medrepro.run import plan, runner
+from medrepro.data import registry, rsna
 
 CPU = {"kind": "cpu", "name": "x86_64", "count": 0, "memory_mib": 0, "cpus": 2,
        "description": "CPU only (2 cores), no GPU"}

@@ -30,7 +30,8 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from medrepro import paths, phantoms, profiles
+from medrepro.core import paths, profiles
+from medrepro.data import phantoms
 from medrepro.studies import d
 
 SECRET = "s3cr3t-kaggle-key-value"

@@ -1,4 +1,4 @@
-"""medrepro.plots: every figure draws what its data says (01 overviews, evaluation, maps, volumes)."""
+"""medrepro.reporting.plots: every figure draws what its data says (01 overviews, evaluation, maps, volumes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 import pandas as pd
 from PIL import Image
 
-from medrepro import evaluate, plots, registry
+from medrepro.analysis import evaluate
+from medrepro.reporting import plots
+from medrepro.data import registry
 
 
 def _layout(root, n=(3, 1)):

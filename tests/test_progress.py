@@ -1,10 +1,12 @@
-"""medrepro.progress: epoch lines with ETA, durations, bars."""
+"""medrepro.core.progress: epoch lines with ETA, durations, bars."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro import pipeline, progress, train
+from medrepro.data import pipeline
+from medrepro.core import progress
+from medrepro.training import train
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (42, "42 s"), (590, "9 min 50 s"),

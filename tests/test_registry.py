@@ -1,9 +1,9 @@
-"""medrepro.registry: the dataset specs and finding a dataset's layout inside a folder."""
+"""medrepro.data.registry: the dataset specs and finding a dataset's layout inside a folder."""
 
 from __future__ import annotations
 
 from conftest import mri_folder
-from medrepro import registry
+from medrepro.data import registry
 
 
 def test_registry_ids_counts_and_sources():

@@ -6,7 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro import manifest, report
+from medrepro.core import manifest
+from medrepro.reporting import report
 
 
 @pytest.fixture

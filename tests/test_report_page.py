@@ -1,4 +1,4 @@
-"""medrepro.report_page: the page a reader opens first, checked as HTML and in real Chromium."""
+"""medrepro.reporting.report_page: the page a reader opens first, checked as HTML and in real Chromium."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro import paths, report, report_page
+from medrepro.core import paths
+from medrepro.reporting import report, report_page
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -1,4 +1,4 @@
-"""medrepro.rsna: labels, class selection, splits, the resumable cache and the tf.data reader."""
+"""medrepro.data.rsna: labels, class selection, splits, the resumable cache and the tf.data reader."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medrepro import dicom, registry, rsna
+from medrepro.data import dicom, registry, rsna
 
 SUBTYPES = rsna.SUBTYPES
 
@@ -208,7 +208,7 @@ def test_other_inputs_rebuild_and_other_roots_get_other_folders(built, rsna_root
 
 _KILL_SCRIPT = """
 import sys, time
-from medrepro import rsna
+from medrepro.data import rsna
 build = rsna.build_shard
 def slow(job):
     out = build(job)

@@ -1,6 +1,7 @@
 import nbformat
 import pytest
-from medrepro import paths, runner
+from medrepro.core import paths
+from medrepro.run import runner
 
 
 def _notebook(path, *sources):
@@ -41,7 +42,7 @@ def test_only_selects_by_number():
 def test_a_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch, capsys):
     import json
 
-    from medrepro import paths
+    from medrepro.core import paths
 
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

@@ -1,4 +1,4 @@
-"""The package's import structure: no import cycles, and the data layer never imports upwards.
+"""The package's import structure: no import cycles, and each layer folder imports only lower ones.
 
 The import graph is built from the source (every ``import`` and ``from`` statement, inside
 functions too, relative imports resolved), not by importing anything.
@@ -14,12 +14,16 @@ import medrepro
 PACKAGE = "medrepro"
 ROOT = Path(medrepro.__file__).resolve().parent
 
-# Modules that read, write and shape data; they must not depend on training, evaluation,
-# explanation, plotting, the studies or the notebook helpers.
-DATA_LAYER = ("dicom", "volumes", "mri", "rsna", "datasets", "download", "audit", "registry",
-              "phantoms", "phantoms.*", "pipeline", "compact", "_rgb_lanes")
-UPPER_LAYER = ("train", "callbacks", "evaluate", "explain", "models", "models.*", "studies",
-               "studies.*", "plots", "notebook")
+# The layers, bottom first: a module may import its own folder and the folders of lower layers,
+# never a folder of its own layer or above. Every module lives in one of these folders.
+LAYERS = (
+    ("core",),                                # paths, files, seeds, device, profiles, manifest
+    ("data",),                                # readers, registry, datasets, pipelines, phantoms
+    ("models", "training", "analysis"),       # builders; fit; evaluation and explanations
+    ("reporting",),                           # figures, tables, report page, comparison
+    ("studies", "run"),                       # what a notebook runs; running the notebooks
+)
+LAYER_OF = {folder: level for level, folders in enumerate(LAYERS) for folder in folders}
 
 
 def _module_name(path: Path) -> str:
@@ -58,7 +62,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """``{module: modules it imports}`` over the package, short names (``"phantoms.mri"``)."""
+    """``{module: modules it imports}`` over the package, short names (``"data.phantoms.brain_mri"``)."""
     modules = _modules()
     short = {m: m.removeprefix(PACKAGE + ".") for m in modules}
     return {short[m]: {short[t] for t in _imports(m, p, modules)} for m, p in modules.items()
@@ -91,8 +95,8 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(name == p or (p.endswith(".*") and name.startswith(p[:-1])) for p in patterns)
+def _folder(name: str) -> str:
+    return name.split(".")[0]
 
 
 def test_a_cycle_is_found_and_named():
@@ -102,10 +106,12 @@ def test_a_cycle_is_found_and_named():
 
 def test_the_graph_sees_function_level_imports():
     graph = import_graph()
-    assert "registry" in graph["download"]  # module level
-    assert "phantoms" in graph["datasets"]  # inside make_phantom
-    assert "phantoms._common" in graph["phantoms.mri"]  # from medrepro.phantoms._common import
-    assert "phantoms" not in graph["phantoms.mri"]  # from medrepro.phantoms import _shapes
+    assert "data.registry" in graph["data.download"]  # module level
+    assert "data.phantoms" in graph["data.datasets"]  # inside make_phantom
+    # from medrepro.data.phantoms._common import ...
+    assert "data.phantoms._common" in graph["data.phantoms.brain_mri"]
+    # from medrepro.data.phantoms import _shapes
+    assert "data.phantoms" not in graph["data.phantoms.brain_mri"]
 
 
 def test_no_import_cycles():
@@ -113,9 +119,25 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_the_data_layer_imports_nothing_above_it():
-    graph = import_graph()
-    upward = sorted((m, t) for m, targets in graph.items() if _matches(m, DATA_LAYER)
-                    for t in targets if _matches(t, UPPER_LAYER))
-    assert not upward, "data-layer modules importing upwards: " + ", ".join(
-        f"{m} -> {t}" for m, t in upward)
+def test_every_module_lives_in_a_layer_folder():
+    loose = sorted(m for m in import_graph() if _folder(m) not in LAYER_OF)
+    assert not loose, "modules outside the layer folders " + str(sorted(LAYER_OF)) + ": " + ", ".join(loose)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The imports that cross into a folder of the importer's own layer or a higher one."""
+    return sorted((m, t) for m, targets in graph.items() for t in targets
+                  if _folder(m) != _folder(t) and LAYER_OF[_folder(t)] >= LAYER_OF[_folder(m)])
+
+
+def test_no_layer_imports_its_own_level_or_above():
+    bad = layer_violations(import_graph())
+    assert not bad, "imports across or up the layers: " + ", ".join(f"{m} -> {t}" for m, t in bad)
+
+
+def test_a_layer_violation_is_found():
+    graph = {"data.audit": {"core.paths", "data.registry"}, "core.profiles": {"data.registry"},
+             "models.chest_ct": {"analysis.explain"}, "studies.d": {"run.plan", "models.chest_ct"}}
+    assert layer_violations(graph) == [("core.profiles", "data.registry"),
+                                       ("models.chest_ct", "analysis.explain"),
+                                       ("studies.d", "run.plan")]

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro import manifest
+from medrepro.core import manifest
 from medrepro.studies import a
-from medrepro.studies._mri import ImageSplit
+from medrepro.studies.mri_common import ImageSplit
 from PIL import Image
 
 

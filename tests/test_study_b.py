@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medrepro import manifest
+from medrepro.core import manifest
 from medrepro.studies import b
 
 
@@ -29,7 +29,8 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
     """Notebook 04's re-run: a finished model is not retrained, an interrupted one resumes
     and ends as the uninterrupted run."""
     keras = pytest.importorskip("keras")
-    from medrepro import datasets, rsna, train
+    from medrepro.data import datasets, rsna
+    from medrepro.training import train
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path / "data"))
     ds = datasets.resolve("rsna_ich", data="phantom", profile="smoke", seed=0)
@@ -145,9 +146,9 @@ def test_mcnemar_and_patient_split_rows():
 
 def test_fig4_frame_lists_every_layer_with_unbatched_shapes():
     pytest.importorskip("keras")
-    from medrepro.models import ct
+    from medrepro.models import head_ct
 
-    model = ct.lightweight_cnn((64, 64, 3))
+    model = head_ct.lightweight_cnn((64, 64, 3))
     frame = b.fig4_frame(model)
     assert list(frame.columns) == ["layer", "type", "output shape", "params"]
     assert frame.iloc[0]["type"] == "InputLayer" and frame.iloc[0]["output shape"] == "(64, 64, 3)"

@@ -3,7 +3,7 @@ import types
 import numpy as np
 import pandas as pd
 from medrepro.studies import c
-from medrepro.studies._mri import ImageSplit
+from medrepro.studies.mri_common import ImageSplit
 
 
 def _rows(val_acc):
@@ -64,7 +64,7 @@ def test_c_pipelines_frame_the_head(tmp_path):
     # all see it cropped to the head and padded (c.FRAMING), not stretched.
     from PIL import Image
 
-    from medrepro import mri
+    from medrepro.data import brain_mri
 
     img = np.zeros((40, 80), np.uint8)
     img[10:30, 50:60] = 250
@@ -77,7 +77,7 @@ def test_c_pipelines_frame_the_head(tmp_path):
     data = ImageSplit(ds, images, images, images, images, images)
     run = types.SimpleNamespace(settings={"c_image_size": 20, "c_batch": 4}, seed=0)
     fit, val, test = c.image_datasets(run, data)
-    framed = mri.load_images(images.iloc[:1], image_size=20, framing=c.FRAMING)[0]
+    framed = brain_mri.load_images(images.iloc[:1], image_size=20, framing=c.FRAMING)[0]
     assert c.FRAMING == "head" and framed[:, 5:15].min() > 0.9 and framed[:, :5].max() == 0
     for pipe in (val, test):
         np.testing.assert_allclose(next(iter(pipe))[0].numpy()[0], framed, atol=1e-6)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro import profiles
-from medrepro.models import volume
+from medrepro.core import profiles
+from medrepro.models import chest_ct
 from medrepro.studies import d
 
 
@@ -16,7 +16,7 @@ def test_scenarios_match_every_profile():
     for name in profiles.PROFILE_NAMES:
         s = profiles.settings("05_3dcnn_mosmed", name)
         assert set(s["epochs"]) == set(d.SCENARIOS)
-        assert all(volume.min_side_ok(n) for n in s["volume_shape"])
+        assert all(chest_ct.min_side_ok(n) for n in s["volume_shape"])
     paper = profiles.settings("05_3dcnn_mosmed", "paper")["epochs"]
     assert {k: v.paper_epochs for k, v in d.SCENARIOS.items()} == dict(paper)
 
@@ -39,7 +39,7 @@ def test_binary_scores_undefined_precision_is_zero():
 
 def test_train_scenario_checkpoints_on_val_loss_and_stops_on_val_accuracy(monkeypatch, tmp_path):
     import pandas as pd
-    from medrepro import train as training
+    from medrepro.training import train as training
 
     seen = {}
 
@@ -62,7 +62,7 @@ def test_train_scenario_checkpoints_on_val_loss_and_stops_on_val_accuracy(monkey
     import json
 
     config = json.loads((tmp_path / "config.json").read_text())["config"]
-    assert config["bn_momentum"] == [volume.BN_MOMENTUM] == [0.9]
+    assert config["bn_momentum"] == [chest_ct.BN_MOMENTUM] == [0.9]
     assert config["data"] == d.data_digest((x, y), (x, y))
     assert d.data_digest((x + 1, y), (x, y)) != config["data"]
 
@@ -139,7 +139,7 @@ def test_eval_split_and_split_listing(capsys):
 
 
 def test_cache_frames_list_skips_only_when_there_are_some(tmp_path):
-    from medrepro import volumes
+    from medrepro.data import volumes
 
     cache = volumes.CacheSummary(folder=tmp_path, shape=(48, 48, 48), built=2)
     assert len(d.cache_frames(cache)) == 1
@@ -151,7 +151,7 @@ def test_cache_frames_list_skips_only_when_there_are_some(tmp_path):
 def test_train_variant_puts_the_heldout_runs_in_their_own_folder(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from medrepro import paths
+    from medrepro.core import paths
 
     seen = {}
     monkeypatch.setattr(paths, "runs_dir", lambda *a, **k: tmp_path)
@@ -169,7 +169,7 @@ def test_train_variant_puts_the_heldout_runs_in_their_own_folder(monkeypatch, tm
 
 
 def test_lesion_masks_follow_the_volumes_preprocessing(tmp_path):
-    from medrepro import phantoms, volumes
+    from medrepro.data import phantoms, volumes
 
     root = phantoms.make_mosmed(tmp_path / "mosmed", n_per_class=1, seed=4, size=48)
     key = "CT-23/study_0939.nii.gz"
@@ -227,7 +227,7 @@ def test_nested_plan_trains_the_longest_scenario_of_each_kind():
 def test_run_scenarios_trains_the_long_run_once_and_reuses_its_snapshots(monkeypatch, tmp_path):
     import shutil
 
-    from medrepro import train as training
+    from medrepro.training import train as training
 
     calls = []
     real_fit = training.fit
@@ -255,7 +255,7 @@ def test_run_scenarios_trains_the_long_run_once_and_reuses_its_snapshots(monkeyp
 
 
 def test_xai_score_table_puts_the_best_model_first_then_every_other_scenario():
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     masks = np.zeros((3, 16, 16, 8), dtype=bool)
     masks[:, 2:5, 2:5, 2:5] = True

@@ -3,9 +3,9 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro.models import mri as mm
+from medrepro.models import brain_mri as mm
 from medrepro.studies import e
-from medrepro.studies._mri import ImageSplit
+from medrepro.studies.mri_common import ImageSplit
 from PIL import Image
 
 
@@ -65,7 +65,7 @@ def test_xai_score_without_masks_says_not_scored(result, tmp_path):
 
 def test_xai_score_scores_the_correct_tumour_images_against_their_masks(result, tmp_path):
     import matplotlib.pyplot as plt
-    from medrepro.phantoms._masks import MaskCollector
+    from medrepro.data.phantoms._masks import MaskCollector
 
     store = MaskCollector()
     lesion = np.zeros((20, 20), dtype=bool)

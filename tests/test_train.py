@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro import pipeline, train
+from medrepro.data import pipeline
+from medrepro.training import train
 
 
 def _data(n=64, seed=0):
@@ -214,7 +215,7 @@ def test_sigkilled_fit_resumes_exactly(uninterrupted, tmp_path, when, where):
 def test_unreadable_state_names_the_file(tmp_path):
     (tmp_path / "state.npz").write_bytes(b"not a zip")
     train_ds, val_ds = _datasets()
-    from medrepro import callbacks
+    from medrepro.training import callbacks
 
     with pytest.raises(callbacks.ResumeError, match="state.npz: unreadable training state"):
         train.fit(_model(), train_ds, val_ds, epochs=2, run_dir=tmp_path, verbose=0)
@@ -274,7 +275,7 @@ def test_fit_once_without_a_checkpoint_keeps_the_final_weights(tmp_path):
 
 
 def test_runs_dir_separates_sources_profiles_and_seeds(monkeypatch, tmp_path):
-    from medrepro import paths
+    from medrepro.core import paths
 
     monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path))
     phantom = paths.runs_dir("04_lightweight_ct", profile="paper", source="phantom", seed=42)

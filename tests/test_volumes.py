@@ -1,4 +1,4 @@
-"""medrepro.volumes: NIfTI reading and its errors, HU normalisation, lung-only, the exact fast
+"""medrepro.data.volumes: NIfTI reading and its errors, HU normalisation, lung-only, the exact fast
 resize against scipy, the split, the cache and the volume-wise augmentation."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-from medrepro import paths, volumes
+from medrepro.core import paths
+from medrepro.data import volumes
 
 RNG_SEED = 7
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medrepro import xai_score
+from medrepro.analysis import xai_score
 
 
 def _disc(shape, center, radius):

@@ -1,9 +1,9 @@
 """Model builders of the five studies, one module per modality.
 
-- ``medrepro.models.mri``: ``lstm_cnn_head``, the standard-CNN baseline head, ``seq_cnn`` (C),
+- ``medrepro.models.brain_mri``: ``lstm_cnn_head``, the standard-CNN baseline head, ``seq_cnn`` (C),
   ``xai_cnn`` (E), the ResNet50 backbone (A).
-- ``medrepro.models.ct``: ``lightweight_cnn``, ``inception_v1``, ``densenet121``, ``mobilenet`` (B).
-- ``medrepro.models.volume``: ``cnn3d`` (D).
+- ``medrepro.models.head_ct``: ``lightweight_cnn``, ``inception_v1``, ``densenet121``, ``mobilenet`` (B).
+- ``medrepro.models.chest_ct``: ``cnn3d`` (D).
 
 ``from medrepro.models import cnn3d`` works too: names resolve lazily here, so importing
 ``medrepro.models`` does not import TensorFlow.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("mri", "ct", "volume")
+_SUBMODULES = ("brain_mri", "head_ct", "chest_ct")
 
 
 def __getattr__(name: str):

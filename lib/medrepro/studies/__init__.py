@@ -5,11 +5,11 @@
 - ``studies.c``: the sequential CNN's five optimiser trials with MSE (03).
 - ``studies.d``: the 3-D CNN's six scenarios on MosMed (05).
 - ``studies.e``: the CNN with Grad-CAM, Eigen-CAM and Integrated Gradients (03).
-- ``studies._mri``: what A, C and E share (image splits, duplicate-free tables, figures).
+- ``studies.mri_common``: what A, C and E share (image splits, duplicate-free tables, figures).
 
 Each study's ``run``/``train_*`` functions return a result object; its ``table*``/``fig*``
 functions turn a result into the frames and figures that the notebook saves with
-:mod:`medrepro.report`. Model builders live in :mod:`medrepro.models`, training mechanics in
-:mod:`medrepro.train`, figures in :mod:`medrepro.plots`. Submodules are imported on demand
+:mod:`medrepro.reporting.report`. Model builders live in :mod:`medrepro.models`, training mechanics in
+:mod:`medrepro.training.train`, figures in :mod:`medrepro.reporting.plots`. Submodules are imported on demand
 (``from medrepro.studies import b``), so importing this package imports nothing heavy.
 """

@@ -2,7 +2,7 @@
 
 ResNet50 (no top, 224×224) features of every image, computed once and cached
 (:func:`resnet50_features`), centred and scaled on the training images (:func:`scale_features`),
-feed the LSTM head of Table 1 (:func:`medrepro.models.mri.lstm_cnn_head`) and, for McNemar's
+feed the LSTM head of Table 1 (:func:`medrepro.models.brain_mri.lstm_cnn_head`) and, for McNemar's
 test, a "standard CNN" head on the same features (:func:`train_head`, :func:`predict_head`).
 Artifacts (notebook 03): ``A.table1`` (:func:`table1`), ``A.fig9`` (:func:`fig9`), ``A.fig11``-
 ``A.fig14``, ``A.table2`` (:func:`table2`), ``A.table3`` (:func:`table3`), ``A.mcnemar``
@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medrepro import datasets, evaluate, manifest, paths, plots, seeds
-from medrepro.fileio import atomic_path
-from medrepro.models import mri as mm
-from medrepro.studies import _mri
-from medrepro.studies._mri import OFFICIAL_SPLIT, PAPER_SPLIT, ImageSplit, duplicate_groups  # noqa: F401
+from medrepro.data import datasets
+from medrepro.analysis import evaluate
+from medrepro.core import manifest, paths, seeds
+from medrepro.reporting import plots
+from medrepro.core.fileio import atomic_path
+from medrepro.models import brain_mri as mm
+from medrepro.studies import mri_common
+from medrepro.studies.mri_common import OFFICIAL_SPLIT, PAPER_SPLIT, ImageSplit, duplicate_groups  # noqa: F401
 
 DATASET = "brain_tumor_sartaj"
 FEATURE_DTYPE = np.float16  # 3264 images × 100,352 features = 655 MB instead of 1.3 GB
@@ -75,13 +78,13 @@ class Inputs:
 def load(run, *, split: str = "paper") -> ImageSplit:
     """Study A's images (the Sartaj set, at most ``a_max_images``) and their ``split``."""
     ds = datasets.resolve(DATASET, data=run.data, profile=run.profile, seed=run.seed)
-    images = _mri.list_subsample(ds, run.settings["a_max_images"], seed=run.seed)
-    return _mri.split_images(ds, images, split=split, seed=run.seed)
+    images = mri_common.list_subsample(ds, run.settings["a_max_images"], seed=run.seed)
+    return mri_common.split_images(ds, images, split=split, seed=run.seed)
 
 
 def resplit(data: ImageSplit, *, split: str, seed: int) -> ImageSplit:
     """The same images under another split (``"official"``: Training/Testing)."""
-    return _mri.split_images(data.ds, data.images, split=split, seed=seed)
+    return mri_common.split_images(data.ds, data.images, split=split, seed=seed)
 
 
 def describe(data: ImageSplit) -> str:
@@ -90,10 +93,10 @@ def describe(data: ImageSplit) -> str:
 
 
 def split_counts(data: ImageSplit) -> pd.DataFrame:
-    """Images per class in the fit / validation / test parts (``mri.counts``)."""
-    from medrepro import mri
+    """Images per class in the fit / validation / test parts (``brain_mri.counts``)."""
+    from medrepro.data import brain_mri
 
-    return mri.counts(pd.concat([data.fit.assign(split="train"), data.val.assign(split="val"),
+    return brain_mri.counts(pd.concat([data.fit.assign(split="train"), data.val.assign(split="val"),
                                  data.test.assign(split="test")]))
 
 
@@ -194,9 +197,10 @@ def _extract(model, files: Sequence[Path], *, image_size: int, batch_size: int) 
     import keras
     import tensorflow as tf
 
-    from medrepro import mri, progress
+    from medrepro.data import brain_mri
+    from medrepro.core import progress
 
-    ds = mri.decode_files(files, image_size=image_size, scale="raw")
+    ds = brain_mri.decode_files(files, image_size=image_size, scale="raw")
     ds = ds.map(keras.applications.resnet50.preprocess_input).batch(batch_size).prefetch(2)
     n_features = int(np.prod(model.output_shape[1:]))  # 100,352 at 224
     out = np.empty((len(files), 1, n_features), dtype=FEATURE_DTYPE)
@@ -219,9 +223,9 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
                seed: int = 0, verbose: int = 2, model=None):
     """Build, compile (Adam, categorical cross-entropy) and train a study-A head on features.
 
-    ``kind``: ``"lstm"`` (:func:`~medrepro.models.mri.lstm_cnn_head`, ReLU as the paper),
+    ``kind``: ``"lstm"`` (:func:`~medrepro.models.brain_mri.lstm_cnn_head`, ReLU as the paper),
     ``"lstm_tanh"`` (the same with tanh) or ``"standard"``
-    (:func:`~medrepro.models.mri.standard_cnn_head`).
+    (:func:`~medrepro.models.brain_mri.standard_cnn_head`).
     ``x_*``: ``(N, 1, F)`` features; ``y_*``: int class indices ``(N,)``. Study A names no
     optimizer; Adam is our choice. ``model``: an already built head of that kind to train
     (building the LSTM head takes seconds). Returns ``(model, history)``; the model holds the
@@ -229,7 +233,8 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
     """
     import keras
 
-    from medrepro import pipeline, train
+    from medrepro.data import pipeline
+    from medrepro.training import train
 
     builders = {**{k: functools.partial(mm.lstm_cnn_head, activation=act)
                    for k, act in mm.LSTM_VARIANTS.items()}, "standard": mm.standard_cnn_head}
@@ -258,7 +263,8 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
 
 def predict_head(model, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Predicted class indices ``(N,)`` of a head for features ``x`` ``(N, 1, F)``."""
-    from medrepro import pipeline, train
+    from medrepro.data import pipeline
+    from medrepro.training import train
 
     return train.predict_classes(model, pipeline.from_arrays(x, batch_size=batch_size, cache=False))
 
@@ -320,18 +326,18 @@ def fig9(model, feats: FeatureSet):
 
 
 def fig11(data: ImageSplit, pred: np.ndarray):
-    return _mri.confusion_figure(data.y_test, pred, title=f"A: LSTM-CNN, paper split ({data.ds.label})",
+    return mri_common.confusion_figure(data.y_test, pred, title=f"A: LSTM-CNN, paper split ({data.ds.label})",
                                  normalised_title="normalised by true class (recall on the diagonal)")
 
 
 def fig14(data: ImageSplit, pred: np.ndarray, *, seed: int):
-    return _mri.predictions_figure(data.test, pred, image_size=FIG14_IMAGE_SIZE, seed=seed,
+    return mri_common.predictions_figure(data.test, pred, image_size=FIG14_IMAGE_SIZE, seed=seed,
                                    title="A: LSTM-CNN, random test images (true / predicted)")
 
 
 def table2(y_true, y_pred, *, n_boot: int, seed: int) -> pd.DataFrame:
     """Per-class report with 95% bootstrap CIs beside the paper's Table 2."""
-    return _mri.classification_report(y_true, y_pred, dataset_id=DATASET, artifact="A.table2",
+    return mri_common.classification_report(y_true, y_pred, dataset_id=DATASET, artifact="A.table2",
                                       n_boot=n_boot, seed=seed)
 
 
@@ -345,9 +351,9 @@ def table2_notes(ci: dict, note: str) -> str:
 
 def record_table2(ci: dict, *, source: str, note: str) -> None:
     """Record the headline accuracy and macro-F1 of the paper split for 06_compare."""
-    _mri.record_ci("A", "test accuracy (LSTM-CNN, paper split)", ci, "accuracy", source=source,
+    mri_common.record_ci("A", "test accuracy (LSTM-CNN, paper split)", ci, "accuracy", source=source,
                    artifact="A.table2", notes=note)
-    _mri.record_ci("A", "test macro-F1 (LSTM-CNN, paper split)", ci, "macro_f1", source=source,
+    mri_common.record_ci("A", "test macro-F1 (LSTM-CNN, paper split)", ci, "macro_f1", source=source,
                    artifact="A.table2", notes=note)
 
 
@@ -392,7 +398,7 @@ def splits_table(paper: ImageSplit, paper_preds: dict[str, np.ndarray], official
     rows = []
     for split, data, preds in [(PAPER_SPLIT, paper, paper_preds),
                                (OFFICIAL_SPLIT, official, official_preds)]:
-        rows += _mri.leakage_rows(data.train, data.test, preds, groups, split=split,
+        rows += mri_common.leakage_rows(data.train, data.test, preds, groups, split=split,
                                  n_boot=n_boot, seed=seed)
     return pd.DataFrame(rows)
 
@@ -404,12 +410,12 @@ def splits_notes(note: str, groups_how: str) -> str:
 
 def record_duplicate_free(table: pd.DataFrame, *, source: str, note: str) -> None:
     """Record the LSTM head's duplicate-free accuracy and macro-F1 on the paper split."""
-    from medrepro import results
+    from medrepro.reporting import results
 
     free = table[table["split"].str.startswith("paper") & (table["model"] == LSTM)
                  & (table["test set"] == "duplicate-free")].iloc[0]
     for metric, col in DUPLICATE_FREE_METRICS.items():
-        _mri.record_ci("A", metric + results.DUPLICATE_FREE, free, col, source=source,
+        mri_common.record_ci("A", metric + results.DUPLICATE_FREE, free, col, source=source,
                        artifact="A.splits", n=int(free["n_test"]),
                        extra={"dropped": int(free["dropped"])},
                        notes=f"{int(free['dropped'])} test images with a training duplicate "

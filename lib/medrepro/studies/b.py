@@ -1,6 +1,6 @@
 """Study B: the lightweight CNN for intracranial haemorrhage on RSNA CT (notebook 04).
 
-The proposed lightweight CNN (:mod:`medrepro.models.ct`) is trained on notebook 02's RSNA cache
+The proposed lightweight CNN (:mod:`medrepro.models.head_ct`) is trained on notebook 02's RSNA cache
 with the paper's protocol (:func:`train_and_evaluate`): once at batch 32 (:func:`train_main`),
 then with DenseNet121, MobileNet and Inception V1 at batch 8 on the image-level split
 (:func:`train_compare`) and on the patient-level split (:func:`train_patient`). Each returns a
@@ -28,10 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro import evaluate, manifest, paths, report, rsna
-from medrepro.models import ct
+from medrepro.analysis import evaluate
+from medrepro.core import manifest, paths
+from medrepro.reporting import report
+from medrepro.data import rsna
+from medrepro.models import head_ct
 
-MODELS = list(ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v1
+MODELS = list(head_ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v1
 LABELS = [f"S{i + 1} {c}" for i, c in enumerate(rsna.CLASSES)]
 SPLIT_KINDS = ("image", "patient")
 TEST_PROBA = "test_proba.npy"  # in a model's run folder: its test-set outputs (N, 6) float32
@@ -129,8 +132,8 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
                        init: str = "random") -> dict:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
-    Protocol: :func:`medrepro.models.ct.compile_paper`, at most ``max_epochs`` epochs, early
-    stopping on val loss with ``patience``, best weights restored (``medrepro.train.fit``).
+    Protocol: :func:`medrepro.models.head_ct.compile_paper`, at most ``max_epochs`` epochs, early
+    stopping on val loss with ``patience``, best weights restored (``medrepro.training.train.fit``).
     Re-run with the same ``run_dir`` and arguments, a finished model is not retrained (its
     weights, history and test outputs are read back) and an interrupted one resumes at its next
     epoch. Returns a dict: ``history`` (DataFrame), ``best_epoch``, ``epochs_run``,
@@ -139,19 +142,20 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     ``train_acc``/``train_loss``/``val_acc``/``val_loss`` (history at the best epoch),
     ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64, test set), ``proba`` (float32
     (N, 6)), ``params``, ``init`` (how the model was initialised,
-    :func:`medrepro.models.ct.build_initialised`).
+    :func:`medrepro.models.head_ct.build_initialised`).
     """
-    from medrepro import seeds, train
-    from medrepro.fileio import atomic_path
+    from medrepro.core import seeds
+    from medrepro.training import train
+    from medrepro.core.fileio import atomic_path
 
     run_dir = Path(run_dir)
     seeds.seed_everything(seed)
-    model, init_used = ct.build_initialised(key, (image_size, image_size, 3), init=init)
-    model = ct.compile_paper(model)
+    model, init_used = head_ct.build_initialised(key, (image_size, image_size, 3), init=init)
+    model = head_ct.compile_paper(model)
     data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
                                  image_size=image_size, shuffle=s == "train", seed=seed)
             for s in ("train", "val", "test")}
-    # A finished model is reused, an interrupted one resumes (medrepro.train.fit_once).
+    # A finished model is reused, an interrupted one resumes (medrepro.training.train.fit_once).
     config = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
               "images": _split_digest(split_df)}
     history = train.fit_once(model, data["train"], data["val"], run_dir=run_dir, config=config,
@@ -235,7 +239,7 @@ def fig4_frame(model) -> pd.DataFrame:
 
 def fig4(model, frame: pd.DataFrame):
     """B.fig4: the summary table ``frame`` of the proposed ``model`` as a figure."""
-    from medrepro import plots
+    from medrepro.reporting import plots
 
     return plots.plot_summary_table(
         frame, title=f"Proposed lightweight CNN: {model.count_params():,} parameters "
@@ -244,7 +248,7 @@ def fig4(model, frame: pd.DataFrame):
 
 def plot_confusion(res: Trained, key: str = "proposed"):
     """Model ``key``'s test confusion matrix as a figure (shown, not saved)."""
-    from medrepro import plots
+    from medrepro.reporting import plots
 
     r = res.models[key]
     return plots.plot_confusion(evaluate.confusion(r["y_true"], r["y_pred"],
@@ -292,7 +296,7 @@ def table3(res: Trained) -> pd.DataFrame:
     rows = []
     for key in MODELS:
         r, ci = res.models.get(key), res.ci(key)
-        rows.append({"model": key, "params_224": ct.PAPER_PARAMS[key],
+        rows.append({"model": key, "params_224": head_ct.PAPER_PARAMS[key],
                      "init": r["init"] if r else "",
                      **{m: r[m] if r else np.nan for m in ("train_acc", "val_acc", "test_acc")},
                      "test_ci95_low": ci["lo"], "test_ci95_high": ci["hi"]})
@@ -386,7 +390,7 @@ def confusion_table(res: Trained, artifact: str) -> pd.DataFrame:
 
 def confusion_notes(res: Trained, artifact: str) -> str:
     key = CONFUSION_TABLES[artifact]
-    return f"{ct.DISPLAY_NAMES[key]}; " + ("" if key in res.models else
+    return f"{head_ct.DISPLAY_NAMES[key]}; " + ("" if key in res.models else
                                             "not trained in this profile")
 
 

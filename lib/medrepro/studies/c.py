@@ -1,7 +1,7 @@
 """Study C: the Kaggle notebook "Beyin Tümörü Tespiti" — a Sequential CNN trained with MSE.
 
 Five training trials (optimizer, learning rate, epochs as in its Table 1) of
-:func:`medrepro.models.mri.seq_cnn` on the official split of the Masoud set, softmax outputs
+:func:`medrepro.models.brain_mri.seq_cnn` on the official split of the Masoud set, softmax outputs
 against one-hot labels with MSE, augmentation on the fly, early stopping on validation loss
 (:func:`train_trials`). The final model is, as the source says it was trained with SGD and MSE,
 the SGD trial with the best validation accuracy (:func:`final_trial`).
@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from medrepro import evaluate, manifest, mri, paths, seeds
-from medrepro.models import mri as mm
-from medrepro.studies import _mri
-from medrepro.studies._mri import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+from medrepro.analysis import evaluate
+from medrepro.core import manifest, paths, seeds
+from medrepro.data import brain_mri
+from medrepro.models import brain_mri as mm
+from medrepro.studies import mri_common
+from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
 
 FINAL_OPTIMIZER = "SGD"  # the source's final model was trained with SGD and MSE
 # The trials' optimizer options the source does not give (it names optimizer, rate, epochs).
@@ -28,7 +30,7 @@ FINAL_OPTIMIZER = "SGD"  # the source's final model was trained with SGD and MSE
 # plain SGD at 0.01 on the MSE of a softmax moves the weights too little to leave chance in the
 # demo's epochs, with momentum 0.9 validation accuracy rises 0.40 -> 0.69.
 OPTIMIZER_OPTIONS = {"SGD": {"momentum": 0.9}}
-# How an image is fitted into the model's square input (``mri.decode_files``): cropped to the
+# How an image is fitted into the model's square input (``brain_mri.decode_files``): cropped to the
 # head and padded to a square, not stretched. The source does not say. Reason, an audit of the
 # Sartaj Training folder alone (2026-12-03): 100 % of its gliomas, 97 % of its pituitary tumours
 # and 83 % of its meningiomas are 512×512 images, 1 % of its no-tumour images are (30 % square,
@@ -57,7 +59,7 @@ class Result:
 
 def load(run) -> ImageSplit:
     """The Masoud set (or the real Sartaj set), official split, 10% of Training for validation."""
-    return _mri.load_masoud(run, split="official")
+    return mri_common.load_masoud(run, split="official")
 
 
 def image_shape(run) -> tuple[int, int, int]:
@@ -67,23 +69,23 @@ def image_shape(run) -> tuple[int, int, int]:
 
 def image_datasets(run, data: ImageSplit) -> tuple:
     """``(fit, val, test)`` pipelines at ``c_image_size`` (:data:`FRAMING`); fit augmented with
-    ``mri.C_AUGMENT``."""
-    return _mri.image_datasets(data, image_size=run.settings["c_image_size"],
-                               batch_size=run.settings["c_batch"], augment=mri.C_AUGMENT,
+    ``brain_mri.C_AUGMENT``."""
+    return mri_common.image_datasets(data, image_size=run.settings["c_image_size"],
+                               batch_size=run.settings["c_batch"], augment=brain_mri.C_AUGMENT,
                                seed=run.seed, framing=FRAMING)
 
 
 def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     """Train :func:`seq_cnn` once per trial of ``C.table1`` (epochs capped at ``c_epochs``),
     each from the same seed, and evaluate it on the test set."""
-    from medrepro import train
+    from medrepro.training import train
 
     fit_ds, val_ds, test_ds = pipelines
     s = run.settings
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
     rows, history, pred = [], {}, {}
-    config = _mri.training_config(data, image_size=s["c_image_size"], framing=FRAMING,
-                                  augment=mri.C_AUGMENT)
+    config = mri_common.training_config(data, image_size=s["c_image_size"], framing=FRAMING,
+                                  augment=brain_mri.C_AUGMENT)
     for t, epochs, same in trial_plan(s["c_epochs"]):
         if same is not None:
             history[t.trial], pred[t.trial] = history[same], pred[same]
@@ -126,7 +128,7 @@ def trial_plan(c_epochs: int | None) -> list[tuple]:
 
 def _trial_row(trial: int, history: pd.DataFrame, y_true, y_pred, *, test_acc: float,
                test_mse: float) -> dict:
-    recall = evaluate.per_class_table(y_true, y_pred, labels=_mri.LABELS)["recall"]
+    recall = evaluate.per_class_table(y_true, y_pred, labels=mri_common.LABELS)["recall"]
     return {"trial": trial, "epochs_run": len(history),
             "same_run_as": None,
             "best_val_accuracy": history["val_accuracy"].max(), "test_accuracy": test_acc,
@@ -163,19 +165,19 @@ def table1_notes(res: Result, run) -> str:
 
 def curves(res: Result, trial: int):
     """Accuracy and MSE loss curves of one trial (``C.fig1``-``C.fig3``)."""
-    return _mri.curves_figure(res.history[trial], title=f"C trial {trial}", loss_name="loss (MSE)")
+    return mri_common.curves_figure(res.history[trial], title=f"C trial {trial}", loss_name="loss (MSE)")
 
 
 def fig4(res: Result):
-    return _mri.confusion_figure(res.data.y_test, res.final_pred,
+    return mri_common.confusion_figure(res.data.y_test, res.final_pred,
                                  title=f"C: final model (trial {res.final}), {res.data.ds.label}")
 
 
 def table2(res: Result, *, n_boot: int, seed: int) -> pd.DataFrame:
     """The final model per class: one-vs-rest accuracy, precision, recall, F1, bootstrap CIs."""
     y, pred = res.data.y_test, res.final_pred
-    ci = evaluate.per_class_ci_table(y, pred, labels=_mri.LABELS, n_boot=n_boot, seed=seed)
-    return evaluate.per_class_table(y, pred, labels=_mri.LABELS).join(
+    ci = evaluate.per_class_ci_table(y, pred, labels=mri_common.LABELS, n_boot=n_boot, seed=seed)
+    return evaluate.per_class_table(y, pred, labels=mri_common.LABELS).join(
         ci.drop(columns=["precision", "recall", "f1", "support"])).reset_index()
 
 
@@ -187,23 +189,23 @@ def table2_notes(res: Result, ci: dict) -> str:
 
 
 def record_final(res: Result, ci: dict) -> None:
-    _mri.record_ci("C", "test accuracy (final trial)", ci, "accuracy", source=res.data.source,
+    mri_common.record_ci("C", "test accuracy (final trial)", ci, "accuracy", source=res.data.source,
                    artifact="C.table1", notes=res.data.note)
 
 
 def leakage(res: Result, groups, *, n_boot: int, seed: int) -> pd.DataFrame:
     """The final model on the whole and on the duplicate-free test set."""
-    return _mri.leakage_table(res.data.train, res.data.test,
+    return mri_common.leakage_table(res.data.train, res.data.test,
                               {f"final (trial {res.final})": res.final_pred}, groups,
                               split="official", n_boot=n_boot, seed=seed)
 
 
 def record_leakage(res: Result, table: pd.DataFrame) -> None:
-    _mri.record_duplicate_free("C", table, {"test accuracy (final trial)": "accuracy"},
+    mri_common.record_duplicate_free("C", table, {"test accuracy (final trial)": "accuracy"},
                                source=res.data.source, artifact="C.leakage", notes=res.data.note)
 
 
 def fig5(res: Result, *, image_size: int, seed: int):
-    return _mri.predictions_figure(res.data.test, res.final_pred, image_size=image_size,
+    return mri_common.predictions_figure(res.data.test, res.final_pred, image_size=image_size,
                                    seed=seed, framing=FRAMING,
                                    title=f"C: final model (trial {res.final}), true / predicted")

@@ -1,6 +1,6 @@
 """Study D: the 3-D CNN of Fig 4.5 on MosMedData CT-0 vs CT-23 volumes (notebook 05).
 
-The thesis trains one 3-D CNN (:mod:`medrepro.models.volume`) in six scenarios
+The thesis trains one 3-D CNN (:mod:`medrepro.models.chest_ct`) in six scenarios
 (:data:`SCENARIOS`: all slices with augmentation for 5/10/15/25 epochs, 5 epochs without
 augmentation, "lung-only" slices for 25 epochs) on two split protocols: the thesis' own 160/40
 train/validation set-up (the paper variant, evaluated on its validation volumes as the thesis
@@ -12,7 +12,7 @@ Artifacts made from this module's results: ``D.table4_1`` (:func:`training_table
 ``D.gradcam3d`` (:func:`gradcam_figure`), ``D.xai_score`` / ``D.fig_xai_score`` (the pointing
 game of the 3-D Grad-CAM on phantom lesion masks: :func:`score_gradcam` for one model,
 :func:`score_scenarios` for every scenario's); the figures of the notebook come from
-:mod:`medrepro.plots`.
+:mod:`medrepro.reporting.plots`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from medrepro.models.volume import (
+from medrepro.models.chest_ct import (
     CHECKPOINT_MONITOR,
     GRADCAM_LAYER,
     INITIAL_LR,
@@ -93,7 +93,7 @@ class Data:
 
     scans: Any  # pandas.DataFrame: the paper variant's split (run.settings["split"])
     scans_heldout: Any  # pandas.DataFrame: the 70/20/10 held-out-test variant
-    cache: Any  # medrepro.volumes.CacheSummary
+    cache: Any  # medrepro.data.volumes.CacheSummary
     splits: Splits
     heldout_splits: Splits
 
@@ -112,7 +112,7 @@ class VariantResult:
 def load_data(run, ds, *, shape: tuple[int, int, int]) -> Data:
     """List the volumes of ``ds`` (capped by the profile), assign both split protocols, build
     (or reuse) the preprocessing cache of ``shape`` ``(H, W, D)`` and load the split arrays."""
-    from medrepro import volumes
+    from medrepro.data import volumes
 
     listed = volumes.list_scans(ds.root, max_per_class=run.settings["max_per_class"])
     scans = volumes.assign_split(listed, run.settings["split"])  # the paper variant: 160/40
@@ -161,8 +161,8 @@ def print_splits(splits: Splits) -> None:
 
 
 def lung_only_splits(splits: Splits) -> Splits:
-    """The same splits with :func:`medrepro.volumes.lung_only` applied to every volume."""
-    from medrepro import volumes
+    """The same splits with :func:`medrepro.data.volumes.lung_only` applied to every volume."""
+    from medrepro.data import volumes
 
     return {name: (volumes.lung_only(x), y) for name, (x, y) in splits.items()}
 
@@ -206,11 +206,11 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
                    initial_lr: float = INITIAL_LR, verbose: int = 2,
                    model=None, initial_weights: list | None = None,
                    nested: dict[str, tuple[int, Path]] | None = None) -> ScenarioResult:
-    """Train one scenario with ``medrepro.train.fit``: a fresh :func:`cnn3d`, or ``model``
+    """Train one scenario with ``medrepro.training.train.fit``: a fresh :func:`cnn3d`, or ``model``
     reset to ``initial_weights`` (:func:`reset_model`).
 
     ``nested``: shorter scenarios of the same kind, ``key -> (epochs, run_dir)``; their runs are
-    snapshots of this one (:class:`medrepro.callbacks.PrefixSnapshots`, see :func:`nested_plan`).
+    snapshots of this one (:class:`medrepro.training.callbacks.PrefixSnapshots`, see :func:`nested_plan`).
 
     ``train`` / ``val``: ``(x, y)`` with ``x`` float32 ``(N, H, W, D)`` in [0, 1] (already
     lung-only for that scenario) and ``y`` 0/1. As in the thesis' code, the best checkpoint
@@ -218,8 +218,10 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     (:data:`STOP_MONITOR`, patience ``patience``); the best-loss weights are restored at the end
     (the model the thesis saved and evaluated).
     """
-    from medrepro import callbacks, seeds, volumes
-    from medrepro import train as training
+    from medrepro.training import callbacks
+    from medrepro.core import seeds
+    from medrepro.data import volumes
+    from medrepro.training import train as training
 
     scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     x_train, y_train = train
@@ -233,7 +235,7 @@ def train_scenario(scenario: Scenario | str, train: tuple[np.ndarray, np.ndarray
     val_ds = volumes.make_dataset(*val, batch=batch)
     start = time.perf_counter()
     # A finished scenario is reused, an interrupted one resumes (train.fit_once); early
-    # stopping is the resumable one of medrepro.callbacks, so its wait/best survive a kill.
+    # stopping is the resumable one of medrepro.training.callbacks, so its wait/best survive a kill.
     # The BatchNorm momentum and a digest of the volumes are part of the configuration, so a
     # run of another model set-up or of other (e.g. regenerated phantom) volumes is redone.
     config = {"scenario": scenario.key,
@@ -273,7 +275,7 @@ def nested_plan(epochs: dict[str, int]) -> dict[str, list[str]]:
     per-step learning-rate schedule; nothing in a run depends on how many epochs it will have,
     and early stopping (patience on validation accuracy) that ends the long run at epoch
     ``s < k`` would have ended the ``k``-epoch run there too. So the first ``k`` epochs of the
-    longest run are the ``k``-epoch run (:class:`medrepro.callbacks.PrefixSnapshots`). The random
+    longest run are the ``k``-epoch run (:class:`medrepro.training.callbacks.PrefixSnapshots`). The random
     streams of augmentation and dropout continue from run to run in either case: the draws are
     not the ones a separate run would make.
     """
@@ -294,16 +296,17 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
     """Train every scenario of :data:`SCENARIOS` listed in ``epochs`` (scenario → epochs).
 
     ``splits``: ``{"train", "val", ...}`` → ``(x, y)`` with all slices; the lung-only scenario
-    gets :func:`medrepro.volumes.lung_only` applied to every split. Each run lives in
+    gets :func:`medrepro.data.volumes.lung_only` applied to every split. Each run lives in
     ``run_root/<scenario>`` (checkpoint, history, resume state). One model is built (seeded)
     and every scenario starts from its initial weights with a fresh optimizer state: the same
     start as a new model with the same seed, without re-tracing the training step each time.
     Of the scenarios that differ only in their epochs, only the longest is trained; the others
-    are its first epochs (:func:`nested_plan`, :class:`medrepro.callbacks.PrefixSnapshots`; a
+    are its first epochs (:func:`nested_plan`, :class:`medrepro.training.callbacks.PrefixSnapshots`; a
     shorter one whose snapshot is missing is trained on its own). The thesis' four augmented
     all-slice scenarios (5, 10, 15, 25 epochs) then cost 25 epochs instead of 55.
     """
-    from medrepro import callbacks, seeds
+    from medrepro.training import callbacks
+    from medrepro.core import seeds
 
     seeds.seed_everything(seed)
     x_train = splits["train"][0]
@@ -336,7 +339,7 @@ def run_scenarios(splits: Splits, *, epochs: dict[str, int], batch: int, patienc
 
 def runs_root(run, ds) -> Path:
     """The folder of this notebook run's training runs (one subfolder per scenario)."""
-    from medrepro import paths
+    from medrepro.core import paths
 
     return paths.runs_dir(run.notebook, profile=run.profile, source=ds.source, seed=run.seed)
 
@@ -371,7 +374,8 @@ def print_trained(res: VariantResult) -> None:
 def predict_labels(model, x: np.ndarray, *, batch: int = 4,
                    threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities, labels)`` of ``model`` on volumes ``x`` ``(N, H, W, D)``: float, 0/1 int."""
-    from medrepro import pipeline, train
+    from medrepro.data import pipeline
+    from medrepro.training import train
 
     ds = pipeline.from_arrays(x[..., None], batch_size=batch, cache=False)
     prob = train.predict_proba(model, ds).reshape(-1)
@@ -380,9 +384,10 @@ def predict_labels(model, x: np.ndarray, *, batch: int = 4,
 
 def binary_scores(y_true, prob, *, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy, precision, recall, F1 (positive class = abnormal, from
-    :func:`medrepro.evaluate.per_class_table`), binary cross-entropy and MSE of probabilities
+    :func:`medrepro.analysis.evaluate.per_class_table`), binary cross-entropy and MSE of probabilities
     ``prob`` against 0/1 ``y_true``; rates in [0, 1], 0 where undefined."""
-    from medrepro import evaluate, volumes
+    from medrepro.analysis import evaluate
+    from medrepro.data import volumes
 
     y = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(prob, dtype=np.float64).reshape(-1)
@@ -423,8 +428,9 @@ def best_scenario(scores: dict[str, dict[str, Any]]) -> str:
 
 def record_metrics(run, ds, scores: dict[str, dict[str, Any]]) -> None:
     """Record the headline validation accuracies (:data:`HEADLINE_METRICS`) with 95% bootstrap
-    CIs for ``D.table4_3`` (:func:`medrepro.report.record_metric`) and print them."""
-    from medrepro import evaluate, report
+    CIs for ``D.table4_3`` (:func:`medrepro.reporting.report.record_metric`) and print them."""
+    from medrepro.analysis import evaluate
+    from medrepro.reporting import report
 
     for key, metric in HEADLINE_METRICS.items():
         s = scores[key]["val"]
@@ -438,7 +444,7 @@ def record_metrics(run, ds, scores: dict[str, dict[str, Any]]) -> None:
 
 # ---------------------------------------------------------------------------- tables
 def _reported(artifact_id: str):
-    from medrepro import manifest
+    from medrepro.core import manifest
 
     return manifest.reported_frame(artifact_id).set_index("epochs")
 
@@ -500,7 +506,7 @@ def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, Scen
     calls the test set; accuracy here comes from the same matrix."""
     import pandas as pd
 
-    from medrepro import evaluate
+    from medrepro.analysis import evaluate
 
     rep = _reported("D.table4_3")
     rows = []
@@ -526,7 +532,7 @@ def heldout_table(scores: dict[str, dict[str, Any]], results: dict[str, Scenario
     volumes: accuracy, precision, recall, F1 (%) with 95% bootstrap CIs."""
     import pandas as pd
 
-    from medrepro import evaluate
+    from medrepro.analysis import evaluate
 
     rows = []
     for key, res in results.items():
@@ -546,7 +552,9 @@ def gradcam_figure(res: VariantResult, key: str, *, split: str, n: int = 8):
 
     The scenarios share one model, which after :func:`evaluate_scenarios` holds the weights of
     the last scenario evaluated: scenario ``key``'s own weights are restored first."""
-    from medrepro import explain, plots, volumes
+    from medrepro.analysis import explain
+    from medrepro.reporting import plots
+    from medrepro.data import volumes
 
     x, y = scenario_splits(res.results[key].scenario, res.splits)[split]
     cam = explain.gradcam(res.results[key].restore(), x[0][..., None], layer=GRADCAM_LAYER)
@@ -559,7 +567,7 @@ def gradcam_figure(res: VariantResult, key: str, *, split: str, n: int = 8):
 
 
 # ---------------------------------------------------------------------------- Grad-CAM scored
-# D.xai_score / D.fig_xai_score: the pointing game (medrepro.xai_score) of the best model's 3-D
+# D.xai_score / D.fig_xai_score: the pointing game (medrepro.analysis.xai_score) of the best model's 3-D
 # Grad-CAM on the CT-23 evaluation volumes it classifies correctly, against the phantom's masks.
 N_SCORE_SHOWN = 6  # volumes in D.fig_xai_score
 SCORED = "scored"
@@ -594,8 +602,8 @@ class XaiScore:
 
 def split_scans(data: Data, split: str):
     """The rows of ``data.scans`` (the paper variant) behind ``data.splits[split]``, in order:
-    those of ``split`` whose cached volume exists (as :func:`medrepro.volumes.load_cached`)."""
-    from medrepro import volumes
+    those of ``split`` whose cached volume exists (as :func:`medrepro.data.volumes.load_cached`)."""
+    from medrepro.data import volumes
 
     rows = data.scans[data.scans["split"] == split]
     kept = rows[[volumes.cached_path(data.cache.folder, p).is_file() for p in rows["path"]]]
@@ -609,10 +617,10 @@ def split_scans(data: Data, split: str):
 def preprocess_mask(mask: np.ndarray, *, shape: tuple[int, int, int],
                     lung_only: bool) -> np.ndarray:
     """A mask in a volume's stored voxel order ``(H, W, D)`` taken through the study's
-    preprocessing (:func:`medrepro.volumes.resize_volume`: rotate 90°, linear zoom to ``shape``;
+    preprocessing (:func:`medrepro.data.volumes.resize_volume`: rotate 90°, linear zoom to ``shape``;
     then the lung-only slice rule if ``lung_only``); bool ``shape``, a voxel in where at least
     half of it was."""
-    from medrepro import volumes
+    from medrepro.data import volumes
 
     out = volumes.resize_volume(np.asarray(mask, dtype=np.float32), shape) >= 0.5
     return volumes.lung_only(out) if lung_only else out
@@ -625,7 +633,8 @@ def score_gradcam(res: VariantResult, data: Data, ds, key: str, *, split: str, n
     phantom's lesion masks preprocessed exactly like the volumes (:func:`preprocess_mask`).
     ``res`` must be the paper variant trained on ``data.splits``. Real data (no masks): a
     "not scored" :class:`XaiScore`."""
-    from medrepro import explain, phantoms, xai_score
+    from medrepro.analysis import explain, xai_score
+    from medrepro.data import phantoms
 
     scenario = res.results[key].scenario
     base = {"label": ds.label, "key": key, "split": split, "lung_only": scenario.lung_only}
@@ -671,7 +680,7 @@ def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None 
     abnormal volumes (``model``: "best" or "other scenario")."""
     import pandas as pd
 
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     if isinstance(scores, XaiScore):
         scores, best = {scores.key: scores}, scores.key
@@ -703,7 +712,7 @@ def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None 
 
 
 def xai_score_notes(score: XaiScore) -> str:
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     if score.status != SCORED:
         return f"{score.status}."
@@ -722,7 +731,8 @@ def xai_score_notes(score: XaiScore) -> str:
 def xai_score_figure(score: XaiScore):
     """D.fig_xai_score: up to :data:`N_SCORE_SHOWN` scored volumes (hits and misses), each the
     slice through its Grad-CAM maximum, with the map, the lesion outline and the maximum."""
-    from medrepro import plots, xai_score
+    from medrepro.reporting import plots
+    from medrepro.analysis import xai_score
 
     if score.status != SCORED:
         return plots.plot_message(f"D: 3-D Grad-CAM {score.status}", title="D: pointing game")

@@ -1,6 +1,6 @@
 """Study E: the Akbank bootcamp project — a CNN with Grad-CAM, Eigen-CAM and Integrated Gradients.
 
-:func:`medrepro.models.mri.xai_cnn` (Conv-BatchNorm-ReLU-MaxPool blocks, Flatten-Dense-Dropout head)
+:func:`medrepro.models.brain_mri.xai_cnn` (Conv-BatchNorm-ReLU-MaxPool blocks, Flatten-Dense-Dropout head)
 on the pooled 80/20 split of the Masoud set, Adam 1e-3, categorical cross-entropy (label
 smoothing 0.1), early stopping (after a 10-epoch warm-up) and ReduceLROnPlateau on the validation loss (:func:`train_cnn`); one test image per class explained with
 Grad-CAM and Eigen-CAM on the last block's activation and Integrated Gradients from a black
@@ -17,15 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro import evaluate, explain, mri, paths, plots, seeds
-from medrepro.models import mri as mm
-from medrepro.studies import _mri
-from medrepro.studies._mri import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+from medrepro.analysis import evaluate, explain
+from medrepro.data import brain_mri
+from medrepro.core import paths, seeds
+from medrepro.reporting import plots
+from medrepro.models import brain_mri as mm
+from medrepro.studies import mri_common
+from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
 
 # The recipe (every profile; the paper states Adam, categorical cross-entropy, EarlyStopping and
 # ReduceLROnPlateau, not their settings). Chosen on the validation split of the real Sartaj set
 # (pooled 80/20, 64-128 px; the notebook's text gives the measured curves; the network in
-# models.mri.xai_cnn, the augmentation in mri.E_AUGMENT): Adam's default rate;
+# models.brain_mri.xai_cnn, the augmentation in brain_mri.E_AUGMENT): Adam's default rate;
 # the plateau cut halves the rate after 3 epochs without a better validation loss (not 0.2
 # after 2: with validation accuracy swinging ±0.2 between early epochs that cut the rate to
 # nothing by epoch 10) down to MIN_LR; early stopping waits 8 epochs and restores the best
@@ -62,19 +65,19 @@ class Result:
 
 def load(run) -> ImageSplit:
     """The Masoud set (or the real Sartaj set), pooled 80/20 split, 10% for validation."""
-    return _mri.load_masoud(run, split="paper")
+    return mri_common.load_masoud(run, split="paper")
 
 
 def train_cnn(run, data: ImageSplit):
     """Build and train :func:`xai_cnn` at ``e_image_size``; ``(model, history, test pipeline)``."""
     import keras
 
-    from medrepro import train
+    from medrepro.training import train
 
     s = run.settings
     size = s["e_image_size"]
-    fit_ds, val_ds, test_ds = _mri.image_datasets(data, image_size=size, batch_size=s["e_batch"],
-                                                  augment=mri.E_AUGMENT, seed=run.seed)
+    fit_ds, val_ds, test_ds = mri_common.image_datasets(data, image_size=size, batch_size=s["e_batch"],
+                                                  augment=brain_mri.E_AUGMENT, seed=run.seed)
     seeds.seed_everything(run.seed)
     model = mm.xai_cnn((size, size, 3))
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
@@ -83,8 +86,8 @@ def train_cnn(run, data: ImageSplit):
     run_dir = paths.runs_dir(run.notebook, profile=run.profile, source=data.source,
                              seed=run.seed) / "E_cnn"
     history = train.fit_once(model, fit_ds, val_ds, epochs=s["e_epochs"], run_dir=run_dir,
-                             config=_mri.training_config(data, image_size=size,
-                                                         augment=mri.E_AUGMENT),
+                             config=mri_common.training_config(data, image_size=size,
+                                                         augment=brain_mri.E_AUGMENT),
                              monitor=MONITOR, patience=s["e_patience"],
                              reduce_lr_patience=s["e_reduce_lr"],
                              reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR,
@@ -94,24 +97,24 @@ def train_cnn(run, data: ImageSplit):
 
 def evaluate_cnn(data: ImageSplit, model, history: pd.DataFrame, test_ds) -> Result:
     """Test loss, accuracy and predictions of the trained CNN."""
-    from medrepro import train
+    from medrepro.training import train
 
     loss, acc = train.evaluate(model, test_ds)
     return Result(data, model, history, loss, acc, train.predict_classes(model, test_ds))
 
 
 def fig1(history: pd.DataFrame):
-    return _mri.curves_figure(history, title="E")
+    return mri_common.curves_figure(history, title="E")
 
 
 def fig2(res: Result):
-    return _mri.confusion_figure(res.data.y_test, res.pred,
+    return mri_common.confusion_figure(res.data.y_test, res.pred,
                                  title=f"E: test set, {res.data.ds.label}")
 
 
 def table1(res: Result, *, n_boot: int, seed: int) -> pd.DataFrame:
     """Per-class report with 95% bootstrap CIs beside the project's classification report."""
-    return _mri.classification_report(res.data.y_test, res.pred, dataset_id="brain_tumor_masoud",
+    return mri_common.classification_report(res.data.y_test, res.pred, dataset_id="brain_tumor_masoud",
                                       artifact="E.table1", n_boot=n_boot, seed=seed)
 
 
@@ -124,20 +127,20 @@ def table1_notes(res: Result, ci: dict) -> str:
 
 
 def record_table1(res: Result, ci: dict) -> None:
-    _mri.record_ci("E", "test accuracy", ci, "accuracy", source=res.data.source,
+    mri_common.record_ci("E", "test accuracy", ci, "accuracy", source=res.data.source,
                    artifact="E.table1", notes=res.data.note)
-    _mri.record_ci("E", "test macro-F1", ci, "macro_f1", source=res.data.source,
+    mri_common.record_ci("E", "test macro-F1", ci, "macro_f1", source=res.data.source,
                    artifact="E.table1", notes=res.data.note)
 
 
 def leakage(res: Result, groups, *, n_boot: int, seed: int) -> pd.DataFrame:
     """The CNN on the whole and on the duplicate-free test set."""
-    return _mri.leakage_table(res.data.train, res.data.test, {"CNN": res.pred}, groups,
-                              split=_mri.PAPER_SPLIT, n_boot=n_boot, seed=seed)
+    return mri_common.leakage_table(res.data.train, res.data.test, {"CNN": res.pred}, groups,
+                              split=mri_common.PAPER_SPLIT, n_boot=n_boot, seed=seed)
 
 
 def record_leakage(res: Result, table: pd.DataFrame) -> None:
-    _mri.record_duplicate_free("E", table, DUPLICATE_FREE_METRICS, source=res.data.source,
+    mri_common.record_duplicate_free("E", table, DUPLICATE_FREE_METRICS, source=res.data.source,
                                artifact="E.leakage", notes=res.data.note)
 
 
@@ -156,9 +159,9 @@ def explanation_maps(res: Result, *, image_size: int, ig_steps: int) -> Explanat
     class; every map has the images' spatial shape and is finite."""
     test = res.data.test
     pick = test.groupby("label", sort=True).head(1)
-    images = mri.load_images(pick, image_size=image_size)
+    images = brain_mri.load_images(pick, image_size=image_size)
     pred = res.pred[test.index.get_indexer(pick.index)]
-    titles = [f"{_mri.LABELS[t]} / pred {_mri.LABELS[p]}" for t, p in zip(pick["label"], pred)]
+    titles = [f"{mri_common.LABELS[t]} / pred {mri_common.LABELS[p]}" for t, p in zip(pick["label"], pred)]
     maps = {"E.fig3": explain.gradcam(res.model, images, layer=CAM_LAYER),
             "E.fig4": explain.eigencam(res.model, images, layer=CAM_LAYER),
             "E.fig5": np.stack([explain.attribution_map(a) for a in
@@ -177,10 +180,10 @@ def maps_figure(expl: Explanations, artifact: str):
 
 
 # ---------------------------------------------------------------------------- explanations scored
-# E.xai_score / E.fig_xai_score: the pointing game (medrepro.xai_score) of the three maps on the
+# E.xai_score / E.fig_xai_score: the pointing game (medrepro.analysis.xai_score) of the three maps on the
 # correctly classified tumour test images of a phantom, whose lesion masks are known.
 XAI_METHODS = ("Grad-CAM", "Eigen-CAM", "Integrated Gradients")
-TUMOUR_LABELS = tuple(i for i, name in enumerate(mri.CLASS_NAMES) if name != "no tumour")
+TUMOUR_LABELS = tuple(i for i, name in enumerate(brain_mri.CLASS_NAMES) if name != "no tumour")
 N_SCORE_SHOWN = 6  # images in E.fig_xai_score (Grad-CAM's hits and misses, half each if can be)
 SCORED = "scored"
 
@@ -216,7 +219,8 @@ def score_explanations(res: Result, *, image_size: int, ig_steps: int, n_boot: i
     Returns a "not scored" :class:`XaiScore` for data without masks (real data)."""
     import os
 
-    from medrepro import phantoms, xai_score
+    from medrepro.data import phantoms
+    from medrepro.analysis import xai_score
 
     ds = res.data.ds
     if not phantoms.has_lesion_masks(ds.root):
@@ -233,21 +237,21 @@ def score_explanations(res: Result, *, image_size: int, ig_steps: int, n_boot: i
                         n_candidates, n_empty)
     picked, lesion = picked[keep], lesion[keep]
     regions = _masks_at([d["region"] for d, k in zip(drawn, keep) if k], image_size)
-    images = mri.load_images(picked, image_size=image_size)
+    images = brain_mri.load_images(picked, image_size=image_size)
     maps = {"Grad-CAM": explain.gradcam(res.model, images, layer=CAM_LAYER),
             "Eigen-CAM": explain.eigencam(res.model, images, layer=CAM_LAYER),
             "Integrated Gradients": np.stack([explain.attribution_map(a, percentile=100.0) for a in
                                               explain.integrated_gradients(res.model, images,
                                                                            steps=ig_steps)])}
     games = {m: xai_score.pointing_game(maps[m], lesion, regions=regions) for m in maps}
-    titles = tuple(f"{_mri.LABELS[t]} · {os.path.basename(p).rsplit('.', 1)[0]}"
+    titles = tuple(f"{mri_common.LABELS[t]} · {os.path.basename(p).rsplit('.', 1)[0]}"
                    for t, p in zip(picked["label"], picked["path"]))
     return XaiScore(ds.label, SCORED, n_candidates, n_empty, images, lesion, regions, titles,
                     maps, games, n_boot, seed)
 
 
 def _masks_at(masks, size: int) -> np.ndarray:
-    """bool ``(N, size, size)``: masks ``(N, H, W)`` resized like :func:`medrepro.mri.decode_files`
+    """bool ``(N, size, size)``: masks ``(N, H, W)`` resized like :func:`medrepro.data.brain_mri.decode_files`
     resizes images (bilinear, anti-aliased), then thresholded at one half."""
     import tensorflow as tf
 
@@ -261,7 +265,7 @@ def _masks_at(masks, size: int) -> np.ndarray:
 def xai_score_table(score: XaiScore):
     """E.xai_score: per method the hit rate with its 95% bootstrap CI beside the chance rate of
     a random point in the image (``chance_image``) and in the brain (``chance_brain``)."""
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     rows = []
     for method in XAI_METHODS:
@@ -280,7 +284,7 @@ def xai_score_table(score: XaiScore):
 
 
 def xai_score_notes(score: XaiScore) -> str:
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     if score.status != SCORED:
         return f"{score.status}."
@@ -295,7 +299,7 @@ def xai_score_notes(score: XaiScore) -> str:
 def xai_score_figure(score: XaiScore):
     """E.fig_xai_score: up to :data:`N_SCORE_SHOWN` scored images (Grad-CAM's hits and misses)
     with each method's map, the lesion outline, the tolerance and the maximum."""
-    from medrepro import xai_score
+    from medrepro.analysis import xai_score
 
     if score.status != SCORED:
         return plots.plot_message(f"E: explanations {score.status}", title="E: pointing game")

@@ -1,0 +1,1 @@
+"""Evaluation, explanations and their scores, and the papers' internal consistency."""

@@ -1,0 +1,1 @@
+"""What every layer uses: paths, atomic files, seeds, progress, the device, the profiles and the artifact manifest."""

@@ -1,0 +1,469 @@
+"""Dataset resolution: :func:`resolve`, one call that hands a notebook its dataset folder.
+
+Four datasets (their specs: :mod:`medrepro.data.registry`), each in its official on-disk layout (the
+``root`` a notebook reads):
+
+- ``brain_tumor_sartaj``  ``root/{Training,Testing}/{glioma_tumor,meningioma_tumor,no_tumor,
+  pituitary_tumor}/*.jpg`` (Kaggle ``sartajbhuvaji/brain-tumor-classification-mri``)
+- ``brain_tumor_masoud``  ``root/{Training,Testing}/{glioma,meningioma,notumor,pituitary}/*.jpg``
+  (Kaggle ``masoudnickparvar/brain-tumor-mri-dataset``)
+- ``rsna_ich``            ``root/stage_2_train.csv`` + ``root/stage_2_train/ID_*.dcm`` (Kaggle
+  competition ``rsna-intracranial-hemorrhage-detection``)
+- ``mosmed``              ``root/CT-0/study_*.nii.gz`` + ``root/CT-23/study_*.nii.gz`` (the two
+  release zips of the Keras 3D-classification example)
+
+``resolve(dataset_id, data=...)`` takes the notebooks' ``data`` parameter:
+
+- ``"phantom"``: the built-in synthetic dataset (``medrepro.data.phantoms``), sized by
+  ``profiles.settings("01_download", profile)``, generated once into
+  ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place; its
+  ``.phantom.json`` completion marker records the arguments; a non-default seed gets its own
+  folder).
+- ``"kaggle"``: the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default ``/kaggle/input``), else
+  kagglehub (which finds the credentials itself; the folder it returns is read in place); MosMed
+  from an attached mirror or its release URLs. A dataset that cannot be acquired raises a clear
+  :class:`~medrepro.data.download.DownloadError`; :func:`resolve_available` records it instead.
+- a folder: holds dataset folders named by id (``<folder>/brain_tumor_sartaj/``...), or Kaggle's
+  own folder names (``brain-tumor-classification-mri``...), or is itself one dataset's root. The
+  folder is read in place, never copied or modified.
+- an archive (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``): extracted once, safely, into
+  ``data/raw/archives/<name>/``, then read like a folder.
+
+**Missing data falls back to the phantom.** A dataset absent from the folder, or present with a
+split missing (``../shared/data/brain_tumor_masoud`` has only ``Testing/``), resolves to its
+phantom, because every study needs a training split; ``ResolvedDataset.notes`` says why and
+``.found_root`` / ``.found_splits`` keep what was found, so :func:`inventory` reports the partial
+real data beside the phantom and the leakage audit can still run on it
+(``resolve(..., allow_partial=True)`` returns the partial real dataset itself). ``.source`` is
+``"phantom"`` or the dataset id; every artifact records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medrepro.data import download
+from medrepro.core import paths, profiles
+from medrepro.core.fileio import write_json
+from medrepro.data.phantoms import _common as phantom_marker
+from medrepro.core.seeds import DEFAULT_SEED
+from medrepro.data.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
+                               RSNA_SELECTED_COUNTS, DatasetError, DatasetSpec, find_dataset_root,
+                               spec, splits_present)
+
+KAGGLE = "kaggle"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+_SETTINGS_NOTEBOOK = "01_download"
+
+
+@dataclass(frozen=True)
+class ResolvedDataset:
+    """Where a notebook reads a dataset from, and what it is.
+
+    ``root`` is the dataset folder in its official layout; ``source`` is ``"phantom"`` or the
+    dataset id (what artifacts record); ``splits_present`` the splits found under ``root``.
+    ``found_root``/``found_splits``: real data that was found but not used (a missing split);
+    ``notes``: human-readable reasons (fallbacks, missing splits).
+    """
+
+    dataset_id: str
+    root: Path
+    source: str
+    is_phantom: bool
+    origin: str  # "phantom" | "folder" | "archive" | "kaggle-input" | "kagglehub" | "url" | ...
+    splits_present: tuple[str, ...] = ()
+    found_root: Path | None = None
+    found_splits: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return spec(self.dataset_id)
+
+    @property
+    def label(self) -> str:
+        """``"brain_tumor_sartaj (phantom)"`` style text for titles."""
+        return f"{self.dataset_id} ({'phantom' if self.is_phantom else 'real'})"
+
+
+# --------------------------------------------------------------------------------------------
+# resolve
+
+def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | None,
+            seed: int = DEFAULT_SEED, allow_partial: bool = False) -> ResolvedDataset:
+    """Find or make ``dataset_id`` for the source ``data``; see the module docstring.
+
+    ``data``: ``"phantom"`` | ``"kaggle"`` | a folder | an archive (None: phantom). ``profile``
+    sizes the phantom (None: ``$MEDREPRO_PROFILE`` or demo). ``allow_partial``: return real data
+    with a split missing instead of falling back to the phantom (for audits and inventories).
+    Raises :class:`DatasetError` for an unknown id or a ``data`` path that does not exist, and
+    :class:`medrepro.data.download.DownloadError` (subclasses) when ``"kaggle"`` cannot acquire.
+    """
+    sp = spec(dataset_id)
+    profile = profiles.check_profile(profile or os.environ.get("MEDREPRO_PROFILE")
+                                     or profiles.DEFAULT_PROFILE)
+    data = PHANTOM if data is None else str(data)
+    if data == PHANTOM:
+        return make_phantom(dataset_id, profile=profile, seed=seed)
+    if data == KAGGLE:
+        root, origin = download.acquire_kaggle(sp)
+        return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                                 allow_partial=allow_partial, where="kaggle")
+    path = Path(data).expanduser()
+    if not path.is_absolute() and not path.exists():
+        # notebooks run with notebooks/ as working folder: a path given to run_all.sh is
+        # relative to the project root
+        path = paths.project_root() / path
+    if not path.exists():
+        raise DatasetError(f"data source {data!r}: no such folder or archive (expected "
+                           f"'phantom', 'kaggle', a folder of datasets or an archive)")
+    origin = "folder"
+    if path.is_file():
+        path = extract_source_archive(path)
+        origin = "archive"
+    root = find_dataset_root(path, sp)
+    return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                             allow_partial=allow_partial, where=str(data))
+
+
+def resolve_all(*, data: str | None, profile: str | None, seed: int = DEFAULT_SEED,
+                ids: Iterable[str] = DATASET_IDS) -> dict[str, ResolvedDataset]:
+    """:func:`resolve` for several datasets: ``{dataset_id: ResolvedDataset}``."""
+    return {d: resolve(d, data=data, profile=profile, seed=seed) for d in ids}
+
+
+def resolve_available(*, data: str | None, profile: str | None, seed: int = DEFAULT_SEED,
+                      ids: Iterable[str] = DATASET_IDS
+                      ) -> tuple[dict[str, ResolvedDataset], dict[str, str]]:
+    """:func:`resolve` for several datasets, keeping going past one that cannot be acquired.
+
+    Returns ``(resolved, unavailable)``. A dataset whose acquisition raised a
+    :class:`~medrepro.data.download.DownloadError` (offline, credentials refused, rules not accepted)
+    is resolved to its phantom with the reason in ``notes``, and ``unavailable`` maps its id to
+    the reason (for :func:`inventory`). Notebook 01 uses this, so one unavailable dataset does not
+    stop the overview of the others; the notebooks that train on it call :func:`resolve`, which
+    raises.
+    """
+    resolved, unavailable = {}, {}
+    for d in ids:
+        try:
+            resolved[d] = resolve(d, data=data, profile=profile, seed=seed)
+        except download.DownloadError as exc:
+            unavailable[d] = str(exc)
+            note = f"{d} unavailable from {data}: {exc}; its phantom is shown instead"
+            resolved[d] = _with(make_phantom(d, profile=profiles.check_profile(
+                profile or os.environ.get("MEDREPRO_PROFILE") or profiles.DEFAULT_PROFILE),
+                seed=seed), notes=(note,))
+    return resolved, unavailable
+
+
+def compose_ct23(root: Path) -> Path:
+    """A MosMed root with ``CT-23/``: ``root`` itself, or a view of the full MosMedData release.
+
+    The full release (and its Kaggle mirror) has ``CT-0/ ... CT-4/``; the studies' CT-23 is
+    CT-2 + CT-3. The view ``data/raw/mosmed_views/<key>/`` holds symlinks ``CT-0/`` (to the
+    folder) and ``CT-23/<file>`` (to each CT-2 and CT-3 file), so nothing is copied and a
+    read-only input (``/kaggle/input``) is never written to.
+    """
+    root = Path(root)
+    if (root / "CT-23").is_dir() or not any((root / p).is_dir() for p in MOSMED_CT23_PARTS):
+        return root
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    view = paths.data_dir() / "raw" / "mosmed_views" / key
+    if (view / download.MARKER).is_file():
+        return view
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_mkdir(view.parent)))
+    try:
+        if (root / "CT-0").is_dir():
+            os.symlink((root / "CT-0").resolve(), staging / "CT-0")
+        (staging / "CT-23").mkdir()
+        for part in MOSMED_CT23_PARTS:
+            for f in sorted((root / part).glob("*.nii*")) if (root / part).is_dir() else []:
+                os.symlink(f.resolve(), staging / "CT-23" / f.name)
+        write_json(staging / download.MARKER,
+                   {"composed_from": str(root), "ct23": list(MOSMED_CT23_PARTS)}, indent=None)
+        _swap_into_place(staging, view)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return view
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profile: str,
+                      seed: int, allow_partial: bool, where: str) -> ResolvedDataset:
+    if root is not None and sp.kind == "mosmed":
+        root = compose_ct23(root)
+    if root is None:
+        ph = make_phantom(sp.id, profile=profile, seed=seed)
+        note = f"{sp.id} not found in {where}; using its phantom"
+        return _with(ph, notes=(note,))
+    present = splits_present(root, sp)
+    missing = tuple(s for s in sp.splits if s not in present)
+    if not missing or allow_partial:
+        notes = (f"{sp.id}: split(s) {', '.join(missing)} missing in {root}",) if missing else ()
+        return ResolvedDataset(sp.id, root, source=sp.id, is_phantom=False, origin=origin,
+                               splits_present=present, found_root=root, found_splits=present,
+                               notes=notes)
+    ph = make_phantom(sp.id, profile=profile, seed=seed)
+    note = (f"{sp.id} in {root} has only {', '.join(present) or 'no split'} (missing "
+            f"{', '.join(missing)}); the studies need every split, so the phantom is used")
+    return _with(ph, found_root=root, found_splits=present, notes=(note,))
+
+
+def _with(rd: ResolvedDataset, **changes) -> ResolvedDataset:
+    from dataclasses import replace
+
+    return replace(rd, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# phantoms
+
+def phantom_root(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> Path:
+    """``data/raw/phantom/<profile>/<dataset_id>`` (``<dataset_id>_seed<N>`` for other seeds)."""
+    name = dataset_id if int(seed) == DEFAULT_SEED else f"{dataset_id}_seed{int(seed)}"
+    return paths.data_dir() / "raw" / PHANTOM / profile / name
+
+
+def phantom_arguments(dataset_id: str, *, profile: str) -> dict:
+    """The generator keyword arguments for ``dataset_id`` under ``profile`` (without seed)."""
+    s = profiles.settings(_SETTINGS_NOTEBOOK, profile)
+    kind = spec(dataset_id).kind
+    if kind == "mri":
+        return {"layout": "sartaj" if dataset_id == "brain_tumor_sartaj" else "masoud",
+                "n_per_class": int(s["mri_train_per_class"]),
+                "n_test_per_class": int(s["mri_test_per_class"]),
+                "size": int(s.get("mri_size", 512))}
+    if kind == "rsna":
+        return {"n_images": int(s["rsna_images"])}
+    return {"n_per_class": int(s["mosmed_per_class"]), "size": int(s["mosmed_size"])}
+
+
+def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> ResolvedDataset:
+    """Generate (once) and return the phantom of ``dataset_id`` for ``profile`` and ``seed``.
+
+    Generated into a temporary sibling folder and renamed into place, so a crash never leaves a
+    folder that looks complete; the phantom's completion marker (``.phantom.json``) records
+    these arguments too (:func:`phantom_record`), and a folder whose record differs (other
+    sizes, a newer generator) is regenerated.
+    """
+    from medrepro.data import phantoms
+
+    sp = spec(dataset_id)
+    root = phantom_root(dataset_id, profile=profile, seed=seed)
+    kwargs = phantom_arguments(dataset_id, profile=profile)
+    record = {"dataset_id": dataset_id, "profile": profile, "seed": int(seed), **kwargs,
+              "generator": generator_fingerprint(phantoms)}
+    if _marker_matches(root, record):
+        return _phantom_result(sp, root)
+    maker = {"mri": "make_mri", "rsna": "make_rsna", "mosmed": "make_mosmed"}[sp.kind]
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    try:
+        target = staging / "out"
+        getattr(phantoms, maker)(target, seed=int(seed), **kwargs)
+        phantom_marker.write_marker(target, {**(phantom_marker.read_marker(target) or {}),
+                                             phantom_marker.DATASET_ENTRY: record})
+        _swap_into_place(target, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _phantom_result(sp, root)
+
+
+def generator_fingerprint(module) -> str:
+    """``__version__`` of the phantom package, else a hash of its source files.
+
+    Stored in the completion marker, so a changed generator regenerates cached phantoms.
+    """
+    version = getattr(module, "__version__", None)
+    if version:
+        return str(version)
+    init = getattr(module, "__file__", None)
+    if not init:
+        return "unknown"
+    h = hashlib.sha256()
+    for src in sorted(Path(init).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
+    return ResolvedDataset(sp.id, root, source=PHANTOM, is_phantom=True, origin=PHANTOM,
+                           splits_present=splits_present(root, sp))
+
+
+def phantom_record(root: str | os.PathLike) -> dict | None:
+    """The arguments :func:`make_phantom` recorded in the phantom folder ``root`` (None: no
+    complete phantom made by it there)."""
+    return (phantom_marker.read_marker(root) or {}).get(phantom_marker.DATASET_ENTRY)
+
+
+def _marker_matches(root: Path, record: dict) -> bool:
+    return phantom_record(root) == record
+
+
+def _swap_into_place(new: Path, root: Path) -> None:
+    """Rename ``new`` to ``root``; an existing ``root`` is moved aside first, then deleted."""
+    old = None
+    if root.exists():
+        old = root.with_name(f".{root.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(root, old)
+    os.replace(new, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# archives given as the data source
+
+def extract_source_archive(archive: Path) -> Path:
+    """Extract a user's archive once into ``data/raw/archives/<name>-<key>/``; return that folder.
+
+    The key hashes the archive's absolute path, size and modification time, so a changed archive
+    is extracted afresh; an existing complete extraction is reused.
+    """
+    archive = Path(archive).resolve()
+    if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise DatasetError(f"{archive}: not a folder or a supported archive "
+                           f"({', '.join(ARCHIVE_SUFFIXES)})")
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    stem = archive.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    dest = paths.data_dir() / "raw" / "archives" / f"{stem}-{key}"
+    if not dest.is_dir():
+        download.extract_archive(archive, dest)
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# inventory
+
+def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
+    """Files and bytes per (split, class) under ``root``: a list of row dicts."""
+    root = Path(root)
+    rows = []
+    if sp.kind == "mri":
+        for split in sp.splits:
+            for cls in sp.classes:
+                n, size = _count_folder(root / split / cls, sp.file_suffix)
+                rows.append({"split": split, "class": cls, "files": n, "bytes": size})
+    elif sp.kind == "mosmed":
+        for split, cls in zip(sp.splits, sp.classes):
+            n, size = _count_folder(root / split, sp.file_suffix)
+            rows.append({"split": split, "class": cls, "files": n, "bytes": size})
+    else:
+        split = sp.splits[0]
+        names, size = _list_folder(root / split, ".dcm")
+        rows.append({"split": split, "class": "all", "files": len(names), "bytes": size})
+        for cls, n in _rsna_selected_counts(root / RSNA_LABELS_CSV, names).items():
+            rows.append({"split": split, "class": cls, "files": n, "bytes": None})
+    return rows
+
+
+def _list_folder(folder: Path, suffix: str) -> tuple[list[str], int]:
+    if not folder.is_dir():
+        return [], 0
+    names, size = [], 0
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_file() and e.name.lower().endswith(suffix):
+                names.append(e.name)
+                size += e.stat().st_size
+    return names, size
+
+
+def _count_folder(folder: Path, suffix: str) -> tuple[int, int]:
+    names, size = _list_folder(folder, suffix)
+    return len(names), size
+
+
+def _rsna_selected_counts(csv_path: Path, dcm_names: list[str]) -> dict[str, int]:
+    """Images per class of the single-type selection (:func:`medrepro.data.rsna.select_single_type`),
+    among the DICOMs present on disk."""
+    from medrepro.data import rsna
+
+    counts = {c: 0 for c in RSNA_SELECTED_COUNTS}
+    if not csv_path.is_file():
+        return counts
+    labels = rsna.read_labels(csv_path)
+    labels = labels[labels["image_id"].isin({n[:-4] for n in dcm_names})]
+    for name, n in rsna.select_single_type(labels)["label_name"].value_counts().items():
+        counts[name] = int(n)
+    return counts
+
+
+def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset], *,
+              unavailable: Mapping[str, str] | None = None):
+    """Files and bytes per dataset, split and class, beside the official counts.
+
+    ``unavailable`` (from :func:`resolve_available`): datasets that could not be acquired get
+    one row per split with ``files`` 0, ``source`` "none" and ``status`` "unavailable: <why>".
+
+    Columns: dataset, split, class, files, bytes, official_count, source, root_kind. A resolved
+    dataset that fell back to its phantom while real data with a missing split was found gets
+    rows for both: the real partial data (``source`` the dataset id, ``files`` 0 and
+    ``status`` "missing" for the missing split) and the phantom actually used.
+    """
+    import pandas as pd
+
+    items = resolved.values() if isinstance(resolved, Mapping) else resolved
+    rows = []
+    for rd in items:
+        sp = rd.spec
+        blocks = []
+        if rd.found_root is not None and rd.is_phantom:
+            blocks.append((rd.found_root, rd.dataset_id, "found, not used"))
+        blocks.append((rd.root, rd.source, "used"))
+        for root, source, status in blocks:
+            present = splits_present(root, sp)
+            for r in count_files(root, sp):
+                official = sp.official_counts.get(r["split"], {}).get(r["class"])
+                split_status = status if r["split"] in present else "missing"
+                rows.append({"dataset": sp.id, **r, "official_count": official,
+                             "source": source, "status": split_status})
+    for dataset_id, reason in (unavailable or {}).items():
+        sp = spec(dataset_id)
+        for split in sp.splits:
+            rows.append({"dataset": sp.id, "split": split, "class": "all", "files": 0,
+                         "bytes": None, "official_count": None, "source": "none",
+                         "status": f"unavailable: {reason}"})
+    df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
+                                     "official_count", "source", "status"])
+    return df.astype({"official_count": "Int64", "bytes": "Int64"})
+
+
+def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = None) -> list[Path]:
+    """Every data file of a resolved dataset (sorted), optionally of some splits only."""
+    sp = spec(dataset_id)
+    wanted = tuple(splits) if splits is not None else sp.splits
+    out: list[Path] = []
+    for split in wanted:
+        base = Path(root) / split
+        if base.is_dir():
+            out += [p for p in base.rglob(f"*{sp.file_suffix}") if p.is_file()]
+    return sorted(out)
+
+
+def acquired_table(resolved: Mapping[str, ResolvedDataset]):
+    """One row per resolved dataset (:func:`resolve_available`): id, source, origin, the splits
+    present (comma separated) and its notes (space separated)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"dataset": rd.dataset_id, "source": rd.source, "origin": rd.origin,
+                          "splits": ", ".join(rd.splits_present), "notes": " ".join(rd.notes)}
+                         for rd in resolved.values()])

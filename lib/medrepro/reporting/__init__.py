@@ -1,0 +1,1 @@
+"""Figures, tables, the report page and the reported-vs-reproduced comparison."""

@@ -1,0 +1,164 @@
+"""Cross-study comparison and the report index (used by ``06_compare``).
+
+- :func:`~medrepro.reporting.results.compare_table` (in :mod:`medrepro.reporting.results`) joins the papers' headline numbers (``manifest.HEADLINES``) with the
+  reproduced ones that the notebooks recorded (``report.record_metric``).
+- :func:`artifact_index` / :func:`write_index` list every manifest artifact with its provenance;
+  missing ones are flagged (and make ``06_compare`` fail).
+- :func:`results_markdown` / :func:`update_readme` regenerate the README's results table from a
+  real-data run (never from phantoms, never by hand)::
+
+      python -m medrepro.reporting.compare --update-readme --profile demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medrepro.analysis import consistency
+from medrepro.core import manifest, paths
+from medrepro.reporting import report, report_page
+from medrepro.core.fileio import atomic_path
+from medrepro.reporting.results import compare_table
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+
+
+def compare_notes() -> str:
+    """The notes of ``X.compare``: what its columns mean and every contradiction found inside
+    the papers (recomputed from their own published numbers)."""
+    found = consistency.contradictions()
+    return ("reported_in_ci: whether the paper's number lies inside our 95% CI. "
+            "paper_consistency: the paper's number checked against its own other published "
+            "numbers (medrepro.analysis.consistency, rounding allowed for; all checks in X.consistency). "
+            "test_with_train_duplicate / duplicate_free: test images with an exact or near "
+            "duplicate among the training images, and the metric without them. "
+            f"The papers contradict themselves in {len(found)} checks: " + " | ".join(found))
+
+
+def gather_tables(artifact_ids: list[str], *, profile: str,
+                  reports_root: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """Saved table artifacts stacked into one frame with an ``artifact`` column.
+
+    Tables not written by this run are left out (``None`` if none was written).
+    """
+    frames = []
+    for art_id in artifact_ids:
+        csv = report.artifact_paths(art_id, profile=profile, reports_root=reports_root)[0]
+        if csv.is_file():
+            frames.append(pd.read_csv(csv).assign(artifact=art_id))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def artifact_index(*, profile: str, reports_root: str | os.PathLike | None = None,
+                   notebooks: list[str] | None = None) -> pd.DataFrame:
+    """Every manifest artifact (of ``notebooks``, default all) with its files and provenance."""
+    notebooks = notebooks or list(manifest.NOTEBOOKS)
+    missing = set(report.missing_artifacts(notebooks, profile=profile, reports_root=reports_root))
+    rows = []
+    for nb in notebooks:
+        for art in manifest.for_notebook(nb):
+            files = report.artifact_paths(art.id, profile=profile, reports_root=reports_root)
+            meta: dict[str, Any] = {}
+            if art.id not in missing:
+                meta = report.read_sidecar(art.id, profile=profile, reports_root=reports_root)
+            rows.append({"id": art.id, "study": art.study, "kind": art.kind,
+                         "description": art.description, "notebook": nb,
+                         "status": "missing" if art.id in missing else "ok",
+                         "data_source": meta.get("data_source"), "phantom": meta.get("phantom"),
+                         "profile": meta.get("profile"), "seed": meta.get("seed"),
+                         "git_commit": meta.get("git_commit"), "date_utc": meta.get("date_utc"),
+                         "files": [str(f) for f in files]})
+    return pd.DataFrame(rows)
+
+
+def write_index(index: pd.DataFrame, *, profile: str,
+                reports_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write ``reports/<profile>/index.md`` linking every artifact, and the report page
+    ``index.html`` (:func:`medrepro.reporting.report_page.write_page`)."""
+    base = paths.reports_dir(profile, root=reports_root)
+    n_missing = int((index["status"] == "missing").sum())
+    phantom = any(p is True for p in index["phantom"])
+    title = f"medrepro report — profile {profile}"
+    md = [f"# {title}", "",
+          f"{len(index)} artifacts, {n_missing} missing."]
+    if phantom:
+        md += ["", f"> **Some artifacts come from phantom data. {report.PHANTOM_LABEL}.**"]
+    md += ["", "| id | description | source | seed | status | files |", "|---|---|---|---|---|---|"]
+    for r in index.itertuples():
+        rel = [Path(f).relative_to(base).as_posix() for f in r.files]
+        links_md = " ".join(f"[{Path(x).suffix[1:]}]({x})" for x in rel)
+        source = r.data_source if isinstance(r.data_source, str) else ""
+        label = f"{source} (PHANTOM)" if r.phantom is True else source
+        seed = "" if pd.isna(r.seed) else int(r.seed)
+        md.append(f"| {r.id} | {r.description} | {label} | {seed}"
+                  f" | {r.status} | {links_md if r.status == 'ok' else ''} |")
+    md_path = base / "index.md"
+    with atomic_path(md_path) as tmp:
+        Path(tmp).write_text("\n".join(md) + "\n", encoding="utf-8")
+    return report_page.write_page(profile=profile, reports_root=reports_root), md_path
+
+
+def results_markdown(metrics: list[dict[str, Any]]) -> str:
+    """The README results table from real-data metrics (phantom entries are left out)."""
+    real = [m for m in metrics if not m.get("phantom")]
+    if not real:
+        return "_No real-data run has been recorded yet._"
+    df = compare_table(real)
+    df = df[df["reproduced"].notna()]
+    runs = sorted({(m["profile"], m["data_source"], m["seed"], m["git_commit"][:12],
+                    m["date_utc"][:10]) for m in real})
+    lines = ["Generated by `python -m medrepro.reporting.compare --update-readme` from these runs:", ""]
+    lines += [f"- profile `{p}`, data `{s}`, seed {seed}, commit `{c}`, {d}"
+              for p, s, seed, c, d in runs]
+    header = ("| study | metric | reported | reproduced (95% CI) | duplicate-free test | data "
+              "| profile | notes |")
+    lines += ["", header, "|---|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        rep = "—" if pd.isna(r.reported) else f"{r.reported:.4g}"
+        ci = "" if pd.isna(r.ci_low) else f" ({r.ci_low:.3f}–{r.ci_high:.3f})"
+        free = ("—" if pd.isna(r.duplicate_free) else
+                f"{r.duplicate_free:.3f} ({int(r.test_with_train_duplicate)} dropped)")
+        lines.append(f"| {r.study} | {r.metric} | {rep} | {r.reproduced:.3f}{ci} | {free} | "
+                     f"{r.data_source} | {r.profile} | {r.notes} |")
+    return "\n".join(lines)
+
+
+def update_readme(markdown: str, *, readme: str | os.PathLike | None = None) -> Path:
+    """Replace the block between the results markers of README.md with ``markdown``."""
+    path = Path(readme) if readme else paths.project_root() / "README.md"
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path}: results markers {README_START} / {README_END} not found")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(f"{head}{README_START}\n{markdown}\n{README_END}{tail}",
+                             encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m medrepro.reporting.compare")
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite README.md's results table from this profile's real-data "
+                             "metrics")
+    args = parser.parse_args(argv)
+    metrics = report.read_metrics(profile=args.profile)
+    md = results_markdown(metrics)
+    print(md)
+    if args.update_readme:
+        print(f"updated {update_readme(md)}")
+    print(json.dumps({"metrics": len(metrics)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

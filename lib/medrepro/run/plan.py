@@ -1,0 +1,614 @@
+"""The plan of a run, before any work: data found, bytes to write and where, time, what is done.
+
+    ./run_all.sh --plan [--profile P] [--data D] [--only NN ...] [--cache-dir DIR]
+    python -m medrepro.run.plan ...            (the same)
+
+Per notebook it states the datasets and their sizes (found, to download, or phantoms to
+generate), the bytes every cache, phantom and checkpoint folder will take and where, the free
+space there, the projected wall time on the detected device (from the measured rates in
+``benchmarks/rates.json``, which the benchmarks write: ``bench_cache.py`` the cache build and
+read rates, ``bench_train.py`` study B's training rates), and what will be skipped as already
+done. :func:`check` refuses, before anything is written, a run whose writes do not fit the free
+space (saying how much is missing and the options) and a paper-profile run without a GPU unless
+confirmed (``--yes`` / ``MEDREPRO_YES=1``). ``runner.py`` prints the plan and checks it at the
+start of every run.
+
+Planning writes, downloads and generates nothing: phantoms and caches are looked at, never
+made. (:func:`record_rates`, for the benchmarks, is the one writer: ``benchmarks/rates.json``.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medrepro.data import datasets, registry, rsna
+from medrepro.core import paths, profiles
+from medrepro.core.seeds import DEFAULT_SEED
+from medrepro.core.fileio import write_json
+
+RATES_FILE = "rates.json"  # in benchmarks/
+YES_ENV = "MEDREPRO_YES"
+GiB = 2**30
+FREE_MARGIN_BYTES = 1 * GiB  # keep this much free: logs, executed notebooks, temporary files
+SELECTED_FRACTION = registry.RSNA_SELECTED_IMAGES / registry.RSNA_ALL_IMAGES  # 0.957
+# Bytes per file where nothing is on disk to measure (estimates, labelled as such):
+FILE_BYTES_ESTIMATE = {"rsna": 525_000,  # a 512x512 int16 DICOM slice with its header
+                       "mri": 28_600,  # mean file of the real Sartaj set (93.2 MB / 3,264)
+                       "mosmed": 9_000_000}  # a gzipped 512x512xD int16 NIfTI volume
+RAW_CACHE_BYTES = rsna.RAW_IMAGE_BYTES
+COMPACT_CACHE_BYTES_DEFAULT = 30_100  # measured 29.4 KiB on the real samples (bench_cache)
+ASSUMED_EPOCHS_B = 9  # study B: the proposed model stopped at epoch 9 (Table 2); for all models
+CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights + Adam's two moments
+STUDY_A_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
+STUDY_B_PARAMS = 7_100_000  # the largest of the four models: DenseNet121, 7,043,654
+NOTEBOOK_DATASETS = {
+    "01_download": registry.DATASET_IDS,
+    "02_preprocess_rsna": ("rsna_ich",),
+    "03_lstm_cnn_mri": registry.MRI_DATASETS,
+    "04_lightweight_ct": ("rsna_ich",),
+    "05_3dcnn_mosmed": ("mosmed",),
+    "06_compare": (),
+}
+# Where things survive: (folder, persistent?, what it is) per platform.
+PLATFORM_FOLDERS = {
+    "kaggle": (("/kaggle/input", "read-only", "attached datasets and competitions"),
+               ("/kaggle/working", "persistent", ("20 GB, kept as the notebook's output when a "
+                "version is saved; put the checkout (data/runs, reports/) here")),
+               ("/kaggle/tmp", "scratch", ("the session's local disk, lost when it ends: put "
+                "rebuildable caches here (--cache-dir /kaggle/tmp/medrepro-cache)"))),
+    "colab": (("/content", "scratch", "the runtime's disk, lost when the runtime is recycled"),
+              ("/content/drive/MyDrive", "persistent", ("Google Drive once mounted (its quota); "
+               "keep checkpoints and reports here, caches on /content"))),
+}
+
+
+class PlanError(RuntimeError):
+    """A run that must not start (the message says why and what to do instead)."""
+
+
+# ---------------------------------------------------------------------------- device, rates
+
+def detect_device() -> dict:
+    """The accelerator this run would use, without importing TensorFlow: ``kind`` ("gpu" or
+    "cpu"), ``name``, ``count``, ``memory_mib``, ``cpus`` and a one-line ``description``.
+
+    The GPUs are :func:`medrepro.core.device.list_gpus` (``nvidia-smi``; none when it is absent or
+    ``CUDA_VISIBLE_DEVICES`` hides them); this is the plan's and the rates table's view of them.
+    """
+    from medrepro.core import device as devices
+
+    cpus = rsna._cpu_count()
+    gpus = devices.list_gpus()
+    if gpus:
+        name, mem = gpus[0].name, gpus[0].memory_mib or 0
+        return {"kind": "gpu", "name": name, "count": len(gpus), "memory_mib": mem, "cpus": cpus,
+                "description": f"{len(gpus)}x {name} ({mem} MiB), {cpus} CPUs"}
+    proc = platform.processor() or platform.machine()
+    return {"kind": "cpu", "name": proc, "count": 0, "memory_mib": 0, "cpus": cpus,
+            "description": f"CPU only ({cpus} cores, {proc}), no GPU"}
+
+
+def machine_key(device: dict) -> str:
+    """The key of ``device`` in ``rates.json``: ``"gpu:<name>"`` or ``"cpu:<n>"`` (n cores)."""
+    return f"gpu:{device['name']}" if device["kind"] == "gpu" else f"cpu:{device['cpus']}"
+
+
+def rates_path() -> Path:
+    return paths.project_root() / "benchmarks" / RATES_FILE
+
+
+def load_rates() -> dict:
+    """``rates.json`` as ``{"machines": {key: {section: {...}}}}`` (empty when absent)."""
+    try:
+        return json.loads(rates_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"machines": {}}
+
+
+def record_rates(section: str, values: dict, *, device: dict | None = None) -> Path:
+    """Merge measured ``values`` into ``rates.json`` under this machine and ``section``
+    (atomic), with the date, commit and machine description. Returns the file."""
+    from medrepro.reporting import report
+
+    device = device or detect_device()
+    rates = load_rates()
+    entry = rates.setdefault("machines", {}).setdefault(machine_key(device), {})
+    entry["description"] = device["description"]
+    entry[section] = {**values, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "commit": report.git_commit()}
+    rates["note"] = ("measured by benchmarks/bench_cache.py (section cache) and bench_train.py "
+                     "(section train) on the machine named by each key; read by medrepro.run.plan")
+    path = rates_path()
+    return write_json(path, rates, indent=2, sort_keys=True)
+
+
+def rates_for(device: dict, rates: dict | None = None) -> tuple[dict, str]:
+    """The measured rates for ``device`` and where they come from.
+
+    The machine's own entry, else (a CPU) the CPU entry with the most cores, scaled to this
+    machine's cores, else ``{}``. A GPU without its own entry gets ``{}``: CPU rates say
+    nothing about it."""
+    rates = load_rates() if rates is None else rates
+    machines = rates.get("machines", {})
+    key = machine_key(device)
+    if key in machines:
+        return machines[key], f"measured on this machine ({key})"
+    if device["kind"] == "cpu":
+        cpu_keys = sorted((k for k in machines if k.startswith("cpu:")),
+                          key=lambda k: int(k.split(":")[1]))
+        if cpu_keys:
+            k = cpu_keys[-1]
+            return machines[k], f"measured on {k} ({machines[k].get('description', '')})"
+    return {}, f"no measured rates for {key} (run ./run_all.sh --bench on it)"
+
+
+# ---------------------------------------------------------------------------- the plan
+
+@dataclass
+class Write:
+    """Bytes a run will write under ``path`` (``done``: already there, nothing to write)."""
+
+    what: str
+    path: Path
+    bytes: int
+    done: bool = False
+    checked: bool = True  # False: an estimate kept out of the disk check (downloads)
+
+
+@dataclass
+class DatasetFound:
+    dataset_id: str
+    source: str  # "real", "phantom", "download"
+    root: Path | None
+    files: int
+    bytes: int
+    note: str = ""
+
+
+@dataclass
+class NotebookPlan:
+    name: str
+    datasets: list[DatasetFound] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    seconds: float | None = None
+    time_note: str = ""
+    done: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DiskCheck:
+    mount: Path
+    paths: list[Path]
+    needed: int
+    free: int
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.needed + FREE_MARGIN_BYTES - self.free) if self.needed else 0
+
+
+@dataclass
+class Plan:
+    profile: str
+    data: str
+    device: dict
+    rates_note: str
+    notebooks: list[NotebookPlan]
+    disks: list[DiskCheck]
+    platform: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float | None:
+        secs = [nb.seconds for nb in self.notebooks]
+        return None if any(s is None for s in secs) else sum(secs)
+
+    @property
+    def problems(self) -> list[str]:
+        return [_missing_text(d) for d in self.disks if d.missing]
+
+
+def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
+              seed: int = DEFAULT_SEED, device: dict | None = None,
+              rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
+    """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
+    profiles.check_profile(profile)
+    device = device or detect_device()
+    measured, rates_note = rates_for(device, rates)
+    names = [p.stem for p in paths.find_notebooks(list(only) if only else None)]
+    found = {d: survey_dataset(d, data=data, profile=profile, seed=seed)
+             for d in {d for n in names for d in NOTEBOOK_DATASETS.get(n, ())}}
+    plans, planned = [], set()
+    for name in names:
+        nb = NotebookPlan(name, [found[d] for d in NOTEBOOK_DATASETS.get(name, ())])
+        _plan_notebook(nb, profile=profile, data=data, seed=seed, found=found,
+                       measured=measured, device=device, cache_format=cache_format)
+        nb.writes = [w for w in nb.writes if w.path not in planned]  # first writer counts
+        planned.update(w.path for w in nb.writes)
+        plans.append(nb)
+    disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done and w.checked])
+    plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform())
+    if profile == "paper" and device["kind"] != "gpu":
+        plan.warnings.append("the paper profile on a machine without a GPU: projected "
+                             + _projected_text(plan) + f" on this CPU; confirm with --yes or "
+                             f"{YES_ENV}=1")
+    return plan
+
+
+def _projected_text(plan: Plan) -> str:
+    """``"3.2 days"``, or ``"at least 3.2 days (not projected: 03, 05)"`` when some are unknown."""
+    known = [nb.seconds for nb in plan.notebooks if nb.seconds is not None]
+    unknown = [nb.name[:2] for nb in plan.notebooks if nb.seconds is None]
+    if not unknown:
+        return _fmt_time(sum(known))
+    prefix = f"at least {_fmt_time(sum(known))}" if known else "an unmeasured time"
+    return f"{prefix} (not projected: {', '.join(unknown)})"
+
+
+def survey_dataset(dataset_id: str, *, data: str, profile: str,
+                   seed: int = DEFAULT_SEED) -> DatasetFound:
+    """What :func:`medrepro.data.datasets.resolve` would use for ``dataset_id``, found without
+    writing: a real folder (files counted), a download, or the phantom (present or to make)."""
+    sp = registry.spec(dataset_id)
+    data = str(data or registry.PHANTOM)
+    note = ""
+    if data == datasets.KAGGLE:
+        kaggle_input = Path(os.environ.get("MEDREPRO_KAGGLE_INPUT", "/kaggle/input"))
+        root = registry.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
+        if root is None:
+            n = sp.official_total
+            return DatasetFound(dataset_id, "download", None, n,
+                                n * FILE_BYTES_ESTIMATE[sp.kind],
+                                "kagglehub download (size estimated from the official count)")
+        return _real(dataset_id, root, sp)
+    if data != registry.PHANTOM:
+        path = Path(data).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = paths.project_root() / path
+        if path.is_file():
+            return DatasetFound(dataset_id, "real", path, 0, path.stat().st_size,
+                                "archive: extracted once into data/raw/archives")
+        root = registry.find_dataset_root(path, sp) if path.is_dir() else None
+        if root is not None and set(registry.splits_present(root, sp)) == set(sp.splits):
+            return _real(dataset_id, root, sp)
+        note = f"not complete in {data}: its phantom is used"
+    root = datasets.phantom_root(dataset_id, profile=profile, seed=seed)
+    n = _phantom_files(dataset_id, profile)
+    present = datasets.phantom_record(root) is not None
+    size = _tree_bytes(root) if present else n * _phantom_file_bytes(dataset_id, profile)
+    return DatasetFound(dataset_id, registry.PHANTOM, root, n, size,
+                        "; ".join(x for x in (note, "present" if present else "to generate")
+                                  if x))
+
+
+def _real(dataset_id: str, root: Path, sp) -> DatasetFound:
+    n, size = 0, 0
+    for split in sp.splits:
+        folder = root / split
+        for sub in ([folder / c for c in sp.classes] if sp.kind == "mri" else [folder]):
+            files, sample_bytes, sampled = _scan(sub, sp.file_suffix)
+            n += files
+            size += round(sample_bytes / sampled * files) if sampled else 0
+    return DatasetFound(dataset_id, "real", root, n, size)
+
+
+def _scan(folder: Path, suffix: str, *, sample: int = 200) -> tuple[int, int, int]:
+    """``(files, bytes of the first `sample`, how many sampled)``: one stat per sampled file,
+    so 750k DICOMs cost a directory listing, not 750k stats."""
+    n, size, k = 0, 0, 0
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.lower().endswith(suffix):
+                    n += 1
+                    if k < sample:
+                        size += e.stat().st_size
+                        k += 1
+    except OSError:
+        pass
+    return n, size, k
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _phantom_files(dataset_id: str, profile: str) -> int:
+    kw = datasets.phantom_arguments(dataset_id, profile=profile)
+    kind = registry.spec(dataset_id).kind
+    if kind == "mri":
+        return 4 * (kw["n_per_class"] + kw["n_test_per_class"])
+    if kind == "rsna":
+        return kw["n_images"]
+    return 2 * kw["n_per_class"]
+
+
+def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
+    kw = datasets.phantom_arguments(dataset_id, profile=profile)
+    kind = registry.spec(dataset_id).kind
+    scale = (kw.get("size", 512) / 512) ** 2 if kind != "rsna" else 1.0
+    return int(FILE_BYTES_ESTIMATE[kind] * scale)
+
+
+def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, found: dict,
+                   measured: dict, device: dict, cache_format: str) -> None:
+    for d in nb.datasets:
+        if d.source == registry.PHANTOM:
+            nb.writes.append(Write(f"{d.dataset_id} phantom ({d.files:,} files)",
+                                   d.root, d.bytes, done="present" in d.note))
+            if "present" in d.note:
+                nb.done.append(f"{d.dataset_id} phantom already generated")
+        elif d.source == "download":
+            # kagglehub picks the folder and the real size is known only then: shown, not checked
+            nb.writes.append(Write(f"{d.dataset_id} download (~{d.files:,} files, estimate, "
+                                   "kagglehub's cache)", paths.downloads_dir(), d.bytes,
+                                   checked=False))
+    cache_rates = measured.get("cache", {})
+    if nb.name == "02_preprocess_rsna":
+        _plan_rsna_cache(nb, found["rsna_ich"], profile=profile, rates=cache_rates,
+                         device=device, cache_format=cache_format)
+    elif nb.name == "04_lightweight_ct":
+        _plan_study_b(nb, found["rsna_ich"], profile=profile, rates=measured.get("train", {}))
+    elif nb.name == "03_lstm_cnn_mri":
+        if profile == "paper":  # the reduced profiles keep study A's checkpoints in memory
+            nb.writes.append(Write("study A/C/E checkpoints",
+                                   paths.data_dir() / "runs" / nb.name / profile,
+                                   STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
+        nb.time_note = "no measured training rate for studies A, C, E yet"
+    elif nb.name == "05_3dcnn_mosmed":
+        s = profiles.settings(nb.name, profile)
+        vol = 1
+        for v in s["volume_shape"]:
+            vol *= int(v)
+        n = found["mosmed"].files
+        nb.writes.append(Write(f"MosMed volume cache ({n} x {'x'.join(map(str, s['volume_shape']))}"
+                               " float32)", paths.processed_dir("mosmed"), n * vol * 4))
+        nb.time_note = "no measured training rate for study D yet"
+    elif nb.name == "06_compare":
+        nb.seconds, nb.time_note = 10.0, "collects recorded results (seconds)"
+    elif nb.name == "01_download":
+        nb.time_note = "acquisition and audit are network and disk bound"
+    if nb.seconds is None and nb.name in ("01_download", "03_lstm_cnn_mri", "05_3dcnn_mosmed"):
+        last = _last_wall(profile, nb.name)
+        if last is not None:
+            nb.seconds, nb.time_note = last, f"wall time of the last {profile} run here"
+
+
+def _last_wall(profile: str, name: str) -> float | None:
+    try:
+        summary = json.loads((paths.reports_dir(profile) / "run_summary.json").read_text())
+        return float(summary["wall_seconds"][name])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _rsna_cache_path(d: DatasetFound, profile: str, cache_format: str) -> Path:
+    from types import SimpleNamespace
+
+    s = profiles.settings("02_preprocess_rsna", profile)
+    source = registry.PHANTOM if d.source == registry.PHANTOM else rsna.DATASET_ID
+    root = d.root if d.root is not None else paths.raw_dir(rsna.DATASET_ID)
+    return rsna.cache_dir(SimpleNamespace(root=root, source=source), profile=profile,
+                          image_size=int(s["image_size"]), max_images=s["max_images"],
+                          format=cache_format)
+
+
+def _plan_rsna_cache(nb: NotebookPlan, d: DatasetFound, *, profile: str, rates: dict,
+                     device: dict, cache_format: str) -> None:
+    s = profiles.settings(nb.name, profile)
+    n = round(d.files * SELECTED_FRACTION)
+    if s["max_images"] is not None:
+        n = min(n, int(s["max_images"]))
+    per_image = (rates.get(f"{cache_format}_bytes_per_image")
+                 or (COMPACT_CACHE_BYTES_DEFAULT if cache_format == "compact"
+                     else RAW_CACHE_BYTES))
+    path = _rsna_cache_path(d, profile, cache_format)
+    done = rsna.is_complete(path)
+    nb.writes.append(Write(f"RSNA cache, {cache_format}, {n:,} images x "
+                           f"{per_image / 1024:.1f} KiB", path, round(n * per_image), done=done))
+    if done:
+        nb.done.append(f"RSNA cache complete in {path} (build skipped)")
+        nb.seconds, nb.time_note = 5.0, "cache complete: tables only"
+        return
+    rate = rates.get(f"{cache_format}_build_img_s_per_worker")
+    if not rate:
+        nb.time_note = "no measured cache build rate (benchmarks/bench_cache.py)"
+        return
+    workers = int(s["workers"] or device["cpus"])
+    eff = min(1.0, float(rates.get("build_efficiency", 1.0)))
+    scale = device["cpus"] / rates["cpus"] if rates.get("cpus") else 1.0
+    nb.seconds = n / (rate * workers * eff)
+    nb.time_note = (f"build {n:,} images at {rate:.0f} img/s/worker x {workers} workers x "
+                    f"{eff:.2f} efficiency" + ("" if scale == 1 else
+                                               f" (rates from {rates['cpus']} cores)"))
+
+
+def _plan_study_b(nb: NotebookPlan, d: DatasetFound, *, profile: str, rates: dict) -> None:
+    s = profiles.settings(nb.name, profile)
+    n = round(d.files * SELECTED_FRACTION)
+    n_train = n // 2 if s["max_train"] is None else min(n // 2, int(s["max_train"]))
+    n_val = n // 4
+    epochs = min(int(s["max_epochs"]), ASSUMED_EPOCHS_B) if profile == "paper" \
+        else int(s["max_epochs"])
+    runs = [(m, "image") for m in s["compare_models"]] + [(m, "patient")
+                                                          for m in s["patient_models"]]
+    nb.writes.append(Write(f"study B checkpoints ({len(runs)} runs)",
+                           paths.data_dir() / "runs" / nb.name / profile,
+                           len(runs) * STUDY_B_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
+    models = {r.get("model"): r for r in rates.get("models", [])}
+    if not models or any(m not in models for m, _ in runs):
+        nb.time_note = "no measured training rate for every model (benchmarks/bench_train.py)"
+        return
+    if int(rates.get("size", 224)) != int(s["image_size"]):
+        nb.time_note = (f"training rates measured at {rates.get('size')} px, this profile "
+                        f"trains at {s['image_size']} px: not projected")
+        return
+    secs = sum(epochs * (n_train / models[m]["train_img_s"] + n_val / models[m]["infer_img_s"])
+               + n_val / models[m]["infer_img_s"] for m, _ in runs)
+    nb.seconds = secs
+    nb.time_note = (f"{len(runs)} trainings x {epochs} epochs x ({n_train:,} train + {n_val:,} "
+                    f"val) at the measured img/s per model (batch {rates.get('batch')}, "
+                    f"{rates.get('precision', '?')})")
+
+
+def _disk_checks(writes: Iterable[Write]) -> list[DiskCheck]:
+    """Writes grouped by file system (the device of each path's nearest existing parent)."""
+    groups: dict[int, DiskCheck] = {}
+    for w in writes:
+        parent = _existing_parent(w.path)
+        try:
+            dev = os.stat(parent).st_dev
+            free = shutil.disk_usage(parent).free
+        except OSError:
+            continue
+        g = groups.setdefault(dev, DiskCheck(parent, [], 0, free))
+        g.needed += w.bytes
+        if w.path not in g.paths:
+            g.paths.append(w.path)
+        if len(str(parent)) < len(str(g.mount)):
+            g.mount = parent
+    return list(groups.values())
+
+
+def _existing_parent(path: Path) -> Path:
+    path = Path(path).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _platform() -> str | None:
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or Path("/kaggle/working").is_dir():
+        return "kaggle"
+    if os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"):
+        return "colab"
+    return None
+
+
+def _missing_text(d: DiskCheck) -> str:
+    return (f"the writes need {_fmt_bytes(d.needed)} (+{_fmt_bytes(FREE_MARGIN_BYTES)} margin) "
+            f"on the disk of {d.mount}, which has {_fmt_bytes(d.free)} free: "
+            f"{_fmt_bytes(d.missing)} missing")
+
+
+# ---------------------------------------------------------------------------- text and checks
+
+def format_plan(plan: Plan) -> str:
+    """The plan as the text ``./run_all.sh`` prints."""
+    head = f"medrepro plan: profile {plan.profile}, data {plan.data}, device: "
+    lines = [head + plan.device["description"], f"  rates: {plan.rates_note}"]
+    for nb in plan.notebooks:
+        t = _fmt_time(nb.seconds) if nb.seconds is not None else "not projected"
+        lines.append(f"  {nb.name}: {t}" + (f" ({nb.time_note})" if nb.time_note else ""))
+        for d in nb.datasets:
+            where = f" in {d.root}" if d.root else ""
+            lines.append(f"    data {d.dataset_id}: {d.source}{where}, {d.files:,} files, "
+                         f"{_fmt_bytes(d.bytes)}" + (f" ({d.note})" if d.note else ""))
+        for w in nb.writes:
+            state = "present" if w.done else "to write"
+            lines.append(f"    writes {w.what}: {_fmt_bytes(w.bytes)} {state} -> {w.path}")
+        for item in nb.done:
+            lines.append(f"    skipped as done: {item}")
+    if plan.total_seconds is not None:
+        lines.append(f"  total projected: {_fmt_time(plan.total_seconds)}")
+    for d in plan.disks:
+        ok = "MISSING " + _fmt_bytes(d.missing) if d.missing else "fits"
+        lines.append(f"  disk {d.mount}: needs {_fmt_bytes(d.needed)}, free "
+                     f"{_fmt_bytes(d.free)}: {ok}")
+    lines.append(f"  where things live: data {paths.data_dir()}; caches {paths.cache_root()} "
+                 f"(--cache-dir / MEDREPRO_CACHE_DIR); reports {paths.reports_root()}")
+    for name, folders in PLATFORM_FOLDERS.items():
+        mark = " (this machine)" if plan.platform == name else ""
+        lines.append(f"  {name}{mark}: " + "; ".join(f"{f} {kind}: {what}"
+                                                      for f, kind, what in folders))
+    for w in plan.warnings:
+        lines.append(f"  WARNING: {w}")
+    return "\n".join(lines)
+
+
+def options_text(plan: Plan) -> str:
+    """What a user can do about writes that do not fit."""
+    opts = ["--cache-dir DIR (or MEDREPRO_CACHE_DIR): put the caches on a disk with room"
+            + (" (on Kaggle /kaggle/tmp, scratch)" if plan.platform == "kaggle" else
+               " (on Colab /content, scratch)" if plan.platform == "colab" else ""),
+            "MEDREPRO_DATA=DIR: put data/ (phantoms, downloads, checkpoints) elsewhere",
+            "the compact RSNA cache is the default (~29 KiB/image, 5x smaller than raw)",
+            "--only NN ...: run fewer notebooks"]
+    if any(d.source == registry.PHANTOM and d.dataset_id == "rsna_ich" and "to generate" in d.note
+           for nb in plan.notebooks for d in nb.datasets) and plan.profile == "paper":
+        opts.insert(0, "--data kaggle or --data PATH with the real RSNA set: the paper-profile "
+                       "RSNA phantom has the real set's 720,733 files (~370 GB)")
+    return "options: " + "; ".join(opts)
+
+
+def check(plan: Plan, *, yes: bool | None = None) -> None:
+    """Raise :class:`PlanError` when the run must not start: writes that do not fit, or the
+    paper profile without a GPU unconfirmed (``yes``; None: ``$MEDREPRO_YES``)."""
+    if plan.problems:
+        raise PlanError("not starting: " + "; ".join(plan.problems) + "\n" + options_text(plan))
+    if yes is None:
+        yes = os.environ.get(YES_ENV, "").strip().lower() in ("1", "true", "yes")
+    if plan.profile == "paper" and plan.device["kind"] != "gpu" and not yes:
+        raise PlanError("not starting: " + plan.warnings[0])
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_all.sh --plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE,
+                        choices=profiles.PROFILE_NAMES)
+    parser.add_argument("--data", default=registry.PHANTOM)
+    parser.add_argument("--only", nargs="+", metavar="NN")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--cache-dir", help="where caches go (sets MEDREPRO_CACHE_DIR)")
+    parser.add_argument("--yes", action="store_true")
+    args = parser.parse_args(argv)
+    if args.cache_dir:
+        os.environ["MEDREPRO_CACHE_DIR"] = str(Path(args.cache_dir).expanduser().resolve())
+    plan = make_plan(profile=args.profile, data=args.data, only=args.only, seed=args.seed)
+    print(format_plan(plan))
+    try:
+        check(plan, yes=args.yes or None)
+    except PlanError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print("the run would start")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

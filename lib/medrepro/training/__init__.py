@@ -1,0 +1,1 @@
+"""Training mechanics: ``fit`` with resume and its callbacks."""
