@@ -110,8 +110,19 @@ def image_writer():
     return write_image
 
 
+def tiny_jpeg(value: int) -> bytes:
+    """The bytes of an 8×8 grey JPEG of one ``value`` (a real image, a few hundred bytes)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), int(value) % 256).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
 def mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2) -> Path:
-    """A brain-MRI folder in ``dataset_id``'s layout with ``n`` tiny fake JPEGs per class."""
+    """A brain-MRI folder in ``dataset_id``'s layout with ``n`` tiny JPEGs per class."""
     from medrepro.data import registry
 
     sp = registry.spec(dataset_id)
@@ -119,7 +130,7 @@ def mri_folder(root: Path, dataset_id: str, splits=("Training", "Testing"), n=2)
         for cls in sp.classes:
             (root / split / cls).mkdir(parents=True)
             for i in range(n):
-                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(b"jpg%d" % i)
+                (root / split / cls / f"{split[:2]}-{cls}_{i}.jpg").write_bytes(tiny_jpeg(i))
     return root
 
 

@@ -195,11 +195,11 @@ def test_audit_resolved_saves_used_list_and_audits_found_partial(images, monkeyp
     assert ph.loc["within Training", "near_files"] == 2 and ph.loc["within Training",
                                                                    "exact_files"] == 0
     real = table[table["source"] == "brain_tumor_masoud"].set_index("scope")
-    # only the dataset's own files (.jpg) are audited: c, c_copy (.png) are not
-    assert real.loc["within Testing", ["exact_groups", "near_groups"]].tolist() == [0, 1]
-    assert real["files_audited"].iloc[0] == 3  # a_copy, a_small, e
+    # the files the studies read (the one image rule: .png too) are the files audited
+    assert real.loc["within Testing", ["exact_groups", "near_groups"]].tolist() == [1, 2]
+    assert real["files_audited"].iloc[0] == 5  # a_copy, a_small, e, c, c_copy
     saved = audit.load_duplicates("brain_tumor_masoud", root=root, source="phantom")
-    assert _names(saved) == [["a", "a_copy", "a_small"], ["b", "b_rgb"]]
+    assert _names(saved) == [["a", "a_copy", "a_small"], ["b", "b_rgb"], ["c", "c_copy"]]
 
 
 def test_audit_table_leaves_non_applicable_cells_blank(images):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import medrepro.data
-from conftest import mri_folder
+from conftest import mri_folder, tiny_jpeg
 from medrepro.data import datasets, registry
 from medrepro.core import paths, profiles
 from medrepro.data.phantoms import _common as phantoms_common
@@ -40,7 +40,7 @@ class FakePhantoms(types.ModuleType):
                 folder = Path(root) / split / cls
                 folder.mkdir(parents=True)
                 for i in range(n):
-                    (folder / f"{cls[:2]}_{i:04d}.jpg").write_bytes(bytes([seed % 256, i]))
+                    (folder / f"{cls[:2]}_{i:04d}.jpg").write_bytes(tiny_jpeg(seed + i))
                 if self.fail:
                     raise RuntimeError("generator crashed midway")
 
@@ -268,13 +268,15 @@ def test_inventory_reports_found_missing_and_used(fake, tmp_path):
     rd = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
     inv = datasets.inventory([rd])
     assert list(inv.columns) == ["dataset", "split", "class", "files", "bytes", "official_count",
-                                 "source", "status"]
+                                 "skipped", "skipped_why", "source", "status"]
     real = inv[inv["source"] == "brain_tumor_masoud"]
     assert set(real.loc[real["split"] == "Training", "status"]) == {"missing"}
     assert (real.loc[real["split"] == "Training", "files"] == 0).all()
     tested = real[real["split"] == "Testing"]
     assert set(tested["status"]) == {"found, not used"} and (tested["files"] == 3).all()
-    assert tested["bytes"].sum() == 12 * 4
+    assert tested["bytes"].sum() == sum(f.stat().st_size for f in (base / "brain_tumor_masoud"
+                                                                  / "Testing").rglob("*.jpg"))
+    assert (tested["skipped"] == 0).all() and (tested["skipped_why"] == "").all()
     used = inv[inv["source"] == "phantom"]
     assert set(used["status"]) == {"used"}
     assert used.loc[used["split"] == "Training", "files"].tolist() == [

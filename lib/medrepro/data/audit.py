@@ -347,10 +347,17 @@ def load_duplicates(dataset: str, *, root: str | os.PathLike,
 
 def audit_dataset(root: str | os.PathLike, dataset_id: str, *,
                   splits: Sequence[str] | None = None, near: bool = True) -> AuditResult:
-    """:func:`audit_files` over every image of ``splits`` (default: all) of a dataset root."""
-    from medrepro.data import datasets
+    """:func:`audit_files` over every usable image of ``splits`` (default: all) of a dataset
+    root; the files the one image rule skips (:func:`medrepro.data.images.scan`) are listed in
+    ``skipped`` with their problem and counted in ``n_files``."""
+    from medrepro.data import images
 
-    return audit_files(datasets.image_files(root, dataset_id, splits=splits), near=near)
+    found = images.scan(root, dataset_id, splits=splits)
+    result = audit_files(found.images["path"], near=near)
+    result.skipped[:0] = [(Path(p), f"{problem}: {detail}") for p, problem, detail in
+                          found.skipped[["path", "problem", "detail"]].itertuples(index=False)]
+    result.n_files += len(found.skipped)
+    return result
 
 
 def audit_table(result: AuditResult, *, root: str | os.PathLike, dataset: str, source: str,

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from medrepro.data import registry
+from medrepro.data import images, registry
 from medrepro.core.seeds import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ CLASS_DIRS = {
     "brain_tumor_masoud": ("glioma", "meningioma", "notumor", "pituitary"),
 }
 CLASS_NAMES = ("glioma", "meningioma", "no tumour", "pituitary")  # display names, index order
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TEST_FRACTION = 0.2
 # Study E: rotation / shift / zoom / horizontal flip, the four the report names; the ranges are
 # ours. Measured 2026-12-02 on the real Sartaj set (pooled split, 64 px, study E's network and
@@ -72,44 +71,108 @@ class MriDataError(RuntimeError):
 # ---------------------------------------------------------------------------- listing
 def list_images(root: str | os.PathLike, dataset_id: str, *,
                 splits: Sequence[str] = SPLITS) -> pd.DataFrame:
-    """Every image under ``root/<split>/<class>/``: columns path, split, class_dir, class_name,
-    label (int, index into :data:`CLASS_NAMES`); sorted by split, class and file name.
+    """Every usable image under ``root/<split>/<class>/``: :func:`scan_images`' ``images``."""
+    return scan_images(root, dataset_id, splits=splits).images
 
-    Raises :class:`MriDataError` naming the folder when no image is found.
+
+def scan_images(root: str | os.PathLike, dataset_id: str, *,
+                splits: Sequence[str] = SPLITS) -> images.ImageScan:
+    """The images under ``root/<split>/<class>/`` checked by the one rule of
+    :mod:`medrepro.data.images`: ``images`` (columns path, split, class_dir, class_name, label
+    (int, index into :data:`CLASS_NAMES`); sorted by split, class and file name) and ``skipped``
+    (the files not used, with problem and detail; logged).
+
+    Raises :class:`MriDataError` naming the folder when no usable image is found, or a class
+    folder cannot be listed.
     """
     if dataset_id not in CLASS_DIRS:
         raise MriDataError(f"{dataset_id!r} is not an MRI dataset; expected one of "
                            f"{', '.join(CLASS_DIRS)}")
     root = Path(root)
-    rows = []
-    for split in splits:
-        for label, cls in enumerate(CLASS_DIRS[dataset_id]):
-            folder = root / split / cls
-            if not folder.is_dir():
-                continue
-            for f in sorted(folder.iterdir()):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    rows.append({"path": f, "split": split, "class_dir": cls,
-                                 "class_name": CLASS_NAMES[label], "label": label})
-    if not rows:
-        raise MriDataError(f"{root}: no images in {'/'.join(splits)}/<class>/ (expected the "
-                           f"{dataset_id} layout: {', '.join(CLASS_DIRS[dataset_id])})")
-    return pd.DataFrame(rows, columns=["path", "split", "class_dir", "class_name", "label"])
+    try:
+        found = images.scan(root, dataset_id, splits=splits)
+    except OSError as exc:
+        raise MriDataError(str(exc)) from None
+    if found.images.empty:
+        why = f" ({len(found.skipped)} file(s) skipped: see the log)" if len(found.skipped) else ""
+        raise MriDataError(f"{root}: no images in {'/'.join(splits)}/<class>/ (expected "
+                           f"the {dataset_id} layout: {', '.join(CLASS_DIRS[dataset_id])}){why}")
+    names = [CLASS_NAMES[k] for k in found.images["label"]]
+    frame = found.images.assign(class_name=names)[
+        ["path", "split", "class_dir", "class_name", "label"]]
+    return images.ImageScan(frame, found.skipped)
 
 
 def subsample(frame: pd.DataFrame, max_images: int | None, *, seed: int = 0) -> pd.DataFrame:
     """At most ``max_images`` rows, stratified by split and class (proportional, seeded).
 
-    ``None`` (or more than there are) returns ``frame`` unchanged.
+    ``None`` (or more than there are) returns ``frame`` unchanged. Where scikit-learn's
+    stratified split cannot cut it (a stratum of one image, fewer rows kept or left than
+    strata) the rows are drawn per stratum by the largest-remainder rule, seeded.
     """
     if max_images is None or len(frame) <= max_images:
         return frame
     from sklearn.model_selection import train_test_split
 
     strata = frame["split"].astype(str) + "/" + frame["label"].astype(str)
-    keep, _ = train_test_split(frame, train_size=max_images, stratify=strata,
-                               random_state=seed)
-    return keep.sort_index()
+    n_strata = strata.nunique()
+    if min(max_images, len(frame) - max_images) >= n_strata and strata.value_counts().min() > 1:
+        keep, _ = train_test_split(frame, train_size=max_images, stratify=strata,
+                                   random_state=seed)
+        return keep.sort_index()
+    sizes = strata.value_counts().sort_index()
+    share = sizes * max_images / len(frame)
+    take = np.floor(share).astype(int)
+    for key in (share - take).sort_values(ascending=False, kind="stable").index[
+            : max_images - int(take.sum())]:
+        take[key] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(frame.index[strata == key], size=int(n), replace=False)
+              for key, n in take.items() if n]
+    return frame.loc[np.sort(np.concatenate(picked))]
+
+
+# The images per class a split needs (before the 10 % validation hold-out): with fewer,
+# scikit-learn's stratified splits cannot give every class a training, validation and test
+# image. ``pooled``: the paper split's pool; ``Training``/``Testing``: the official split's.
+MIN_PER_CLASS = {"pooled": 5, "Training": 4, "Testing": 1}
+
+
+def check_split_sizes(frame: pd.DataFrame, *, dataset_id: str, split: str,
+                      skipped: Mapping[str, int] | None = None) -> None:
+    """Raise :class:`MriDataError` when ``frame`` has too few images of a class for ``split``
+    (``"paper"``: :data:`MIN_PER_CLASS` ``pooled`` per class; ``"official"``: its
+    ``Training`` and ``Testing`` counts per class). The message names the dataset, each class
+    short of images with its count, the count needed and the files skipped there (``skipped``:
+    ``{"<split>/<class folder>": files}``, :func:`skip_counts`)."""
+    parts = {"pooled": frame} if split == "paper" else {
+        s: frame[frame["split"] == s] for s in SPLITS}
+    skipped = skipped or {}
+    short = []
+    for part, rows in parts.items():
+        have = rows["label"].value_counts()
+        for label, cls in enumerate(CLASS_DIRS[dataset_id]):
+            n = int(have.get(label, 0))
+            if n >= MIN_PER_CLASS[part]:
+                continue
+            bad = sum(k for where, k in skipped.items() if where.endswith(f"/{cls}")
+                      and (part == "pooled" or where.startswith(f"{part}/")))
+            where = cls if part == "pooled" else f"{part}/{cls}"
+            short.append(f"class {CLASS_NAMES[label]!r} ({where}) has {n} usable image(s), "
+                         f"needs {MIN_PER_CLASS[part]}"
+                         + (f" ({bad} file(s) there skipped)" if bad else ""))
+    if short:
+        raise MriDataError(f"{dataset_id}: too few images for the {split} split: "
+                           + "; ".join(short) + f" (of {len(frame)} images used). Add images or "
+                           "replace the skipped ones (the log and the run summary name them)")
+
+
+def skip_counts(skipped: pd.DataFrame) -> dict[str, int]:
+    """``{"<split>/<class folder>": files skipped}`` of :func:`scan_images`' ``skipped``."""
+    if skipped.empty:
+        return {}
+    return {f"{s}/{c}": int(n) for (s, c), n in
+            skipped.groupby(["split", "class_dir"]).size().items()}
 
 
 def counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -244,7 +307,8 @@ def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: 
                  framing: str = "stretch"):
     """An unbatched ``tf.data.Dataset`` of images ``(image_size, image_size, 3)`` float32.
 
-    JPEG/PNG decoded with 3 channels (grayscale is repeated), resized bilinearly (with
+    Raises :class:`MriDataError` naming the files that :mod:`medrepro.data.images`' rule
+    skips, before tf.data sees any. JPEG/PNG (GIF, BMP, WebP) decoded with 3 channels (grayscale is repeated), resized bilinearly (with
     anti-aliasing when shrinking). ``scale="unit"``: values in [0, 1]; ``"raw"``: 0-255.
     ``framing`` (:data:`FRAMINGS`): ``"stretch"`` resizes the whole image to the square (a
     non-square image is distorted); ``"head"`` crops to the head's bounding box
@@ -257,6 +321,12 @@ def decode_files(files: Sequence[str | os.PathLike], *, image_size: int, scale: 
     if framing not in FRAMINGS:
         raise MriDataError(f"framing={framing!r}: expected one of {FRAMINGS}")
     size = (int(image_size), int(image_size))
+    bad = images.unusable(files)
+    if len(bad):  # tf.data would fail inside an epoch, naming no file
+        raise MriDataError(f"{len(bad)} of {len(files)} files cannot be decoded: " + "; ".join(
+            f"{p} ({problem}: {detail})" for p, problem, detail in bad.head(5).itertuples(
+                index=False)) + ("; ..." if len(bad) > 5 else "") + " (list them with "
+            "brain_mri.scan_images, which skips them)")
 
     def load(path):
         raw = tf.io.read_file(path)
@@ -287,11 +357,11 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
 
     from medrepro.data import pipeline
 
-    images = decode_files(frame["path"], image_size=image_size, scale=scale, framing=framing)
+    decoded = decode_files(frame["path"], image_size=image_size, scale=scale, framing=framing)
     labels = np.asarray(frame["label"], dtype=np.int64)
     y = tf.data.Dataset.from_tensor_slices(
         np.eye(n_classes, dtype=np.float32)[labels] if one_hot else labels)
-    ds = tf.data.Dataset.zip((images, y))
+    ds = tf.data.Dataset.zip((decoded, y))
     return pipeline.finish(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
                            cache=cache, n_items=len(frame))
 

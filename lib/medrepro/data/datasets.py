@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro.data import download
+from medrepro.data import download, images
 from medrepro.core import paths, profiles
 from medrepro.core.fileio import write_json
 from medrepro.data.phantoms import _common as phantom_marker
@@ -354,14 +354,25 @@ def extract_source_archive(archive: Path) -> Path:
 # inventory
 
 def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
-    """Files and bytes per (split, class) under ``root``: a list of row dicts."""
+    """Files and bytes per (split, class) under ``root``: a list of row dicts.
+
+    For the MRI sets ``files`` and ``bytes`` count the images the studies use
+    (:mod:`medrepro.data.images`' rule), ``skipped`` the files they skip and ``skipped_why``
+    their problems with counts."""
     root = Path(root)
     rows = []
-    if sp.kind == "mri":
+    if sp.kind == "mri":  # the one image rule: usable files, and those skipped with why
+        found = images.scan(root, sp.id)
         for split in sp.splits:
             for cls in sp.classes:
-                n, size = _count_folder(root / split / cls, sp.file_suffix)
-                rows.append({"split": split, "class": cls, "files": n, "bytes": size})
+                used = found.images[(found.images["split"] == split)
+                                    & (found.images["class_dir"] == cls)]
+                bad = found.skipped[(found.skipped["split"] == split)
+                                    & (found.skipped["class_dir"] == cls)]
+                why = "; ".join(f"{k} {n}" for k, n in bad["problem"].value_counts().items())
+                rows.append({"split": split, "class": cls, "files": len(used),
+                             "bytes": sum(os.path.getsize(f) for f in used["path"]),
+                             "skipped": len(bad), "skipped_why": why})
     elif sp.kind == "mosmed":
         for split, cls in zip(sp.splits, sp.classes):
             n, size = _count_folder(root / split, sp.file_suffix)
@@ -414,7 +425,8 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
     ``unavailable`` (from :func:`resolve_available`): datasets that could not be acquired get
     one row per split with ``files`` 0, ``source`` "none" and ``status`` "unavailable: <why>".
 
-    Columns: dataset, split, class, files, bytes, official_count, source, root_kind. A resolved
+    Columns: dataset, split, class, files, bytes, official_count, skipped, skipped_why (the
+    MRI sets' files skipped by :mod:`medrepro.data.images`' rule, and why), source, status. A resolved
     dataset that fell back to its phantom while real data with a missing split was found gets
     rows for both: the real partial data (``source`` the dataset id, ``files`` 0 and
     ``status`` "missing" for the missing split) and the phantom actually used.
@@ -443,8 +455,10 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
                          "bytes": None, "official_count": None, "source": "none",
                          "status": f"unavailable: {reason}"})
     df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
-                                     "official_count", "source", "status"])
-    return df.astype({"official_count": "Int64", "bytes": "Int64"})
+                                     "official_count", "skipped", "skipped_why", "source",
+                                     "status"])
+    df["skipped_why"] = df["skipped_why"].fillna("")
+    return df.astype({"official_count": "Int64", "bytes": "Int64", "skipped": "Int64"})
 
 
 def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = None) -> list[Path]:

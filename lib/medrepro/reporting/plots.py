@@ -48,11 +48,14 @@ def phantom_banner(fig, text: str) -> None:
 def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Training",
                  per_class: int = 3, seed: int = 0) -> dict[str, list[Path]]:
     """``per_class`` seeded random files of each class folder of ``split``: {class: [paths]}."""
+    from medrepro.data import images
+
     sp = registry.spec(dataset_id)
     rng = np.random.default_rng(seed)
+    found = images.scan(root, dataset_id, splits=[split]).images  # usable files only
     out = {}
     for cls in sp.classes:
-        files = sorted((Path(root) / split / cls).glob(f"*{sp.file_suffix}"))
+        files = list(found.loc[found["class_dir"] == cls, "path"])
         pick = rng.choice(len(files), size=min(per_class, len(files)), replace=False) \
             if files else []
         out[cls] = [files[i] for i in sorted(pick)]
@@ -65,6 +68,8 @@ def plot_samples(root: str | os.PathLike, dataset_id: str, *, source: str,
     import matplotlib.pyplot as plt
     from PIL import Image
 
+    from medrepro.data import images
+
     picks = sample_files(root, dataset_id, split=split, per_class=per_class, seed=seed)
     fig, axes = plt.subplots(len(picks), per_class, figsize=(2.2 * per_class, 2.3 * len(picks)),
                              squeeze=False)
@@ -74,8 +79,8 @@ def plot_samples(root: str | os.PathLike, dataset_id: str, *, source: str,
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(files):
-                with Image.open(files[c]) as im:
-                    ax.imshow(np.asarray(im.convert("L")), cmap="gray")
+                gray = Image.fromarray(images.as_rgb(files[c])).convert("L")
+                ax.imshow(np.asarray(gray), cmap="gray")
                 ax.set_xlabel(files[c].name, fontsize=7)
             if c == 0:
                 ax.set_ylabel(cls, fontsize=9)

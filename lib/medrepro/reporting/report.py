@@ -16,7 +16,6 @@ A notebook calls :func:`start_run` once (``medrepro.run.notebook.setup`` does it
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import subprocess
 import sys
@@ -196,8 +195,7 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
     manifest.get(artifact)
     run = _resolve(overrides)
     path = paths.metrics_dir(run.profile, root=run.reports_root) / f"{run.notebook}.json"
-    records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    records = [r for r in records if (r["study"], r["metric"]) != (study, metric)]
+    records = [r for r in _read_records(path) if (r["study"], r["metric"]) != (study, metric)]
     record = {"study": study, "metric": metric, "value": float(value),
               "ci_low": None if ci is None else float(ci[0]),
               "ci_high": None if ci is None else float(ci[1]), "n": n,
@@ -211,11 +209,79 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
     return path
 
 
+SKIPS_DIR = "skips"  # reports/<profile>/skips/<notebook>.json: the inputs each notebook skipped
+MAX_LISTED_SKIPS = 50  # files named per dataset in a skips record (the count covers them all)
+
+
+def record_skips(dataset: str, skipped, *, source: str, n_files: int | None = None,
+                 **overrides: Any) -> Path:
+    """Record the input files a notebook skipped for ``dataset`` (for the run summary and the
+    report page): ``skipped``, a frame with ``path``, ``problem`` and ``detail`` (one row per
+    file; empty when none was). ``n_files``: how many files were looked at.
+
+    Written to ``reports/<profile>/skips/<notebook>.json``, one entry per dataset (a re-run
+    replaces it); the first :data:`MAX_LISTED_SKIPS` files are named, all are counted.
+    """
+    run = _resolve(overrides)
+    path = paths.reports_dir(run.profile, root=run.reports_root) / SKIPS_DIR / \
+        f"{run.notebook}.json"
+    records = [r for r in _read_records(path) if r.get("dataset") != dataset]
+    problems = skipped["problem"].value_counts() if len(skipped) else {}
+    records.append({
+        "dataset": dataset, "source": source, "notebook": run.notebook,
+        "files_checked": n_files, "skipped": len(skipped),
+        "by_problem": {str(k): int(v) for k, v in sorted(dict(problems).items())},
+        "files": [{"path": str(p), "problem": str(pr), "detail": str(d)} for p, pr, d in
+                  skipped[["path", "problem", "detail"]].head(MAX_LISTED_SKIPS).itertuples(
+                      index=False)]})
+    write_json(path, sorted(records, key=lambda r: r["dataset"]), indent=2)
+    return path
+
+
+def record_dataset_skips(resolved) -> list[Path]:
+    """:func:`record_skips` for every brain-MRI dataset of ``resolved`` (``{id:
+    ResolvedDataset}``), checked by the one image rule (``medrepro.data.images.scan``)."""
+    from medrepro.data import images
+    from medrepro.data.registry import MRI_DATASETS
+
+    out = []
+    for rd in (resolved[d] for d in MRI_DATASETS if d in resolved):
+        found = images.scan(rd.root, rd.dataset_id)
+        out.append(record_skips(rd.dataset_id, found.skipped, source=rd.source,
+                                n_files=len(found.images) + len(found.skipped)))
+    return out
+
+
+def read_skips(*, profile: str, reports_root: str | os.PathLike | None = None,
+               notebooks: Iterable[str] | None = None) -> list[dict]:
+    """The skips records of ``notebooks`` (default: all) under ``reports/<profile>/skips/``."""
+    folder = paths.reports_dir(profile, root=reports_root) / SKIPS_DIR
+    wanted = None if notebooks is None else set(notebooks)
+    out: list[dict] = []
+    for path in sorted(folder.glob("*.json")):
+        if wanted is None or path.stem in wanted:
+            out.extend(_read_records(path))
+    return out
+
+
+def _read_records(path: Path) -> list[dict]:
+    """A JSON list of records; a damaged file is reported and replaced, never half-trusted."""
+    from medrepro.core.fileio import CorruptFileError, read_json
+
+    try:
+        return read_json(path, expect=list)
+    except FileNotFoundError:
+        return []
+    except CorruptFileError as exc:
+        print(f"warning: {exc}; its records are dropped and written afresh", file=sys.stderr)
+        return []
+
+
 def read_metrics(*, profile: str, reports_root: str | os.PathLike | None = None) -> list[dict]:
     """Every metric recorded under ``reports/<profile>/metrics/``, in notebook order."""
     out: list[dict] = []
     for path in sorted(paths.metrics_dir(profile, root=reports_root).glob("*.json")):
-        out.extend(json.loads(path.read_text(encoding="utf-8")))
+        out.extend(_read_records(path))
     return out
 
 
@@ -235,8 +301,10 @@ def missing_artifacts(notebooks: Iterable[str], *, profile: str,
 def read_sidecar(artifact_id: str, *, profile: str,
                  reports_root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The provenance JSON of a saved artifact."""
+    from medrepro.core.fileio import read_json
+
     first = artifact_paths(artifact_id, profile=profile, reports_root=reports_root)[0]
-    return json.loads(first.with_suffix(".json").read_text(encoding="utf-8"))
+    return read_json(first.with_suffix(".json"))  # CorruptFileError naming a damaged one
 
 
 def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:

@@ -74,6 +74,8 @@ def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretc
 def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str = "") -> ImageSplit:
     """``split="paper"``: the pooled, stratified 80/20 split; ``"official"``: Training/Testing.
     10% of the training part is held out for validation (stratified, seeded)."""
+    brain_mri.check_split_sizes(images, dataset_id=ds.dataset_id, split=split,
+                                skipped=images.attrs.get("skipped"))
     if split == "paper":
         train, test = brain_mri.paper_split(images, seed=seed)
     elif split == "official":
@@ -85,9 +87,16 @@ def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str =
 
 
 def list_subsample(ds, max_images: int | None, *, seed: int) -> pd.DataFrame:
-    """At most ``max_images`` of ``ds``'s images (stratified, seeded), index 0..N-1."""
-    return brain_mri.subsample(brain_mri.list_images(ds.root, ds.dataset_id), max_images,
-                         seed=seed).reset_index(drop=True)
+    """At most ``max_images`` of ``ds``'s usable images (stratified, seeded), index 0..N-1.
+
+    The files the one image rule skips (``brain_mri.scan_images``) are recorded for the run's
+    summary (``report.record_skips``) and counted per class folder in ``attrs["skipped"]``."""
+    found = brain_mri.scan_images(ds.root, ds.dataset_id)
+    report.record_skips(ds.dataset_id, found.skipped, source=ds.source,
+                        n_files=len(found.images) + len(found.skipped))
+    images = brain_mri.subsample(found.images, max_images, seed=seed).reset_index(drop=True)
+    images.attrs["skipped"] = brain_mri.skip_counts(found.skipped)
+    return images
 
 
 def duplicate_groups(data: ImageSplit) -> tuple[list, str]:
