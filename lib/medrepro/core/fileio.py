@@ -32,8 +32,7 @@ class DiskFullError(OSError):
         self.needed, self.written = needed, written
         self.free = free_bytes(self.folder)
         need = (f"needs {needed:,} bytes" if needed else
-                f"needs more than the {written:,} bytes that fit" if written else
-                "needs more space")
+                f"needs more than {written:,} bytes" if written else "needs more space")
         super().__init__(errno.ENOSPC, (
             f"disk full in {self.folder}: writing {what or 'a file'} {need}; {self.free:,} "
             "bytes free there. Every file written before is intact: free some space (or point "
@@ -131,9 +130,11 @@ class atomic_path:
                 return
             except OSError as err:
                 exc = err
-        written = os.path.getsize(self.tmp) if os.path.exists(self.tmp) else None
+        written = os.path.getsize(self.tmp) if os.path.exists(self.tmp) else 0
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
+        if self.path.is_file():  # the new version needs at least about the old one's size
+            written = max(written, self.path.stat().st_size)
         if is_disk_full(exc) and not isinstance(exc, DiskFullError):
             raise DiskFullError(self.path.parent, what=self.path.name, needed=self.needed,
                                 written=written) from exc

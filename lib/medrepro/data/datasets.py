@@ -43,14 +43,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tarfile
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medrepro.data import download, images
-from medrepro.core import paths, profiles
-from medrepro.core.fileio import write_json
+from medrepro.core import locks, paths, profiles
+from medrepro.core.fileio import disk_full_guard, write_json
 from medrepro.data.phantoms import _common as phantom_marker
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.data.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSNA_LABELS_CSV,
@@ -120,9 +123,7 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
         # notebooks run with notebooks/ as working folder: a path given to run_all.sh is
         # relative to the project root
         path = paths.project_root() / path
-    if not path.exists():
-        raise DatasetError(f"data source {data!r}: no such folder or archive (expected "
-                           f"'phantom', 'kaggle', a folder of datasets or an archive)")
+    check_source(path, data)
     origin = "folder"
     if path.is_file():
         path = extract_source_archive(path)
@@ -130,6 +131,33 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
     root = find_dataset_root(path, sp)
     return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
                              allow_partial=allow_partial, where=str(data))
+
+
+def check_source(path: Path, data: str) -> None:
+    """Raise :class:`DatasetError` naming a ``--data`` folder or archive that cannot be read:
+    absent, a link that loops or points nowhere, unreadable, an empty folder."""
+    if not path.exists():
+        if path.is_symlink():
+            raise DatasetError(f"data source {data!r}: a symbolic link that loops or points "
+                               f"nowhere ({path} -> {os.readlink(path)})")
+        raise DatasetError(f"data source {data!r}: no such folder or archive (expected "
+                           f"'phantom', 'kaggle', a folder of datasets or an archive)")
+    try:
+        if path.is_dir():
+            with os.scandir(path) as it:
+                empty = next(it, None) is None
+            if empty:
+                raise DatasetError(f"data source {data!r}: {path} is an empty folder (expected "
+                                   "dataset folders such as brain_tumor_sartaj/ in it)")
+        else:
+            with open(path, "rb") as fh:
+                fh.read(1)
+    except PermissionError as exc:
+        raise DatasetError(f"data source {data!r}: cannot read {path} ({exc.strerror}); give "
+                           "this user read access to it") from None
+    except OSError as exc:
+        raise DatasetError(f"data source {data!r}: cannot read {path} "
+                           f"({type(exc).__name__}: {exc.strerror or exc})") from None
 
 
 def resolve_all(*, data: str | None, profile: str | None, seed: int = DEFAULT_SEED,
@@ -178,6 +206,13 @@ def compose_ct23(root: Path) -> Path:
     view = paths.data_dir() / "raw" / "mosmed_views" / key
     if (view / download.MARKER).is_file():
         return view
+    with locks.hold(view, what="a MosMed CT-23 view"):
+        if not (view / download.MARKER).is_file():
+            _compose_view(root, view, key)
+    return view
+
+
+def _compose_view(root: Path, view: Path, key: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_mkdir(view.parent)))
     try:
         if (root / "CT-0").is_dir():
@@ -191,7 +226,6 @@ def compose_ct23(root: Path) -> Path:
         _swap_into_place(staging, view)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return view
 
 
 def _mkdir(folder: Path) -> Path:
@@ -266,18 +300,27 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
               "generator": generator_fingerprint(phantoms)}
     if _marker_matches(root, record):
         return _phantom_result(sp, root)
+    # one generator at a time; a second process waits, then finds the phantom made
+    with locks.hold(root, what=f"the {dataset_id} phantom"):
+        if not _marker_matches(root, record):
+            with disk_full_guard(root.parent, what=f"the {dataset_id} phantom"):
+                _generate(phantoms, sp, root, record, seed=int(seed), kwargs=kwargs)
+    return _phantom_result(sp, root)
+
+
+def _generate(phantoms, sp: DatasetSpec, root: Path, record: dict, *, seed: int,
+              kwargs: dict) -> None:
     maker = {"mri": "make_mri", "rsna": "make_rsna", "mosmed": "make_mosmed"}[sp.kind]
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
     try:
         target = staging / "out"
-        getattr(phantoms, maker)(target, seed=int(seed), **kwargs)
+        getattr(phantoms, maker)(target, seed=seed, **kwargs)
         phantom_marker.write_marker(target, {**(phantom_marker.read_marker(target) or {}),
                                              phantom_marker.DATASET_ENTRY: record})
         _swap_into_place(target, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _phantom_result(sp, root)
 
 
 def generator_fingerprint(module) -> str:
@@ -346,8 +389,30 @@ def extract_source_archive(archive: Path) -> Path:
             break
     dest = paths.data_dir() / "raw" / "archives" / f"{stem}-{key}"
     if not dest.is_dir():
-        download.extract_archive(archive, dest)
+        with locks.hold(dest, what=f"the extraction of {archive.name}"):
+            if not dest.is_dir():
+                with disk_full_guard(dest.parent, what=f"the extraction of {archive.name}",
+                                     needed=_unpacked_bytes(archive)):
+                    try:
+                        download.extract_archive(archive, dest)
+                    except (EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
+                        raise DatasetError(f"{archive}: a damaged archive ({type(exc).__name__}"
+                                           f": {exc})") from None
+    if not any(dest.iterdir()):
+        raise DatasetError(f"{archive}: an empty archive (no file in it)")
     return dest
+
+
+def _unpacked_bytes(archive: Path) -> int | None:
+    """The bytes an archive's members unpack to (None when its index does not say)."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return sum(i.file_size for i in zf.infolist())
+        with tarfile.open(archive) as tf:
+            return sum(m.size for m in tf.getmembers())
+    except (OSError, tarfile.TarError, zipfile.BadZipFile):
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,21 +26,18 @@ magnitude faster (see ``benchmarks/bench_volumes.py``):
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import os
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from medrepro.core import paths, progress
+from medrepro.core import locks, paths, progress
 from medrepro.core.seeds import DEFAULT_SEED
-from medrepro.core.fileio import atomic_path, write_json
+from medrepro.core.fileio import CorruptFileError, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +89,8 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise VolumeError(f"{path}: no such file")
+        raise VolumeError(f"{path}: not a regular file (a directory?)" if path.exists()
+                          else f"{path}: no such file")
     if path.stat().st_size == 0:
         raise VolumeError(f"{path}: empty file")
     if path.name.endswith(".gz"):
@@ -101,12 +99,12 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
                 raise VolumeError(f"{path}: named .gz but not gzip-compressed")
     try:
         img = nib.load(str(path))
+        check_scan(path, img)
         check_header(path, img.header, offset=int(getattr(img.dataobj, "offset", 0)))
         arr = np.asarray(img.get_fdata(dtype=np.float32))
     except VolumeError:
         raise
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError,
-            nib.filebasedimages.ImageFileError) as exc:
+    except Exception as exc:  # noqa: BLE001 - nibabel, gzip, zlib: many kinds when damaged
         raise VolumeError(f"{path}: unreadable or truncated NIfTI ({type(exc).__name__}: "
                           f"{exc})") from exc
     while arr.ndim > 3 and arr.shape[-1] == 1:
@@ -117,6 +115,33 @@ def read_volume(path: str | os.PathLike) -> np.ndarray:
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise VolumeError(f"{path}: {bad} non-finite voxel(s) (NaN or inf)")
     return arr
+
+
+# NIfTI intent codes 3000-3099 are CIFTI-2 (surface and grayordinate data, not a volume).
+CIFTI_INTENTS = range(3000, 3100)
+
+
+def check_scan(path: str | os.PathLike, img) -> None:
+    """Refuse, from the header alone, a NIfTI that nibabel opens but that is not one 3-D scan:
+    another image class (CIFTI-2, ...), a CIFTI intent, a complex, RGB or other non-real data
+    type, fewer than 3 axes, or more than 3 that are not singletons (a 4-D series). Raises
+    :class:`VolumeError` naming the file and what it is."""
+    import nibabel as nib
+
+    path = Path(path)
+    if type(img) not in (nib.Nifti1Image, nib.Nifti2Image):
+        raise VolumeError(f"{path}: a {type(img).__name__}, not a NIfTI-1/2 scan volume")
+    intent = int(img.header.get("intent_code", 0))
+    if intent in CIFTI_INTENTS:
+        raise VolumeError(f"{path}: a CIFTI-2 file (intent code {intent}), not a scan volume")
+    dtype = np.dtype(img.header.get_data_dtype())
+    if dtype.kind not in "iuf" or dtype.fields is not None:
+        raise VolumeError(f"{path}: voxel data type {dtype} (complex, RGB or other non-real "
+                          "values); expected integer or floating-point HU")
+    shape = tuple(int(n) for n in img.header.get_data_shape())
+    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+        kind = f"a {len(shape)}-D series" if len(shape) > 3 else f"a {len(shape)}-D image"
+        raise VolumeError(f"{path}: {kind} of shape {shape}; expected a 3-D volume (H, W, D)")
 
 
 def check_header(path: str | os.PathLike, header, *, offset: int = 0) -> None:
@@ -401,18 +426,28 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
     """
     folder = Path(folder)
     shape = tuple(int(s) for s in shape)
+    with locks.hold(folder, what="the volume cache"):  # a second process waits, then reuses
+        return _build_cache(list(files), folder=folder, shape=shape)
+
+
+def _build_cache(files: list, *, folder: Path, shape: tuple[int, int, int]) -> CacheSummary:
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "cache.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if tuple(meta.get("shape", ())) != shape:
-            raise VolumeError(f"{folder}: cache holds shape {tuple(meta.get('shape', ()))}, "
-                              f"asked for {shape}; use another folder")
-    else:
+    try:
+        meta = read_json(meta_path)
+    except FileNotFoundError:
+        meta = None
+    except CorruptFileError as exc:  # every volume's shape is checked below: safe to rewrite
+        log.warning("%s; rewritten", exc)
+        meta = None
+    if meta is not None and tuple(meta.get("shape", ())) != shape:
+        raise VolumeError(f"{folder}: cache holds shape {tuple(meta.get('shape', ()))}, "
+                          f"asked for {shape}; use another folder")
+    if meta is None:
         write_json(meta_path, {"shape": list(shape)}, indent=None)
     summary = CacheSummary(folder=folder, shape=shape)
     start = time.perf_counter()
-    for path in progress.bar(list(files), desc="volume cache", unit="volume"):
+    for path in progress.bar(files, desc="volume cache", unit="volume"):
         path = Path(path)
         out = cached_path(folder, path)
         if out.is_file():
@@ -429,7 +464,7 @@ def build_cache(files: Iterable[str | os.PathLike], *, folder: str | os.PathLike
             log.warning("skipping %s: %s", path, exc)
             summary.skipped.append((str(path), str(exc)))
             continue
-        with atomic_path(out, suffix=".npy") as tmp:
+        with atomic_path(out, suffix=".npy", needed=vol.nbytes) as tmp:
             np.save(tmp, vol)
         summary.built += 1
     summary.seconds = time.perf_counter() - start
@@ -451,7 +486,11 @@ def load_cached(scans, *, folder: str | os.PathLike) -> tuple[np.ndarray, np.nda
     for row in scans.itertuples():
         path = cached_path(folder, row.path)
         if path.is_file():
-            vols.append(np.load(path))
+            try:
+                vols.append(np.load(path))
+            except (OSError, ValueError, EOFError) as exc:  # damaged after build_cache checked it
+                raise VolumeError(f"{path}: unreadable cached volume ({type(exc).__name__}: "
+                                  f"{exc}); delete it and run again to rebuild it") from None
             labels.append(int(row.label))
     if not vols:
         raise VolumeError(f"{folder}: none of the {len(scans)} requested volumes is cached")

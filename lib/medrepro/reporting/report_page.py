@@ -5,6 +5,7 @@ so the folder can be zipped, shared or kept as a Kaggle output) with:
 
 - the run: date, commit, platform and device, profile, data, seed; wall time, status and a link
   to the executed notebook (``.html``, ``.ipynb``) per notebook (from ``run_summary.json``);
+- the input files each notebook skipped, counted per dataset and problem, the first named;
 - reported vs reproduced: every headline number with its 95% CI, data source, profile, seed;
 - per study (A–E, and X for the cross-study artifacts): a banner saying whether it ran on
   phantom or real data, a thumbnail per figure (a click opens the full-size PNG), each table
@@ -57,8 +58,10 @@ def write_page(*, profile: str, reports_root: str | os.PathLike | None = None) -
     summary = _read_json(base / "run_summary.json") or {}
     index = _artifact_rows(profile, reports_root)
     metrics = report.read_metrics(profile=profile, reports_root=reports_root)
+    skips = report.read_skips(profile=profile, reports_root=reports_root,
+                              notebooks=summary.get("status") or None)
     parts = [_header(profile, summary, index), _notebooks_section(base, summary),
-             _compare_section(metrics)]
+             _skips_section(skips), _compare_section(metrics)]
     for study in STUDY_ORDER:
         rows = [r for r in index if r["study"] == study]
         if rows:
@@ -114,6 +117,10 @@ def _header(profile: str, summary: dict, index: list[dict]) -> str:
     total = summary.get("total_seconds")
     if total is not None:
         facts.append(("total wall time", f"{total:.0f} s"))
+    skipped = (summary.get("skipped_inputs") or {}).get("total")
+    if skipped is not None:
+        facts.append(("input files skipped", f"{skipped} (see 'Input files skipped')"
+                      if skipped else "none"))
     dl = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     n_present = sum(r["present"] for r in index)
     phantom = any(m.get("phantom") for m in metas)
@@ -160,6 +167,30 @@ def _notebooks_section(base: Path, summary: dict) -> str:
         return "<h2>Notebooks</h2><p>No executed notebooks in this folder.</p>"
     return ("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>wall time</th>"
             f"<th>executed copy</th></tr>{''.join(rows)}</table>")
+
+
+def _skips_section(records: list[dict]) -> str:
+    """The input files each notebook skipped (``report.record_skips``), per dataset and problem,
+    with the first files named; "none" when every file checked was used."""
+    if not records:
+        return ""
+    total = sum(r["skipped"] for r in records)
+    rows = []
+    for r in records:
+        problems = "; ".join(f"{k}: {v}" for k, v in r.get("by_problem", {}).items())
+        names = "<br>".join(f"{_e(Path(f['path']).name)} — {_e(f['problem'])}: {_e(f['detail'])}"
+                            for f in r.get("files", [])[:10])
+        more = (f"<br>… {r['skipped'] - 10} more" if r["skipped"] > 10 else "")
+        cls = " class='failed'" if r["skipped"] else ""
+        rows.append(f"<tr{cls}><td>{_e(r['notebook'])}</td><td>{_e(r['dataset'])}</td>"
+                    f"<td>{_e(r['source'])}</td><td class='num'>{_e(_txt(r.get('files_checked')))}"
+                    f"</td><td class='num'>{r['skipped']}</td><td>{_e(problems)}</td>"
+                    f"<td>{names}{more}</td></tr>")
+    return (f"<h2 id='skipped'>Input files skipped ({total})</h2><p class='meta'>Files the "
+            "run could not use, each with its reason (medrepro.data.images for MRI folders); "
+            "the rest was used.</p><table><tr><th>notebook</th><th>dataset</th><th>source</th>"
+            "<th>files checked</th><th>skipped</th><th>problems</th><th>files</th></tr>"
+            f"{''.join(rows)}</table>")
 
 
 def _compare_section(metrics: list[dict]) -> str:

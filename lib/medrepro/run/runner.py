@@ -8,8 +8,11 @@ Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as 
 progress bars) while it runs, prints each notebook's wall time, and on a failure names the
 notebook and the failing cell. A failed notebook does not stop the others (a dataset that
 cannot be acquired fails only the notebooks that need it); the exit status is 1 if any failed.
-A summary (wall time and status per notebook, device, commit, date) is written to
-``reports/<profile>/run_summary.json``; the report page is ``reports/<profile>/index.html``.
+A summary (wall time and status per notebook, the input files each skipped, device, commit,
+date) is written to ``reports/<profile>/run_summary.json``; the report page is
+``reports/<profile>/index.html``. A full disk stops the run with the folder and the bytes it
+needs (the next run continues); a second run of the same profile at once stops at the start
+(exit status 3), as it would write the same reports.
 
 First it prints the plan (``medrepro.run.plan``: data, bytes and where, free space, projected time,
 what is done) and refuses, before writing anything, a run that does not fit the disks or a
@@ -25,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-from medrepro.core import paths, profiles
+from medrepro.core import locks, paths, profiles
 from medrepro.core.paths import find_notebooks
 from medrepro.data.registry import PHANTOM
 from medrepro.core.seeds import DEFAULT_SEED
-from medrepro.core.fileio import atomic_path, write_json
+from medrepro.core.fileio import DiskFullError, atomic_path, is_disk_full, write_json
 
 
 def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
@@ -92,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = paths.reports_dir(args.profile)
     notebooks = find_notebooks(args.only)
+    try:  # one run per reports folder: a second ./run_all.sh of this profile stops here
+        with locks.hold(out_dir, what=f"the {args.profile} reports of ./run_all.sh", wait=0):
+            return _run(args, notebooks, out_dir)
+    except locks.LockedError as exc:
+        print(f"medrepro: not started: {exc}", file=sys.stderr)
+        return 3
+
+
+def _run(args, notebooks: list[Path], out_dir: Path) -> int:
+    """Run ``notebooks`` in order; write the summary and the report page. A full disk stops
+    the run (the later notebooks would fail the same way), naming the folder."""
     print(f"medrepro: {len(notebooks)} notebook(s), profile={args.profile}, data={args.data}, "
           f"seed={args.seed}")
     timings: dict[str, float] = {}
@@ -108,21 +122,51 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(nb.name)
             status_by_nb[nb.stem] = f"failed: {_first_line(exc)}"
             print(_describe_failure(nb, exc, out_dir), file=sys.stderr, flush=True)
+            if _disk_full(exc):
+                print("medrepro: STOPPED: the disk is full (above); the notebooks after "
+                      f"{nb.name} were not run. Free space and run again: finished work is "
+                      "reused, interrupted training resumes.", file=sys.stderr, flush=True)
+                break
             continue
         status_by_nb[nb.stem] = "passed"
         print(f"    {nb.stem}: {timings[nb.stem]:.1f} s", flush=True)
 
+    skips = skip_summary(args.profile, [nb.stem for nb in notebooks])
     summary = {"profile": args.profile, "data": args.data, "seed": args.seed,
                "wall_seconds": timings, "status": status_by_nb,
                "total_seconds": sum(timings.values()),
                "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
-               **_run_context()}
-    write_json(out_dir / "run_summary.json", summary, indent=2)
+               "skipped_inputs": skips, **_run_context()}
+    try:
+        write_json(out_dir / "run_summary.json", summary, indent=2)
+    except DiskFullError as exc:
+        print(f"medrepro: the run summary was not written: {exc}", file=sys.stderr)
+        return 1
     _write_report_page(args.profile)
     print(f"total {summary['total_seconds']:.1f} s; "
           + (f"FAILED: {', '.join(failed)}; " if failed else "")
-          + f"report: {out_dir / 'index.html'}")
+          + f"inputs skipped: {skips['total']}; report: {out_dir / 'index.html'}")
     return 1 if failed else 0
+
+
+def skip_summary(profile: str, notebooks: list[str]) -> dict:
+    """The input files ``notebooks`` skipped (``report.record_skips``): ``total`` (per dataset
+    and notebook, so a file skipped by two notebooks counts twice) and one entry per notebook
+    and dataset with the files checked, skipped, per problem, and the first files named."""
+    from medrepro.reporting import report
+
+    records = report.read_skips(profile=profile, notebooks=notebooks)
+    return {"total": sum(r["skipped"] for r in records),
+            "by_notebook": {nb: [{k: r[k] for k in ("dataset", "source", "files_checked",
+                                                    "skipped", "by_problem", "files")}
+                                 for r in records if r["notebook"] == nb]
+                            for nb in notebooks if any(r["notebook"] == nb for r in records)}}
+
+
+def _disk_full(exc: Exception) -> bool:
+    """A notebook failed for a full disk (its cell raised DiskFullError, or papermill could not
+    write the executed copy)."""
+    return getattr(exc, "ename", "") == "DiskFullError" or is_disk_full(exc)
 
 
 def _write_report_page(profile: str) -> None:
@@ -131,6 +175,8 @@ def _write_report_page(profile: str) -> None:
 
     try:
         report_page.write_page(profile=profile)
+    except DiskFullError as exc:
+        print(f"medrepro: the report page was not written: {exc}", file=sys.stderr)
     except Exception as exc:  # the notebooks' outputs are the record; the page must not hide them
         print(f"warning: could not write the report page: {type(exc).__name__}: {exc}",
               file=sys.stderr)

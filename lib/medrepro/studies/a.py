@@ -26,7 +26,7 @@ import pandas as pd
 
 from medrepro.data import datasets
 from medrepro.analysis import evaluate
-from medrepro.core import manifest, paths, seeds
+from medrepro.core import locks, manifest, paths, seeds
 from medrepro.reporting import plots
 from medrepro.core.fileio import atomic_path
 from medrepro.models import brain_mri as mm
@@ -159,17 +159,48 @@ def resnet50_features(files: Sequence[str | os.PathLike], *, cache_dir: str | os
     if weights == "imagenet" and not mm.imagenet_weights_available():
         used = "random"  # resnet50_backbone below warns (or raises, without fallback)
     path = _cache_path(cache_dir, files, root=root, image_size=image_size, weights=used)
-    if path.is_file():
-        if used != mm.wanted_weights(weights):
-            warnings.warn(f"ResNet50 ImageNet weights unavailable: using the cached features of "
-                          f"a RANDOMLY INITIALISED ResNet50 ({path.name}); accuracies are NOT "
-                          "comparable to the paper's.", RuntimeWarning, stacklevel=2)
-        return FeatureSet(np.load(path), used, path, True)
+    with locks.hold(path, what="ResNet50 features"):  # a second process waits, then reads them
+        cached = _read_features(path, n_images=len(files))
+        if cached is not None:
+            if used != mm.wanted_weights(weights):
+                warnings.warn(f"ResNet50 ImageNet weights unavailable: using the cached features "
+                              f"of a RANDOMLY INITIALISED ResNet50 ({path.name}); accuracies are "
+                              "NOT comparable to the paper's.", RuntimeWarning, stacklevel=2)
+            return FeatureSet(cached, used, path, True)
+        return _compute_features(files, cache_dir=cache_dir, root=root, weights=weights,
+                                 fallback=fallback, batch_size=batch_size, seed=seed,
+                                 image_size=image_size)
+
+
+def _read_features(path: Path, *, n_images: int) -> np.ndarray | None:
+    """The cached features at ``path`` when they and their sidecar read back whole and match
+    (``n_images`` rows, the sidecar's shape and dtype); None when absent. A damaged cache is
+    logged and computed again, never trusted."""
+    from medrepro.core.fileio import CorruptFileError, read_json
+
+    if not path.is_file():
+        return None
+    try:
+        meta = read_json(path.with_suffix(".json"))
+        x = np.load(path)
+        want = (n_images, 1, meta["n_features"])
+        if x.shape != want or str(x.dtype) != meta["dtype"]:
+            raise ValueError(f"holds {x.shape} {x.dtype}, its sidecar says {want} {meta['dtype']}")
+        return x
+    except (OSError, ValueError, KeyError, EOFError, CorruptFileError) as exc:
+        warnings.warn(f"{path}: damaged feature cache ({exc}); computing the features again",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _compute_features(files: Sequence[Path], *, cache_dir: Path, root, weights: str | None,
+                      fallback: bool, batch_size: int, seed: int,
+                      image_size: int) -> FeatureSet:
     model, used = mm.resnet50_backbone(weights=weights, fallback=fallback, image_size=image_size,
                                        seed=seed)
     path = _cache_path(cache_dir, files, root=root, image_size=image_size, weights=used)
     x = _extract(model, files, image_size=image_size, batch_size=batch_size)
-    with atomic_path(path, suffix=".npy") as tmp:
+    with atomic_path(path, suffix=".npy", needed=x.nbytes) as tmp:
         np.save(tmp, x)
     meta = {"n_images": len(files), "weights": used, "image_size": image_size,
             "n_features": int(x.shape[-1]), "dtype": str(x.dtype), "file": path.name}

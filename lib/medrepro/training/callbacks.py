@@ -27,6 +27,8 @@ import json
 import logging
 import os
 import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -148,7 +150,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
             return
         self.best, self.best_epoch = value, epoch + 1
         suffix = ".weights.h5" if self.weights_only else ".keras"
-        with atomic_path(self.path, suffix=suffix) as tmp:
+        with atomic_path(self.path, suffix=suffix, needed=_variables_bytes(self.model)) as tmp:
             if self.weights_only:
                 self.model.save_weights(tmp, overwrite=True)
             else:
@@ -354,7 +356,8 @@ def save_state(path: str | os.PathLike, model, callbacks: list[Any], *, epochs_d
             "stop_training": bool(stop_training), "n_model": len(model.variables),
             "callbacks": states}
     arrays[_META_KEY] = np.array(json.dumps(meta))
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+    needed = sum(a.nbytes for a in arrays.values())
+    with atomic_path(path, suffix=".npz", needed=needed) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 
 
@@ -363,10 +366,22 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return json.loads(str(npz[_META_KEY]))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ResumeError(f"{path}: unreadable training state ({type(exc).__name__}: {exc}); "
-                          "delete it to start this run afresh") from None
+            meta = json.loads(str(npz[_META_KEY]))
+    except _UNREADABLE as exc:
+        raise _unreadable(path, exc) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("epochs_done"), int):
+        raise _unreadable(path, ValueError("no epoch count in its metadata"))
+    return meta
+
+
+# what numpy's zip reader raises for a truncated or garbled .npz
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
+               json.JSONDecodeError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> ResumeError:
+    return ResumeError(f"{path}: unreadable training state ({type(exc).__name__}: {exc}); "
+                       "delete it to start this run afresh")
 
 
 def restore_state(path: str | os.PathLike, model, callbacks: list[Any]) -> int:
@@ -374,6 +389,15 @@ def restore_state(path: str | os.PathLike, model, callbacks: list[Any]) -> int:
     ``callbacks`` (the same kinds, in the same order). Returns the number of epochs done."""
     path = Path(path)
     meta = read_meta(path)
+    try:
+        return _restore(path, meta, model, callbacks)
+    except ResumeError:
+        raise
+    except _UNREADABLE as exc:  # the metadata read, an array did not (truncated in the middle)
+        raise _unreadable(path, exc) from None
+
+
+def _restore(path: Path, meta: dict, model, callbacks: list[Any]) -> int:
     with np.load(path, allow_pickle=False) as npz:
         _assign(path, "model", model.variables, npz)
         _assign(path, "optimizer", _optimizer_variables(model), npz)
@@ -404,6 +428,13 @@ def _assign(path: Path, group: str, variables: list, npz) -> None:
             raise ResumeError(f"{path}: {group} variable {var.path!r} has shape "
                               f"{tuple(var.shape)}, saved {tuple(value.shape)}")
         var.assign(value)
+
+
+def _variables_bytes(model) -> int:
+    """Bytes of a model's variables and its optimizer's: about what a checkpoint needs."""
+    variables = [*model.variables, *getattr(model.optimizer, "variables", [])]
+    return int(sum(np.prod(v.shape, dtype=np.int64) * np.dtype(v.dtype).itemsize
+                   for v in variables))
 
 
 def current_lr(model) -> float:

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro.core import device
-from medrepro.core.fileio import atomic_path, write_json
+from medrepro.core import device, locks
+from medrepro.core.fileio import CorruptFileError, atomic_path, read_json, write_json
 from medrepro.data.pipeline import AUGMENT_RESTART, EPOCH_STREAM, even_batches, pad_to_multiple
 from medrepro.core.seeds import seed_everything
 
@@ -112,6 +112,11 @@ def predict_classes(model, ds) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- fit
+# One process trains in a run folder at a time; a second one stops at once, naming the holder.
+_one_trainer = locks.holding("run_dir", what="a training run", wait=0)
+
+
+@_one_trainer
 def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         monitor: str = "val_loss", patience: int | None = None,
         restore_best_weights: bool = True, reduce_lr_patience: int | None = None,
@@ -254,6 +259,7 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
               shuffle=not _is_dataset(train_ds))
 
 
+@_one_trainer
 def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
              config: dict | None = None, **fit_kwargs) -> pd.DataFrame:
     """:func:`fit`, unless ``run_dir`` holds a completed run of the same configuration.
@@ -272,18 +278,12 @@ def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
     run_dir = Path(run_dir)
     fingerprint = _fingerprint(model, config, fit_kwargs)
     config_path = run_dir / RUN_CONFIG
-    saved = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
+    saved = _read_record(config_path)
     if saved == fingerprint and is_done(run_dir):
-        weights = _final_weights_path(run_dir, fit_kwargs)
-        if weights.is_file():
-            if not model.optimizer.built:  # checkpoints hold the optimizer state too
-                with model.distribute_strategy.scope():
-                    model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(weights))
-            history = read_history(run_dir)
-            history.attrs["reused"] = True
-            log.info("%s: finished earlier with this configuration; reused", run_dir)
+        history = _reuse(model, run_dir, _final_weights_path(run_dir, fit_kwargs))
+        if history is not None:
             return history
+        saved = None  # a damaged finished run: trained again from scratch
     if saved != fingerprint:
         shutil.rmtree(run_dir, ignore_errors=True)  # another configuration's run, or none
         _write_json(config_path, fingerprint)
@@ -293,6 +293,40 @@ def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
         with atomic_path(weights, suffix=".weights.h5") as tmp:
             model.save_weights(tmp, overwrite=True)
     history.attrs["reused"] = False
+    return history
+
+
+def _read_record(path: Path) -> dict | None:
+    """A run folder's JSON record (``config.json``, ``done.json``); None when absent or damaged
+    (logged: a damaged record is never trusted, the run is redone)."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        return None
+    except CorruptFileError as exc:
+        log.warning("%s; the run in %s is trained again", exc, path.parent)
+        return None
+
+
+def _reuse(model, run_dir: Path, weights: Path) -> pd.DataFrame | None:
+    """The finished run's history, with its final ``weights`` loaded into ``model``; None when
+    the weights or the history cannot be read back (truncated, garbled: logged, not trusted)."""
+    if not weights.is_file():
+        return None
+    if not model.optimizer.built:  # checkpoints hold the optimizer state too
+        with model.distribute_strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(str(weights))
+        history = read_history(run_dir)
+        if history.empty or "epoch" not in history:
+            raise ValueError("no epochs")
+    except Exception as exc:  # noqa: BLE001 - h5py, zipfile, keras, pandas: each its own
+        log.warning("%s: unreadable finished run (%s: %s); trained again", run_dir,
+                    type(exc).__name__, exc)
+        return None
+    history.attrs["reused"] = True
+    log.info("%s: finished earlier with this configuration; reused", run_dir)
     return history
 
 
@@ -316,16 +350,17 @@ def _final_weights_path(run_dir: Path, fit_kwargs: dict) -> Path:
 
 
 def is_done(run_dir: str | os.PathLike) -> bool:
-    """Whether :func:`fit` completed in ``run_dir`` (its ``done.json`` exists)."""
-    return (Path(run_dir) / DONE_MARKER).is_file()
+    """Whether :func:`fit` completed in ``run_dir`` (its ``done.json`` exists and reads back)."""
+    return _read_record(Path(run_dir) / DONE_MARKER) is not None
 
 
 def read_done(run_dir: str | os.PathLike) -> dict:
-    """The ``done.json`` of a completed run (epochs run, early-stopping epoch, best value)."""
+    """The ``done.json`` of a completed run (epochs run, early-stopping epoch, best value);
+    ``TrainingError`` when absent, ``CorruptFileError`` naming it when damaged."""
     path = Path(run_dir) / DONE_MARKER
     if not path.is_file():
         raise TrainingError(f"{path}: no completed training run here")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
