@@ -406,6 +406,13 @@ class CacheSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: float = 0.0
 
+    def skipped_frame(self):
+        """The skipped volumes as rows ``path``, ``problem`` ("unusable volume"), ``detail``."""
+        import pandas as pd
+
+        return pd.DataFrame([(f, "unusable volume", why) for f, why in self.skipped],
+                            columns=["path", "problem", "detail"])
+
     def as_frame(self):
         import pandas as pd
 

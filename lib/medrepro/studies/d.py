@@ -113,12 +113,15 @@ def load_data(run, ds, *, shape: tuple[int, int, int]) -> Data:
     """List the volumes of ``ds`` (capped by the profile), assign both split protocols, build
     (or reuse) the preprocessing cache of ``shape`` ``(H, W, D)`` and load the split arrays."""
     from medrepro.data import volumes
+    from medrepro.reporting import report
 
     listed = volumes.list_scans(ds.root, max_per_class=run.settings["max_per_class"])
     scans = volumes.assign_split(listed, run.settings["split"])  # the paper variant: 160/40
     scans_heldout = volumes.assign_split(listed, "heldout")  # the 70/20/10 held-out variant
     folder = volumes.cache_dir(ds.source, run.profile, shape)  # .../<source>-<profile>-HxWxD
     cache = volumes.build_cache(scans.path, folder=folder, shape=shape)
+    report.record_skips(ds.dataset_id, cache.skipped_frame(), source=ds.source,
+                        n_files=len(scans))
     splits = volumes.load_splits(scans, folder=cache.folder)
     if splits["train"][0].shape[1:] != tuple(shape):
         raise ValueError(f"{cache.folder}: cached volumes have shape "
