@@ -411,8 +411,8 @@ def _unpacked_bytes(archive: Path) -> int | None:
                 return sum(i.file_size for i in zf.infolist())
         with tarfile.open(archive) as tf:
             return sum(m.size for m in tf.getmembers())
-    except (OSError, tarfile.TarError, zipfile.BadZipFile):
-        return None
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile):
+        return None  # a damaged archive: extract_archive says so
 
 
 # --------------------------------------------------------------------------------------------
