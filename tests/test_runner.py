@@ -60,3 +60,40 @@ def test_a_failing_notebook_does_not_stop_the_others(tmp_path, monkeypatch, caps
     assert summary["status"]["01_fail"].startswith("failed: RuntimeError: mosmed unavailable")
     assert (out / "02_ok.html").is_file() and (out / "index.html").is_file()
     assert f"report: {out / 'index.html'}" in captured.out
+
+
+def test_a_full_disk_stops_the_run_and_the_summary_counts_skipped_inputs(tmp_path, monkeypatch,
+                                                                        capsys):
+    import json
+
+    from medrepro.core import paths
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_skips.ipynb",
+              "import pandas as pd\nfrom medrepro.reporting import report\n"
+              "report.start_run('01_skips', profile='smoke', seed=1)\n"
+              "report.record_skips('brain_tumor_sartaj', pd.DataFrame({'path': ['a (1).jpg', "
+              "'b.jpg'], 'problem': ['empty file', 'not an image'], 'detail': ['0 bytes', "
+              "'text']}), source='brain_tumor_sartaj', n_files=10)")
+    _notebook(nbs / "02_full.ipynb", "from medrepro.core.fileio import DiskFullError\n"
+                                     "raise DiskFullError('/data/runs', what='state.npz', "
+                                     "needed=1000)")
+    _notebook(nbs / "03_never.ipynb", "print('not reached')")
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: nbs)
+    monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "reports"))
+    assert runner.main(["--profile", "smoke"]) == 1
+    captured = capsys.readouterr()
+    assert "disk full in /data/runs: writing state.npz needs 1,000 bytes" in captured.err
+    assert "STOPPED: the disk is full" in captured.err and "not reached" not in captured.out
+    out = tmp_path / "reports" / "smoke"
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert list(summary["status"]) == ["01_skips", "02_full"]
+    skips = summary["skipped_inputs"]
+    assert skips["total"] == 2
+    entry = skips["by_notebook"]["01_skips"][0]
+    assert entry["by_problem"] == {"empty file": 1, "not an image": 1}
+    assert entry["files_checked"] == 10 and entry["files"][0]["path"] == "a (1).jpg"
+    page = (out / "index.html").read_text()
+    assert "Input files skipped (2)" in page and "a (1).jpg — empty file: 0 bytes" in page
+    assert "<th>input files skipped</th><td>2 (see" in page

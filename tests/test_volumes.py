@@ -383,3 +383,46 @@ def test_lung_only_works_on_a_batch():
     out = volumes.lung_only(x)
     np.testing.assert_array_equal(out[1, 2, 2, :9], np.arange(9, 18))
     np.testing.assert_array_equal(out[0, 0, 0, -6:], np.arange(36, 42))
+
+
+RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def _cifti(path):
+    import nibabel as nib
+    from nibabel import cifti2
+
+    series = cifti2.cifti2_axes.SeriesAxis(0, 1, 3)
+    brain = cifti2.cifti2_axes.BrainModelAxis.from_mask(np.ones((2, 2, 2), bool),
+                                                       affine=np.eye(4))
+    nib.save(cifti2.Cifti2Image(np.zeros((3, 8), np.float32), header=(series, brain)), path)
+    return path
+
+
+@pytest.mark.parametrize(("name", "make", "why"), [
+    ("series.nii.gz", lambda p: write_nifti(p, np.zeros((6, 6, 4, 3))),
+     r"a 4-D series of shape \(6, 6, 4, 3\)"),
+    ("flat.nii", lambda p: write_nifti(p, np.zeros((6, 6))), r"a 2-D image of shape \(6, 6\)"),
+    ("cplx.nii", lambda p: write_nifti(p, np.zeros((6, 6, 4)), dtype=np.complex64),
+     r"voxel data type complex64"),
+    ("rgb.nii", lambda p: write_nifti(p, np.zeros((6, 6, 4), RGB), dtype=RGB),
+     r"voxel data type \[\('R'"),
+    ("grey.dtseries.nii", _cifti, r"a Cifti2Image, not a NIfTI-1/2 scan volume"),
+    ("nan.nii", lambda p: write_nifti(p, np.full((6, 6, 4), np.nan), dtype=np.float32),
+     r"144 non-finite voxel"),
+    ("folder.nii.gz", lambda p: p.mkdir(), r"not a regular file"),
+])
+def test_nifti_that_is_not_one_3d_scan_gets_a_named_volume_error(tmp_path, name, make, why):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(volumes.VolumeError, match=rf"{name.replace('.', '[.]')}: {why}"):
+        volumes.read_volume(path)
+
+
+def test_a_nifti_with_an_extension_is_still_read(tmp_path):
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.full((6, 6, 4), 7, np.int16), np.eye(4))
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(40, b"<afni>notes</afni>"))
+    nib.save(img, tmp_path / "ext.nii")
+    assert (volumes.read_volume(tmp_path / "ext.nii") == 7).all()
