@@ -183,3 +183,15 @@ def test_detect_device_reads_the_gpus_from_nvidia_smi(tmp_path, monkeypatch):
     assert (dev["kind"], dev["name"], dev["count"], dev["memory_mib"]) == ("gpu", "Tesla T4", 2,
                                                                           15360)
     assert plan.machine_key(dev) == "gpu:Tesla T4"
+
+
+def test_an_unreadable_data_source_is_refused_before_anything_is_written(empty_data, tmp_path):
+    (tmp_path / "empty").mkdir()
+    the_plan = plan.make_plan(profile="smoke", data=str(tmp_path / "empty"), only=["01"],
+                              device=CPU)
+    with pytest.raises(plan.PlanError, match=r"not starting: data source .*empty.* is an empty "
+                                             r"folder"):
+        plan.check(the_plan)
+    assert _files(empty_data) == []
+    assert plan.make_plan(profile="smoke", data="phantom", only=["01"],
+                          device=CPU).source_problem == ""

@@ -118,11 +118,7 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
         root, origin = download.acquire_kaggle(sp)
         return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
                                  allow_partial=allow_partial, where="kaggle")
-    path = Path(data).expanduser()
-    if not path.is_absolute() and not path.exists():
-        # notebooks run with notebooks/ as working folder: a path given to run_all.sh is
-        # relative to the project root
-        path = paths.project_root() / path
+    path = source_path(data)
     check_source(path, data)
     origin = "folder"
     if path.is_file():
@@ -131,6 +127,16 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
     root = find_dataset_root(path, sp)
     return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
                              allow_partial=allow_partial, where=str(data))
+
+
+def source_path(data: str | os.PathLike) -> Path:
+    """The folder or archive a ``data`` path names; relative to the project root when it is not
+    relative to the working folder (notebooks run in ``notebooks/``, ``./run_all.sh`` in the
+    root)."""
+    path = Path(data).expanduser()
+    if not path.is_absolute() and not os.path.lexists(path):
+        path = paths.project_root() / path
+    return path
 
 
 def check_source(path: Path, data: str) -> None:

@@ -206,6 +206,7 @@ class Plan:
     disks: list[DiskCheck]
     platform: str | None
     warnings: list[str] = field(default_factory=list)
+    source_problem: str = ""  # a --data folder or archive that cannot be read
 
     @property
     def total_seconds(self) -> float | None:
@@ -214,7 +215,8 @@ class Plan:
 
     @property
     def problems(self) -> list[str]:
-        return [_missing_text(d) for d in self.disks if d.missing]
+        return ([self.source_problem] if self.source_problem else []) + [
+            _missing_text(d) for d in self.disks if d.missing]
 
 
 def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
@@ -236,12 +238,24 @@ def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str]
         planned.update(w.path for w in nb.writes)
         plans.append(nb)
     disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done and w.checked])
-    plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform())
+    plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform(),
+                source_problem=_source_problem(data))
     if profile == "paper" and device["kind"] != "gpu":
         plan.warnings.append("the paper profile on a machine without a GPU: projected "
                              + _projected_text(plan) + f" on this CPU; confirm with --yes or "
                              f"{YES_ENV}=1")
     return plan
+
+
+def _source_problem(data: str) -> str:
+    """Why a ``--data`` folder or archive cannot be read ("" when it can, or is no path)."""
+    if str(data) in (registry.PHANTOM, datasets.KAGGLE):
+        return ""
+    try:
+        datasets.check_source(datasets.source_path(data), str(data))
+    except registry.DatasetError as exc:
+        return str(exc)
+    return ""
 
 
 def _projected_text(plan: Plan) -> str:
@@ -271,9 +285,7 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
                                 "kagglehub download (size estimated from the official count)")
         return _real(dataset_id, root, sp)
     if data != registry.PHANTOM:
-        path = Path(data).expanduser()
-        if not path.is_absolute() and not path.exists():
-            path = paths.project_root() / path
+        path = datasets.source_path(data)
         if path.is_file():
             return DatasetFound(dataset_id, "real", path, 0, path.stat().st_size,
                                 "archive: extracted once into data/raw/archives")
