@@ -2,12 +2,12 @@
 report folder), so a notebook open interactively while ``./run_all.sh`` runs never writes the
 same cache or checkpoint as the run.
 
-:func:`hold` takes the lock file ``.<name>.lock`` beside the target (``filelock``: ``fcntl``
-locks, released by the OS when the holder dies, so a killed run leaves no stale lock) and notes
-who holds it in ``.<name>.lock.json``. The second process waits (caches: it then finds the
-first one's result) or stops at once with :class:`LockedError` (training runs: it names the
-holder), as the caller chooses. Locks live beside what is written, never beside the input
-data, which may be read-only.
+:func:`hold` takes the target's lock file (``filelock``: ``fcntl`` locks, released by the OS
+when the holder dies, so a killed run leaves no stale lock) and notes who holds it beside it,
+both in one folder, ``<data>/.locks/`` (:func:`lock_path`). The second process waits (caches:
+it then finds the first one's result) or stops at once with :class:`LockedError` (training
+runs: it names the holder), as the caller chooses. Locks live in the data folder, never beside
+the input data, which may be read-only; processes that share a data folder see each other's.
 """
 
 from __future__ import annotations
@@ -15,17 +15,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import os
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from medrepro.core import paths
 from medrepro.core.fileio import read_json, write_json
 
 # How long a process waits for a cache another process is building ($MEDREPRO_LOCK_WAIT, s).
 DEFAULT_WAIT_S = float(os.environ.get("MEDREPRO_LOCK_WAIT", "3600"))
 NOTICE_AFTER_S = 2.0  # say that we wait when the lock is not free within this time
+LOCKS_DIR = ".locks"  # under the data folder
 
 
 class LockedError(RuntimeError):
@@ -33,9 +36,12 @@ class LockedError(RuntimeError):
 
 
 def lock_path(target: str | os.PathLike) -> Path:
-    """``<parent>/.<name>.lock`` for the folder or file ``target``."""
-    target = Path(target)
-    return target.parent / f".{target.name}.lock"
+    """``<data>/.locks/<name>-<key>.lock`` for the folder or file ``target`` (``key`` hashes
+    its absolute path): one folder of lock files, none among a run's outputs."""
+    target = Path(target).expanduser().absolute()
+    key = hashlib.sha1(str(target).encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.name)[:60]
+    return paths.data_dir() / LOCKS_DIR / f"{safe}-{key}.lock"
 
 
 def holder(target: str | os.PathLike) -> str:

@@ -74,8 +74,8 @@ def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretc
 def split_images(ds, images: pd.DataFrame, *, split: str, seed: int, note: str = "") -> ImageSplit:
     """``split="paper"``: the pooled, stratified 80/20 split; ``"official"``: Training/Testing.
     10% of the training part is held out for validation (stratified, seeded)."""
-    brain_mri.check_split_sizes(images, dataset_id=ds.dataset_id, split=split,
-                                skipped=images.attrs.get("skipped"))
+    brain_mri.check_split_sizes(images, dataset_id=getattr(ds, "dataset_id", None),
+                                split=split, skipped=images.attrs.get("skipped"))
     if split == "paper":
         train, test = brain_mri.paper_split(images, seed=seed)
     elif split == "official":
