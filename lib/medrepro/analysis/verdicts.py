@@ -145,6 +145,16 @@ def paper_disagreements(study: str, metric: str, reported: float | None, *,
     return out
 
 
+def contradiction_note(disagreements: Sequence[Disagreement], reported: float,
+                       rule: Rule) -> str:
+    """One note for a claim's contradictions: how many, the largest gap and its check."""
+    worst = max(disagreements, key=lambda d: abs(d.value - reported))
+    gap = abs(worst.value - reported)
+    size = "material" if worst.material else f"within ±{rule.tolerance:g}"
+    return (f"the paper contradicts itself in {len(disagreements)} check(s) of X.consistency, "
+            f"the largest by {gap:.3f} ({size}): {worst.text}")
+
+
 @dataclass(frozen=True)
 class Conditions:
     """How our run of a claim was made, against the paper's: the data source and the dataset
@@ -226,7 +236,7 @@ def judge(study: str, metric: str, reported: float | None,
     """The verdict of one claim by rules 1–6. ``conditions`` None: no run of ours."""
     rule = rule_for(study, metric)
     disagreements = paper_disagreements(study, metric, reported, rule=rule)
-    notes = [f"the paper contradicts itself: {d.text}" for d in disagreements]
+    notes = [contradiction_note(disagreements, reported, rule)] if disagreements else []
     if reported is None or (isinstance(reported, float) and math.isnan(reported)):
         band = band_of(results) if results else None
         return Verdict(NOT_COMPARABLE, ("nothing reported: the paper gives no number",), band,

@@ -334,8 +334,12 @@ _ENTRIES: list[Artifact] = [
              "masks: hit rate (95% CI) vs chance", _NB3, beyond=True),
     Artifact("E.fig_xai_score", "E", "figure",
              "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
+    Artifact("X.ledger", "X", "table",
+             "The claim ledger: every headline number's verdict by the rules of "
+             "analysis.verdicts, with its band over seeds", _NB6, beyond=True),
     Artifact("X.compare", "X", "table",
-             "Every headline number: reported vs reproduced, 95% CI, source, profile, seed", _NB6),
+             "Every headline number per seed: reported vs reproduced, 95% CI, the seeds' mean, "
+             "SD and range, source, profile", _NB6),
     Artifact("X.mcnemar", "X", "table", "McNemar tests of the papers' 'X beats Y' claims", _NB6,
              beyond=True),
     Artifact("X.leakage", "X", "table", "Effect of the leakage audit: paper vs duplicate-free split",
