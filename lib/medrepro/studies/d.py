@@ -672,7 +672,7 @@ def score_scenarios(res: VariantResult, data: Data, ds, *, split: str, n_boot: i
 
 
 def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None = None):
-    """D.xai_score: the hit rate with its 95% bootstrap CI beside the chance rate of a random
+    """D.xai_score: the hit rate with its 95% Wilson interval beside the chance rate of a random
     voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``). The model of
     scenario ``best`` first (one :class:`XaiScore`: that one): its correctly classified abnormal
     volumes, then every abnormal volume (any prediction); then, from a dict of every scenario's
@@ -699,7 +699,7 @@ def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None 
         if score.game is not None:
             game = score.game.take(score.correct) if volumes_scored.startswith("correctly") \
                 else score.game
-            row.update(xai_score.summary(game, n_boot=score.n_boot, seed=score.seed))
+            row.update(xai_score.summary(game))
             row["chance_volume"] = row.pop("chance_image")
             row["chance_lungs"] = row.pop("chance_region")
             if not len(game.hits):
@@ -723,7 +723,7 @@ def xai_score_notes(score: XaiScore) -> str:
             f"on the volumes it classifies correctly) ({score.label}): a hit when the map's maximum "
             f"lies in the lesion mask (GGO + consolidation) dilated by {xai_score.DILATION_PX} "
             "voxels, masks taken through the volumes' preprocessing (rotate 90°, resize"
-            f"{lung}); hit_rate_lo/hi: 95% bootstrap CI; chance_volume / chance_lungs: the rate "
+            f"{lung}); hit_rate_lo/hi: 95% Wilson interval; chance_volume / chance_lungs: the rate "
             "of a random voxel in the volume / in the lungs; "
             f"{score.n_empty} volume(s) whose lesion vanished in the resize left out.")
 

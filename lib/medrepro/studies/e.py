@@ -263,7 +263,7 @@ def _masks_at(masks, size: int) -> np.ndarray:
 
 
 def xai_score_table(score: XaiScore):
-    """E.xai_score: per method the hit rate with its 95% bootstrap CI beside the chance rate of
+    """E.xai_score: per method the hit rate with its 95% Wilson interval beside the chance rate of
     a random point in the image (``chance_image``) and in the brain (``chance_brain``)."""
     from medrepro.analysis import xai_score
 
@@ -273,8 +273,7 @@ def xai_score_table(score: XaiScore):
                "n_correct_tumour": score.n_candidates, "n_empty_mask": score.n_empty,
                "dilation_px": xai_score.DILATION_PX}
         if score.games is not None:
-            row.update(xai_score.summary(score.games[method], n_boot=score.n_boot,
-                                         seed=score.seed))
+            row.update(xai_score.summary(score.games[method]))
             row["chance_brain"] = row.pop("chance_region")
         rows.append(row)
     first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
@@ -290,7 +289,7 @@ def xai_score_notes(score: XaiScore) -> str:
         return f"{score.status}."
     return (f"Pointing game on the correctly classified tumour test images ({score.label}): a hit "
             f"when the map's maximum lies in the lesion mask dilated by {xai_score.DILATION_PX} "
-            "px at the model's input size; hit_rate_lo/hi: 95% bootstrap CI; chance_image / "
+            "px at the model's input size; hit_rate_lo/hi: 95% Wilson interval; chance_image / "
             "chance_brain: the rate of a random point in the image / in the brain (mean share of "
             f"it inside the dilated mask); {score.n_empty} image(s) whose lesion vanished at the "
             "input size left out.")
