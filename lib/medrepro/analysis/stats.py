@@ -26,31 +26,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from medrepro.analysis.evaluate import (METRICS, EvaluationError, _metric_from_cms,
-                                        check_pair)
+                                        check_pair, proportion_ci)
 
 _BOOT_CHUNK_ELEMENTS = 4_000_000  # cluster weights held in memory at once (~32 MB)
-PROPORTION_METHODS = ("wilson", "exact")
-
-
-def proportion_ci(k: int, n: int, *, method: str = "wilson",
-                  alpha: float = 0.05) -> tuple[float, float]:
-    """``(lo, hi)``: the ``1 - alpha`` interval of a proportion ``k / n``.
-
-    ``method``: ``"wilson"`` (score interval) or ``"exact"`` (Clopper-Pearson), as
-    ``scipy.stats.binomtest(k, n).proportion_ci`` computes them.
-    """
-    from scipy import stats
-
-    if method not in PROPORTION_METHODS:
-        raise EvaluationError(f"proportion_ci: method {method!r}; expected one of "
-                              f"{', '.join(PROPORTION_METHODS)}")
-    if n < 1 or not 0 <= k <= n:
-        raise EvaluationError(f"proportion_ci: need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    if not 0 < alpha < 1:
-        raise EvaluationError(f"proportion_ci: alpha must be in (0, 1), got {alpha}")
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=1 - alpha,
-                                                       method=method)
-    return float(ci.low), float(ci.high)
+__all__ = ["proportion_ci", "accuracy_ci", "cluster_bootstrap_ci", "cluster_paired_difference",
+           "mcnemar_clustered", "holm"]
 
 
 def accuracy_ci(y_true, y_pred, *, method: str = "wilson",

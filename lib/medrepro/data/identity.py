@@ -72,17 +72,19 @@ def digest_of_lines(lines) -> str:
     return h.hexdigest()
 
 
-def counts_of(root: str | os.PathLike, dataset_id: str) -> dict[str, dict[str, int]]:
-    """Files per split and class: ``{split: {class: n}}`` (splits with no file left out)."""
-    from medrepro.data.datasets import count_files
-
+def counts_of(by_split: Mapping[str, list[Path]], dataset_id: str) -> dict[str, dict[str, int]]:
+    """Files per split and class, ``{split: {class: n}}``, of :func:`data_files`' listing (MRI:
+    the class folders; MosMed: each split folder's class; RSNA: ``{"all": n}``)."""
     sp = spec(dataset_id)
     out: dict[str, dict[str, int]] = {}
-    for row in count_files(Path(root), sp):
-        if row["files"] or sp.kind == "rsna" and row["class"] == "all":
-            out.setdefault(row["split"], {})[row["class"]] = int(row["files"])
-    if sp.kind == "rsna":  # the single-type selection is a view of the labels, not files
-        out = {s: {"all": c["all"]} for s, c in out.items() if c.get("all")}
+    for split, files in by_split.items():
+        if sp.kind == "mri":
+            out[split] = {c: n for c in sp.classes
+                          if (n := sum(1 for p in files if p.parent.name == c))}
+        elif sp.kind == "mosmed":
+            out[split] = {dict(zip(sp.splits, sp.classes))[split]: len(files)}
+        else:
+            out[split] = {"all": len(files)}
     return out
 
 
@@ -120,7 +122,7 @@ def dataset_identity(root: str | os.PathLike, dataset_id: str, *, source: str | 
             split_lines[split] = [f"{p.relative_to(root).as_posix()}\t{st.st_size}"
                                   for p, st in items]
     ident = {"dataset": dataset_id, "source": source, "root": str(root),
-             "counts": counts_of(root, dataset_id),
+             "counts": counts_of(by_split, dataset_id),
              "files": sum(len(v) for v in stats.values()), "bytes": total, "hash_kind": kind,
              "content_sha256": digest_of_lines(x for v in split_lines.values() for x in v),
              "split_sha256": {s: digest_of_lines(v) for s, v in split_lines.items()},
