@@ -21,6 +21,8 @@ single sigmoid unit (made ``(N, 2)``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -183,3 +185,29 @@ def reliability_frames(y_val, proba_val, y_test, proba_test) -> dict[str, pd.Dat
     t = fit_temperature(y_val, proba_val)
     return {"before": reliability_table(y_test, proba_test),
             "after": reliability_table(y_test, apply_temperature(proba_test, t))}
+
+
+NOTES = (f"ECE: top-label expected calibration error over {N_BINS} equal-width confidence bins; "
+         "Brier: multi-class Brier score (0-2); NLL: mean negative log-likelihood (nats); "
+         "*_lo/*_hi: 95% percentile bootstrap CIs over the test items. temperature: fitted on "
+         "the validation split (n_val), scored on the test split; 'none' is the model as "
+         "trained.")
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A classifier's calibration: ``table`` (:func:`calibration_table`), ``frames``
+    (:func:`reliability_frames`) and the notes for the saved table."""
+
+    table: pd.DataFrame
+    frames: dict
+    notes: str
+
+
+def calibrate(y_val, proba_val, y_test, proba_test, *, model: str, n_boot: int = 1000,
+              seed: int = 0, test_note: str = "") -> Calibrated:
+    """:func:`calibration_table` and :func:`reliability_frames` of one model in one call."""
+    table = calibration_table(y_val, proba_val, y_test, proba_test, n_boot=n_boot, seed=seed,
+                              model=model, test_note=test_note)
+    notes = NOTES + (f" Test set: {test_note}." if test_note else "")
+    return Calibrated(table, reliability_frames(y_val, proba_val, y_test, proba_test), notes)

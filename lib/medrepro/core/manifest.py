@@ -317,6 +317,18 @@ _ENTRIES: list[Artifact] = [
              beyond=True),
     Artifact("C.leakage", "C", "table",
              "Final model on the whole and the duplicate-free test set", _NB3, beyond=True),
+    Artifact("C.calibration", "C", "table",
+             "Final model: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
+             "fitted on validation", _NB3, beyond=True),
+    Artifact("C.fig_reliability", "C", "figure",
+             "Final model: reliability diagram on test before/after temperature scaling", _NB3,
+             beyond=True),
+    Artifact("E.calibration", "E", "table",
+             "The CNN: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
+             "fitted on validation", _NB3, beyond=True),
+    Artifact("E.fig_reliability", "E", "figure",
+             "The CNN: reliability diagram on test before/after temperature scaling", _NB3,
+             beyond=True),
     Artifact("E.leakage", "E", "table",
              "The CNN on the whole and the duplicate-free test set", _NB3, beyond=True),
     Artifact("D.gradcam3d", "D", "figure", "3-D Grad-CAM of one volume", _NB5, beyond=True),

@@ -103,6 +103,23 @@ def evaluate_cnn(data: ImageSplit, model, history: pd.DataFrame, test_ds) -> Res
     return Result(data, model, history, loss, acc, train.predict_classes(model, test_ds))
 
 
+def calibration(res: Result, *, image_size: int, batch_size: int, n_boot: int, seed: int):
+    """E.calibration: the CNN's ECE, Brier and NLL on the test set before and after temperature
+    scaling fitted on the validation split (:func:`medrepro.analysis.calibration.calibrate`)."""
+    from medrepro.analysis import calibration as cal
+
+    val, test = mri_common.probabilities(res.model, res.data, image_size=image_size,
+                                         batch_size=batch_size)
+    return cal.calibrate(res.data.val["label"].to_numpy(), val, res.data.y_test, test,
+                         model="CNN", n_boot=n_boot, seed=seed,
+                         test_note=mri_common.test_set_note(res.data, split="paper"))
+
+
+def reliability_figure(cal) -> Any:
+    """E.fig_reliability: the test set's reliability diagram before and after scaling."""
+    return plots.plot_reliability(cal.frames, title="E: reliability on the test set")
+
+
 def fig1(history: pd.DataFrame):
     return mri_common.curves_figure(history, title="E")
 
