@@ -26,7 +26,7 @@ LEDGER_NOTES = ("verdict: by the rules of medrepro.analysis.verdicts (docs/verdi
                 "tolerance: the absolute difference that counts as a different result.")
 COLUMNS = ("study", "metric", "reported", "verdict", "reasons", "band_lo", "band_hi",
            "seed_mean", "seed_sd", "seed_min", "seed_max", "n_seeds", "seeds", "band_verdict",
-           "tolerance", "data_source", "profile", "notes")
+           "tolerance", "data", "profile", "notes")
 
 
 def conditions_of(study: str, records: list[dict[str, Any]]) -> verdicts.Conditions:
@@ -80,7 +80,7 @@ def ledger_table(metrics: list[dict[str, Any]], *,
                      "seeds": "" if b is None else " ".join(map(str, b.seeds)),
                      "band_verdict": v.band_verdict if v.verdict == verdicts.NOT_COMPARABLE
                      else "", "tolerance": v.rule.tolerance,
-                     "data_source": records[0]["data_source"] if records else None,
+                     "data": records[0]["data_source"] if records else None,
                      "profile": records[0]["profile"] if records else None,
                      "notes": "; ".join(v.notes)})
     return pd.DataFrame(rows, columns=list(COLUMNS))

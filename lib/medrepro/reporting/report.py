@@ -45,18 +45,23 @@ class RunInfo:
     profile: str
     seed: int
     reports_root: Path
+    deviations: tuple[str, ...] = ()  # the run's departures from the papers' conditions
 
 
 _current: RunInfo | None = None
 
 
 def start_run(notebook: str, *, profile: str, seed: int,
-              reports_root: str | os.PathLike | None = None) -> RunInfo:
-    """Set the run that later ``save_*`` calls write for, and return it."""
+              reports_root: str | os.PathLike | None = None,
+              deviations: Iterable[str] = ()) -> RunInfo:
+    """Set the run that later ``save_*`` calls write for, and return it. ``deviations``: the
+    run's departures from the papers' conditions (e.g. a changed batch), added to every metric
+    it records."""
     global _current
     check_profile(profile)
     root = Path(reports_root) if reports_root else paths.reports_root()
-    _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root)
+    _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root,
+                       deviations=tuple(deviations))
     return _current
 
 
@@ -210,7 +215,7 @@ def record_metric(study: str, metric: str, value: float, *, source: str, artifac
               "ci_low": None if ci is None else float(ci[0]),
               "ci_high": None if ci is None else float(ci[1]), "n": n,
               "artifact": artifact, "notebook": run.notebook, "notes": notes,
-              "deviations": list(deviations),
+              "deviations": list(dict.fromkeys([*run.deviations, *deviations])),
               **provenance(source, profile=run.profile, seed=run.seed)}
     clash = sorted(set(extra or {}) & set(record))
     if clash:
@@ -307,7 +312,7 @@ def _resolve(overrides: dict[str, Any]) -> RunInfo:
     root = overrides.get("reports_root") or (base.reports_root if base else paths.reports_root())
     return RunInfo(notebook=overrides.get("notebook", base.notebook if base else "unknown"),
                    profile=profile, seed=int(overrides.get("seed", base.seed if base else 0)),
-                   reports_root=Path(root))
+                   reports_root=Path(root), deviations=base.deviations if base else ())
 
 
 def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str,
