@@ -269,6 +269,25 @@ def predict_head(model, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     return train.predict_classes(model, pipeline.from_arrays(x, batch_size=batch_size, cache=False))
 
 
+def calibration(model, x: Inputs, *, n_boot: int, seed: int):
+    """A.calibration: the LSTM-CNN's ECE, Brier and NLL on the paper split's test images before
+    and after temperature scaling fitted on its validation images."""
+    from medrepro.analysis import calibration as cal
+    from medrepro.data import pipeline
+    from medrepro.training import train
+
+    val, test = (train.predict_proba(model, pipeline.from_arrays(a, batch_size=64, cache=False))
+                 for a in (x.x_val, x.x_test))
+    return cal.calibrate(x.y_val, val, x.y_test, test, model="LSTM-CNN (paper split)",
+                         n_boot=n_boot, seed=seed)
+
+
+def reliability_figure(cal):
+    """A.fig_reliability: the test images' reliability diagram before and after scaling."""
+    return plots.plot_reliability(cal.frames, title="A: reliability on the test images "
+                                                     "(LSTM-CNN)")
+
+
 def fit(run, data: ImageSplit, x: Inputs, kind: str, *, split: str = "paper", model=None,
         verbose: int = 0):
     """Train head ``kind`` (``"lstm"`` or ``"standard"``) on ``x`` with the profile's settings;

@@ -38,6 +38,7 @@ MODELS = list(head_ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v
 LABELS = [f"S{i + 1} {c}" for i, c in enumerate(rsna.CLASSES)]
 SPLIT_KINDS = ("image", "patient")
 TEST_PROBA = "test_proba.npy"  # in a model's run folder: its test-set outputs (N, 6) float32
+VAL_PROBA = "val_proba.npy"  # ... and its validation-set outputs (calibration)
 
 # The metric names of B.table3's headline numbers (manifest.HEADLINES).
 TABLE3_METRICS = {"proposed": "test accuracy (proposed, batch 8)",
@@ -156,7 +157,6 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     """
     from medrepro.core import seeds
     from medrepro.training import train
-    from medrepro.core.fileio import atomic_path
 
     run_dir = Path(run_dir)
     seeds.seed_everything(seed)
@@ -174,13 +174,9 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     best = train.best_epoch(history, monitor="val_loss")
     at_best = history.loc[history["epoch"] == best].iloc[0]
     test_rows = split_df[split_df["split"] == "test"]
-    proba_path = run_dir / TEST_PROBA
-    if history.attrs.get("reused") and proba_path.is_file():
-        proba = np.load(proba_path)
-    else:
-        proba = train.predict_proba(model, data["test"])
-        with atomic_path(proba_path, suffix=".npy") as tmp:
-            np.save(tmp, proba)
+    proba, val_proba = (_outputs(model, data[split], run_dir / name,
+                                 reuse=bool(history.attrs.get("reused")))
+                        for split, name in (("test", TEST_PROBA), ("val", VAL_PROBA)))
     y_true = test_rows["label"].to_numpy(np.int64)
     y_pred = proba.argmax(axis=1).astype(np.int64)
     eps = 1e-7
@@ -194,9 +190,43 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
             "test_acc": float((y_true == y_pred).mean()),
             "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
                                                1.0)).mean()),
-            "y_true": y_true, "y_pred": y_pred, "proba": proba,
+            "y_true": y_true, "y_pred": y_pred, "proba": proba, "val_proba": val_proba,
+            "y_val": split_df.loc[split_df["split"] == "val", "label"].to_numpy(np.int64),
             "patient_id": test_rows["patient_id"].astype(str).to_numpy(),
             "params": int(model.count_params()), "init": init_used, "model_object": model}
+
+
+def _outputs(model, ds, path: Path, *, reuse: bool) -> np.ndarray:
+    """The model's outputs on ``ds``, read back from ``path`` for a reused model, else
+    predicted and saved there (atomic)."""
+    from medrepro.core.fileio import atomic_path
+    from medrepro.training import train
+
+    if reuse and path.is_file():
+        return np.load(path)
+    proba = train.predict_proba(model, ds)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, proba)
+    return proba
+
+
+def calibration(main: Trained):
+    """B.calibration: the proposed model's ECE, Brier and NLL on the test images before and
+    after temperature scaling fitted on the validation images (image level)."""
+    from medrepro.analysis import calibration as cal
+
+    r = main.proposed
+    return cal.calibrate(r["y_val"], r["val_proba"], r["y_true"], r["proba"],
+                         model=f"proposed, batch {main.batch_size}",
+                         n_boot=main.settings["bootstrap"], seed=main.seed)
+
+
+def reliability_figure(cal):
+    """B.fig_reliability: the test images' reliability diagram before and after scaling."""
+    from medrepro.reporting import plots
+
+    return plots.plot_reliability(cal.frames, title="B: reliability on the test images "
+                                                     "(proposed model)")
 
 
 def _train(run, ds, cache, split_df, keys: Sequence[str], *, batch_size: int, folder: str,

@@ -550,6 +550,27 @@ def heldout_table(scores: dict[str, dict[str, Any]], results: dict[str, Scenario
     return pd.DataFrame(rows)
 
 
+def calibration(variant, *, key: str = "aug_25", n_boot: int = 1000, seed: int = 0):
+    """D.calibration: scenario ``key``'s ECE, Brier and NLL on the 70/20/10 variant's held-out
+    test volumes before and after temperature scaling fitted on its validation volumes (the
+    thesis' own set-up has no test split). A handful of volumes: read the CIs."""
+    from medrepro.analysis import calibration as cal
+
+    val, test = (variant.scores[key][s] for s in ("val", "test"))
+    return cal.calibrate(val["y"], val["prob"], test["y"], test["prob"],
+                         model=f"{variant.results[key].scenario.label} (70/20/10 variant)",
+                         n_boot=n_boot, seed=seed,
+                         test_note=f"{len(test['y'])} held-out test volumes")
+
+
+def reliability_figure(cal):
+    """D.fig_reliability: the held-out test volumes' reliability diagram."""
+    from medrepro.reporting import plots
+
+    return plots.plot_reliability(cal.frames, title="D: reliability on the held-out test "
+                                                     "volumes")
+
+
 # ---------------------------------------------------------------------------- figures
 def gradcam_figure(res: VariantResult, key: str, *, split: str, n: int = 8):
     """D.gradcam3d: 3-D Grad-CAM (at :data:`GRADCAM_LAYER`) of scenario ``key``'s model on the
