@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import log_loss
-
 from medrepro.analysis import calibration as cal
 from medrepro.analysis.evaluate import EvaluationError
+from sklearn.metrics import log_loss
 
 
 def _calibrated(n=4000, k=4, seed=0, sharpen=1.0):

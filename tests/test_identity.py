@@ -6,11 +6,11 @@ import hashlib
 from types import MappingProxyType
 
 import pytest
-
-from conftest import mri_folder
 from medrepro.core import fileio, paths
 from medrepro.data import identity, registry
 from medrepro.data.registry import PublishedVersion
+
+from conftest import mri_folder
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from medrepro.analysis import verdicts
 from medrepro.core import manifest
 from medrepro.reporting import compare, ledger

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-
 from medrepro.core import paths
 from medrepro.run import runner, schedule
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from medrepro.analysis import evaluate, stats
 from medrepro.analysis.evaluate import EvaluationError
 

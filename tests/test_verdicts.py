@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from medrepro.analysis import verdicts as v
 from medrepro.analysis.verdicts import SeedResult
 

@@ -25,12 +25,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medrepro.analysis.evaluate import (METRICS, EvaluationError, _metric_from_cms,
-                                        check_pair, proportion_ci)
+from medrepro.analysis.evaluate import (
+    METRICS,
+    EvaluationError,
+    _metric_from_cms,
+    check_pair,
+    proportion_ci,
+)
 
 _BOOT_CHUNK_ELEMENTS = 4_000_000  # cluster weights held in memory at once (~32 MB)
-__all__ = ["proportion_ci", "accuracy_ci", "cluster_bootstrap_ci", "cluster_paired_difference",
-           "mcnemar_clustered", "holm"]
+__all__ = [
+    "accuracy_ci",
+    "cluster_bootstrap_ci",
+    "cluster_paired_difference",
+    "holm",
+    "mcnemar_clustered",
+    "proportion_ci",
+]
 
 
 def accuracy_ci(y_true, y_pred, *, method: str = "wilson",

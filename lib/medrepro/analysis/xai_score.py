@@ -124,12 +124,3 @@ def summary(game: PointingGame) -> dict[str, float]:
                chance_region=float(np.nanmean(game.chance_region))
                if np.isfinite(game.chance_region).any() else np.nan)
     return row
-    # The hit rate is the accuracy of "hit" (1) against an all-ones truth: bootstrap_ci
-    # resamples the scored items, as for every other rate of the kit.
-    ci = evaluate.bootstrap_ci(np.ones(n, dtype=np.int64), game.hits.astype(np.int64),
-                               metric="accuracy", n_boot=n_boot, seed=seed)
-    row.update(hit_rate=ci["point"], hit_rate_lo=ci["lo"], hit_rate_hi=ci["hi"],
-               chance_image=float(game.chance_image.mean()),
-               chance_region=float(np.nanmean(game.chance_region))
-               if np.isfinite(game.chance_region).any() else np.nan)
-    return row

@@ -214,6 +214,16 @@ E_TEXT = {"n_images": 7023}
 
 _NB1, _NB2, _NB3, _NB4, _NB5, _NB6 = NOTEBOOKS
 
+
+def _calibration(study: str, what: str, notebook: str) -> tuple[Artifact, Artifact]:
+    """A classifier's calibration table and reliability diagram (beyond the papers)."""
+    return (Artifact(f"{study}.calibration", study, "table",
+                     f"{what}: ECE, Brier, NLL (95% CIs) on test before/after temperature "
+                     "scaling fitted on validation", notebook, beyond=True),
+            Artifact(f"{study}.fig_reliability", study, "figure",
+                     f"{what}: reliability diagram on test before/after temperature scaling",
+                     notebook, beyond=True))
+
 _ENTRIES: list[Artifact] = [
     # ---- A: LSTM-CNN, Sartaj
     Artifact("A.fig1", "A", "figure", "Sample images per class", _NB1),
@@ -303,12 +313,7 @@ _ENTRIES: list[Artifact] = [
              beyond=True),
     Artifact("B.table1_patient", "B", "table", "Images per class and split, patient-level split",
              _NB2, beyond=True),
-    Artifact("A.calibration", "A", "table",
-             "The LSTM-CNN (paper split): ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
-             "fitted on validation", _NB3, beyond=True),
-    Artifact("A.fig_reliability", "A", "figure",
-             "The LSTM-CNN (paper split): reliability diagram on test before/after temperature scaling", _NB3,
-             beyond=True),
+    *_calibration("A", "The LSTM-CNN (paper split)", _NB3),
     Artifact("A.splits", "A", "table",
              "LSTM-CNN and standard CNN on the paper, official and duplicate-free splits", _NB3,
              beyond=True),
@@ -318,38 +323,18 @@ _ENTRIES: list[Artifact] = [
              _NB4, beyond=True),
     Artifact("B.patient_split", "B", "table", "All models on the patient-level split", _NB4,
              beyond=True),
-    Artifact("B.calibration", "B", "table",
-             "The proposed model, batch 32: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
-             "fitted on validation", _NB4, beyond=True),
-    Artifact("B.fig_reliability", "B", "figure",
-             "The proposed model, batch 32: reliability diagram on test before/after temperature scaling", _NB4,
-             beyond=True),
+    *_calibration("B", "The proposed model, batch 32", _NB4),
     Artifact("B.per_class", "B", "table",
              "Per-class precision / recall / F1 with 95% bootstrap CIs, every trained model", _NB4,
              beyond=True),
     Artifact("C.leakage", "C", "table",
              "Final model on the whole and the duplicate-free test set", _NB3, beyond=True),
-    Artifact("C.calibration", "C", "table",
-             "Final model: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
-             "fitted on validation", _NB3, beyond=True),
-    Artifact("C.fig_reliability", "C", "figure",
-             "Final model: reliability diagram on test before/after temperature scaling", _NB3,
-             beyond=True),
-    Artifact("E.calibration", "E", "table",
-             "The CNN: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
-             "fitted on validation", _NB3, beyond=True),
-    Artifact("E.fig_reliability", "E", "figure",
-             "The CNN: reliability diagram on test before/after temperature scaling", _NB3,
-             beyond=True),
+    *_calibration("C", "Final model", _NB3),
+    *_calibration("E", "The CNN", _NB3),
     Artifact("E.leakage", "E", "table",
              "The CNN on the whole and the duplicate-free test set", _NB3, beyond=True),
     Artifact("D.gradcam3d", "D", "figure", "3-D Grad-CAM of one volume", _NB5, beyond=True),
-    Artifact("D.calibration", "D", "table",
-             "The 25-epoch augmented scenario, 70/20/10 variant: ECE, Brier, NLL (95% CIs) on test before/after temperature scaling "
-             "fitted on validation", _NB5, beyond=True),
-    Artifact("D.fig_reliability", "D", "figure",
-             "The 25-epoch augmented scenario, 70/20/10 variant: reliability diagram on test before/after temperature scaling", _NB5,
-             beyond=True),
+    *_calibration("D", "The 25-epoch augmented scenario, 70/20/10 variant", _NB5),
     Artifact("D.heldout", "D", "table",
              "The 70/20/10 variant: validation and held-out test results per scenario", _NB5,
              beyond=True),
