@@ -2,7 +2,7 @@
 # medrepro main entry point.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--data phantom|kaggle|PATH] [--only NN ...]
-#                [--seed N] [--cache-dir DIR] [--yes] [--no-venv]
+#                [--seed N] [--seeds N ...] [--studies X ...] [--cache-dir DIR] [--yes] [--no-venv]
 #       Prints the plan (data, disk, projected time), then runs the notebooks in number order
 #       with papermill; executed notebooks (.ipynb, .html), figures and tables go to
 #       reports/<profile>/. A run that does not fit the disks, or --profile paper without a GPU

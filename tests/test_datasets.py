@@ -268,8 +268,13 @@ def test_inventory_reports_found_missing_and_used(fake, tmp_path):
     rd = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
     inv = datasets.inventory([rd])
     assert list(inv.columns) == ["dataset", "split", "class", "files", "bytes", "official_count",
-                                 "skipped", "skipped_why", "source", "status"]
+                                 "skipped", "skipped_why", "source", "status", "split_sha256",
+                                 "dataset_sha256", "hash_kind", "version"]
     real = inv[inv["source"] == "brain_tumor_masoud"]
+    # the real folder's Testing split: 12 files, counts unlike any published version
+    assert real["version"].str.startswith("matches NO known published version").all()
+    assert set(real.loc[real["split"] == "Training", "split_sha256"]) == {""}
+    assert real.loc[real["split"] == "Testing", "split_sha256"].str.len().eq(64).all()
     assert set(real.loc[real["split"] == "Training", "status"]) == {"missing"}
     assert (real.loc[real["split"] == "Training", "files"] == 0).all()
     tested = real[real["split"] == "Testing"]

@@ -238,3 +238,16 @@ def test_classification_table_ci_adds_bounds_to_class_rows_only(noisy_labels):
     assert list(t.columns[:3]) == ["precision", "precision_lo", "precision_hi"]
     assert t.loc[LABELS, "recall_lo"].notna().all()
     assert t.loc[["accuracy", "macro avg"], "recall_lo"].isna().all()
+
+
+def test_binary_ci_wilson_for_small_sets():
+    y = np.array([1] * 20 + [0] * 20)
+    pred = np.array([1] * 18 + [0] * 2 + [0] * 20)  # 38/40 right, precision 18/18, recall 18/20
+    boot = evaluate.binary_ci(y, pred, n_boot=300, seed=0)
+    wil = evaluate.binary_ci(y, pred, n_boot=300, seed=0, proportions="wilson")
+    assert boot["precision_lo"] == boot["precision_hi"] == 1.0  # every resample: 1
+    assert wil["precision_lo"] == pytest.approx(0.8241, abs=1e-4) and wil["precision_hi"] == 1.0
+    assert (wil["accuracy_lo"], wil["accuracy_hi"]) == pytest.approx((0.8350, 0.9862), abs=1e-4)
+    assert wil["f1_lo"] == boot["f1_lo"]  # F1 is not a proportion: its bootstrap CI stays
+    with pytest.raises(evaluate.EvaluationError, match="proportions='exactish'"):
+        evaluate.binary_ci(y, pred, proportions="exactish")

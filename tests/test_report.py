@@ -102,6 +102,31 @@ def test_record_metric_replaces_and_reads_back(run, tmp_path):
         report.record_metric("A", "x", 1.0, source="phantom", artifact="A.nope")
 
 
+def test_record_metric_keeps_one_record_per_seed_and_one_data_source(run, tmp_path):
+    def record(value, seed, source="brain_tumor_sartaj", **kw):
+        report.record_metric("E", "test accuracy", value, source=source, artifact="E.table1",
+                             seed=seed, reports_root=tmp_path, profile="smoke", **kw)
+
+    record(0.80, 42)
+    record(0.82, 1, deviations=["a changed batch"])
+    record(0.81, 42)  # a re-run of seed 42 replaces its record only
+    rows = report.read_metrics(profile="smoke", reports_root=tmp_path)
+    assert [(r["seed"], r["value"]) for r in rows] == [(1, 0.82), (42, 0.81)]
+    assert rows[0]["deviations"] == ["a changed batch"] and rows[1]["deviations"] == []
+    record(0.5, 42, source="phantom")  # other data: the band never mixes datasets
+    rows = report.read_metrics(profile="smoke", reports_root=tmp_path)
+    assert [(r["seed"], r["data_source"]) for r in rows] == [(42, "phantom")]
+
+
+def test_run_deviations_enter_every_record(tmp_path):
+    report.start_run("03_lstm_cnn_mri", profile="smoke", seed=3, reports_root=tmp_path,
+                     deviations=["a changed batch: x 2 replicas"])
+    report.record_metric("E", "test accuracy", 0.9, source="phantom", artifact="E.table1",
+                         deviations=["ImageNet weights unavailable"])
+    (row,) = report.read_metrics(profile="smoke", reports_root=tmp_path)
+    assert row["deviations"] == ["a changed batch: x 2 replicas", "ImageNet weights unavailable"]
+
+
 def test_combined_sources_keep_the_phantom_label():
     assert report.combine_sources(["phantom", "brain_tumor_sartaj", None]) == (
         "brain_tumor_sartaj+phantom")

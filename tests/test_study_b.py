@@ -77,7 +77,7 @@ def _result(key, y_true, y_pred, **extra):
     return {"model": key, "y_true": y_true, "y_pred": y_pred, "init": "random",
             "test_acc": float((y_true == y_pred).mean()), "train_acc": 0.5, "val_acc": 0.25,
             "epochs_run": 3, "train_images": 40, "train_seconds": 120.0, "images_per_s": 1.0,
-            **extra}
+            "patient_id": np.array([f"ID_{i // 3:03d}" for i in range(len(y_true))]), **extra}
 
 
 Y = np.tile(np.arange(6), 5)  # 30 test images, 5 of each class
@@ -108,8 +108,11 @@ def test_bootstrap_cis_are_computed_once_per_model_and_metric(monkeypatch):
     monkeypatch.setattr(b.evaluate, "bootstrap_ci",
                         lambda *a, **k: calls.append(k["metric"]) or {"point": 1, "lo": 0,
                                                                         "hi": 1})
+    monkeypatch.setattr(b.stats, "cluster_bootstrap_ci",
+                        lambda *a, **k: calls.append("patient " + k["metric"]) or {
+                            "point": 1, "lo": 0, "hi": 1, "n_clusters": 10})
     b.table3(res), b.table3(res), b.table5(res)
-    assert calls == ["accuracy", "weighted_f1"]
+    assert calls == ["accuracy", "patient accuracy", "weighted_f1"]
     assert b.table3(res).set_index("model").loc["proposed", "test_ci95_low"] == 0
 
 
@@ -136,6 +139,16 @@ def test_mcnemar_and_patient_split_rows():
     assert (mc.loc["densenet121", "n01"], mc.loc["densenet121", "n10"]) == (0, 5)
     assert mc.loc["densenet121", "acc_diff"] == pytest.approx(5 / 30)
     assert mc.loc["mobilenet", "method"] == "not trained in this profile"
+    # 10 patients of 3 slices: the 5 wrong slices sit in 5 patients (rows 0, 6, ..., 24), so
+    # Durkalski's statistic is 5² / 5 = 5
+    from scipy.stats import chi2
+
+    assert mc.loc["densenet121", "p_value_patient"] == pytest.approx(chi2.sf(5.0, df=1))
+    assert mc.loc["densenet121", "acc_diff_patient_lo"] <= 5 / 30 <= mc.loc[
+        "densenet121", "acc_diff_patient_hi"]
+    # one comparison trained: Holm's adjustment leaves its p-value as it is
+    assert mc.loc["densenet121", "p_holm"] == pytest.approx(mc.loc["densenet121", "p_value"])
+    assert np.isnan(mc.loc["mobilenet", "p_holm"])
     patient = _trained({"proposed": _result("proposed", Y, wrong)})
     ps = b.patient_split(patient, image).set_index("model")
     assert ps.loc["proposed", "patient_test_acc"] == pytest.approx(25 / 30)

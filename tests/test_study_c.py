@@ -1,6 +1,7 @@
 import types
 
 import numpy as np
+import pytest
 import pandas as pd
 from medrepro.studies import c
 from medrepro.studies.mri_common import ImageSplit
@@ -18,7 +19,8 @@ def test_final_trial_is_the_best_sgd_trial_not_the_best_overall():
 
 def _result(final=3):
     images = pd.DataFrame({"path": [f"/x/{i}.jpg" for i in range(8)], "label": np.arange(8) % 4})
-    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)")
+    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)",
+                               dataset_id="brain_tumor_masoud", is_phantom=True)
     data = ImageSplit(ds, images, images.iloc[:4], images.iloc[4:], images.iloc[:3],
                       images.iloc[3:4], note="data: Masoud (phantom)")
     rows = _rows([0.2, 0.2, 0.4, 0.2, 0.4]).assign(test_accuracy=0.25)
@@ -73,7 +75,8 @@ def test_c_pipelines_frame_the_head(tmp_path):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(img).save(paths[-1])
     images = pd.DataFrame({"path": paths, "label": np.arange(4)})
-    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)")
+    ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)",
+                               dataset_id="brain_tumor_masoud", is_phantom=True)
     data = ImageSplit(ds, images, images, images, images, images)
     run = types.SimpleNamespace(settings={"c_image_size": 20, "c_batch": 4}, seed=0)
     fit, val, test = c.image_datasets(run, data)
@@ -83,3 +86,22 @@ def test_c_pipelines_frame_the_head(tmp_path):
         np.testing.assert_allclose(next(iter(pipe))[0].numpy()[0], framed, atol=1e-6)
     x = next(iter(fit))[0].numpy()  # augmented (flip, rotation, zoom): framed, not stretched
     assert x[:, :, 8:12].mean() > 0.5 and x.shape == (4, 20, 20, 3)
+
+
+def test_calibration_scores_the_final_trial_and_names_a_shifted_test_set():
+    res = _result()
+    rng = np.random.default_rng(0)
+    val, test = rng.dirichlet(np.ones(4), 40), np.eye(4)[res.data.y_test] * 0.7 + 0.075
+    res = c.Result(res.data, res.rows, {}, res.pred, 3, {3: (val[:1], test)})
+    cal = c.calibration(res, n_boot=20, seed=0)
+    before = cal.table.set_index("scaling").loc["none"]
+    assert before["model"] == "final (trial 3)" and before["accuracy"] == 1.0
+    assert before["ece"] == pytest.approx(0.225)  # right everywhere at confidence 0.775
+    assert before["test_set"] == ""  # a phantom is no shifted test set
+    real = types.SimpleNamespace(source="brain_tumor_sartaj", label="Sartaj (real)",
+                                 dataset_id="brain_tumor_sartaj", is_phantom=False)
+    shifted = c.Result(ImageSplit(real, *[getattr(res.data, f) for f in
+                                          ("images", "train", "test", "fit", "val")]),
+                       res.rows, {}, res.pred, 3, res.proba)
+    assert c.calibration(shifted, n_boot=20, seed=0).table["test_set"].str.startswith(
+        "shifted test set").all()

@@ -74,12 +74,20 @@ def test_chance_is_the_dilated_mask_share_of_the_image_and_of_the_region():
 def test_summary_rate_ci_and_chance():
     mask = _disc((32, 32), (16, 16), 4)
     maps = [_bump((32, 32), (16, 16))] * 6 + [_bump((32, 32), (2, 2))] * 4
-    row = xai_score.summary(xai_score.pointing_game(maps, [mask] * 10), n_boot=500, seed=0)
+    row = xai_score.summary(xai_score.pointing_game(maps, [mask] * 10))
     assert row["n_scored"] == 10 and row["hits"] == 6
     assert row["hit_rate"] == pytest.approx(0.6)
-    assert 0.2 <= row["hit_rate_lo"] < 0.6 < row["hit_rate_hi"] <= 1.0
+    # Wilson's interval of 6/10
+    assert (row["hit_rate_lo"], row["hit_rate_hi"]) == pytest.approx((0.3127, 0.8318), abs=1e-4)
     assert row["chance_image"] == pytest.approx(xai_score.dilate(mask).mean())
     assert np.isnan(row["chance_region"])
+
+
+def test_six_hits_of_six_keep_an_interval():
+    mask = _disc((32, 32), (16, 16), 4)
+    row = xai_score.summary(xai_score.pointing_game([_bump((32, 32), (16, 16))] * 6, [mask] * 6))
+    assert row["hit_rate"] == 1.0 and row["hit_rate_hi"] == pytest.approx(1.0)
+    assert row["hit_rate_lo"] == pytest.approx(0.6097, abs=1e-4)  # a bootstrap gives [1, 1]
 
 
 def test_summary_of_nothing_scored_is_nan():

@@ -15,6 +15,7 @@ import pandas as pd
 METRICS = ("accuracy", "macro_f1", "weighted_f1")
 REPORT_COLUMNS = ("precision", "recall", "f1", "support")
 _BOOT_CHUNK_ELEMENTS = 4_000_000  # resampled indices held in memory at once (~32 MB of int64)
+PROPORTION_METHODS = ("wilson", "exact")
 
 
 class EvaluationError(ValueError):
@@ -242,15 +243,37 @@ def per_class_ci_table(y_true, y_pred, *, labels: Sequence[str], n_boot: int = 1
 
 
 def binary_ci(y_true, y_pred, *, positive: int = 1, n_boot: int = 1000, seed: int = 0,
-              alpha: float = 0.05) -> dict[str, float]:
+              alpha: float = 0.05, proportions: str = "bootstrap") -> dict[str, float]:
     """Accuracy, precision, recall and F1 of the ``positive`` class of a 0/1 problem with
-    bootstrap CIs: ``{"accuracy", "accuracy_lo", "accuracy_hi", "precision", ...}`` (in [0, 1]).
+    CIs: ``{"accuracy", "accuracy_lo", "accuracy_hi", "precision", ...}`` (in [0, 1]).
+
+    ``proportions``: ``"bootstrap"`` (percentile bootstrap for all four) or ``"wilson"``
+    (Wilson's interval for accuracy, precision and recall, which are proportions k / n, for
+    small sets where a bootstrap collapses; F1 keeps its bootstrap CI).
     """
     row = per_class_ci_table(y_true, y_pred, labels=("0", "1"), n_boot=n_boot, seed=seed,
                              alpha=alpha).iloc[positive]
     acc = bootstrap_ci(y_true, y_pred, metric="accuracy", n_boot=n_boot, seed=seed, alpha=alpha)
     out = {"accuracy": acc["point"], "accuracy_lo": acc["lo"], "accuracy_hi": acc["hi"]}
     out.update({k: float(v) for k, v in row.items() if k != "support"})
+    if proportions == "wilson":
+        out.update(_wilson_binary(*check_pair(y_true, y_pred), positive=positive, alpha=alpha))
+    elif proportions != "bootstrap":
+        raise EvaluationError(f"binary_ci: proportions={proportions!r}; expected 'bootstrap' or "
+                              "'wilson'")
+    return out
+
+
+def _wilson_binary(y_true: np.ndarray, y_pred: np.ndarray, *, positive: int,
+                   alpha: float) -> dict[str, float]:
+    tp = int(np.sum((y_pred == positive) & (y_true == positive)))
+    counts = {"accuracy": (int(np.sum(y_true == y_pred)), y_true.size),
+              "precision": (tp, int(np.sum(y_pred == positive))),
+              "recall": (tp, int(np.sum(y_true == positive)))}
+    out = {}
+    for name, (k, n) in counts.items():
+        lo, hi = proportion_ci(k, n, alpha=alpha) if n else (float("nan"), float("nan"))
+        out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
     return out
 
 
@@ -285,6 +308,27 @@ def mcnemar(y_true, pred_a, pred_b) -> dict[str, float | int | str]:
     better = "tie" if n01 == n10 else ("A" if n10 > n01 else "B")
     return {"n01": n01, "n10": n10, "statistic": float(statistic), "p_value": min(1.0, p_value),
             "method": method, "better": better}
+
+
+def proportion_ci(k: int, n: int, *, method: str = "wilson",
+                  alpha: float = 0.05) -> tuple[float, float]:
+    """``(lo, hi)``: the ``1 - alpha`` interval of a proportion ``k / n``.
+
+    ``method``: ``"wilson"`` (score interval) or ``"exact"`` (Clopper-Pearson), as
+    ``scipy.stats.binomtest(k, n).proportion_ci`` computes them.
+    """
+    from scipy import stats
+
+    if method not in PROPORTION_METHODS:
+        raise EvaluationError(f"proportion_ci: method {method!r}; expected one of "
+                              f"{', '.join(PROPORTION_METHODS)}")
+    if n < 1 or not 0 <= k <= n:
+        raise EvaluationError(f"proportion_ci: need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    if not 0 < alpha < 1:
+        raise EvaluationError(f"proportion_ci: alpha must be in (0, 1), got {alpha}")
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=1 - alpha,
+                                                       method=method)
+    return float(ci.low), float(ci.high)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -104,11 +104,13 @@ def pointing_game(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], *,
                         np.asarray(chance_region, dtype=float))
 
 
-def summary(game: PointingGame, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """One table row: ``n_scored``, ``hits``, ``hit_rate`` with its 95% bootstrap CI
-    (``hit_rate_lo``, ``hit_rate_hi``), ``chance_image``, ``chance_region`` (means) and
-    ``n_empty_maps``; rates NaN when nothing was scored."""
-    from medrepro.analysis import evaluate
+def summary(game: PointingGame) -> dict[str, float]:
+    """One table row: ``n_scored``, ``hits``, ``hit_rate`` with its 95% Wilson interval
+    (``hit_rate_lo``, ``hit_rate_hi``: :func:`medrepro.analysis.stats.proportion_ci`; a game
+    over a handful of images, where a bootstrap's interval collapses to zero width when every
+    image is a hit), ``chance_image``, ``chance_region`` (means) and ``n_empty_maps``; rates
+    NaN when nothing was scored."""
+    from medrepro.analysis import stats
 
     n = len(game.hits)
     row = {"n_scored": n, "hits": int(game.hits.sum()), "hit_rate": np.nan, "hit_rate_lo": np.nan,
@@ -116,11 +118,8 @@ def summary(game: PointingGame, *, n_boot: int = 1000, seed: int = 0) -> dict[st
            "n_empty_maps": game.n_empty_maps}
     if n == 0:
         return row
-    # The hit rate is the accuracy of "hit" (1) against an all-ones truth: bootstrap_ci
-    # resamples the scored items, as for every other rate of the kit.
-    ci = evaluate.bootstrap_ci(np.ones(n, dtype=np.int64), game.hits.astype(np.int64),
-                               metric="accuracy", n_boot=n_boot, seed=seed)
-    row.update(hit_rate=ci["point"], hit_rate_lo=ci["lo"], hit_rate_hi=ci["hi"],
+    lo, hi = stats.proportion_ci(row["hits"], n, method="wilson")
+    row.update(hit_rate=row["hits"] / n, hit_rate_lo=lo, hit_rate_hi=hi,
                chance_image=float(game.chance_image.mean()),
                chance_region=float(np.nanmean(game.chance_region))
                if np.isfinite(game.chance_region).any() else np.nan)

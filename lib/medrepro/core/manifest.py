@@ -214,6 +214,16 @@ E_TEXT = {"n_images": 7023}
 
 _NB1, _NB2, _NB3, _NB4, _NB5, _NB6 = NOTEBOOKS
 
+
+def _calibration(study: str, what: str, notebook: str) -> tuple[Artifact, Artifact]:
+    """A classifier's calibration table and reliability diagram (beyond the papers)."""
+    return (Artifact(f"{study}.calibration", study, "table",
+                     f"{what}: ECE, Brier, NLL (95% CIs) on test before/after temperature "
+                     "scaling fitted on validation", notebook, beyond=True),
+            Artifact(f"{study}.fig_reliability", study, "figure",
+                     f"{what}: reliability diagram on test before/after temperature scaling",
+                     notebook, beyond=True))
+
 _ENTRIES: list[Artifact] = [
     # ---- A: LSTM-CNN, Sartaj
     Artifact("A.fig1", "A", "figure", "Sample images per class", _NB1),
@@ -303,6 +313,7 @@ _ENTRIES: list[Artifact] = [
              beyond=True),
     Artifact("B.table1_patient", "B", "table", "Images per class and split, patient-level split",
              _NB2, beyond=True),
+    *_calibration("A", "The LSTM-CNN (paper split)", _NB3),
     Artifact("A.splits", "A", "table",
              "LSTM-CNN and standard CNN on the paper, official and duplicate-free splits", _NB3,
              beyond=True),
@@ -312,14 +323,18 @@ _ENTRIES: list[Artifact] = [
              _NB4, beyond=True),
     Artifact("B.patient_split", "B", "table", "All models on the patient-level split", _NB4,
              beyond=True),
+    *_calibration("B", "The proposed model, batch 32", _NB4),
     Artifact("B.per_class", "B", "table",
              "Per-class precision / recall / F1 with 95% bootstrap CIs, every trained model", _NB4,
              beyond=True),
     Artifact("C.leakage", "C", "table",
              "Final model on the whole and the duplicate-free test set", _NB3, beyond=True),
+    *_calibration("C", "Final model", _NB3),
+    *_calibration("E", "The CNN", _NB3),
     Artifact("E.leakage", "E", "table",
              "The CNN on the whole and the duplicate-free test set", _NB3, beyond=True),
     Artifact("D.gradcam3d", "D", "figure", "3-D Grad-CAM of one volume", _NB5, beyond=True),
+    *_calibration("D", "The 25-epoch augmented scenario, 70/20/10 variant", _NB5),
     Artifact("D.heldout", "D", "table",
              "The 70/20/10 variant: validation and held-out test results per scenario", _NB5,
              beyond=True),
@@ -334,8 +349,12 @@ _ENTRIES: list[Artifact] = [
              "masks: hit rate (95% CI) vs chance", _NB3, beyond=True),
     Artifact("E.fig_xai_score", "E", "figure",
              "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
+    Artifact("X.ledger", "X", "table",
+             "The claim ledger: every headline number's verdict by the rules of "
+             "analysis.verdicts, with its band over seeds", _NB6, beyond=True),
     Artifact("X.compare", "X", "table",
-             "Every headline number: reported vs reproduced, 95% CI, source, profile, seed", _NB6),
+             "Every headline number per seed: reported vs reproduced, 95% CI, the seeds' mean, "
+             "SD and range, source, profile", _NB6),
     Artifact("X.mcnemar", "X", "table", "McNemar tests of the papers' 'X beats Y' claims", _NB6,
              beyond=True),
     Artifact("X.leakage", "X", "table", "Effect of the leakage audit: paper vs duplicate-free split",

@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro.data import download, images
+from medrepro.data import download, identity, images
 from medrepro.core import locks, paths, profiles
 from medrepro.core.fileio import disk_full_guard, write_json
 from medrepro.data.phantoms import _common as phantom_marker
@@ -113,11 +113,11 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
                                      or profiles.DEFAULT_PROFILE)
     data = PHANTOM if data is None else str(data)
     if data == PHANTOM:
-        return make_phantom(dataset_id, profile=profile, seed=seed)
+        return _noted(make_phantom(dataset_id, profile=profile, seed=seed))
     if data == KAGGLE:
         root, origin = download.acquire_kaggle(sp)
-        return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
-                                 allow_partial=allow_partial, where="kaggle")
+        return _noted(_real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                                        allow_partial=allow_partial, where="kaggle"))
     path = source_path(data)
     check_source(path, data)
     origin = "folder"
@@ -125,8 +125,14 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
         path = extract_source_archive(path)
         origin = "archive"
     root = find_dataset_root(path, sp)
-    return _real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
-                             allow_partial=allow_partial, where=str(data))
+    return _noted(_real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
+                                    allow_partial=allow_partial, where=str(data)))
+
+
+def _noted(rd: ResolvedDataset) -> ResolvedDataset:
+    """``rd``, noted for the sidecars' dataset identity (:func:`medrepro.data.identity.remember`)."""
+    identity.remember(rd.dataset_id, rd.source, rd.root)
+    return rd
 
 
 def source_path(data: str | os.PathLike) -> Path:
@@ -497,7 +503,11 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
     one row per split with ``files`` 0, ``source`` "none" and ``status`` "unavailable: <why>".
 
     Columns: dataset, split, class, files, bytes, official_count, skipped, skipped_why (the
-    MRI sets' files skipped by :mod:`medrepro.data.images`' rule, and why), source, status. A resolved
+    MRI sets' files skipped by :mod:`medrepro.data.images`' rule, and why), source, status,
+    and the
+    dataset's identity (:mod:`medrepro.data.identity`): ``split_sha256`` (the split's content
+    hash), ``dataset_sha256`` (all splits present), ``hash_kind`` and ``version`` (the known
+    published version it matches, or that it matches none). A resolved
     dataset that fell back to its phantom while real data with a missing split was found gets
     rows for both: the real partial data (``source`` the dataset id, ``files`` 0 and
     ``status`` "missing" for the missing split) and the phantom actually used.
@@ -514,11 +524,13 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
         blocks.append((rd.root, rd.source, "used"))
         for root, source, status in blocks:
             present = splits_present(root, sp)
+            ident = _identity_or_none(root, sp.id, source)
             for r in count_files(root, sp):
                 official = sp.official_counts.get(r["split"], {}).get(r["class"])
                 split_status = status if r["split"] in present else "missing"
                 rows.append({"dataset": sp.id, **r, "official_count": official,
-                             "source": source, "status": split_status})
+                             "source": source, "status": split_status,
+                             **_identity_columns(ident, r["split"])})
     for dataset_id, reason in (unavailable or {}).items():
         sp = spec(dataset_id)
         for split in sp.splits:
@@ -527,9 +539,28 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
                          "status": f"unavailable: {reason}"})
     df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
                                      "official_count", "skipped", "skipped_why", "source",
-                                     "status"])
+                                     "status", *IDENTITY_COLUMNS])
     df["skipped_why"] = df["skipped_why"].fillna("")
     return df.astype({"official_count": "Int64", "bytes": "Int64", "skipped": "Int64"})
+
+
+IDENTITY_COLUMNS = ("split_sha256", "dataset_sha256", "hash_kind", "version")
+
+
+def _identity_or_none(root: Path, dataset_id: str, source: str) -> dict | None:
+    try:
+        return identity.dataset_identity(root, dataset_id, source=source)
+    except (identity.IdentityError, OSError):
+        return None
+
+
+def _identity_columns(ident: dict | None, split: str) -> dict:
+    """The inventory's identity columns of one split (:mod:`medrepro.data.identity`)."""
+    if ident is None:
+        return dict.fromkeys(IDENTITY_COLUMNS, "")
+    return {"split_sha256": ident["split_sha256"].get(split, ""),
+            "dataset_sha256": ident["content_sha256"], "hash_kind": ident["hash_kind"],
+            "version": ident["version"]}
 
 
 def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = None) -> list[Path]:

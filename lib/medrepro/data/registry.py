@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -81,6 +81,10 @@ RSNA_SELECTED_COUNTS = {"none": 644_874, "epidural": 1_694, "intraparenchymal": 
                         "intraventricular": 9_878, "subarachnoid": 16_423, "subdural": 32_200}
 RSNA_ALL_IMAGES = 752_803
 RSNA_SELECTED_IMAGES = 720_733
+# Content hashes (medrepro.data.identity) of the copies in shared/data, for PUBLISHED_VERSIONS.
+SARTAJ_TRAINING_SHA256 = "108e3759ee2f34171df04f4bb8a12285633d0de805057e88086435938021d5a2"
+SARTAJ_TESTING_SHA256 = "034b6c92c7e4dcdc96562ea0e4ba49b8dda74ce6b24266e39e029e9ef2b4fcdf"
+MASOUD_TESTING_SHA256 = "1fc14fb4d4029aab597ffbef79c7ac8d8e8949c5b41ffc05583757c3b1957d52"
 
 REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
     DatasetSpec(
@@ -166,6 +170,50 @@ REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
 
 DATASET_IDS = tuple(REGISTRY)
 MRI_DATASETS = ("brain_tumor_sartaj", "brain_tumor_masoud")
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A published version of a dataset, as far as it is known: file ``counts`` per split and
+    class (``{"all": n}`` where only a split's total is known) and, where computed from a copy
+    of it, ``split_sha256`` (:func:`medrepro.data.identity.dataset_identity`'s content hash of
+    each split)."""
+
+    name: str
+    counts: Mapping[str, Mapping[str, int]]
+    split_sha256: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+# Known versions, newest first. The content hashes were computed on the copies in shared/data
+# (Sartaj complete; Masoud's Testing split only); the others are counts as published.
+PUBLISHED_VERSIONS: Mapping[str, tuple[PublishedVersion, ...]] = MappingProxyType({
+    "brain_tumor_sartaj": (
+        PublishedVersion(
+            "Sartaj Bhuvaji's release (GitHub mirror @ 3ea9f4e, Kaggle's counts)",
+            REGISTRY["brain_tumor_sartaj"].official_counts,
+            MappingProxyType({"Training": SARTAJ_TRAINING_SHA256,
+                              "Testing": SARTAJ_TESTING_SHA256})),),
+    "brain_tumor_masoud": (
+        PublishedVersion(
+            "Masoud Nickparvar's current Kaggle version (Testing 1,311)",
+            REGISTRY["brain_tumor_masoud"].official_counts,
+            MappingProxyType({"Testing": MASOUD_TESTING_SHA256})),
+        PublishedVersion(
+            "an earlier Kaggle version of Masoud's set (Testing 1,294)",
+            _counts({"Testing": {"all": 1294}}),
+            note="per-class counts and content not recorded; its curator later replaced "
+                 "the glioma images that came from Sartaj's set"),),
+    "rsna_ich": (
+        PublishedVersion("RSNA ICH 2019 stage 2 training set",
+                         _counts({"stage_2_train": {"all": RSNA_ALL_IMAGES}})),),
+    "mosmed": (
+        PublishedVersion("MosMedData COVID19_1110 release zips CT-0 / CT-23 (as the thesis: "
+                         "100 + 100)", _counts({"CT-0": {"normal": 100},
+                                                "CT-23": {"abnormal": 100}})),
+        PublishedVersion("MosMedData COVID19_1110, CT-0 and CT-2 + CT-3 complete",
+                         _counts({"CT-0": {"normal": 254}, "CT-23": {"abnormal": 170}})),),
+})
 
 
 def spec(dataset_id: str) -> DatasetSpec:

@@ -601,6 +601,33 @@ def plot_compare(table: pd.DataFrame, *, title: str = "Reported vs reproduced"):
     return fig
 
 
+def plot_reliability(frames: dict[str, pd.DataFrame], *, title: str = "Reliability"):
+    """Reliability diagram: per confidence bin the accuracy against the mean confidence, one
+    line per frame (``{"before": ..., "after": ...}`` of
+    :func:`medrepro.analysis.calibration.reliability_frames`), the diagonal for perfect
+    calibration, and the items per bin below."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bars) = plt.subplots(2, 1, figsize=(5, 5.6), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    for (name, frame), colour in zip(frames.items(), ("tab:red", "tab:blue", "tab:green")):
+        full = frame[frame["count"] > 0]
+        ax.plot(full["confidence"], full["accuracy"], "o-", color=colour, label=name)
+        width = (frame["hi"] - frame["lo"]).iloc[0]
+        bars.bar(frame["lo"] + width / 2, frame["count"], width=width * 0.9, alpha=0.5,
+                 color=colour, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    bars.set_xlabel("confidence (largest probability)")
+    bars.set_ylabel("items")
+    fig.tight_layout()
+    return fig
+
+
 def plot_summary_table(df, *, title: str = ""):
     """A model summary frame drawn as a matplotlib table at its automatic font size, one
     0.3-inch row per layer (B's Fig 4); returns the Figure."""

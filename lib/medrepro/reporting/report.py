@@ -44,18 +44,23 @@ class RunInfo:
     profile: str
     seed: int
     reports_root: Path
+    deviations: tuple[str, ...] = ()  # the run's departures from the papers' conditions
 
 
 _current: RunInfo | None = None
 
 
 def start_run(notebook: str, *, profile: str, seed: int,
-              reports_root: str | os.PathLike | None = None) -> RunInfo:
-    """Set the run that later ``save_*`` calls write for, and return it."""
+              reports_root: str | os.PathLike | None = None,
+              deviations: Iterable[str] = ()) -> RunInfo:
+    """Set the run that later ``save_*`` calls write for, and return it. ``deviations``: the
+    run's departures from the papers' conditions (e.g. a changed batch), added to every metric
+    it records."""
     global _current
     check_profile(profile)
     root = Path(reports_root) if reports_root else paths.reports_root()
-    _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root)
+    _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root,
+                       deviations=tuple(deviations))
     return _current
 
 
@@ -184,27 +189,37 @@ def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: boo
 
 def record_metric(study: str, metric: str, value: float, *, source: str, artifact: str,
                   ci: tuple[float, float] | None = None, n: int | None = None, notes: str = "",
-                  extra: dict[str, Any] | None = None, **overrides: Any) -> Path:
+                  deviations: Iterable[str] = (), extra: dict[str, Any] | None = None,
+                  **overrides: Any) -> Path:
     """Record one reproduced headline number for ``06_compare`` (and the README results table).
 
-    Written to ``reports/<profile>/metrics/<notebook>.json``, keyed by ``(study, metric)``; a
-    re-run replaces the entry. ``metric`` should match a ``manifest.HEADLINES`` metric where the
-    paper reported one; ``ci`` is the 95% interval, ``n`` the number of test items; ``extra``:
-    further fields stored in the record (e.g. ``{"dropped": 9}`` for a duplicate-free metric).
+    Written to ``reports/<profile>/metrics/<notebook>.json``, one record per ``(study, metric,
+    seed)``: a re-run of a seed replaces its record, other seeds' records stay (the seed band of
+    :mod:`medrepro.reporting.ledger`), and a record on another data source replaces every seed's
+    record of that metric (a band never mixes datasets). ``metric`` should match a
+    ``manifest.HEADLINES`` metric where the paper reported one; ``ci`` is the 95% interval,
+    ``n`` the number of test items; ``deviations``: the run's departures from the paper's
+    conditions beyond data and profile (e.g. ``["ImageNet weights unavailable: ..."]``, a
+    changed batch), which make the claim "not comparable" (:mod:`medrepro.analysis.verdicts`);
+    ``extra``: further fields stored in the record (e.g. ``{"dropped": 9}`` for a
+    duplicate-free metric).
     """
     manifest.get(artifact)
     run = _resolve(overrides)
     path = paths.metrics_dir(run.profile, root=run.reports_root) / f"{run.notebook}.json"
-    records = [r for r in _read_records(path) if (r["study"], r["metric"]) != (study, metric)]
+    records = [r for r in _read_records(path) if (r["study"], r["metric"]) != (study, metric)
+               or (r.get("seed") != run.seed and r.get("data_source") == source)]
     record = {"study": study, "metric": metric, "value": float(value),
               "ci_low": None if ci is None else float(ci[0]),
               "ci_high": None if ci is None else float(ci[1]), "n": n,
               "artifact": artifact, "notebook": run.notebook, "notes": notes,
+              "deviations": list(dict.fromkeys([*run.deviations, *deviations])),
               **provenance(source, profile=run.profile, seed=run.seed)}
     clash = sorted(set(extra or {}) & set(record))
     if clash:
         raise ValueError(f"record_metric: extra fields {clash} would overwrite the record's own")
     records.append({**record, **(extra or {})})
+    records.sort(key=lambda r: (r["study"], r["metric"], r.get("seed", 0)))
     write_json(path, records, indent=2, default=str)
     return path
 
@@ -308,11 +323,16 @@ def read_sidecar(artifact_id: str, *, profile: str,
 
 
 def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
-    """Source, profile, seed, git commit, UTC date, package versions and the device (platform,
-    GPUs, dtype policy: :func:`medrepro.core.device.summary`), as a dict."""
+    """Source, the identity of the datasets behind it (files per split and class, content
+    hash, the published version matched: :func:`medrepro.data.identity.for_source`), profile,
+    seed, git commit, UTC date, package versions and the device (platform, GPUs, dtype policy:
+    :func:`medrepro.core.device.summary`), as a dict."""
+    from medrepro.data import identity
+
     return {
         "data_source": source,
         "phantom": is_phantom(source),
+        "datasets": identity.for_source(source),
         "profile": profile,
         "seed": int(seed),
         "git_commit": git_commit(),
@@ -360,7 +380,7 @@ def _resolve(overrides: dict[str, Any]) -> RunInfo:
     root = overrides.get("reports_root") or (base.reports_root if base else paths.reports_root())
     return RunInfo(notebook=overrides.get("notebook", base.notebook if base else "unknown"),
                    profile=profile, seed=int(overrides.get("seed", base.seed if base else 0)),
-                   reports_root=Path(root))
+                   reports_root=Path(root), deviations=base.deviations if base else ())
 
 
 def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str,

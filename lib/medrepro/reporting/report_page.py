@@ -3,10 +3,14 @@
 One self-contained HTML file (inline CSS, no script, no external resource; every link relative,
 so the folder can be zipped, shared or kept as a Kaggle output) with:
 
-- the run: date, commit, platform and device, profile, data, seed; wall time, status and a link
-  to the executed notebook (``.html``, ``.ipynb``) per notebook (from ``run_summary.json``);
+- the run: date, commit, platform and device, profile, data, seed;
+- the claim ledger first (:mod:`medrepro.reporting.ledger`): the verdicts counted per study,
+  then every headline claim with its verdict, reasons, band over seeds and notes;
+- wall time, status and a link to the executed notebook (``.html``, ``.ipynb``) per notebook
+  (from ``run_summary.json``);
 - the input files each notebook skipped, counted per dataset and problem, the first named;
-- reported vs reproduced: every headline number with its 95% CI, data source, profile, seed;
+- reported vs reproduced: every headline number per seed with its 95% CI and the seeds' spread,
+  data source, profile;
 - per study (A–E, and X for the cross-study artifacts): a banner saying whether it ran on
   phantom or real data, a thumbnail per figure (a click opens the full-size PNG), each table
   rendered (first :data:`MAX_TABLE_ROWS` rows, with links to its CSV and Markdown), and the
@@ -28,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from medrepro.core import manifest, paths
-from medrepro.reporting import report, results
+from medrepro.reporting import ledger, report, results
 from medrepro.core.fileio import atomic_path
 
 PAGE_NAME = "index.html"
@@ -60,8 +64,8 @@ def write_page(*, profile: str, reports_root: str | os.PathLike | None = None) -
     metrics = report.read_metrics(profile=profile, reports_root=reports_root)
     skips = report.read_skips(profile=profile, reports_root=reports_root,
                               notebooks=summary.get("status") or None)
-    parts = [_header(profile, summary, index), _notebooks_section(base, summary),
-             _skips_section(skips), _compare_section(metrics)]
+    parts = [_header(profile, summary, index), _ledger_section(metrics),
+             _notebooks_section(base, summary), _skips_section(skips), _compare_section(metrics)]
     for study in STUDY_ORDER:
         rows = [r for r in index if r["study"] == study]
         if rows:
@@ -191,6 +195,38 @@ def _skips_section(records: list[dict]) -> str:
             "the rest was used.</p><table><tr><th>notebook</th><th>dataset</th><th>source</th>"
             "<th>files checked</th><th>skipped</th><th>problems</th><th>files</th></tr>"
             f"{''.join(rows)}</table>")
+
+
+VERDICT_CLASS = {"reproduced": "real", "not reproduced": "phantom", "inconclusive": "none",
+                 "not comparable": "none"}
+
+
+def _ledger_section(metrics: list[dict]) -> str:
+    """The claim ledger: verdict counts per study, then one row per claim."""
+    book = ledger.ledger_table(metrics)
+    counts = ledger.verdict_counts(book)
+    head = "".join(f"<th>{_e(c)}</th>" for c in ["study", *counts.columns])
+    body = "".join("<tr><td>" + _e(study) + "</td>" + "".join(
+        f"<td class='num'>{int(x)}</td>" for x in row) + "</tr>" for study, row in counts.iterrows())
+    rows = []
+    for r in book.itertuples():
+        band = "" if r.n_seeds == 0 else f"{r.band_lo:.3f}–{r.band_hi:.3f}"
+        sd = "" if r.seed_sd is None or pd.isna(r.seed_sd) else f" ± {r.seed_sd:.3f}"
+        spread = "" if r.n_seeds == 0 else (f"{r.seed_mean:.3f}{sd} "
+                                            f"[{r.seed_min:.3f}–{r.seed_max:.3f}]")
+        why = r.reasons + (f"; the band alone: {r.band_verdict}" if r.band_verdict else "")
+        rows.append(f"<tr><td>{_e(r.study)}</td><td>{_e(r.metric)}</td>"
+                    f"<td class='num'>{_num(r.reported)}</td><td><span class='banner "
+                    f"{VERDICT_CLASS[r.verdict]}'>{_e(r.verdict)}</span></td>"
+                    f"<td class='num'>{band}</td><td>{_e(r.seeds)}</td>"
+                    f"<td class='num'>{spread}</td><td>{_e(why)}</td><td>{_e(r.notes)}</td></tr>")
+    claims = ("<tr><th>study</th><th>claim</th><th>reported</th><th>verdict</th><th>band</th>"
+              "<th>seeds</th><th>seed mean ± SD [range]</th><th>why</th><th>notes</th></tr>")
+    return ("<h2 id='ledger'>Claim ledger</h2><p class='meta'>Every headline number of the "
+            "papers judged by rules fixed before any run (medrepro.analysis.verdicts; "
+            "docs/verdicts.md).</p>"
+            f"<table><tr>{head}</tr>{body}</table><div class='tablewrap'><table>{claims}"
+            f"{''.join(rows)}</table></div>")
 
 
 def _compare_section(metrics: list[dict]) -> str:

@@ -17,36 +17,64 @@ from medrepro.core import manifest
 # A metric recorded on the duplicate-free test set is named "<headline metric> + this suffix";
 # compare_table puts it in the leakage columns of its headline's row.
 DUPLICATE_FREE = " [duplicate-free test]"
+SEED_COLUMNS = ("n_seeds", "seed_mean", "seed_sd", "seed_min", "seed_max")
 
 def compare_table(metrics: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per headline number: reported vs reproduced, 95% CI, source, profile, seed.
+    """One row per headline number and seed: reported vs reproduced, that run's 95% CI, source,
+    profile, seed, and the claim's spread over its seeds.
 
-    Headlines the run did not reproduce appear with an empty ``reproduced``; recorded metrics
-    that the papers did not report appear with an empty ``reported``. Two further groups of
-    columns:
+    Headlines the run did not reproduce appear once with an empty ``reproduced``; recorded
+    metrics that the papers did not report appear with an empty ``reported``. Further columns:
 
+    - over seeds (the same on every row of a claim): ``n_seeds``, ``seed_mean``, ``seed_sd``
+      (``ddof=1``; empty for one seed), ``seed_min``, ``seed_max``; the verdict built from them
+      is the ledger's (:mod:`medrepro.reporting.ledger`);
     - ``paper_consistency``: what the paper's own other numbers say about its number
       (:mod:`medrepro.analysis.consistency`; contradictions first), empty where nothing can be checked;
     - leakage (MRI studies): ``test_with_train_duplicate`` (test images with an exact or near
       duplicate among the training images) and ``duplicate_free`` with its CI (the same metric
-      without them), from the metric recorded as ``<metric>`` + :data:`DUPLICATE_FREE`.
+      without them), from the metric recorded as ``<metric>`` + :data:`DUPLICATE_FREE` with the
+      same seed.
     """
-    recorded = {(m["study"], m["metric"]): m for m in metrics}
+    recorded = by_claim(metrics)
     dup_free = {(s, name[:-len(DUPLICATE_FREE)]): recorded.pop((s, name))
                 for s, name in list(recorded) if name.endswith(DUPLICATE_FREE)}
     notes = consistency.headline_notes()
     rows = []
     for head in manifest.HEADLINES:
         key = (head["study"], head["metric"])
-        rows.append(_row(*key, head["reported"], head["artifact"], recorded.pop(key, None),
-                         dup_free.pop(key, None), notes.get(key, "")))
-    for (study, metric), m in recorded.items():
-        rows.append(_row(study, metric, None, m["artifact"], m, dup_free.pop((study, metric),
-                                                                              None), ""))
-    for (study, metric), m in dup_free.items():  # a duplicate-free metric without its base
-        rows.append(_row(study, metric + DUPLICATE_FREE, None, m["artifact"], m, None, ""))
+        rows += _rows(*key, head["reported"], head["artifact"], recorded.pop(key, []),
+                      dup_free.pop(key, []), notes.get(key, ""))
+    for (study, metric), ms in recorded.items():
+        rows += _rows(study, metric, None, ms[0]["artifact"], ms, dup_free.pop((study, metric),
+                                                                                []), "")
+    for (study, metric), ms in dup_free.items():  # a duplicate-free metric without its base
+        rows += _rows(study, metric + DUPLICATE_FREE, None, ms[0]["artifact"], ms, [], "")
     df = pd.DataFrame(rows)
     return df.sort_values(["study"], kind="stable").reset_index(drop=True)
+
+
+def by_claim(metrics: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The recorded metrics grouped by ``(study, metric)``, each list sorted by seed."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for m in metrics:
+        out.setdefault((m["study"], m["metric"]), []).append(m)
+    return {k: sorted(v, key=lambda m: m.get("seed", 0)) for k, v in out.items()}
+
+
+def _rows(study: str, metric: str, reported: float | None, artifact: str,
+          ms: list[dict[str, Any]], free: list[dict[str, Any]],
+          paper_consistency: str) -> list[dict[str, Any]]:
+    if not ms:
+        return [{**_row(study, metric, reported, artifact, None, None, paper_consistency),
+                 **dict.fromkeys(SEED_COLUMNS)}]
+    values = pd.Series([m["value"] for m in ms], dtype=float)
+    spread = {"n_seeds": len(ms), "seed_mean": values.mean(),
+              "seed_sd": values.std(ddof=1) if len(ms) > 1 else None,
+              "seed_min": values.min(), "seed_max": values.max()}
+    free_by_seed = {m.get("seed"): m for m in free}
+    return [{**_row(study, metric, reported, artifact, m, free_by_seed.get(m.get("seed")),
+                    paper_consistency), **spread} for m in ms]
 
 
 def _row(study: str, metric: str, reported: float | None, artifact: str,

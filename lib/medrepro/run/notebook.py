@@ -57,10 +57,13 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     global batch (per-replica × replicas).
     """
     profile, data = resolve_parameters(profile, data)
-    run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports)
     # A notebook that trains nothing neither imports TensorFlow (~5 s) nor sets a strategy.
     trains = notebook in profiles.PROFILES and profiles.trains_models(notebook)
     replicas = device.activate_strategy() if trains else 1
+    changed = ([f"a changed batch: the global batch is the per-replica batch x {replicas} "
+                "replicas"] if replicas > 1 else [])
+    run_info = report.start_run(notebook, profile=profile, seed=seed, reports_root=reports,
+                                deviations=changed)
     seed_everything(seed, frameworks=trains)
     run = NotebookRun(notebook=notebook, profile=profile, data=data, seed=int(seed),
                       settings=profiles.settings(notebook, profile, replicas=replicas),

@@ -207,11 +207,17 @@ class Plan:
     platform: str | None
     warnings: list[str] = field(default_factory=list)
     source_problem: str = ""  # a --data folder or archive that cannot be read
+    seed_runs: list = field(default_factory=list)  # schedule.SeedRun, when several seeds run
 
     @property
     def total_seconds(self) -> float | None:
-        secs = [nb.seconds for nb in self.notebooks]
-        return None if any(s is None for s in secs) else sum(secs)
+        """The projected time of every notebook run: a notebook's time once per seed it runs
+        for (an upper bound where a seed runs only some of its studies)."""
+        secs = {nb.name: nb.seconds for nb in self.notebooks}
+        runs = [r.notebook for r in self.seed_runs] or list(secs)
+        if any(secs.get(n) is None for n in runs):
+            return None
+        return sum(secs[n] for n in runs)
 
     @property
     def problems(self) -> list[str]:
@@ -221,8 +227,12 @@ class Plan:
 
 def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
               seed: int = DEFAULT_SEED, device: dict | None = None,
-              rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT) -> Plan:
-    """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing)."""
+              rates: dict | None = None, cache_format: str = rsna.DEFAULT_FORMAT,
+              seed_runs: Sequence | None = None) -> Plan:
+    """The plan of ``./run_all.sh --profile profile --data data --only ...`` (writes nothing).
+
+    ``seed_runs``: the run's schedule (:func:`medrepro.run.runner.seed_runs`) when it runs
+    several seeds or some studies only; the plan then lists each execution and its cost."""
     profiles.check_profile(profile)
     device = device or detect_device()
     measured, rates_note = rates_for(device, rates)
@@ -239,7 +249,7 @@ def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str]
         plans.append(nb)
     disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done and w.checked])
     plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform(),
-                source_problem=_source_problem(data))
+                seed_runs=list(seed_runs or []), source_problem=_source_problem(data))
     if profile == "paper" and device["kind"] != "gpu":
         plan.warnings.append("the paper profile on a machine without a GPU: projected "
                              + _projected_text(plan) + f" on this CPU; confirm with --yes or "
@@ -537,6 +547,7 @@ def format_plan(plan: Plan) -> str:
             lines.append(f"    writes {w.what}: {_fmt_bytes(w.bytes)} {state} -> {w.path}")
         for item in nb.done:
             lines.append(f"    skipped as done: {item}")
+    lines += _seed_lines(plan)
     if plan.total_seconds is not None:
         lines.append(f"  total projected: {_fmt_time(plan.total_seconds)}")
     for d in plan.disks:
@@ -552,6 +563,24 @@ def format_plan(plan: Plan) -> str:
     for w in plan.warnings:
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
+
+
+def _seed_lines(plan: Plan) -> list[str]:
+    """The executions per seed and what each costs (a notebook's projected time per run)."""
+    if not plan.seed_runs:
+        return []
+    secs = {nb.name: nb.seconds for nb in plan.notebooks}
+    from medrepro.run import schedule
+
+    seeds = schedule.seeds_of(plan.seed_runs)
+    lines = [f"  seeds {' '.join(map(str, seeds))} (primary {seeds[0]}): "
+             f"{len(plan.seed_runs)} notebook runs"]
+    for r in plan.seed_runs:
+        cost = secs.get(r.notebook)
+        bound = "" if r.studies is None else ", at most"
+        lines.append(f"    {r.label}: " + ("not projected" if cost is None else
+                                            f"{_fmt_time(cost)}{bound}"))
+    return lines
 
 
 def options_text(plan: Plan) -> str:

@@ -1,7 +1,7 @@
 """Run the notebooks headlessly with papermill (what ``./run_all.sh`` calls).
 
     python -m medrepro.run.runner --profile demo --data phantom [--only 03] [--seed 42]
-        [--cache-dir DIR] [--yes] [--plan]
+        [--seeds 42 1 2] [--studies E] [--cache-dir DIR] [--yes] [--plan]
 
 Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
 ``.html`` to ``reports/<profile>/``, streams each notebook's output (epoch lines with ETA,
@@ -13,6 +13,9 @@ date) is written to ``reports/<profile>/run_summary.json``; the report page is
 ``reports/<profile>/index.html``. A full disk stops the run with the folder and the bytes it
 needs (the next run continues); a second run of the same profile at once stops at the start
 (exit status 3), as it would write the same reports.
+``--seeds`` and ``--studies`` (:mod:`medrepro.run.schedule`): the study notebooks once per seed
+(the first seed's executed copies as ``NN_x.ipynb``, the others' as ``NN_x.seed<N>.ipynb``), and
+only the sections of the studies asked for; ``seed_runs`` in the summary lists every execution.
 
 First it prints the plan (``medrepro.run.plan``: data, bytes and where, free space, projected time,
 what is done) and refuses, before writing anything, a run that does not fit the disks or a
@@ -28,29 +31,38 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from medrepro.core import locks, paths, profiles
 from medrepro.core.paths import find_notebooks
+from medrepro.run import schedule
 from medrepro.data.registry import PHANTOM
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.core.fileio import DiskFullError, atomic_path, is_disk_full, write_json
 
 
 def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
-                 stream: bool = False) -> float:
+                 stream: bool = False, studies: Sequence[str] | None = None,
+                 out_name: str | None = None) -> float:
     """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html``; return seconds.
 
     ``stream``: copy the kernel's stdout/stderr to ours while it runs (``./run_all.sh``).
+    ``studies``: run only these studies' sections (:func:`medrepro.run.schedule.select_studies`);
+    ``out_name``: the executed copy's file name (default ``nb.name``).
     """
     import papermill as pm
 
     from medrepro.core.progress import HEADLESS_ENV
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = out_dir / nb.name
+    out_nb = out_dir / (out_name or nb.name)
+    source = nb
+    if studies:
+        source = schedule.select_studies(nb, studies, out_dir / ".selected" / out_nb.name)
     os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: text progress bars, not widgets
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(out_nb), parameters={
+        pm.execute_notebook(str(source), str(out_nb), parameters={
             "profile": profile, "data": data, "seed": seed,
             "reports": str(paths.reports_root())},
             cwd=str(nb.parent), kernel_name="python3", language="python", progress_bar=False,
@@ -81,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=PHANTOM,
                         help="phantom (default), kaggle, or a folder/archive of datasets")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="the primary seed (default 42)")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="N",
+                        help="run the study notebooks once per seed, the first the primary "
+                             "(default: --seed; the paper profile: 42 1 2 for C, D, E)")
+    parser.add_argument("--studies", nargs="+", metavar="X",
+                        help="run only these studies' sections (e.g. --studies E)")
     parser.add_argument("--cache-dir", help="where rebuildable caches go (MEDREPRO_CACHE_DIR)")
     parser.add_argument("--yes", action="store_true",
                         help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")
@@ -89,52 +107,70 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cache_dir:  # the notebooks' kernels inherit it
         os.environ["MEDREPRO_CACHE_DIR"] = str(Path(args.cache_dir).expanduser().resolve())
-    refused = _print_plan(args)
+    notebooks = {nb.stem: nb for nb in find_notebooks(args.only)}
+    try:
+        runs = seed_runs(list(notebooks), profile=args.profile, seed=args.seed,
+                         seeds=args.seeds, studies=args.studies)
+    except ValueError as exc:
+        print(f"run_all.sh: {exc}", file=sys.stderr)
+        return 2
+    refused = _print_plan(args, runs)
     if args.plan or refused:
         return (1 if args.plan else 2) if refused else 0
 
     out_dir = paths.reports_dir(args.profile)
-    notebooks = find_notebooks(args.only)
     try:  # one run per reports folder: a second ./run_all.sh of this profile stops here
         with locks.hold(out_dir, what=f"the {args.profile} reports of ./run_all.sh", wait=0):
-            return _run(args, notebooks, out_dir)
+            return _run(args, notebooks, runs, out_dir)
     except locks.LockedError as exc:
         print(f"medrepro: not started: {exc}", file=sys.stderr)
         return 3
 
 
-def _run(args, notebooks: list[Path], out_dir: Path) -> int:
-    """Run ``notebooks`` in order; write the summary and the report page. A full disk stops
+def _run(args, notebooks: dict[str, Path], runs: list, out_dir: Path) -> int:
+    """Run the scheduled ``runs``; write the summary and the report page. A full disk stops
     the run (the later notebooks would fail the same way), naming the folder."""
-    print(f"medrepro: {len(notebooks)} notebook(s), profile={args.profile}, data={args.data}, "
-          f"seed={args.seed}")
+    seeds = schedule.seeds_of(runs)
+    print(f"medrepro: {len(runs)} notebook run(s), profile={args.profile}, data={args.data}, "
+          f"seeds={' '.join(map(str, seeds))}")
     timings: dict[str, float] = {}
     status_by_nb: dict[str, str] = {}
     failed: list[str] = []
-    for nb in notebooks:
-        print(f"--> {nb.name} ...", flush=True)
+    done: list[dict] = []
+    for r in runs:
+        nb = notebooks[r.notebook]
+        print(f"--> {r.label} ...", flush=True)
         start = time.perf_counter()
         try:
-            timings[nb.stem] = run_notebook(nb, out_dir, profile=args.profile, data=args.data,
-                                            seed=args.seed, stream=True)
+            seconds = run_notebook(nb, out_dir, profile=args.profile, data=args.data,
+                                   seed=r.seed, stream=True, studies=r.studies,
+                                   out_name=r.output_name)
+            state = "passed"
         except Exception as exc:  # name the notebook and cell, then run the others
-            timings[nb.stem] = time.perf_counter() - start
-            failed.append(nb.name)
-            status_by_nb[nb.stem] = f"failed: {_first_line(exc)}"
+            seconds = time.perf_counter() - start
+            state = f"failed: {_first_line(exc)}"
+            failed.append(r.label)
             print(_describe_failure(nb, exc, out_dir), file=sys.stderr, flush=True)
-            if _disk_full(exc):
-                print("medrepro: STOPPED: the disk is full (above); the notebooks after "
-                      f"{nb.name} were not run. Free space and run again: finished work is "
-                      "reused, interrupted training resumes.", file=sys.stderr, flush=True)
-                break
-            continue
-        status_by_nb[nb.stem] = "passed"
-        print(f"    {nb.stem}: {timings[nb.stem]:.1f} s", flush=True)
+            full = _disk_full(exc)
+        else:
+            full = False
+        done.append({"notebook": r.notebook, "seed": r.seed, "studies": r.studies,
+                     "primary": r.primary, "seconds": round(seconds, 1), "status": state})
+        if r.primary:
+            timings[r.notebook], status_by_nb[r.notebook] = seconds, state
+        if state == "passed":
+            print(f"    {r.label}: {seconds:.1f} s", flush=True)
+        if full:
+            print(f"medrepro: STOPPED: the disk is full (above); the runs after {r.label} were "
+                  "not started. Free space and run again: finished work is reused, "
+                  "interrupted training resumes.", file=sys.stderr, flush=True)
+            break
 
-    skips = skip_summary(args.profile, [nb.stem for nb in notebooks])
-    summary = {"profile": args.profile, "data": args.data, "seed": args.seed,
-               "wall_seconds": timings, "status": status_by_nb,
-               "total_seconds": sum(timings.values()),
+    skips = skip_summary(args.profile, list(dict.fromkeys(d["notebook"] for d in done)))
+    summary = {"profile": args.profile, "data": args.data, "seed": seeds[0],
+               "seeds": seeds, "studies": args.studies,
+               "wall_seconds": timings, "status": status_by_nb, "seed_runs": done,
+               "total_seconds": sum(d["seconds"] for d in done),
                "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
                "skipped_inputs": skips, **_run_context()}
     try:
@@ -169,6 +205,17 @@ def _disk_full(exc: Exception) -> bool:
     return getattr(exc, "ename", "") == "DiskFullError" or is_disk_full(exc)
 
 
+def seed_runs(notebooks: list[str], *, profile: str, seed: int, seeds: Sequence[int] | None,
+              studies: Sequence[str] | None) -> list[schedule.SeedRun]:
+    """The schedule of a run (:func:`medrepro.run.schedule.make_schedule`): ``seeds`` for every
+    study asked for, else the profile's default seeds (:func:`~medrepro.run.schedule.default_seeds`)."""
+    if seeds:
+        return schedule.make_schedule(notebooks, seeds=seeds, studies=studies)
+    default, several = schedule.default_seeds(profile, seed)
+    return schedule.make_schedule(notebooks, seeds=default, studies=studies,
+                                  several_seed_studies=several or None)
+
+
 def _write_report_page(profile: str) -> None:
     """Rebuild the report page with every notebook's wall time (06 wrote it before its own)."""
     from medrepro.reporting import report_page
@@ -200,12 +247,12 @@ def _first_line(exc: Exception) -> str:
     return f"{ename}: {evalue[0] if evalue else ''}"[:300]
 
 
-def _print_plan(args) -> str:
+def _print_plan(args, runs: list[schedule.SeedRun]) -> str:
     """Print the plan of this run; return why it must not start ("" when it may)."""
     from medrepro.run import plan
 
     the_plan = plan.make_plan(profile=args.profile, data=args.data, only=args.only,
-                              seed=args.seed)
+                              seed=schedule.seeds_of(runs)[0], seed_runs=runs)
     print(plan.format_plan(the_plan), flush=True)
     try:
         plan.check(the_plan, yes=args.yes or None)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro.analysis import evaluate
+from medrepro.analysis import evaluate, stats
 from medrepro.core import manifest, paths
 from medrepro.reporting import report
 from medrepro.data import rsna
@@ -38,6 +38,7 @@ MODELS = list(head_ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v
 LABELS = [f"S{i + 1} {c}" for i, c in enumerate(rsna.CLASSES)]
 SPLIT_KINDS = ("image", "patient")
 TEST_PROBA = "test_proba.npy"  # in a model's run folder: its test-set outputs (N, 6) float32
+VAL_PROBA = "val_proba.npy"  # ... and its validation-set outputs (calibration)
 
 # The metric names of B.table3's headline numbers (manifest.HEADLINES).
 TABLE3_METRICS = {"proposed": "test accuracy (proposed, batch 8)",
@@ -49,8 +50,14 @@ CONFUSION_TABLES = {"B.table6": "proposed", "B.table7": "densenet121", "B.table8
                     "B.table9": "inception_v1"}
 
 PER_CLASS_NOTES = "test split; *_lo/*_hi: 95% percentile bootstrap CIs over the test images"
-MCNEMAR_NOTES = ("same test images; n01: proposed wrong and the other right; n10: the reverse; "
-                 "acc_diff: accuracy proposed - other with its paired bootstrap 95% CI")
+MCNEMAR_NOTES = ("same test images; n01: proposed wrong and the other right; n10: the reverse. "
+                 "Image level: p_value (McNemar), acc_diff with its paired bootstrap 95% CI over "
+                 "images. Patient level (RSNA has ~30 slices per patient, not independent): "
+                 "p_value_patient (clustered McNemar, Durkalski et al. 2003) and acc_diff_patient_"
+                 "lo/hi (bootstrap over PatientIDs). p_holm / p_holm_patient: Holm's correction "
+                 "over the comparisons of this table, each level on its own.")
+CI_NOTES = ("test_ci95_*: percentile bootstrap over test images; test_ci95_*_patient: over "
+            "patients (PatientID clusters), the interval the ledger uses")
 _NO_CI = {"point": np.nan, "lo": np.nan, "hi": np.nan}
 
 
@@ -72,17 +79,21 @@ class Trained:
     init: str
     _cis: dict = field(default_factory=dict, repr=False)
 
-    def ci(self, key: str, metric: str = "accuracy") -> dict[str, float]:
-        """The bootstrap 95% CI of model ``key``'s test ``metric`` (computed once); NaN
-        (``point``, ``lo``, ``hi``) for a model not trained."""
+    def ci(self, key: str, metric: str = "accuracy", *,
+           level: str = "image") -> dict[str, float]:
+        """The bootstrap 95% CI of model ``key``'s test ``metric`` (computed once), resampling
+        test images (``level="image"``) or patients (``"patient"``: PatientID clusters,
+        :func:`medrepro.analysis.stats.cluster_bootstrap_ci`); NaN (``point``, ``lo``, ``hi``)
+        for a model not trained."""
         r = self.models.get(key)
         if r is None:
             return dict(_NO_CI)
-        if (key, metric) not in self._cis:
-            self._cis[key, metric] = evaluate.bootstrap_ci(
-                r["y_true"], r["y_pred"], metric=metric, n_boot=self.settings["bootstrap"],
-                seed=self.seed)
-        return self._cis[key, metric]
+        if (key, metric, level) not in self._cis:
+            kw = {"metric": metric, "n_boot": self.settings["bootstrap"], "seed": self.seed}
+            self._cis[key, metric, level] = (
+                stats.cluster_bootstrap_ci(r["y_true"], r["y_pred"], r["patient_id"], **kw)
+                if level == "patient" else evaluate.bootstrap_ci(r["y_true"], r["y_pred"], **kw))
+        return self._cis[key, metric, level]
 
     @property
     def proposed(self) -> dict:
@@ -141,12 +152,11 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     images processed per second, validation included in the time),
     ``train_acc``/``train_loss``/``val_acc``/``val_loss`` (history at the best epoch),
     ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64, test set), ``proba`` (float32
-    (N, 6)), ``params``, ``init`` (how the model was initialised,
+    (N, 6)), ``patient_id`` (str (N,), the test images' patients), ``params``, ``init`` (how the model was initialised,
     :func:`medrepro.models.head_ct.build_initialised`).
     """
     from medrepro.core import seeds
     from medrepro.training import train
-    from medrepro.core.fileio import atomic_path
 
     run_dir = Path(run_dir)
     seeds.seed_everything(seed)
@@ -164,13 +174,9 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     best = train.best_epoch(history, monitor="val_loss")
     at_best = history.loc[history["epoch"] == best].iloc[0]
     test_rows = split_df[split_df["split"] == "test"]
-    proba_path = run_dir / TEST_PROBA
-    if history.attrs.get("reused") and proba_path.is_file():
-        proba = np.load(proba_path)
-    else:
-        proba = train.predict_proba(model, data["test"])
-        with atomic_path(proba_path, suffix=".npy") as tmp:
-            np.save(tmp, proba)
+    proba, val_proba = (_outputs(model, data[split], run_dir / name,
+                                 reuse=bool(history.attrs.get("reused")))
+                        for split, name in (("test", TEST_PROBA), ("val", VAL_PROBA)))
     y_true = test_rows["label"].to_numpy(np.int64)
     y_pred = proba.argmax(axis=1).astype(np.int64)
     eps = 1e-7
@@ -184,8 +190,43 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
             "test_acc": float((y_true == y_pred).mean()),
             "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
                                                1.0)).mean()),
-            "y_true": y_true, "y_pred": y_pred, "proba": proba,
+            "y_true": y_true, "y_pred": y_pred, "proba": proba, "val_proba": val_proba,
+            "y_val": split_df.loc[split_df["split"] == "val", "label"].to_numpy(np.int64),
+            "patient_id": test_rows["patient_id"].astype(str).to_numpy(),
             "params": int(model.count_params()), "init": init_used, "model_object": model}
+
+
+def _outputs(model, ds, path: Path, *, reuse: bool) -> np.ndarray:
+    """The model's outputs on ``ds``, read back from ``path`` for a reused model, else
+    predicted and saved there (atomic)."""
+    from medrepro.core.fileio import atomic_path
+    from medrepro.training import train
+
+    if reuse and path.is_file():
+        return np.load(path)
+    proba = train.predict_proba(model, ds)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, proba)
+    return proba
+
+
+def calibration(main: Trained):
+    """B.calibration: the proposed model's ECE, Brier and NLL on the test images before and
+    after temperature scaling fitted on the validation images (image level)."""
+    from medrepro.analysis import calibration as cal
+
+    r = main.proposed
+    return cal.calibrate(r["y_val"], r["val_proba"], r["y_true"], r["proba"],
+                         model=f"proposed, batch {main.batch_size}",
+                         n_boot=main.settings["bootstrap"], seed=main.seed)
+
+
+def reliability_figure(cal):
+    """B.fig_reliability: the test images' reliability diagram before and after scaling."""
+    from medrepro.reporting import plots
+
+    return plots.plot_reliability(cal.frames, title="B: reliability on the test images "
+                                                     "(proposed model)")
 
 
 def _train(run, ds, cache, split_df, keys: Sequence[str], *, batch_size: int, folder: str,
@@ -284,10 +325,20 @@ def table2_notes(main: Trained) -> str:
 
 def record_table2(main: Trained) -> None:
     """Record the main run's test accuracy (with its CI) for 06_compare."""
-    r, ci = main.proposed, main.ci("proposed")
-    report.record_metric("B", "test accuracy (proposed, batch 32)", r["test_acc"],
-                         source=main.source, artifact="B.table2", ci=(ci["lo"], ci["hi"]),
-                         n=len(r["y_true"]))
+    r = main.proposed
+    _record(main, "proposed", "test accuracy (proposed, batch 32)", r["test_acc"], "B.table2")
+
+
+def _record(res: Trained, key: str, metric: str, value: float, artifact: str,
+            ci_metric: str = "accuracy") -> None:
+    """Record a headline number with its patient-cluster CI (the ledger's), the image-level
+    CI beside it (``ci_image``)."""
+    patient, image = (res.ci(key, ci_metric, level=lv) for lv in ("patient", "image"))
+    report.record_metric("B", metric, value, source=res.source, artifact=artifact,
+                         ci=(patient["lo"], patient["hi"]), n=len(res.models[key]["y_true"]),
+                         notes=f"CI over {patient.get('n_clusters')} patients (PatientID "
+                               f"bootstrap); over images {image['lo']:.3f}-{image['hi']:.3f}",
+                         extra={"ci_image": [image["lo"], image["hi"]]})
 
 
 def table3(res: Trained) -> pd.DataFrame:
@@ -295,18 +346,19 @@ def table3(res: Trained) -> pd.DataFrame:
     (test with its 95% CI), beside the paper's."""
     rows = []
     for key in MODELS:
-        r, ci = res.models.get(key), res.ci(key)
+        r, ci, pci = res.models.get(key), res.ci(key), res.ci(key, level="patient")
         rows.append({"model": key, "params_224": head_ct.PAPER_PARAMS[key],
                      "init": r["init"] if r else "",
                      **{m: r[m] if r else np.nan for m in ("train_acc", "val_acc", "test_acc")},
-                     "test_ci95_low": ci["lo"], "test_ci95_high": ci["hi"]})
+                     "test_ci95_low": ci["lo"], "test_ci95_high": ci["hi"],
+                     "test_ci95_low_patient": pci["lo"], "test_ci95_high_patient": pci["hi"]})
     return _with_paper(pd.DataFrame(rows), "B.table3", "model")
 
 
 def table3_notes(res: Trained) -> str:
     return (f"batch {res.batch_size}; image size {res.settings['image_size']}; params counted "
             f"at 224; initialisation asked: {res.init} (our choice; the paper does not say), "
-            "used: see column init")
+            f"used: see column init. {CI_NOTES}")
 
 
 def record_table3(res: Trained) -> None:
@@ -314,10 +366,7 @@ def record_table3(res: Trained) -> None:
     for key in MODELS:
         r = res.models.get(key)
         if r:
-            ci = res.ci(key)
-            report.record_metric("B", TABLE3_METRICS[key], r["test_acc"], source=res.source,
-                                 artifact="B.table3", ci=(ci["lo"], ci["hi"]),
-                                 n=len(r["y_true"]))
+            _record(res, key, TABLE3_METRICS[key], r["test_acc"], "B.table3")
 
 
 def table4(res: Trained) -> pd.DataFrame:
@@ -414,24 +463,33 @@ def per_class(res: Trained) -> pd.DataFrame:
 
 def mcnemar(res: Trained) -> pd.DataFrame:
     """B.mcnemar: McNemar's test of the proposed model against each comparison model on the
-    same test images, and the accuracy difference with its paired bootstrap 95% CI."""
+    same test images, and the accuracy difference with its paired bootstrap 95% CI, at the
+    image level and at the patient level (clustered McNemar, PatientID bootstrap), with Holm's
+    correction over the comparisons at each level (:data:`MCNEMAR_NOTES`)."""
     base = res.proposed
     no_test = {"n01": np.nan, "n10": np.nan, "statistic": np.nan, "p_value": np.nan,
                "method": "not trained in this profile", "better": ""}
+    kw = {"n_boot": res.settings["bootstrap"], "seed": res.seed}
     rows = []
     for key in MODELS[1:]:
         r = res.models.get(key)
-        test = evaluate.mcnemar(base["y_true"], base["y_pred"], r["y_pred"]) if r else no_test
-        diff = (evaluate.paired_accuracy_difference(base["y_true"], base["y_pred"], r["y_pred"],
-                                                    n_boot=res.settings["bootstrap"],
-                                                    seed=res.seed) if r else _NO_CI)
+        args = (base["y_true"], base["y_pred"], r["y_pred"]) if r else None
+        test = evaluate.mcnemar(*args) if r else no_test
+        diff = evaluate.paired_accuracy_difference(*args, **kw) if r else _NO_CI
+        clustered = stats.mcnemar_clustered(*args, base["patient_id"]) if r else no_test
+        pdiff = (stats.cluster_paired_difference(*args, base["patient_id"], **kw) if r
+                 else _NO_CI)
         rows.append({"model_a": "proposed", "model_b": key, "acc_a": base["test_acc"],
                      "acc_b": r["test_acc"] if r else np.nan,
                      **{k: test[k] for k in ("n01", "n10", "statistic", "p_value", "method",
                                              "better")},
                      "acc_diff": diff["point"], "acc_diff_lo": diff["lo"],
-                     "acc_diff_hi": diff["hi"]})
-    return pd.DataFrame(rows)
+                     "acc_diff_hi": diff["hi"], "p_value_patient": clustered["p_value"],
+                     "acc_diff_patient_lo": pdiff["lo"], "acc_diff_patient_hi": pdiff["hi"]})
+    table = pd.DataFrame(rows)
+    table.insert(table.columns.get_loc("p_value") + 1, "p_holm", stats.holm(table["p_value"]))
+    table["p_holm_patient"] = stats.holm(table["p_value_patient"])
+    return table
 
 
 def patient_split(patient: Trained, image: Trained) -> pd.DataFrame:

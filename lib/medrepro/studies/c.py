@@ -12,7 +12,8 @@ Artifacts (notebook 03): ``C.table1`` (:func:`table1`), ``C.fig1``-``C.fig3`` (:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from medrepro.analysis import evaluate
 from medrepro.core import manifest, paths, seeds
 from medrepro.data import brain_mri
 from medrepro.models import brain_mri as mm
+from medrepro.reporting import plots
 from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
 
@@ -51,6 +53,7 @@ class Result:
     history: dict[int, pd.DataFrame]
     pred: dict[int, np.ndarray]
     final: int
+    proba: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (val, test)
 
     @property
     def final_pred(self) -> np.ndarray:
@@ -83,12 +86,13 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
     fit_ds, val_ds, test_ds = pipelines
     s = run.settings
     runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
-    rows, history, pred = [], {}, {}
+    rows, history, pred, proba = [], {}, {}, {}
     config = mri_common.training_config(data, image_size=s["c_image_size"], framing=FRAMING,
                                   augment=brain_mri.C_AUGMENT)
     for t, epochs, same in trial_plan(s["c_epochs"]):
         if same is not None:
             history[t.trial], pred[t.trial] = history[same], pred[same]
+            proba[t.trial] = proba[same]
             rows.append({**next(r for r in rows if r["trial"] == same), "trial": t.trial,
                          "same_run_as": same})
             print(f"trial {t.trial}: {t.optimizer} lr={t.lr} epochs={epochs}: the settings of "
@@ -104,13 +108,32 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
                                           run_dir=runs / f"C_trial{t.trial}", config=config,
                                           patience=s["c_patience"], seed=run.seed, verbose=0)
         test_mse, test_acc = train.evaluate(model, test_ds)
-        pred[t.trial] = train.predict_classes(model, test_ds)
+        proba[t.trial] = (train.predict_proba(model, val_ds), train.predict_proba(model, test_ds))
+        pred[t.trial] = proba[t.trial][1].argmax(axis=1).astype(np.int64)
         rows.append(_trial_row(t.trial, history[t.trial], data.test["label"], pred[t.trial],
                                test_acc=test_acc, test_mse=test_mse))
         print(f"trial {t.trial}: {t.optimizer} lr={t.lr} epochs={epochs}: test accuracy "
               f"{test_acc:.3f}")
     rows = pd.DataFrame(rows)
-    return Result(data, rows, history, pred, final_trial(rows))
+    return Result(data, rows, history, pred, final_trial(rows), proba)
+
+
+def calibration(res: Result, *, n_boot: int, seed: int):
+    """C.calibration: the final model's ECE, Brier and NLL on the test set before and after
+    temperature scaling fitted on the validation split; on the real Sartaj set the official
+    Testing folder is a shifted test set, and the table says so."""
+    from medrepro.analysis import calibration as cal
+
+    val, test = res.proba[res.final]
+    return cal.calibrate(res.data.val["label"].to_numpy(), val, res.data.y_test, test,
+                         model=f"final (trial {res.final})", n_boot=n_boot, seed=seed,
+                         test_note=mri_common.test_set_note(res.data, split="official"))
+
+
+def reliability_figure(cal) -> Any:
+    """C.fig_reliability: the test set's reliability diagram before and after scaling."""
+    return plots.plot_reliability(cal.frames, title="C: reliability on the test set (final "
+                                                     "model)")
 
 
 def trial_plan(c_epochs: int | None) -> list[tuple]:

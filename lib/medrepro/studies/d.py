@@ -430,18 +430,19 @@ def best_scenario(scores: dict[str, dict[str, Any]]) -> str:
 
 
 def record_metrics(run, ds, scores: dict[str, dict[str, Any]]) -> None:
-    """Record the headline validation accuracies (:data:`HEADLINE_METRICS`) with 95% bootstrap
-    CIs for ``D.table4_3`` (:func:`medrepro.reporting.report.record_metric`) and print them."""
-    from medrepro.analysis import evaluate
+    """Record the headline validation accuracies (:data:`HEADLINE_METRICS`) with 95% Wilson
+    intervals (40 volumes: :func:`medrepro.analysis.stats.accuracy_ci`) for ``D.table4_3``
+    (:func:`medrepro.reporting.report.record_metric`) and print them."""
+    from medrepro.analysis import stats
     from medrepro.reporting import report
 
     for key, metric in HEADLINE_METRICS.items():
         s = scores[key]["val"]
-        ci = evaluate.bootstrap_ci(s["y"], s["pred"], metric="accuracy", seed=run.seed)
+        ci = stats.accuracy_ci(s["y"], s["pred"])
         report.record_metric("D", metric, s["accuracy"], source=ds.source, artifact="D.table4_3",
                              ci=(ci["lo"], ci["hi"]), n=len(s["y"]),
                              notes=f"profile {run.profile}, {run.settings['epochs'][key]} epoch(s)")
-        print(f"{metric}: {s['accuracy']:.3f} (95% CI {ci['lo']:.3f}-{ci['hi']:.3f}, "
+        print(f"{metric}: {s['accuracy']:.3f} (95% Wilson CI {ci['lo']:.3f}-{ci['hi']:.3f}, "
               f"n={len(s['y'])})")
 
 
@@ -503,8 +504,9 @@ def validation_table(results: dict[str, ScenarioResult]):
 def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult], *,
                       split: str = "val", n_boot: int = 1000, seed: int = 0):
     """D.table4_3: accuracy, precision, recall, F1 (%) on ``split`` of the best-restored model
-    per scenario (positive class: abnormal), each with a 95% bootstrap CI (``*_lo``,
-    ``*_hi``), beside the reported values. The thesis computed its precision/recall/F1 from
+    per scenario (positive class: abnormal), each with a 95% CI (``*_lo``, ``*_hi``: Wilson's
+    for accuracy, precision and recall on these 40 volumes, bootstrap for F1), beside the
+    reported values. The thesis computed its precision/recall/F1 from
     the confusion matrix of its saved (best validation loss) model on the 40 volumes its code
     calls the test set; accuracy here comes from the same matrix."""
     import pandas as pd
@@ -516,7 +518,8 @@ def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, Scen
     for key, res in results.items():
         r = _reported_row(rep, res)
         s = scores[key][split]
-        ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed)
+        ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed,
+                                proportions="wilson")
         row = {"scenario": res.scenario.label, "paper_epochs": res.scenario.paper_epochs,
                "epochs_run": len(res.history), "n_eval": len(s["y"])}
         for ours, theirs in (("accuracy", "val_acc"), ("precision", "precision"),
@@ -532,7 +535,8 @@ def performance_table(scores: dict[str, dict[str, Any]], results: dict[str, Scen
 def heldout_table(scores: dict[str, dict[str, Any]], results: dict[str, ScenarioResult], *,
                   n_boot: int = 1000, seed: int = 0):
     """D.heldout: the 70/20/10 variant's scenarios on their validation and held-out test
-    volumes: accuracy, precision, recall, F1 (%) with 95% bootstrap CIs."""
+    volumes: accuracy, precision, recall, F1 (%) with 95% CIs (Wilson's for the proportions,
+    bootstrap for F1: 20 and 10 volumes)."""
     import pandas as pd
 
     from medrepro.analysis import evaluate
@@ -541,11 +545,33 @@ def heldout_table(scores: dict[str, dict[str, Any]], results: dict[str, Scenario
     for key, res in results.items():
         for split in ("val", "test"):
             s = scores[key][split]
-            ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed)
+            ci = evaluate.binary_ci(s["y"], s["pred"], n_boot=n_boot, seed=seed,
+                                    proportions="wilson")
             rows.append({"scenario": res.scenario.label, "epochs_run": len(res.history),
                          "split": split, "n": len(s["y"]),
                          **{k: 100 * v for k, v in ci.items()}})
     return pd.DataFrame(rows)
+
+
+def calibration(variant, *, key: str = "aug_25", n_boot: int = 1000, seed: int = 0):
+    """D.calibration: scenario ``key``'s ECE, Brier and NLL on the 70/20/10 variant's held-out
+    test volumes before and after temperature scaling fitted on its validation volumes (the
+    thesis' own set-up has no test split). A handful of volumes: read the CIs."""
+    from medrepro.analysis import calibration as cal
+
+    val, test = (variant.scores[key][s] for s in ("val", "test"))
+    return cal.calibrate(val["y"], val["prob"], test["y"], test["prob"],
+                         model=f"{variant.results[key].scenario.label} (70/20/10 variant)",
+                         n_boot=n_boot, seed=seed,
+                         test_note=f"{len(test['y'])} held-out test volumes")
+
+
+def reliability_figure(cal):
+    """D.fig_reliability: the held-out test volumes' reliability diagram."""
+    from medrepro.reporting import plots
+
+    return plots.plot_reliability(cal.frames, title="D: reliability on the held-out test "
+                                                     "volumes")
 
 
 # ---------------------------------------------------------------------------- figures
@@ -675,7 +701,7 @@ def score_scenarios(res: VariantResult, data: Data, ds, *, split: str, n_boot: i
 
 
 def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None = None):
-    """D.xai_score: the hit rate with its 95% bootstrap CI beside the chance rate of a random
+    """D.xai_score: the hit rate with its 95% Wilson interval beside the chance rate of a random
     voxel in the volume (``chance_volume``) and in the lungs (``chance_lungs``). The model of
     scenario ``best`` first (one :class:`XaiScore`: that one): its correctly classified abnormal
     volumes, then every abnormal volume (any prediction); then, from a dict of every scenario's
@@ -702,7 +728,7 @@ def xai_score_table(scores: XaiScore | dict[str, XaiScore], *, best: str | None 
         if score.game is not None:
             game = score.game.take(score.correct) if volumes_scored.startswith("correctly") \
                 else score.game
-            row.update(xai_score.summary(game, n_boot=score.n_boot, seed=score.seed))
+            row.update(xai_score.summary(game))
             row["chance_volume"] = row.pop("chance_image")
             row["chance_lungs"] = row.pop("chance_region")
             if not len(game.hits):
@@ -726,7 +752,7 @@ def xai_score_notes(score: XaiScore) -> str:
             f"on the volumes it classifies correctly) ({score.label}): a hit when the map's maximum "
             f"lies in the lesion mask (GGO + consolidation) dilated by {xai_score.DILATION_PX} "
             "voxels, masks taken through the volumes' preprocessing (rotate 90°, resize"
-            f"{lung}); hit_rate_lo/hi: 95% bootstrap CI; chance_volume / chance_lungs: the rate "
+            f"{lung}); hit_rate_lo/hi: 95% Wilson interval; chance_volume / chance_lungs: the rate "
             "of a random voxel in the volume / in the lungs; "
             f"{score.n_empty} volume(s) whose lesion vanished in the resize left out.")
 

@@ -103,6 +103,23 @@ def evaluate_cnn(data: ImageSplit, model, history: pd.DataFrame, test_ds) -> Res
     return Result(data, model, history, loss, acc, train.predict_classes(model, test_ds))
 
 
+def calibration(res: Result, *, image_size: int, batch_size: int, n_boot: int, seed: int):
+    """E.calibration: the CNN's ECE, Brier and NLL on the test set before and after temperature
+    scaling fitted on the validation split (:func:`medrepro.analysis.calibration.calibrate`)."""
+    from medrepro.analysis import calibration as cal
+
+    val, test = mri_common.probabilities(res.model, res.data, image_size=image_size,
+                                         batch_size=batch_size)
+    return cal.calibrate(res.data.val["label"].to_numpy(), val, res.data.y_test, test,
+                         model="CNN", n_boot=n_boot, seed=seed,
+                         test_note=mri_common.test_set_note(res.data, split="paper"))
+
+
+def reliability_figure(cal) -> Any:
+    """E.fig_reliability: the test set's reliability diagram before and after scaling."""
+    return plots.plot_reliability(cal.frames, title="E: reliability on the test set")
+
+
 def fig1(history: pd.DataFrame):
     return mri_common.curves_figure(history, title="E")
 
@@ -263,7 +280,7 @@ def _masks_at(masks, size: int) -> np.ndarray:
 
 
 def xai_score_table(score: XaiScore):
-    """E.xai_score: per method the hit rate with its 95% bootstrap CI beside the chance rate of
+    """E.xai_score: per method the hit rate with its 95% Wilson interval beside the chance rate of
     a random point in the image (``chance_image``) and in the brain (``chance_brain``)."""
     from medrepro.analysis import xai_score
 
@@ -273,8 +290,7 @@ def xai_score_table(score: XaiScore):
                "n_correct_tumour": score.n_candidates, "n_empty_mask": score.n_empty,
                "dilation_px": xai_score.DILATION_PX}
         if score.games is not None:
-            row.update(xai_score.summary(score.games[method], n_boot=score.n_boot,
-                                         seed=score.seed))
+            row.update(xai_score.summary(score.games[method]))
             row["chance_brain"] = row.pop("chance_region")
         rows.append(row)
     first = ["method", "status", "n_scored", "hits", "hit_rate", "hit_rate_lo", "hit_rate_hi",
@@ -290,7 +306,7 @@ def xai_score_notes(score: XaiScore) -> str:
         return f"{score.status}."
     return (f"Pointing game on the correctly classified tumour test images ({score.label}): a hit "
             f"when the map's maximum lies in the lesion mask dilated by {xai_score.DILATION_PX} "
-            "px at the model's input size; hit_rate_lo/hi: 95% bootstrap CI; chance_image / "
+            "px at the model's input size; hit_rate_lo/hi: 95% Wilson interval; chance_image / "
             "chance_brain: the rate of a random point in the image / in the brain (mean share of "
             f"it inside the dilated mask); {score.n_empty} image(s) whose lesion vanished at the "
             "input size left out.")

@@ -114,6 +114,26 @@ def load_masoud(run, *, split: str) -> ImageSplit:
                         note=note or f"data: {ds.label}")
 
 
+SHIFTED_TEST_NOTE = ("shifted test set: Sartaj's official Testing folder comes from other "
+                     "sources than its Training folder")
+
+
+def test_set_note(data: ImageSplit, *, split: str) -> str:
+    """:data:`SHIFTED_TEST_NOTE` for the real Sartaj set's official split, else ""."""
+    real_sartaj = data.ds.dataset_id == "brain_tumor_sartaj" and not data.ds.is_phantom
+    return SHIFTED_TEST_NOTE if real_sartaj and split == "official" else ""
+
+
+def probabilities(model, data: ImageSplit, *, image_size: int, batch_size: int,
+                  framing: str = "stretch") -> tuple[np.ndarray, np.ndarray]:
+    """The model's class probabilities ``(N, K)`` on the validation and the test images."""
+    from medrepro.training import train
+
+    frame = {"image_size": image_size, "batch_size": batch_size, "framing": framing}
+    return tuple(train.predict_proba(model, brain_mri.image_dataset(split, **frame))
+                 for split in (data.val, data.test))
+
+
 def image_datasets(data: ImageSplit, *, image_size: int, batch_size: int, augment: dict,
                    seed: int, framing: str = "stretch") -> tuple:
     """``(fit, val, test)`` tf.data pipelines of ``data``; ``fit`` shuffled and augmented."""
