@@ -321,7 +321,7 @@ def test_a_second_run_all_of_the_same_profile_stops_at_once(tmp_path, monkeypatc
     from medrepro.run import runner
 
     monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "reports"))
-    monkeypatch.setattr(runner, "_print_plan", lambda args: "")
+    monkeypatch.setattr(runner, "_print_plan", lambda *args: "")
     proc = _hold_in_another_process(paths.reports_dir("smoke"), tmp_path / "held", 60)
     try:
         assert runner.main(["--profile", "smoke", "--only", "01"]) == 3
