@@ -91,6 +91,15 @@ def test_write_pages_renders_the_benchmark_record_beside_the_runs(tmp_path):
     assert "- **speedup_vs_naive**: 3.25" in text and "812.5" in text and "## bench_dicom" in text
 
 
+def test_a_long_failure_is_clipped_to_one_table_cell(tmp_path):
+    summary = _summary("demo", "phantom", "2026-12-07T05:40:11+00:00", failed="03_lstm_cnn_mri")
+    summary["status"]["03_lstm_cnn_mri"] = "failed: RuntimeError: a | b\n" + "x" * 300
+    _write_run(tmp_path, summary)
+    row = next(line for line in status.status_markdown(status.find_runs([tmp_path])).splitlines()
+               if line.startswith("| 03_lstm_cnn_mri |"))
+    assert "a / b x" in row and row.count("|") == 4 and "…" in row and len(row) < 160
+
+
 def test_format_seconds():
     assert status.format_seconds(42.26) == "42.3 s"
     assert status.format_seconds(444.4) == "7 min 24 s"

@@ -117,6 +117,12 @@ def _short(commit: str) -> str:
     return head[:10] + plus + dirty
 
 
+def _clip(text: str, limit: int = 120) -> str:
+    """``text`` on one line, cut to ``limit`` characters (a status cell of the run table)."""
+    text = " ".join(str(text).split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _passed(summary: dict[str, Any]) -> str:
     status = summary["status"]
     ok = sum(1 for s in status.values() if s == "passed")
@@ -152,7 +158,7 @@ def run_section(run: RunRecord) -> list[str]:
              f"- records: `{run.folder}`", "",
              "| notebook | status | wall time |", "|---|---|---|"]
     for nb, seconds in s["wall_seconds"].items():
-        lines.append(f"| {nb} | {s['status'].get(nb, 'not recorded')} | "
+        lines.append(f"| {nb} | {_clip(s['status'].get(nb, 'not recorded'))} | "
                      f"{format_seconds(seconds)} |")
     lines.append(f"| **all** | {_passed(s)} | **{format_seconds(s['total_seconds'])}** |")
     lines += ["", *metrics_lines(run.metrics)]
