@@ -68,7 +68,7 @@ def test_overview_links_each_run_section(tmp_path):
     assert f"(#{status.anchor(run)})" in page
     assert status.anchor(run) == "demo-phantom-seed-42-2026-12-07t0540110000"
     assert "### demo phantom seed 42 2026-12-07T05:40:11+00:00" in page
-    assert "No headline number was recorded" in page
+    assert "No headline number was found" in page
 
 
 def test_a_profile_folder_is_a_root_too(tmp_path):
@@ -98,6 +98,24 @@ def test_a_long_failure_is_clipped_to_one_table_cell(tmp_path):
     row = next(line for line in status.status_markdown(status.find_runs([tmp_path])).splitlines()
                if line.startswith("| 03_lstm_cnn_mri |"))
     assert "a / b x" in row and row.count("|") == 4 and "…" in row and len(row) < 160
+
+
+def test_a_summary_kept_on_its_own_and_its_seed_runs(tmp_path):
+    summary = _summary("demo", "/work/shared/data", "2026-12-07T06:59:30+00:00")
+    summary |= {"studies": ["E"], "seeds": [42, 1, 2], "seed_runs": [
+        {"notebook": "03_lstm_cnn_mri", "seed": 1, "primary": False, "seconds": 1032.0,
+         "status": "passed"},
+        {"notebook": "03_lstm_cnn_mri", "seed": 42, "primary": True, "seconds": 539.5,
+         "status": "passed"}]}
+    path = tmp_path / "real_run_summary.json"
+    path.write_text(json.dumps(summary))
+    run, = status.find_runs([path])
+    assert run.folder == path and run.metrics == []
+    section = "\n".join(status.run_section(run))
+    assert "- studies: E" in section
+    assert "03_lstm_cnn_mri seed 1 passed in 17 min 12 s" in section
+    assert "seed 42 (primary) passed in 9 min 0 s" in section
+    assert "No headline number was found beside this record" in section
 
 
 def test_format_seconds():

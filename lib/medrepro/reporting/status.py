@@ -62,30 +62,35 @@ def read_json(path: str | os.PathLike, *, what: str) -> Any:
         raise StatusRecordError(f"{path}: not a readable {what} ({exc})") from exc
 
 
-def read_run(folder: str | os.PathLike) -> RunRecord:
-    """The run recorded in ``folder`` (``<reports root>/<profile>``).
+def read_run(path: str | os.PathLike) -> RunRecord:
+    """The run recorded in ``path``: a profile folder (``<reports root>/<profile>``, its
+    ``run_summary.json`` and ``metrics/``) or a run summary file kept on its own (no metrics).
 
-    Raises :class:`StatusRecordError` naming ``run_summary.json`` when it is not JSON or lacks
-    one of :data:`REQUIRED_KEYS`.
+    Raises :class:`StatusRecordError` naming the summary when it is not JSON or lacks one of
+    :data:`REQUIRED_KEYS`.
     """
-    folder = Path(folder)
-    summary_path = folder / SUMMARY_NAME
+    path = Path(path)
+    summary_path = path if path.is_file() else path / SUMMARY_NAME
     summary = read_json(summary_path, what="run summary")
     missing = [k for k in REQUIRED_KEYS if not isinstance(summary, dict) or k not in summary]
     if missing:
         raise StatusRecordError(f"{summary_path}: run summary without {', '.join(missing)}")
-    metrics = report.read_metrics(profile=folder.name, reports_root=folder.parent)
-    return RunRecord(folder=folder, summary=summary, metrics=metrics)
+    folder = summary_path.parent
+    metrics = (report.read_metrics(profile=folder.name, reports_root=folder.parent)
+               if summary_path.name == SUMMARY_NAME else [])
+    return RunRecord(folder=summary_path if path.is_file() else folder, summary=summary,
+                     metrics=metrics)
 
 
 def find_runs(roots: Iterable[str | os.PathLike]) -> list[RunRecord]:
-    """Every run under ``roots`` (reports roots, or single profile folders), newest first.
+    """Every run under ``roots`` (reports roots, profile folders or run summary files), newest
+    first.
 
     Raises :class:`StatusRecordError` for a root that holds no ``run_summary.json``.
     """
     runs = []
     for root in map(Path, roots):
-        folders = ([root] if (root / SUMMARY_NAME).is_file()
+        folders = ([root] if root.is_file() or (root / SUMMARY_NAME).is_file()
                    else sorted(p.parent for p in root.glob(f"*/{SUMMARY_NAME}")))
         if not folders:
             raise StatusRecordError(f"{root}: no {SUMMARY_NAME} here or in a profile folder "
@@ -155,7 +160,7 @@ def run_section(run: RunRecord) -> list[str]:
              (f"- commit `{s['git_commit']}`; device {s.get('device', 'not recorded')}; "
              f"platform {s.get('platform', 'not recorded')}; "
              f"{s.get('cpu_count', '?')} CPUs"),
-             f"- records: `{run.folder}`", "",
+             f"- records: `{run.folder}`", *_schedule_lines(s), "",
              "| notebook | status | wall time |", "|---|---|---|"]
     for nb, seconds in s["wall_seconds"].items():
         lines.append(f"| {nb} | {_clip(s['status'].get(nb, 'not recorded'))} | "
@@ -165,10 +170,25 @@ def run_section(run: RunRecord) -> list[str]:
     return lines
 
 
+def _schedule_lines(summary: dict[str, Any]) -> list[str]:
+    """The studies and seeds a run was asked for, and each seed's execution (runner's
+    ``seed_runs``), when the summary records them."""
+    lines = []
+    if summary.get("studies"):
+        lines.append(f"- studies: {', '.join(summary['studies'])}")
+    runs = summary.get("seed_runs") or []
+    if len(runs) > 1:
+        lines.append("- seeds: " + "; ".join(
+            f"{r['notebook']} seed {r['seed']}{' (primary)' if r.get('primary') else ''} "
+            f"{_clip(r.get('status', '?'), 40)} in {format_seconds(r.get('seconds', 0.0))}"
+            for r in runs))
+    return lines
+
+
 def metrics_lines(metrics: list[dict[str, Any]]) -> list[str]:
     """The headline numbers of a run beside the papers', phantom ones labelled as such."""
     if not metrics:
-        return ["No headline number was recorded in this run."]
+        return ["No headline number was found beside this record."]
     lines = ["Headline numbers, recorded by these runs:", "", *results.recorded_runs(metrics)]
     if any(m.get("phantom") for m in metrics):
         lines += ["", f"**{report.PHANTOM_LABEL}.**"]
