@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 from medrepro.core import paths
-from medrepro.reporting import report
 from medrepro.core.fileio import atomic_path
+from medrepro.reporting import report, status
 
 
 def run_one(script: Path, extra: list[str]) -> dict:
@@ -43,40 +43,6 @@ def run_one(script: Path, extra: list[str]) -> dict:
         result = json.loads(out.read_text())
         result.setdefault("wall_seconds", seconds)
         return result
-
-
-def to_markdown(results: dict) -> str:
-    lines = ["# medrepro benchmarks", "",
-             f"Machine: {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs; "
-             f"commit `{results['git_commit']}`; {results['date_utc']}.", ""]
-    for name, res in results["benchmarks"].items():
-        lines += [f"## {name}", ""]
-        lines += _render(res)
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _render(obj, depth: int = 0) -> list[str]:
-    import pandas as pd
-
-    out: list[str] = []
-    if isinstance(obj, dict):
-        scalars = {k: v for k, v in obj.items() if not isinstance(v, (dict, list))}
-        if scalars:
-            out += [f"- **{k}**: {_fmt(v)}" for k, v in scalars.items()]
-            out.append("")
-        for k, v in obj.items():
-            if isinstance(v, (dict, list)):
-                out += [f"**{k}**", ""] + _render(v, depth + 1)
-    elif isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
-        out += [pd.DataFrame(obj).to_markdown(index=False, floatfmt=".4g"), ""]
-    else:
-        out += [f"{obj}", ""]
-    return out
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(out_json) as tmp:
         Path(tmp).write_text(json.dumps(results, indent=2, default=str) + "\n")
     with atomic_path(out_json.with_suffix(".md")) as tmp:
-        Path(tmp).write_text(to_markdown(results))
+        Path(tmp).write_text(status.benchmarks_markdown(results))
     print(f"wrote {out_json} and {out_json.with_suffix('.md')}")
     return 1 if any("error" in r for r in results["benchmarks"].values()
                     if isinstance(r, dict)) else 0

@@ -1,16 +1,15 @@
 """The run profiles: one table, per notebook, of sizes, sample counts, epochs and batch sizes.
 
-- ``smoke``: CI. Each notebook finishes in <= 90 s on 2 CPU cores. Tiny phantoms, one epoch.
+- ``smoke``: CI. Each notebook finishes in about a minute on 2 CPU cores. Tiny phantoms, one
+  epoch.
 - ``demo``: the default main job on a laptop CPU. All six notebooks together <= 15 min on 2 cores
-  is the budget (measured alone, from scratch: 725 s on 2026-12-02; 835-1,047 s on 2026-12-03,
-  on a slower, noisy host: over budget there; 413-444 s on 2026-12-05, with study D at the
-  thesis' epochs in the last runs).
+  is the budget (how the sizes were chosen: ``docs/decisions.md#x7``; measured runs:
+  ``docs/status.md``).
   Sizes are reduced from the papers' (stated in every output); the numbers show the pipeline
   works, nothing more.
-- ``paper``: exactly the protocols of ``shared/PAPERS.md``, for a GPU (Kaggle/Colab).
+- ``paper``: exactly the protocols of ``docs/protocols.md``, for a GPU (Kaggle/Colab).
 
-Sizing reference (2 CPU cores, TF 2.21, the papers' input sizes): training ~13 img/s for the
-lightweight CNN and MobileNet, ~2.6 img/s for DenseNet121, ~0.5 volumes/s for the 3D CNN.
+Measured training rates per machine, for the plan: ``benchmarks/rates.json``.
 
 ``None`` for a count means "all available". Read a row with :func:`settings`; show the table
 with :func:`table`.
@@ -58,27 +57,15 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "03_lstm_cnn_mri": {
         # A: ResNet50 features at 224 (fixed by Table 1), then the 207.6M-parameter LSTM head,
-        # ~2.4 s per batch of 32 on 2 CPU cores: smoke/demo train it on a subset, few epochs
-        # (demo: 200 images; with 400, A took 270 s of the demo's 1,052 s, 2026-12-02).
+        # slow on a CPU: smoke/demo train it on a subset for few epochs, and not on the official
+        # split (a_official_lstm), for the demo's budget (docs/decisions.md#x7).
         # a_max_images / max_images cap the images used (stratified by split and class);
-        # c_epochs caps each trial's epochs (None: the trial's own 25 or 50).
+        # c_epochs caps each trial's epochs (None: the trial's own 25 or 50; the demo's 15 make
+        # trials 1 and 2 one run, docs/decisions.md#c8).
         # The demo uses every image of a real set (max_images None; a phantom is small anyway):
-        # E needs the whole pooled split to learn (2,350 fit images at 64 px, ~13 s an epoch
-        # on 2 cores; 128 px costs ~90 s; early stopping after 8 epochs without a better
-        # validation loss, after a 10-epoch warm-up; up to 30 epochs, as on the demo phantom
-        # (2026-12-03) validation accuracy still rose after epoch 20: best 0.67 within 20
-        # epochs, 0.75 within 30; test 0.69 and 0.76); C's trials stop at 15 epochs (trials 1
-        # and 2 are then the same and trained once): ~8 s an epoch at 64 px on the real set
-        # (2026-12-05); with the present recipe 25 epochs of trial 3 scored lower on the
-        # external set that chose C's augmentation (0.63 against 0.73, mri.C_AUGMENT). On the
-        # demo phantom (2026-12-05) the final SGD trial scored 0.651, 0.678 and (batch 16, each
-        # fit's augmentation from its seed) 0.691. A's LSTM head is not trained on the official
-        # split (a_official_lstm; its cell took ~50 s with it, < 3 s without), for the demo's
-        # 15-minute budget, which the demo held with 413-444 s on 2026-12-05 (835-1,047 s on
-        # 2026-12-03's slower host).
-        # ig_steps: Integrated Gradients intervals; the demo uses 16 (32 before 2026-12-03; the
-        # pointing-game cell took 35 s with 32, 28 s with 16, and IG hit 0.73 then 0.82 of lesions).
-        # e_patience/e_reduce_lr are the recipe's, the same in every profile (studies/e.py);
+        # E needs the whole pooled split to learn, for up to 30 epochs (docs/decisions.md#e7).
+        # ig_steps: Integrated Gradients intervals (docs/decisions.md#e6).
+        # e_patience/e_reduce_lr are the recipe's, the same in every profile (docs/decisions.md#e4);
         # smoke keeps its one epoch.
         "smoke": {"a_image_size": 224, "a_max_images": 48, "a_epochs": 1, "a_batch": 64,
                   "a_lr": 1e-4, "a_official_lstm": False, "a_checkpoint": "memory",
@@ -100,12 +87,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "e_reduce_lr": 3, "ig_steps": 50, "n_boot": 2000},
     },
     "04_lightweight_ct": {
-        # Tracing a model's train step costs more than training it at these sizes on a CPU
-        # (DenseNet121: ~40-100 s), so the reduced profiles train only some of the comparison:
-        # the demo leaves DenseNet121 out (its rows stay empty), smoke trains the proposed only.
+        # Tracing a model's train step costs more than training it at these sizes on a CPU, so
+        # the reduced profiles train only some of the comparison: the demo leaves DenseNet121
+        # out (its rows stay empty), smoke trains the proposed only (docs/decisions.md#x7).
         # b_init: how DenseNet121/MobileNet start. The paper does not say; "random" is our
-        # choice, "imagenet" (online: Kaggle/Colab) the option; offline it falls back to random
-        # with a warning, and B.table3/B.table5 record what was used.
+        # choice, "imagenet" (online: Kaggle/Colab) the option (docs/decisions.md#b1).
         "smoke": {"image_size": 64, "max_epochs": 1, "batch_main": 32, "batch_compare": 8,
                   "max_train": 64, "patience": 3, "compare_models": ("proposed",),
                   "patient_models": ("proposed",), "bootstrap": 200, "b_init": "random"},
@@ -128,12 +114,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # (studies.d.run_scenarios): 55 of the thesis' 85 epochs are trained.
         # demo: 48×48×48 voxels (just above the 46 the network needs) on the whole
         # 30-per-class phantom of 01_download (48 train / 12 validation volumes), with the
-        # thesis' own epochs (the held-out variant: its 25-epoch augmented scenario only).
-        # Measured 2026-12-05 on 2 cores, whole demo runs from scratch: with 3-6 epochs per
-        # scenario (the demo until then) 05 took 36 s and the no-augmentation scenario predicted
-        # one class (validation accuracy 0.50); with the thesis' epochs 75-86 s, validation
-        # accuracy 0.58-1.00 per scenario (0.75-1.00 before runs repeated exactly). (On
-        # 2026-12-03's slower host the 3-6-epoch 05 took 191 s.)
+        # thesis' own epochs (the held-out variant: its 25-epoch augmented scenario only): with
+        # fewer, a scenario predicted one class (docs/decisions.md#x7).
         "smoke": {"volume_shape": (48, 48, 48), "max_per_class": 6,
                   "epochs": {"aug_5": 1, "aug_10": 1, "aug_15": 1, "aug_25": 1, "noaug_5": 1,
                              "lung_25": 1}, "batch": 4, "patience": 15, "split": "thesis",

@@ -42,17 +42,12 @@ from medrepro.data.registry import MRI_DATASETS
 log = logging.getLogger(__name__)
 
 HASH_SIZE = 8  # phash: 8×8 = 64 bits
-# Hamming distance (of 64 bits) up to which two images count as near-duplicates. pHash has 32
-# ones in 64 bits, so distances are even. On ../shared/data/brain_tumor_sartaj (3264 images,
-# 5.3M pairs; pairs looked at by eye): 0 -> the same picture resized or re-encoded (305 pairs
-# besides 371 byte-identical ones); 2 and 4 -> such copies and adjacent slices of one series
-# (242 and 463 pairs); 6 -> adjacent and next-but-one slices, some rescaled copies (857);
-# 8 -> different patients begin to appear (1791). 4 keeps copies and near-adjacent slices.
+# Hamming distance (of 64 bits) up to which two images count as near-duplicates (pHash has 32
+# ones in 64 bits, so distances are even): 4 keeps copies and near-adjacent slices of one series,
+# and different patients begin to appear at 8 (docs/decisions.md#x1).
 NEAR_HAMMING = 4
-# dHash distance (of 64 bits) also required of a near pair. Of the pairs with pHash <= 4 whose
-# groups spanned classes, the true copies (Testing glioma files that are Training meningioma
-# images) had dHash 0-6; the different images that pHash alone joined had 7 (a CT-looking
-# no_tumor slice vs a glioma MRI) and 10-16.
+# dHash distance (of 64 bits) also required of a near pair: it separates the true copies that
+# pHash joins across classes from different images it also joins (docs/decisions.md#x1).
 NEAR_DHASH = 6
 # JPEG draft decoding at >= this size (DCT scaling): phash resizes to 32×32 anyway, and draft
 # decoding is ~10× faster than a full decode of a 512×512 image.

@@ -42,24 +42,12 @@ CLASS_DIRS = {
 CLASS_NAMES = ("glioma", "meningioma", "no tumour", "pituitary")  # display names, index order
 TEST_FRACTION = 0.2
 # Study E: rotation / shift / zoom / horizontal flip, the four the report names; the ranges are
-# ours. Measured 2026-12-02 on the real Sartaj set (pooled split, 64 px, study E's network and
-# recipe): with rotation 0.05 and shift 0.1 validation accuracy swung 0.25-0.76 between epochs
-# while training accuracy rose steadily (best 0.76 in 16 epochs); with rotation 0.03 and no
-# shift it rose 0.53 -> 0.85 by epoch 11, smoothly. A shift of 0.02 (about one pixel at 64 px)
-# keeps the report's four kinds.
+# ours: stronger ones made validation accuracy swing between epochs (docs/decisions.md#e3).
 E_AUGMENT = {"rotation": 0.03, "shift": 0.02, "zoom": 0.1, "flip": True}
 # Study C: "augmentation" without details: horizontal flip, small rotation and zoom, and the
-# image's contrast and gamma (random_intensity). Why the intensity part: on the real Sartaj
-# set the Testing folder comes from other sources than Training, and a model trained on
-# Training calls most images of an unfamiliar look "no tumour" (the class whose Training images
-# are the most varied). Chosen on an external set, never on the Testing folder: the real Masoud
-# Testing split without the 115 images that have an exact or near duplicate anywhere in the
-# Sartaj set (1,196 images; other sources again). Trial 3's recipe (head-BatchNorm network, SGD
-# 0.01, 64 px, 15 epochs, 2026-12-05), external accuracy without -> with contrast 0.3 / gamma
-# 0.4: seed 42 0.49 -> 0.73, seed 1 0.59 -> 0.67, seed 2 0.51 -> 0.68 (validation 0.87 -> 0.87,
-# 0.89 -> 0.85, 0.88 -> 0.85; share of external images called "no tumour" 0.69 -> 0.43);
-# stronger, 0.5 / 0.7: 0.70, no better. (Brightness 0.2 / contrast 0.3 without the gamma and
-# without the head BatchNorm, 2026-12-03, had not helped.)
+# image's contrast and gamma (random_intensity), since a model trained on Training calls most
+# images of an unfamiliar look "no tumour". Chosen on Masoud's Testing split, which is a test
+# split in a run on the real Masoud data (docs/decisions.md#c2).
 C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True, "contrast": 0.3,
              "gamma": 0.4}
 
@@ -284,9 +272,8 @@ def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = D
 # ---------------------------------------------------------------------------- tf.data
 FRAMINGS = ("stretch", "head")
 # A pixel belongs to the head when its brightest channel exceeds this fraction of the image's
-# maximum. The background of a Sartaj image (the median of its corners) is below 4 % of the
-# maximum in 95 % of the images and below 10 % in 98 % (every 5th image, 2026-12-03); where it is
-# brighter the box grows to the whole image, which is then only padded to a square.
+# maximum; where the background is brighter the box grows to the whole image, which is then
+# only padded to a square (docs/decisions.md#c4).
 HEAD_THRESHOLD = 0.1
 
 

@@ -66,14 +66,12 @@ def map_augment(items, fn):
     generator (Keras' random layers and :func:`medrepro.data.brain_mri.random_intensity` each hold a
     ``SeedGenerator`` variable): one call at a time, so the calls draw in the elements' order
     and a seeded run repeats exactly. Calls in parallel (``num_parallel_calls``) race for the
-    generator's state: two builds of the same seeded dataset gave different augmentations in 25
-    of its first 32 batches (measured 2026-12-05), and two runs of the same code, data and seed
-    different models (C's final trial 0.662 and 0.629 on the real Sartaj set).
+    generator's state, and two runs of the same code, data and seed then train different models;
+    the serial map costs about half the images/s, still more than a CPU trains
+    (``docs/decisions.md#x5``).
 
-    The price, measured on 2 CPU cores (C's augmentation, batches of 32): 1,775 instead of 3,642
-    img/s at 64 px, 152 instead of 315 at 224 px; at 64 px a CPU trains far slower than that. A
-    resumed run (:func:`medrepro.training.train.fit`) sees the same data order but other augmentations
-    than the uninterrupted run (the generators start again from their seeds).
+    A resumed run (:func:`medrepro.training.train.fit`) sees the same data order but other
+    augmentations than the uninterrupted run (the generators start again from their seeds).
     """
     return items.map(fn)  # no num_parallel_calls: one call at a time
 
@@ -87,7 +85,7 @@ def with_augment_restart(ds, augment):
     to their state of now. :func:`medrepro.training.train.fit` calls it before training, so every fit on
     ``ds`` draws the same augmentations from its first epoch, however many fits used ``ds``
     before (C's trials share one dataset: trial 3 must not depend on whether trial 1 was trained
-    in this process or found finished)."""
+    in this process or found finished; ``docs/decisions.md#x6``)."""
     flatten = getattr(augment, "_flatten_layers", None)  # Keras 3: the layer and its sublayers
     generators = [g for layer in (flatten(include_self=True) if flatten else ())
                   for g in getattr(layer, "_seed_generators", ())]

@@ -35,11 +35,11 @@ RESNET_FEATURE_SHAPE = (7, 7, 2048)
 N_FEATURES = int(np.prod(RESNET_FEATURE_SHAPE))  # 100,352
 LSTM_HEAD_PARAMS = 207_605_764  # Table 1 of study A
 LSTM_UNITS = (512, 256, 128, 64)
-# Study A gives no dropout rate; 0.2 is the common choice for stacked LSTMs.
+# Study A gives no dropout rate; 0.2 is the common choice for stacked LSTMs (docs/decisions.md#a4).
 LSTM_DROPOUT = 0.2
-# Study A's model section: ReLU was preferred as the LSTM activation (Keras' default is tanh).
-# The activation has no parameters, so Table 1's counts hold for both; "tanh" is kept as the
-# named variant "lstm_tanh" for comparison. (A non-tanh LSTM cannot use the cuDNN kernel.)
+# Study A's model section: ReLU was preferred as the LSTM activation (Keras' default is tanh;
+# docs/decisions.md#a1). Table 1's counts hold for both; "tanh" is the named variant "lstm_tanh".
+# (A non-tanh LSTM cannot use the cuDNN kernel.)
 LSTM_ACTIVATION = "relu"
 LSTM_VARIANTS = {"lstm": LSTM_ACTIVATION, "lstm_tanh": "tanh"}
 # Seconds keras may spend on one socket operation while fetching ImageNet weights. Offline
@@ -51,39 +51,27 @@ RESNET_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applicati
 RESNET_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # keras.applications' WEIGHTS_HASHES
 
 # Study C: the author's Sequential CNN is not published. Four Conv(3×3)-BatchNorm-ReLU-MaxPool(2)
-# blocks with doubling filters, a Dense layer and a softmax: the usual Kaggle "Sequential CNN"
-# with BatchNorm. Measured on the real Sartaj set (official split, 64 px, SGD 0.01 momentum 0.9,
-# MSE, 10 epochs, 2026-12-02): without BatchNorm validation accuracy reached 0.65 and test
-# accuracy 0.27; with it validation rose 0.67 -> 0.85 over the 10 epochs and test 0.29 -> 0.57.
+# blocks with doubling filters, a Dense layer and a softmax: the usual Kaggle "Sequential CNN",
+# with BatchNorm, without which it learnt far less (docs/decisions.md#c5).
 SEQ_CNN_FILTERS = (32, 64, 128, 128)
 SEQ_CNN_DENSE = 128
 SEQ_CNN_DROPOUT = 0.3
 SEQ_CNN_BN_MOMENTUM = 0.9
-# BatchNorm in the head too (Dense without bias → BatchNorm → ReLU). Reason, trial 4 of C.table1
-# (Adam at the source's 0.01, MSE): without it every run predicted one class from the first
-# epoch, on the real Sartaj set and on the phantom (2026-12-05). One Adam step moves every
-# weight of the last Dense layer by ~0.01 whatever its gradient; on the unnormalised Flatten →
-# Dense 128 activations that made the logits so large that the softmax saturated after the
-# first step (mean top probability 1.00 on the phantom), and the MSE of a saturated softmax has
-# no gradient left. With the head normalised the same trial learns (real Sartaj, official split,
-# 64 px, 15 epochs: best validation accuracy 0.92, every class predicted) and the other trials
-# improved as well (SGD 0.01: validation 0.83 -> 0.87; Adamax 0.88 -> 0.92).
+# BatchNorm in the head too (Dense without bias → BatchNorm → ReLU): without it one Adam step at
+# trial 4's 0.01 saturates the softmax, and the MSE of a saturated softmax has no gradient left
+# (docs/decisions.md#c6).
 SEQ_CNN_HEAD_BN = True
 # Study E: "Conv2D-MaxPool blocks with BatchNorm and Dropout, Dense head, softmax". The source
-# does not say where the Dropout goes: in the head only. Measured on the real Sartaj set (pooled
-# split, 96 px): with Dropout(0.25) after every block as well, validation accuracy swung
-# 0.30-0.65 between epochs and the model topped out at 0.65 test accuracy. The head is Flatten
-# (the tumour's position matters: pituitary tumours sit at the sella) → Dense 128 → Dropout 0.3;
-# measured 2026-12-02 on the real Sartaj set (pooled split, 64 px, Adam 1e-3, the strong
-# augmentation of that day): best validation accuracy 0.68 with GlobalAveragePooling and
-# filters up to 256 (test 0.69), 0.76 with this head (test 0.76), both after 16 epochs.
+# does not say where the Dropout goes: in the head only. The head is Flatten (the tumour's
+# position matters: pituitary tumours sit at the sella) → Dense 128 → Dropout 0.3
+# (docs/decisions.md#e2).
 XAI_CNN_FILTERS = (32, 64, 128, 128)
 XAI_CNN_BLOCK_DROPOUT = 0.0
 XAI_CNN_DENSE = 128
 XAI_CNN_HEAD_DROPOUT = 0.3
 # BatchNorm moving-average momentum. Keras' 0.99 needs several hundred steps before the
-# inference statistics forget their initial values; short CPU runs (tens of steps) then predict
-# one class at test time although training accuracy rises. 0.9 converges in ~50 steps.
+# inference statistics forget their initial values; short runs then predict one class at test
+# time (docs/decisions.md#e5).
 XAI_CNN_BN_MOMENTUM = 0.9
 
 

@@ -45,7 +45,7 @@ METRICS = ("accuracy", "mse")
 CHECKPOINT_MONITOR = "val_loss"
 STOP_MONITOR = "val_accuracy"
 # BatchNorm moving-average momentum (Keras' default 0.99 lags a fast-moving model on few batches;
-# the thesis is silent): our choice, in every profile. See the module docstring.
+# the thesis is silent): our choice, in every profile (docs/decisions.md#d2).
 BN_MOMENTUM = 0.9
 GRADCAM_LAYER = "block3_conv"  # finer than the last conv (12×12×4 at the paper's input)
 

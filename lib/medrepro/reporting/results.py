@@ -99,3 +99,30 @@ def _row(study: str, metric: str, reported: float | None, artifact: str,
             "profile": None if m is None else m["profile"],
             "seed": None if m is None else m["seed"], "n": None if m is None else m.get("n"),
             "artifact": artifact, "notes": "" if m is None else m.get("notes", "")}
+
+
+def recorded_runs(metrics: list[dict[str, Any]]) -> list[str]:
+    """One Markdown list item per run that recorded ``metrics``: profile, data source, seed,
+    commit and UTC date, sorted."""
+    runs = sorted({(m["profile"], m["data_source"], m["seed"], m["git_commit"][:12],
+                    m["date_utc"][:10]) for m in metrics})
+    return [f"- profile `{p}`, data `{s}`, seed {seed}, commit `{c}`, {d}"
+            for p, s, seed, c, d in runs]
+
+
+def headline_markdown(table: pd.DataFrame) -> list[str]:
+    """The reproduced rows of a :func:`compare_table` frame as Markdown table lines (seed,
+    reported, reproduced with its 95% CI, the duplicate-free value, data source, profile), then
+    each study's notes as a list."""
+    table = table[table["reproduced"].notna()]
+    lines = [("| study | metric | seed | reported | reproduced (95% CI) | duplicate-free test "
+              "| data | profile |"), "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        rep = "—" if pd.isna(r.reported) else f"{r.reported:.4g}"
+        ci = "" if pd.isna(r.ci_low) else f" ({r.ci_low:.3f}–{r.ci_high:.3f})"
+        free = ("—" if pd.isna(r.duplicate_free) else
+                f"{r.duplicate_free:.3f} ({int(r.test_with_train_duplicate)} dropped)")
+        lines.append(f"| {r.study} | {r.metric} | {int(r.seed)} | {rep} | {r.reproduced:.3f}{ci} | "
+                     f"{free} | {r.data_source} | {r.profile} |")
+    notes = sorted({(r.study, r.notes) for r in table.itertuples() if r.notes})
+    return [*lines, "", *[f"- {study}: {note}" for study, note in notes]]

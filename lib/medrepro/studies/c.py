@@ -26,20 +26,16 @@ from medrepro.reporting import plots
 from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
 
-FINAL_OPTIMIZER = "SGD"  # the source's final model was trained with SGD and MSE
+# The source's final model was trained with SGD and MSE (docs/decisions.md#c1).
+FINAL_OPTIMIZER = "SGD"
 # The trials' optimizer options the source does not give (it names optimizer, rate, epochs).
-# SGD with momentum 0.9: measured on the real Sartaj set (official split, 64 px, 12 epochs),
-# plain SGD at 0.01 on the MSE of a softmax moves the weights too little to leave chance in the
-# demo's epochs, with momentum 0.9 validation accuracy rises 0.40 -> 0.69.
+# SGD with momentum 0.9: plain SGD on the MSE of a softmax moves the weights too little to leave
+# chance in the demo's epochs (docs/decisions.md#c7).
 OPTIMIZER_OPTIONS = {"SGD": {"momentum": 0.9}}
 # How an image is fitted into the model's square input (``brain_mri.decode_files``): cropped to the
-# head and padded to a square, not stretched. The source does not say. Reason, an audit of the
-# Sartaj Training folder alone (2026-12-03): 100 % of its gliomas, 97 % of its pituitary tumours
-# and 83 % of its meningiomas are 512×512 images, 1 % of its no-tumour images are (30 % square,
-# median height 260 px). Stretched, an image's format tells its class by itself, and a
-# validation split from the same folder shares the shortcut; the Testing folder (0-19 % 512×512
-# per class) does not. Trial 3's recipe once each: validation 0.878 stretched, 0.868 framed;
-# Testing folder, looked at afterwards, 0.556 and 0.586 (notebook 03 has the other variants).
+# head and padded to a square, not stretched. The source does not say. In Sartaj's Training
+# folder an image's format tells its class, and a validation split of it shares the shortcut
+# (docs/decisions.md#c4).
 FRAMING = "head"
 
 

@@ -26,24 +26,19 @@ from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
 
 # The recipe (every profile; the paper states Adam, categorical cross-entropy, EarlyStopping and
-# ReduceLROnPlateau, not their settings). Chosen on the validation split of the real Sartaj set
-# (pooled 80/20, 64-128 px; the notebook's text gives the measured curves; the network in
-# models.brain_mri.xai_cnn, the augmentation in brain_mri.E_AUGMENT): Adam's default rate;
-# the plateau cut halves the rate after 3 epochs without a better validation loss (not 0.2
-# after 2: with validation accuracy swinging ±0.2 between early epochs that cut the rate to
-# nothing by epoch 10) down to MIN_LR; early stopping waits 8 epochs and restores the best
-# weights; label smoothing 0.1 keeps the softmax from saturating on the training images.
+# ReduceLROnPlateau, not their settings), chosen on the validation split of the real Sartaj set
+# (docs/decisions.md#e4): Adam's default rate; the plateau cut halves the rate after 3 epochs
+# without a better validation loss, down to MIN_LR (a harsher cut starved the noisy early
+# epochs); early stopping waits 8 epochs and restores the best weights; label smoothing 0.1
+# keeps the softmax from saturating on the training images.
 LEARNING_RATE = 1e-3
 REDUCE_LR_FACTOR = 0.5
 MIN_LR = 1e-5
 LABEL_SMOOTHING = 0.1
 MONITOR = "val_loss"
-# Early stopping watches the validation loss only after the first 10 epochs. Measured on the
-# real Sartaj set (2026-12-02, notebook 03, demo): the validation loss was lowest at epoch 2
-# (1.06, accuracy 0.60), then swung 1.25-2.11 while training accuracy rose 0.60 -> 0.75; with
-# patience 8 counted from epoch 1 the run stopped at epoch 10 and the epoch-2 model scored 0.58
-# on the test split. The recipe run for 30 epochs outside the notebook (128 px, GAP head, never
-# stopped early) reached validation 0.854 at epoch 20 and test 0.859.
+# Early stopping watches the validation loss only after the first 10 epochs: the early losses
+# swing, and counted from epoch 1 patience stopped a run on its epoch-2 model
+# (docs/decisions.md#e4).
 STOP_FROM_EPOCH = 10
 CAM_LAYER = "relu4"  # the last block's activation
 MAPS = {"E.fig3": "Grad-CAM", "E.fig4": "Eigen-CAM", "E.fig5": "Integrated Gradients"}

@@ -31,34 +31,17 @@ Every lesion stands out from the tissue around it in all four contrasts (hypoint
 enhancing on T1+C, bright on T2 and FLAIR) and every one is large (radius >= 24 mm; an
 adenoma >= 28 mm across: larger than most real ones, so that the demo's models, which see the
 images at 64 x 64 px, where a 15 mm radius is ~4 px, learn them in their few epochs; see
-Difficulty). On the real sets some tumours are nearly invisible on some sequences; on the
-earlier version of this phantom (lesions from 6-8 mm, iso-intense on T1, T2 and FLAIR) that left
-the demo's models, trained on 240 images, at chance (2026-12-02: study E's CNN 0.29-0.45).
+Difficulty). On the real sets some tumours are nearly invisible on some sequences; smaller,
+iso-intense lesions left the demo's models at chance.
 
-Difficulty (chance = 0.25). On this version (2026-12-03, 2-core CPU, ``studies.e.train_cnn``
-and C's SGD trial called outside the notebook), at the demo's size (150 training / 38 test
-images per class, generated at 256 px; pooled 80/20 split for E: 541 fit, 60 validation, 151
-test images): study E's CNN and recipe (64 px) reaches 0.69 test accuracy after 20 epochs and
-0.76 after 30 (validation 0.75, training 0.78), study C's SGD trial (64 px, BatchNorm) 0.62
-after 10 epochs and 0.65 after 15. With the lesions of before (radius 15-35 mm glioma, 14-28 mm
-meningioma, adenoma 16-30 mm across) the same calls gave E 0.64 and C 0.53 (20 / 10 epochs;
-lesions of 22-40 / 20-32 / 24-36 mm: 0.68 and 0.53), and E's Grad-CAM hit 23 % of the
-lesions (pointing game) against 29 % (20 epochs) and 45 % (30 epochs) now: at 64 px a small
-lesion is a few pixels. With 60 /
-15 per class and the networks of before (E at 128 px, global average pooling; C without
-BatchNorm) they reached 0.48 and 0.23-0.38, training accuracy ~0.55 after 20 epochs: with a few
-hundred images from scratch, the pose, plane and contrast mix is the hard
-part. Earlier version (2026-11-23; smaller, iso-intense lesions)::
+Difficulty (chance = 0.25): with a few hundred images learnt from scratch, the pose, plane and
+contrast mix is the hard part; expect demo-profile models to land well below the papers' numbers
+on phantoms: the phantom shows the pipeline works, it is not an easy benchmark. Accuracy rises
+with the training-set size; glioma/meningioma and meningioma/notumor are the usual confusions.
+The measured difficulty of each version: ``docs/decisions.md#x3``. :func:`measure_difficulty`
+measures it again (logistic regression and a small CNN)::
 
-    .venv/bin/python -m medrepro.data.phantoms.brain_mri 100   # 400 images: logistic regression (32 x 32
-                                                    # pixels, 5-fold CV) 0.40, small CNN 0.33
-    .venv/bin/python -m medrepro.data.phantoms.brain_mri 300   # 1200 images: logistic regression 0.41,
-                                                    # small CNN (64 x 64, 900 train / 300 test) 0.57
-
-Accuracy rises with the training-set size; glioma/meningioma and meningioma/notumor are the
-usual confusions. Expect demo-profile models (a few hundred images, few epochs) to land well
-below the papers' numbers on phantoms: the phantom shows the pipeline works, it is not an easy
-benchmark. See :func:`measure_difficulty`.
+    .venv/bin/python -m medrepro.data.phantoms.brain_mri 100   # 100 images per class
 
 Planted duplicates (the leakage audit must find them; listed in the marker file
 ``.phantom.json`` under ``planted_duplicates``): ``max(2, n_train_total // 100)`` byte-identical

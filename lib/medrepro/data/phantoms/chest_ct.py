@@ -23,11 +23,8 @@ peripheral, posterior and basal predominance, covering 20-60 % of the lung volum
 volume; MosMed grades CT-2 as 25-50 % and CT-3 as 50-75 % involvement, so its CT-23 spans
 25-75 %). The classes do not overlap in extent: every CT-23 volume has at least four times
 the dense lung of any CT-0 volume (whose normal dependent density covers 0.5-5 %, at the same
--600..-300 HU as ground glass and in the same posterior, subpleural places). Difficulty
-(notebook 05's demo: 48×48×48 volumes, 24 + 24 training and 6 + 6 validation volumes):
-validation accuracy of the best-validation-loss model 0.50-0.83 per scenario with 3-6 epochs
-(2026-12-02), 0.58-1.00 with the thesis' 5-25 epochs (2026-12-05; 0.75-1.00 in a run before
-runs repeated exactly).
+-600..-300 HU as ground glass and in the same posterior, subpleural places). Its measured
+difficulty in notebook 05's demo: ``docs/decisions.md#x4``.
 
 Lesion masks (the findings of each CT-23 volume, empty for CT-0, and the lungs; stored voxel
 order) go to ``.masks/lesion_masks.npz``, outside the class folders
