@@ -70,8 +70,10 @@ else
 fi
 if needs_install; then
   echo "medrepro: installing the package${extras:+ with $extras} (first run takes a few minutes)"
-  "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -e ".$extras"
+  # Our own .venv may get a newer pip; an image's pip and packages are left as they are
+  # (lib/medrepro/run/install.py pins them on Kaggle and Colab and adds only what is missing).
+  [ "$PY" = .venv/bin/python ] && "$PY" -m pip install --quiet --upgrade pip
+  "$PY" lib/medrepro/run/install.py ${extras:+--extras "${extras:1:${#extras}-2}"} .
   touch "$stamp"
 fi
 

@@ -52,7 +52,7 @@ def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Trai
     rng = np.random.default_rng(seed)
     out = {}
     for cls in sp.classes:
-        files = sorted((Path(root) / split / cls).glob(f"*{sp.file_suffix}"))
+        files = sorted(p for p in (Path(root) / split / cls).glob("*") if sp.is_data_file(p.name))
         pick = rng.choice(len(files), size=min(per_class, len(files)), replace=False) \
             if files else []
         out[cls] = [files[i] for i in sorted(pick)]
@@ -195,7 +195,7 @@ def plot_ct_slices(root: str | os.PathLike, *, source: str, index: int = 0):
     fig, axes = plt.subplots(1, len(sp.splits), figsize=(4.2 * len(sp.splits), 4.6),
                              squeeze=False)
     for ax, split, cls in zip(axes[0], sp.splits, sp.classes):
-        files = sorted((Path(root) / split).glob("*.nii.gz"))
+        files = sorted(p for p in (Path(root) / split).glob("*") if sp.is_data_file(p.name))
         ax.set_xticks([])
         ax.set_yticks([])
         if not files:

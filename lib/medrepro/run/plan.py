@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro.data import datasets, registry, rsna
+from medrepro.data import datasets, download, registry, rsna
 from medrepro.core import paths, profiles
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.core.fileio import write_json
@@ -273,8 +273,7 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
     data = str(data or registry.PHANTOM)
     note = ""
     if data == datasets.KAGGLE:
-        kaggle_input = Path(os.environ.get("MEDREPRO_KAGGLE_INPUT", "/kaggle/input"))
-        root = registry.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
+        root = download.find_kaggle_input(sp)
         if root is None:
             n = sp.official_total
             return DatasetFound(dataset_id, "download", None, n,
@@ -306,13 +305,13 @@ def _real(dataset_id: str, root: Path, sp) -> DatasetFound:
     for split in sp.splits:
         folder = root / split
         for sub in ([folder / c for c in sp.classes] if sp.kind == "mri" else [folder]):
-            files, sample_bytes, sampled = _scan(sub, sp.file_suffix)
+            files, sample_bytes, sampled = _scan(sub, sp.suffixes)
             n += files
             size += round(sample_bytes / sampled * files) if sampled else 0
     return DatasetFound(dataset_id, "real", root, n, size)
 
 
-def _scan(folder: Path, suffix: str, *, sample: int = 200) -> tuple[int, int, int]:
+def _scan(folder: Path, suffix: str | tuple[str, ...], *, sample: int = 200) -> tuple[int, int, int]:
     """``(files, bytes of the first `sample`, how many sampled)``: one stat per sampled file,
     so 750k DICOMs cost a directory listing, not 750k stats."""
     n, size, k = 0, 0, 0
