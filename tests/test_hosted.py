@@ -138,7 +138,8 @@ def test_setup_cell_clones_installs_and_imports_without_restart(colab):
     calls = log.read_text().splitlines()
     assert calls[0] == f"git clone --depth 1 {hosted.REPO_URL} {hosted.CLONE_DIR}"
     # install.py: pip install -e, every installed package pinned, no --upgrade
-    assert calls[1] == f"pip install --quiet -e {(work / hosted.CLONE_DIR).resolve()} -c"
+    assert calls[1] == (f"pip install --quiet --disable-pip-version-check -e "
+                        f"{(work / hosted.CLONE_DIR).resolve()} -c")
     assert calls[2] == "constraints pin ipykernel: True"
     assert "keeping its" in proc.stdout and f"code from {hosted.REPO_URL}" in proc.stdout
     assert f"IMPORTED {work / hosted.CLONE_DIR / 'lib' / 'medrepro' / 'core' / 'device.py'}" in proc.stdout
@@ -169,7 +170,7 @@ def test_setup_cell_uses_the_repository_attached_as_a_kaggle_dataset(colab, tmp_
     proc = _run_cell(work, env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "git clone" not in log.read_text() and f"code from {attached}" in proc.stdout
-    assert f"pip install --quiet -e {(work / hosted.CLONE_DIR).resolve()} -c" in log.read_text()
+    assert f"pip install --quiet --disable-pip-version-check -e {(work / hosted.CLONE_DIR).resolve()} -c" in log.read_text()
     assert (work / hosted.CLONE_DIR / "lib" / "medrepro" / "run" / "install.py").is_file()
     assert not (work / hosted.CLONE_DIR / "data").exists()  # the copy leaves data/ behind
     assert "medrepro on kaggle" in proc.stdout
@@ -181,7 +182,7 @@ def test_setup_cell_installs_an_uploaded_copy_where_it_is(colab):
     proc = _run_cell(work, env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "git clone" not in log.read_text()
-    assert f"pip install --quiet -e {uploaded.resolve()} -c" in log.read_text()
+    assert f"pip install --quiet --disable-pip-version-check -e {uploaded.resolve()} -c" in log.read_text()
     assert f"IMPORTED {uploaded.resolve() / 'lib' / 'medrepro' / 'core' / 'device.py'}" in proc.stdout
     assert not (work / hosted.CLONE_DIR).exists()
 

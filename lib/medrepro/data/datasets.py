@@ -514,9 +514,9 @@ def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = N
 
 def acquired_table(resolved: Mapping[str, ResolvedDataset]):
     """One row per resolved dataset (:func:`resolve_available`): id, source, origin, the splits
-    present (comma separated), the copy read and its notes (space separated)."""
+    present (comma separated) and its notes (space separated)."""
     import pandas as pd
 
     return pd.DataFrame([{"dataset": rd.dataset_id, "source": rd.source, "origin": rd.origin,
-                          "splits": ", ".join(rd.splits_present), "copy": rd.copy,
-                          "notes": " ".join(rd.notes)} for rd in resolved.values()])
+                          "splits": ", ".join(rd.splits_present), "notes": " ".join(rd.notes)}
+                         for rd in resolved.values()])

@@ -72,7 +72,8 @@ def changed(before: dict[str, str], after: dict[str, str]) -> dict[str, tuple[st
 def pip_command(project: Path, *, extras: str = "", constraints: Path | None = None) -> list[str]:
     """``python -m pip install -q -e PROJECT[extras] [-c constraints]`` (no upgrade of anything)."""
     target = f"{project}[{extras}]" if extras else str(project)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "-e", target]
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+           target]
     return cmd + (["-c", str(constraints)] if constraints else [])
 
 
