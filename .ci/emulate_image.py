@@ -171,7 +171,8 @@ def build_image(image: Image, work: Path, summary: dict) -> Path:
     if python is None:
         raise SystemExit(f"no Python {image.python} here (pyenv or python{image.python}): the "
                          f"{image.name} image cannot be emulated")
-    summary["python"] = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
+    summary["python"] = subprocess.run([python, "-V"], capture_output=True, text=True,
+                                       check=True).stdout.strip()
     resolved = resolve(image, work)
     if not resolved["ok"]:
         raise SystemExit(f"pip cannot resolve medrepro against the {image.name} pins:\n"
@@ -255,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                            "--untracked-files=no"], capture_output=True, text=True,
+                           check=True).stdout.strip()
     summary = {"image": image.name, "pins": str(image.pins.relative_to(ROOT)), "commit": head,
                "uncommitted_changes_not_tested": bool(dirty), "steps": {}}
     print(f"emulating {image.name} ({image.pins.name}) with commit {head} in {work}"

@@ -451,12 +451,12 @@ def _kagglehub_http_error(status: int, handle):
 
 
 @pytest.mark.parametrize("dataset_id, status, expected", [
-    ("rsna_ich", 403, r"accept the competition rules first at https://www\.kaggle\.com/"
-                      r"competitions/rsna-intracranial-hemorrhage-detection/rules"),
-    ("brain_tumor_masoud", 403, r"no permission.*open https://www\.kaggle\.com/datasets/"
-                                r"masoudnickparvar/brain-tumor-mri-dataset signed in"),
-    ("brain_tumor_sartaj", 401, r"HTTP 401: no or invalid credentials.*hosted\.run_all.*"
-                                r"created again"),
+    ("rsna_ich", 403, (r"accept the competition rules first at https://www\.kaggle\.com/"
+                       r"competitions/rsna-intracranial-hemorrhage-detection/rules")),
+    ("brain_tumor_masoud", 403, (r"no permission.*open https://www\.kaggle\.com/datasets/"
+                                 r"masoudnickparvar/brain-tumor-mri-dataset signed in")),
+    ("brain_tumor_sartaj", 401, (r"HTTP 401: no or invalid credentials.*hosted\.run_all.*"
+                                 r"created again")),
     ("brain_tumor_sartaj", 404, r"Kaggle has no dataset sartajbhuvaji/.*HTTP 404.*Add input"),
     ("rsna_ich", 429, r"rate-limiting.*HTTP 429.*wait a few minutes and run again"),
 ])

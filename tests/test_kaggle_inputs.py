@@ -41,7 +41,7 @@ def test_the_tree_has_the_real_names(inputs):
 
 
 def test_every_dataset_is_found_where_kaggle_mounts_it(on_kaggle):
-    root, made = on_kaggle
+    _, made = on_kaggle
     for dataset_id, where in made.items():
         rd = datasets.resolve(dataset_id, data="kaggle", profile="smoke")
         assert rd.origin == "kaggle-input" and not rd.is_phantom, dataset_id
@@ -52,7 +52,7 @@ def test_every_dataset_is_found_where_kaggle_mounts_it(on_kaggle):
 def test_the_mosmed_mirror_is_read_as_it_is_published(on_kaggle):
     """Uncompressed .nii, CT-2 + CT-3 composed into CT-23 (CT-1 left out), no download, and the
     inventory says which copy was read."""
-    root, made = on_kaggle
+    _, made = on_kaggle
     studies = made["mosmed"]
     rd = datasets.resolve("mosmed", data="kaggle", profile="smoke")
     assert rd.splits_present == ("CT-0", "CT-23")
@@ -61,8 +61,8 @@ def test_the_mosmed_mirror_is_read_as_it_is_published(on_kaggle):
     assert ct23 == expected and "study_0255.nii" not in ct23
     assert not (paths.downloads_dir()).exists()  # the release zips were not fetched
     inv = datasets.inventory([rd])
-    assert set(inv["copy"]) == {f"attached Kaggle input {studies.resolve()} (CT-23 = CT-2 + CT-3, "
-                                f"linked in {rd.root})"}
+    assert set(inv["copy"]) == {(f"attached Kaggle input {studies.resolve()} (CT-23 = CT-2 + "
+                                 f"CT-3, linked in {rd.root})")}
     assert inv.loc[inv["split"] == "CT-0", "files"].item() == len(list((studies / "CT-0").iterdir()))
     scans = volumes.list_scans(rd.root)
     assert len(scans) == len(ct23) + len(list((studies / "CT-0").iterdir()))

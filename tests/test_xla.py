@@ -87,8 +87,8 @@ def test_xla_on_the_cpu_trains_a_study_model_and_predicts_as_without_it(name, mo
 
 def test_xla_is_refused_under_several_replicas(monkeypatch):
     monkeypatch.setenv(xla.XLA_ENV, "1")
-    assert xla.choice("seq_cnn", replicas=2) == (False, "MEDREPRO_XLA=1 ignored: 2 replicas "
-                                                         "(MirroredStrategy)")
+    assert xla.choice("seq_cnn", replicas=2) == (
+        False, "MEDREPRO_XLA=1 ignored: 2 replicas (MirroredStrategy)")
     assert xla.choice("seq_cnn", replicas=1) == (True, "MEDREPRO_XLA=1")
     monkeypatch.delenv(xla.XLA_ENV)
     assert xla.choice("some_toy", replicas=1) == (False, "default")

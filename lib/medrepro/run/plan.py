@@ -61,8 +61,8 @@ NOTEBOOK_DATASETS = {
 }
 # Where things survive: (folder, persistent?, what it is) per platform.
 PLATFORM_FOLDERS = {
-    "kaggle": (("/kaggle/input", "read-only", "attached datasets, competitions and earlier "
-                "outputs"),
+    "kaggle": (("/kaggle/input", "read-only",
+                "attached datasets, competitions and earlier outputs"),
                ("/kaggle/working", "persistent", ("at most 20 GB of it kept as the notebook's "
                 "output when a version is saved; the checkout (data/runs, reports/) lives here")),
                ("/kaggle/temp", "scratch", ("the session's disk, not saved (the folder Kaggle's "
@@ -582,11 +582,12 @@ def kaggle_output_problems(plan: Plan) -> list[str]:
         return []
     big = ", ".join(f"{w.what} {_fmt_bytes(w.bytes)}"
                     for w in sorted(writes, key=lambda w: -w.bytes)[:3])
-    return [f"{working} would hold {_fmt_bytes(now + new)} ({_fmt_bytes(now)} there now + "
-            f"{_fmt_bytes(new)} to write: {big}), over the {_fmt_bytes(KAGGLE_OUTPUT_CAP_BYTES)} "
-            f"Kaggle saves as the notebook's output: keep caches on scratch (the default, "
-            f"{paths.kaggle_scratch()}/medrepro-cache, unless --cache-dir / MEDREPRO_CACHE_DIR "
-            "points into it) or run fewer notebooks per version (--only)"]
+    return [(f"{working} would hold {_fmt_bytes(now + new)} ({_fmt_bytes(now)} there now + "
+             f"{_fmt_bytes(new)} to write: {big}), over the "
+             f"{_fmt_bytes(KAGGLE_OUTPUT_CAP_BYTES)} Kaggle saves as the notebook's output: keep "
+             f"caches on scratch (the default, {paths.kaggle_scratch()}/medrepro-cache, unless "
+             "--cache-dir / MEDREPRO_CACHE_DIR points into it) or run fewer notebooks per "
+             "version (--only)")]
 
 
 def _is_under(path: Path, folder: Path) -> bool:
@@ -654,14 +655,14 @@ def _cache_is_scratch() -> bool:
 def colab_lines(plan: Plan) -> list[str]:
     """Colab's RAM, idle timeout and, with ``--state-dir`` on Drive, the Drive's free space."""
     ram = _total_ram_bytes()
-    lines = [f"RAM: {_fmt_bytes(ram) if ram else 'unknown'} (Colab's free tier has "
-             f"{COLAB_FREE_RAM_GB:g} GB); study A's paper LSTM head holds "
-             f"{_fmt_bytes(STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM)} with its optimizer "
-             "(estimate: parameters x 12 B)",
-             f"Colab disconnects a runtime left without interaction (about {COLAB_IDLE_MINUTES} "
+    lines = [(f"RAM: {_fmt_bytes(ram) if ram else 'unknown'} (Colab's free tier has "
+              f"{COLAB_FREE_RAM_GB:g} GB); study A's paper LSTM head holds "
+              f"{_fmt_bytes(STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM)} with its optimizer "
+              "(estimate: parameters x 12 B)"),
+             (f"Colab disconnects a runtime left without interaction (about {COLAB_IDLE_MINUTES} "
              f"min on the free tier) and ends any after at most {SESSION_HOURS['colab']:g} h: "
              "keep the tab open, and keep the state on Drive (--state-dir) so the next runtime "
-             "continues"]
+             "continues")]
     state = paths.state_root()
     if state is not None and _is_under(state, Path("/content/drive")):
         try:
