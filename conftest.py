@@ -32,6 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["MEDREPRO_REPORTS"] = str(WORK / "reports")
     os.environ.setdefault("MEDREPRO_DATA_SOURCE", "phantom")
     os.environ.pop("MEDREPRO_CACHE_DIR", None)  # caches under the test data folder
+    os.environ["MEDREPRO_KAGGLE_ROOT"] = str(WORK / "kaggle")  # a Kaggle emulation's /kaggle
+    for var in ("MEDREPRO_STATE", "MEDREPRO_RESUME_FROM", "MEDREPRO_XLA"):
+        os.environ.pop(var, None)
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config.stash[NOTEBOOK_OUTCOMES] = {}

@@ -2,11 +2,18 @@
 # medrepro main entry point.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--data phantom|kaggle|PATH] [--only NN ...]
+<<<<<<< HEAD
 #                [--seed N] [--seeds N ...] [--studies X ...] [--cache-dir DIR] [--yes] [--no-venv]
+=======
+#                [--seed N] [--cache-dir DIR] [--state-dir DIR] [--resume-from DIR] [--yes]
+#                [--no-venv]
+>>>>>>> 7b01724 (Resume through Kaggle's persistence (run/resume.py: an earlier session's output attached read-only is found and what is further on there copied; --resume-from, --state-dir for a Drive folder); the plan applies the platforms' limits (20 GB output cap on /kaggle/working, caches on /kaggle/temp by default, downloads and extractions counted on their disk, sessions and weeks of GPU quota, Colab RAM/idle/Drive); XLA explicit per model (training/xla.py), recorded in the sidecars, exercised on the CPU)
 #       Prints the plan (data, disk, projected time), then runs the notebooks in number order
 #       with papermill; executed notebooks (.ipynb, .html), figures and tables go to
 #       reports/<profile>/. A run that does not fit the disks, or --profile paper without a GPU
-#       and without --yes (or MEDREPRO_YES=1), stops before writing anything.
+#       and without --yes (or MEDREPRO_YES=1), stops before writing anything. --state-dir keeps
+#       the training runs and reports elsewhere (a mounted Google Drive); --resume-from names an
+#       earlier session's output to continue from (on Kaggle attached outputs are found anyway).
 #   ./run_all.sh --plan [--profile P] [--data D] [--only NN ...] [--cache-dir DIR]
 #       Prints the plan only.
 #   ./run_all.sh --tests [pytest args...]
@@ -70,8 +77,10 @@ else
 fi
 if needs_install; then
   echo "medrepro: installing the package${extras:+ with $extras} (first run takes a few minutes)"
-  "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -e ".$extras"
+  # Our own .venv may get a newer pip; an image's pip and packages are left as they are
+  # (lib/medrepro/run/install.py pins them on Kaggle and Colab and adds only what is missing).
+  [ "$PY" = .venv/bin/python ] && "$PY" -m pip install --quiet --upgrade pip
+  "$PY" lib/medrepro/run/install.py ${extras:+--extras "${extras:1:${#extras}-2}"} .
   touch "$stamp"
 fi
 

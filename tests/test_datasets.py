@@ -268,9 +268,10 @@ def test_inventory_reports_found_missing_and_used(fake, tmp_path):
     rd = datasets.resolve("brain_tumor_masoud", data=str(base), profile="smoke")
     inv = datasets.inventory([rd])
     assert list(inv.columns) == ["dataset", "split", "class", "files", "bytes", "official_count",
-                                 "skipped", "skipped_why", "source", "status", "split_sha256",
-                                 "dataset_sha256", "hash_kind", "version"]
+                                 "skipped", "skipped_why", "source", "status", "copy",
+                                 "split_sha256", "dataset_sha256", "hash_kind", "version"]
     real = inv[inv["source"] == "brain_tumor_masoud"]
+    assert set(real["copy"]) == {str(rd.found_root)}
     # the real folder's Testing split: 12 files, counts unlike any published version
     assert real["version"].str.startswith("matches NO known published version").all()
     assert set(real.loc[real["split"] == "Training", "split_sha256"]) == {""}
@@ -283,7 +284,7 @@ def test_inventory_reports_found_missing_and_used(fake, tmp_path):
                                                                   / "Testing").rglob("*.jpg"))
     assert (tested["skipped"] == 0).all() and (tested["skipped_why"] == "").all()
     used = inv[inv["source"] == "phantom"]
-    assert set(used["status"]) == {"used"}
+    assert set(used["status"]) == {"used"} and set(used["copy"]) == {f"phantom in {rd.root}"}
     assert used.loc[used["split"] == "Training", "files"].tolist() == [
         SMOKE["mri_train_per_class"]] * 4
     assert used.set_index(["split", "class"]).loc[("Testing", "notumor"), "official_count"] == 405

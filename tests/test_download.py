@@ -423,3 +423,134 @@ def test_url_dataset_downloads_extracts_and_skips_next_time(server, monkeypatch,
     n = len(server.requests)
     again = datasets.resolve("mosmed", data="kaggle", profile="smoke")
     assert again.root == rd.root and len(server.requests) == n
+
+
+# --------------------------------------------------------------------------------------------
+# kagglehub's own exception classes and messages (the installed kagglehub), and its mount wait
+
+# imported before any test puts a stub in sys.modules["kagglehub"]
+khx = pytest.importorskip("kagglehub.exceptions")
+khh = pytest.importorskip("kagglehub.handle")
+
+def _kagglehub_http_error(status: int, handle):
+    """What kagglehub raises for an HTTP ``status``: its ``handle_call`` wraps the
+    ``requests.HTTPError`` into ``KaggleApiHTTPError`` with its own message."""
+    import requests
+
+    response = requests.Response()
+    response.status_code, response.url = status, "https://www.kaggle.com/api/v1/x"
+
+    def call():
+        raise requests.HTTPError(f"{status} Client Error", response=response)
+
+    try:
+        khx.handle_call(call, handle)
+    except khx.KaggleApiHTTPError as exc:
+        return exc
+    raise AssertionError("handle_call did not raise")
+
+
+@pytest.mark.parametrize("dataset_id, status, expected", [
+    ("rsna_ich", 403, (r"accept the competition rules first at https://www\.kaggle\.com/"
+                       r"competitions/rsna-intracranial-hemorrhage-detection/rules")),
+    ("brain_tumor_masoud", 403, (r"no permission.*open https://www\.kaggle\.com/datasets/"
+                                 r"masoudnickparvar/brain-tumor-mri-dataset signed in")),
+    ("brain_tumor_sartaj", 401, (r"HTTP 401: no or invalid credentials.*hosted\.run_all.*"
+                                 r"created again")),
+    ("brain_tumor_sartaj", 404, r"Kaggle has no dataset sartajbhuvaji/.*HTTP 404.*Add input"),
+    ("rsna_ich", 429, r"rate-limiting.*HTTP 429.*wait a few minutes and run again"),
+])
+def test_kagglehub_http_errors_say_what_to_do(no_kaggle, stub_hub, dataset_id, status, expected):
+    sp = registry.spec(dataset_id)
+    handle = (khh.parse_competition_handle(sp.kaggle_competition) if sp.kaggle_competition
+              else khh.parse_dataset_handle(sp.kaggle_dataset))
+    stub_hub.error = _kagglehub_http_error(status, handle)
+    assert type(stub_hub.error).__name__ == "KaggleApiHTTPError"  # one class for every status
+    with pytest.raises(KaggleError, match=expected):
+        download.acquire_kaggle(sp)
+
+
+def test_kagglehub_unauthenticated_and_not_found_and_corrupt(no_kaggle, stub_hub):
+    sp = registry.spec("rsna_ich")
+    stub_hub.error = khx.UnauthenticatedError()
+    with pytest.raises(KaggleError, match=r"no Kaggle credentials reached this run.*Colab.*"
+                                          r"hosted\.run_all.*KAGGLE_API_TOKEN"):
+        download.acquire_kaggle(sp)
+    stub_hub.error = khx.NotFoundError("no such competition")
+    with pytest.raises(KaggleError, match="Kaggle has no competition rsna-intracranial"):
+        download.acquire_kaggle(sp)
+    stub_hub.error = khx.DataCorruptionError("checksum mismatch")
+    with pytest.raises(KaggleError, match=r"corrupt.*delete its folder in kagglehub's cache"):
+        download.acquire_kaggle(sp)
+
+
+@pytest.fixture
+def kaggle_jwt_server(monkeypatch, tmp_path):
+    """Kaggle's data proxy as kagglehub inside a notebook sees it: it answers the attach request
+    with a mount slug; ``srv.mount`` (if set) is created when asked, as Kaggle mounts it."""
+    import json as _json
+    from http.server import BaseHTTPRequestHandler
+
+    mounts = tmp_path / "mounts"
+    mounts.mkdir()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.server.make_mount is not None:
+                self.server.make_mount(mounts / "rsna-intracranial-hemorrhage-detection")
+            body = _json.dumps({"wasSuccessful": True, "result": {
+                "mountSlug": "rsna-intracranial-hemorrhage-detection"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.make_mount = None
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    for var, value in {"KAGGLE_KERNEL_RUN_TYPE": "Batch",
+                       "KAGGLE_DATA_PROXY_URL": f"http://127.0.0.1:{srv.server_address[1]}",
+                       "KAGGLE_USER_SECRETS_TOKEN": "jwt", "KAGGLE_DATA_PROXY_TOKEN": "proxy",
+                       "KAGGLE_CACHE_MOUNT_FOLDER": str(mounts)}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("DISABLE_KAGGLE_CACHE", raising=False)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_the_wait_for_a_kaggle_mount_is_bounded_and_says_why_it_ended(no_kaggle, kaggle_jwt_server,
+                                                                      monkeypatch):
+    """kagglehub's own resolver (no stub): the mount never appears; the wait ends at the limit."""
+    import time as _time
+
+    import kagglehub  # noqa: F401  (the real one)
+    from kagglehub import kaggle_cache_resolver
+
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv(download.MOUNT_WAIT_ENV, "1.5")
+    start = _time.perf_counter()
+    with pytest.raises(download.KaggleMountTimeout,
+                       match=r"rsna_ich: kagglehub waited 2 s for the platform to mount it under "
+                             r".*mounts and it did not appear .*competition rsna-intracranial.*"
+                             r"'Add input'.*DISABLE_KAGGLE_CACHE=1"):
+        download.acquire_kaggle(registry.spec("rsna_ich"))
+    assert _time.perf_counter() - start < 10
+    assert kaggle_cache_resolver.time is _time  # the module is left as it was
+
+
+def test_a_kaggle_mount_that_appears_is_read(no_kaggle, kaggle_jwt_server, monkeypatch):
+    def mount(folder):  # what Kaggle mounts: the competition's files
+        (folder / "stage_2_train").mkdir(parents=True)
+        (folder / "stage_2_train" / "ID_000000001.dcm").write_bytes(b"dcm")
+        (folder / "stage_2_train.csv").write_text("ID,Label\n")
+
+    kaggle_jwt_server.make_mount = mount
+    monkeypatch.setenv(download.MOUNT_WAIT_ENV, "5")
+    root, origin = download.acquire_kaggle(registry.spec("rsna_ich"))
+    assert origin == "kagglehub" and (root / "stage_2_train.csv").is_file()

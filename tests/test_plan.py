@@ -54,7 +54,7 @@ def test_smoke_plan_lists_data_writes_and_fits_without_writing_anything(empty_da
     plan.check(p)  # smoke on a CPU needs no confirmation
     text = plan.format_plan(p)
     assert "no measured rates for cpu:2" in text and "/kaggle/working persistent" in text
-    assert "/kaggle/tmp scratch" in text and "/content scratch" in text
+    assert "/kaggle/temp scratch" in text and "/content scratch" in text
     assert _files(empty_data) == []
 
 
@@ -93,10 +93,20 @@ def test_real_folder_and_kaggle_input_are_counted_not_read(empty_data, tmp_path,
     monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "nowhere"))
     down = plan.survey_dataset("rsna_ich", data="kaggle", profile="paper")
     assert down.source == "download" and down.files == registry.RSNA_ALL_IMAGES
+    for var in ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE", "KAGGLEHUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    _free(monkeypatch, 100 * 10**9)  # Colab's disk
     p = plan.make_plan(profile="smoke", data="kaggle", only=["02"], device=CPU,
                        rates={"machines": {}})
-    assert "estimate" in p.notebooks[0].writes[0].what and not p.notebooks[0].writes[0].checked
-    assert p.problems == []  # the download's size is shown, the disk check is kagglehub's
+    archive, extracted = p.notebooks[0].writes[:2]
+    assert "kagglehub download, archive" in archive.what and "estimate" in archive.what
+    assert archive.checked and extracted.checked and archive.bytes == extracted.bytes == down.bytes
+    assert extracted.path == tmp_path / "kagglehub" / "competitions" / \
+        "rsna-intracranial-hemorrhage-detection"
+    assert p.disks[0].needed >= 2 * down.bytes  # both, on the disk they land on
+    with pytest.raises(plan.PlanError, match="not starting: the writes need 8.* GB missing"):
+        plan.check(p)
     mri = plan.survey_dataset("brain_tumor_sartaj", data=str(tmp_path / "in"), profile="smoke")
     assert mri.source == "phantom"
 
@@ -195,3 +205,129 @@ def test_an_unreadable_data_source_is_refused_before_anything_is_written(empty_d
     assert _files(empty_data) == []
     assert plan.make_plan(profile="smoke", data="phantom", only=["01"],
                           device=CPU).source_problem == ""
+
+
+# ---------------------------------------------------------------------------- platform limits
+
+@pytest.fixture()
+def kaggle(tmp_path, monkeypatch) -> Path:
+    """A Kaggle notebook: the checkout in /kaggle/working, RSNA attached (five files)."""
+    root = tmp_path / "kaggle"
+    monkeypatch.setenv("MEDREPRO_KAGGLE_ROOT", str(root))
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("MEDREPRO_DATA", str(root / "working" / "medrepro" / "data"))
+    monkeypatch.setenv("MEDREPRO_REPORTS", str(root / "working" / "medrepro" / "reports"))
+    for var in ("MEDREPRO_CACHE_DIR", "MEDREPRO_STATE", "MEDREPRO_YES", "DISABLE_KAGGLE_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    rsna_root = root / "input" / "competitions" / "rsna-intracranial-hemorrhage-detection" / \
+        "rsna-intracranial-hemorrhage-detection"
+    (rsna_root / rsna.IMAGES_DIR).mkdir(parents=True)
+    (rsna_root / registry.RSNA_LABELS_CSV).write_text("ID,Label\n")
+    for i in range(5):
+        (rsna_root / rsna.IMAGES_DIR / f"ID_{i}.dcm").write_bytes(b"x" * 525_000)
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(root / "input"))
+    (root / "working").mkdir(parents=True)
+    _free(monkeypatch, 60 * 10**9)  # what df shows on Kaggle: more than the output keeps
+    return root
+
+
+def _compact(n_bytes: int) -> dict:
+    return {"machines": {"gpu:Tesla T4": {"cache": {"compact_bytes_per_image": n_bytes}}}}
+
+
+def test_on_kaggle_caches_go_to_scratch_and_the_output_cap_refuses_before_writing(
+        kaggle, monkeypatch):
+    p = plan.make_plan(profile="paper", data="kaggle", only=["02"], device=GPU,
+                       rates=_compact(5 * 10**9))  # 5 images x 0.957 -> 5 x 5 GB: 25 GB
+    cache = p.notebooks[0].writes[0]
+    assert cache.what.startswith("RSNA cache") and cache.path.is_relative_to(kaggle / "temp")
+    assert p.problems == []  # scratch: not in the 20 GB of /kaggle/working
+    assert "/kaggle/temp scratch" in plan.format_plan(p)
+    monkeypatch.setenv("MEDREPRO_CACHE_DIR", str(kaggle / "working" / "cache"))
+    p = plan.make_plan(profile="paper", data="kaggle", only=["02"], device=GPU,
+                       rates=_compact(5 * 10**9))
+    assert len(p.disks) == 1 and not p.disks[0].missing  # df says it fits ...
+    with pytest.raises(plan.PlanError, match=r"working would hold 25\.0 GB .*over the 20\.0 GB "
+                                             r"Kaggle saves .*keep caches on scratch"):
+        plan.check(p)  # ... Kaggle would not keep it
+    assert not (kaggle / "working" / "cache").exists()
+
+
+def test_on_kaggle_what_is_in_working_already_counts(kaggle):
+    (kaggle / "working" / "old-output.bin").write_bytes(b"\0" * 1000)
+    p = plan.make_plan(profile="smoke", data="kaggle", only=["02"], device=GPU,
+                       rates={"machines": {}})
+    assert plan.kaggle_output_problems(p) == []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan, "KAGGLE_OUTPUT_CAP_BYTES", 999)
+        assert "1.0 kB there now" in plan.kaggle_output_problems(p)[0]
+
+
+def test_inside_kaggle_a_kagglehub_attachment_is_mounted_not_downloaded(kaggle, monkeypatch):
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(kaggle / "nothing-attached"))
+    p = plan.make_plan(profile="paper", data="kaggle", only=["02"], device=GPU,
+                       rates=_compact(30_000))
+    attach = p.notebooks[0].writes[0]
+    assert "mounted by Kaggle, no disk" in attach.what and attach.bytes == 0
+    monkeypatch.setenv("DISABLE_KAGGLE_CACHE", "1")  # kagglehub then downloads over HTTP
+    p = plan.make_plan(profile="paper", data="kaggle", only=["02"], device=GPU,
+                       rates=_compact(30_000))
+    assert p.notebooks[0].writes[0].bytes > 300 * 10**9 and p.problems
+
+
+def test_mosmed_release_archives_and_their_extraction_are_counted(empty_data, monkeypatch,
+                                                                 tmp_path):
+    monkeypatch.setenv("MEDREPRO_KAGGLE_INPUT", str(tmp_path / "nowhere"))
+    p = plan.make_plan(profile="smoke", data="kaggle", only=["05"], device=CPU,
+                       rates={"machines": {}})
+    archives, extracted = p.notebooks[0].writes[:2]
+    assert archives.path == empty_data / "downloads" and extracted.path == empty_data / "raw" / \
+        "mosmed"
+    assert archives.bytes == extracted.bytes > 10**9 and archives.checked and extracted.checked
+
+
+def _b_rates(train_img_s: float) -> dict:
+    models = [{"model": m, "train_img_s": train_img_s, "infer_img_s": 10 * train_img_s}
+              for m in ("proposed", "densenet121", "inception_v1", "mobilenet")]
+    return {"machines": {"gpu:Tesla T4": {
+        "train": {"models": models, "size": 224, "batch": 32, "precision": "mixed_float16"},
+        "cache": {"compact_build_img_s_per_worker": 200.0, "build_efficiency": 1.0, "cpus": 4,
+                  "compact_bytes_per_image": 30_000}}}}
+
+
+def test_a_paper_run_is_split_into_sessions_and_weeks_of_gpu_quota(kaggle, monkeypatch):
+    monkeypatch.setattr(plan, "_real", lambda d, root, sp: plan.DatasetFound(
+        d, "real", root, registry.RSNA_ALL_IMAGES, 395 * 10**9))  # the whole competition
+    p = plan.make_plan(profile="paper", data="kaggle", only=["02", "04"], device=GPU,
+                       rates=_b_rates(100.0))
+    nb02, nb04 = (nb.seconds for nb in p.notebooks)
+    sessions = next(line for line in p.limit_lines if line.startswith("sessions of 12 h"))
+    n04 = plan.sessions_needed(nb04, session_hours=12, per_session_s=nb02)
+    assert n04 > 1 and f"04 {n04} (each later one first rebuilds the RSNA cache" in sessions
+    assert "02 1" in sessions
+    quota = next(line for line in p.limit_lines if line.startswith("GPU quota"))
+    hours = (nb02 + nb04 + (n04 - 1) * nb02 + (1 + n04) * plan.SESSION_SETUP_S) / 3600
+    assert f"{-(-hours // 30):.0f} week(s)" in quota
+    assert "sessions of 12 h on Kaggle" in plan.format_plan(p)
+
+
+def test_sessions_needed_counts_set_up_and_rebuilds():
+    assert plan.sessions_needed(3600, session_hours=12) == 1
+    first = 12 * 3600 - plan.SESSION_SETUP_S
+    assert plan.sessions_needed(first + 1, session_hours=12, per_session_s=0) == 2
+    assert plan.sessions_needed(first + 2 * (first - 600), session_hours=12,
+                                per_session_s=600) == 3
+    with pytest.raises(plan.PlanError, match="cannot hold"):
+        plan.sessions_needed(10 * first, session_hours=12, per_session_s=first)
+
+
+def test_on_colab_the_plan_states_ram_idle_timeout_and_drive(empty_data, tmp_path, monkeypatch):
+    for var in ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MEDREPRO_KAGGLE_ROOT", str(tmp_path / "no-kaggle"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-test")
+    p = plan.make_plan(profile="smoke", data="phantom", only=["06"], device=CPU,
+                       rates={"machines": {}})
+    text = plan.format_plan(p)
+    assert "Colab's free tier has 12.7 GB" in text and "about 90 min" in text
+    assert "sessions of 12 h on Kaggle" not in text and "colab (this machine)" in text

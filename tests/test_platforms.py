@@ -102,6 +102,7 @@ def _run(tmp: Path, env_extra: dict[str, str], only: list[str]) -> subprocess.Co
            if not k.startswith(("KAGGLE", "COLAB", "MEDREPRO_"))}
     env.update({"PYTHON": sys.executable, "PYTHONPATH": str(stub),
                 "MEDREPRO_DATA": str(tmp / "data"), "MEDREPRO_REPORTS": str(tmp / "reports"),
+                "MEDREPRO_KAGGLE_ROOT": str(tmp / "kaggle"),
                 "STUB_KAGGLEHUB_CACHE": str(tmp / "kagglehub-cache"),
                 "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": SECRET,
                 "CUDA_VISIBLE_DEVICES": "-1", "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -28,6 +28,8 @@ NVIDIA_SMI_TIMEOUT_S = 10.0
 KAGGLE, COLAB, LOCAL = "kaggle", "colab", "local"
 
 _policy_chosen: str | None = None
+# model name -> {"jit_compile": bool, "why": str}: what medrepro.training.xla chose in this process
+_jit_compile: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,20 @@ def current_policy() -> str | None:
         return None
 
 
+def record_jit_compile(model_name: str, jit_compile: bool, why: str) -> None:
+    """Remember the XLA setting a model trained with (:mod:`medrepro.training.xla`)."""
+    _jit_compile[model_name] = {"jit_compile": bool(jit_compile), "why": why}
+
+
 def summary(gpus: list[Gpu] | None = None) -> dict[str, Any]:
-    """Platform, GPUs and dtype policy as a JSON-able dict (what the sidecars record)."""
+    """Platform, GPUs, dtype policy and the XLA setting of every model trained so far in this
+    process (``jit_compile``: ``{model: {"jit_compile", "why"}}``), as a JSON-able dict (what
+    the sidecars record)."""
     gpus = _cached_gpus() if gpus is None else gpus
     return {"platform": detect_platform(), "gpu_count": len(gpus),
             "gpus": [asdict(g) for g in gpus], "replicas": replicas_in_sync(),
-            "dtype_policy": current_policy()}
+            "dtype_policy": current_policy(),
+            "jit_compile": {k: dict(v) for k, v in sorted(_jit_compile.items())}}
 
 
 def describe(gpus: list[Gpu] | None = None) -> str:

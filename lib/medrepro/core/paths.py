@@ -7,8 +7,13 @@ and notebooks can redirect output with environment variables:
 - ``MEDREPRO_DATA``     data folder (default ``<root>/data``)
 - ``MEDREPRO_REPORTS``  reports folder (default ``<root>/reports``)
 - ``MEDREPRO_SHARED``   folder of real sample data (default ``<root>/../shared/data`` if present)
-- ``MEDREPRO_CACHE_DIR`` derived, rebuildable caches (default ``<data>/processed``): put it on a
-  big scratch disk (``/kaggle/tmp``, Colab's ``/content``) when ``data/`` is a small one
+- ``MEDREPRO_CACHE_DIR`` derived, rebuildable caches (default ``<data>/processed``; on Kaggle
+  ``<scratch>/medrepro-cache``, see :func:`kaggle_scratch`, since ``/kaggle/working`` keeps only
+  20 GB): put it on a big scratch disk when ``data/`` is a small one
+- ``MEDREPRO_STATE``    where a run's state lives, training runs and reports
+  (``<state>/runs``, ``<state>/reports``): a folder that outlives the session, such as a mounted
+  Google Drive (default: ``<data>/runs`` and ``<root>/reports``)
+- ``MEDREPRO_KAGGLE_ROOT`` Kaggle's top folder (default ``/kaggle``; emulations set it)
 """
 
 from __future__ import annotations
@@ -42,9 +47,46 @@ def raw_dir(dataset: str) -> Path:
 
 
 def cache_root() -> Path:
-    """Where derived, rebuildable data goes: ``$MEDREPRO_CACHE_DIR``, else ``data/processed``."""
+    """Where derived, rebuildable data goes: ``$MEDREPRO_CACHE_DIR``, else on Kaggle
+    ``<scratch>/medrepro-cache`` (:func:`kaggle_scratch`), else ``data/processed``."""
     env = os.environ.get("MEDREPRO_CACHE_DIR")
-    return Path(env).expanduser().resolve() if env else data_dir() / "processed"
+    if env:
+        return Path(env).expanduser().resolve()
+    from medrepro.core import device
+
+    if device.detect_platform() == device.KAGGLE:
+        return kaggle_scratch() / "medrepro-cache"
+    return data_dir() / "processed"
+
+
+def kaggle_root() -> Path:
+    """Kaggle's top folder: ``$MEDREPRO_KAGGLE_ROOT`` or ``/kaggle``."""
+    return Path(os.environ.get("MEDREPRO_KAGGLE_ROOT") or "/kaggle").expanduser()
+
+
+def kaggle_working() -> Path:
+    """``/kaggle/working``: the notebook's working folder, saved (at most 20 GB) as its output."""
+    return kaggle_root() / "working"
+
+
+def kaggle_scratch() -> Path:
+    """``/kaggle/temp``: scratch on the session's disk, not saved. Kaggle's notebook template
+    names it ("You can also write temporary files to /kaggle/temp/, but they won't be saved
+    outside of the current session"); it is not mounted, so writers create it."""
+    return kaggle_root() / "temp"
+
+
+def state_root() -> Path | None:
+    """``$MEDREPRO_STATE`` (a run's training runs and reports), None when unset."""
+    env = os.environ.get("MEDREPRO_STATE")
+    return Path(env).expanduser().resolve() if env else None
+
+
+def runs_root() -> Path:
+    """Every notebook's training runs: ``<state>/runs`` with ``$MEDREPRO_STATE``, else
+    ``data/runs``."""
+    state = state_root()
+    return state / "runs" if state else data_dir() / "runs"
 
 
 def processed_dir(dataset: str) -> Path:
@@ -53,14 +95,15 @@ def processed_dir(dataset: str) -> Path:
 
 
 def runs_dir(notebook: str, *, profile: str, source: str, seed: int) -> Path:
-    """Training runs of a notebook: ``data/runs/<notebook>/<profile>-<source>-seed<seed>``.
+    """Training runs of a notebook: ``<runs root>/<notebook>/<profile>-<source>-seed<seed>``
+    (:func:`runs_root`: ``data/runs``).
 
     One folder per model inside (checkpoint, ``history.csv``, resume state, ``done.json``).
     ``source`` is the data source actually used (``phantom`` or the real dataset's id), so a
     phantom run is never resumed or reused by a real one, nor one profile's by another.
     """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(source))
-    return data_dir() / "runs" / notebook / f"{profile}-{safe}-seed{int(seed)}"
+    return runs_root() / notebook / f"{profile}-{safe}-seed{int(seed)}"
 
 
 def downloads_dir() -> Path:
@@ -69,9 +112,13 @@ def downloads_dir() -> Path:
 
 
 def reports_root() -> Path:
-    """``<root>/reports`` or ``$MEDREPRO_REPORTS``."""
+    """``$MEDREPRO_REPORTS``, else ``<state>/reports`` with ``$MEDREPRO_STATE``, else
+    ``<root>/reports``."""
     env = os.environ.get("MEDREPRO_REPORTS")
-    return Path(env).expanduser().resolve() if env else project_root() / "reports"
+    if env:
+        return Path(env).expanduser().resolve()
+    state = state_root()
+    return state / "reports" if state else project_root() / "reports"
 
 
 def reports_dir(profile: str, *, root: str | os.PathLike | None = None) -> Path:

@@ -84,6 +84,7 @@ class ResolvedDataset:
     found_root: Path | None = None
     found_splits: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    copy: str = ""  # which copy was read: how it was found and its folder (the inventory shows it)
 
     @property
     def spec(self) -> DatasetSpec:
@@ -245,10 +246,29 @@ def _mkdir(folder: Path) -> Path:
     return folder
 
 
+# How each origin is named in ResolvedDataset.copy (and so in the inventory).
+ORIGIN_TEXT = {"kaggle-input": "attached Kaggle input", "kagglehub": "kagglehub's folder",
+               "url": "release URLs, extracted in", "folder": "folder", "archive":
+               "archive, extracted in", PHANTOM: "phantom in"}
+
+
+def describe_copy(origin: str, root: Path, *, composed: Path | None = None) -> str:
+    """``"attached Kaggle input /kaggle/input/.../studies (CT-23 = CT-2 + CT-3, linked in
+    data/raw/mosmed_views/...)"``: the copy of a dataset a run read."""
+    text = f"{ORIGIN_TEXT.get(origin, origin)} {root}"
+    if composed is not None:
+        text += f" (CT-23 = {' + '.join(MOSMED_CT23_PARTS)}, linked in {composed})"
+    return text
+
+
 def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profile: str,
                       seed: int, allow_partial: bool, where: str) -> ResolvedDataset:
-    if root is not None and sp.kind == "mosmed":
-        root = compose_ct23(root)
+    copy = ""
+    if root is not None:
+        found = root
+        if sp.kind == "mosmed":
+            root = compose_ct23(root)
+        copy = describe_copy(origin, found, composed=root if root != found else None)
     if root is None:
         ph = make_phantom(sp.id, profile=profile, seed=seed)
         note = f"{sp.id} not found in {where}; using its phantom"
@@ -259,7 +279,7 @@ def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profil
         notes = (f"{sp.id}: split(s) {', '.join(missing)} missing in {root}",) if missing else ()
         return ResolvedDataset(sp.id, root, source=sp.id, is_phantom=False, origin=origin,
                                splits_present=present, found_root=root, found_splits=present,
-                               notes=notes)
+                               notes=notes, copy=copy)
     ph = make_phantom(sp.id, profile=profile, seed=seed)
     note = (f"{sp.id} in {root} has only {', '.join(present) or 'no split'} (missing "
             f"{', '.join(missing)}); the studies need every split, so the phantom is used")
@@ -354,7 +374,8 @@ def generator_fingerprint(module) -> str:
 
 def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
     return ResolvedDataset(sp.id, root, source=PHANTOM, is_phantom=True, origin=PHANTOM,
-                           splits_present=splits_present(root, sp))
+                           splits_present=splits_present(root, sp),
+                           copy=describe_copy(PHANTOM, root))
 
 
 def phantom_record(root: str | os.PathLike) -> dict | None:
@@ -452,7 +473,7 @@ def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
                              "skipped": len(bad), "skipped_why": why})
     elif sp.kind == "mosmed":
         for split, cls in zip(sp.splits, sp.classes):
-            n, size = _count_folder(root / split, sp.file_suffix)
+            n, size = _count_folder(root / split, sp.suffixes)
             rows.append({"split": split, "class": cls, "files": n, "bytes": size})
     else:
         split = sp.splits[0]
@@ -463,7 +484,7 @@ def count_files(root: Path, sp: DatasetSpec) -> list[dict]:
     return rows
 
 
-def _list_folder(folder: Path, suffix: str) -> tuple[list[str], int]:
+def _list_folder(folder: Path, suffix: str | tuple[str, ...]) -> tuple[list[str], int]:
     if not folder.is_dir():
         return [], 0
     names, size = [], 0
@@ -475,7 +496,7 @@ def _list_folder(folder: Path, suffix: str) -> tuple[list[str], int]:
     return names, size
 
 
-def _count_folder(folder: Path, suffix: str) -> tuple[int, int]:
+def _count_folder(folder: Path, suffix: str | tuple[str, ...]) -> tuple[int, int]:
     names, size = _list_folder(folder, suffix)
     return len(names), size
 
@@ -503,11 +524,11 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
     one row per split with ``files`` 0, ``source`` "none" and ``status`` "unavailable: <why>".
 
     Columns: dataset, split, class, files, bytes, official_count, skipped, skipped_why (the
-    MRI sets' files skipped by :mod:`medrepro.data.images`' rule, and why), source, status,
-    and the
-    dataset's identity (:mod:`medrepro.data.identity`): ``split_sha256`` (the split's content
-    hash), ``dataset_sha256`` (all splits present), ``hash_kind`` and ``version`` (the known
-    published version it matches, or that it matches none). A resolved
+    MRI sets' files skipped by :mod:`medrepro.data.images`' rule, and why), source, status, copy
+    (which copy was read: :attr:`ResolvedDataset.copy`; for real data found but not used its
+    folder), and the dataset's identity (:mod:`medrepro.data.identity`): ``split_sha256`` (the
+    split's content hash), ``dataset_sha256`` (all splits present), ``hash_kind`` and
+    ``version`` (the known published version it matches, or that it matches none). A resolved
     dataset that fell back to its phantom while real data with a missing split was found gets
     rows for both: the real partial data (``source`` the dataset id, ``files`` 0 and
     ``status`` "missing" for the missing split) and the phantom actually used.
@@ -520,26 +541,26 @@ def inventory(resolved: Iterable[ResolvedDataset] | Mapping[str, ResolvedDataset
         sp = rd.spec
         blocks = []
         if rd.found_root is not None and rd.is_phantom:
-            blocks.append((rd.found_root, rd.dataset_id, "found, not used"))
-        blocks.append((rd.root, rd.source, "used"))
-        for root, source, status in blocks:
+            blocks.append((rd.found_root, rd.dataset_id, "found, not used", str(rd.found_root)))
+        blocks.append((rd.root, rd.source, "used", rd.copy))
+        for root, source, status, copy in blocks:
             present = splits_present(root, sp)
             ident = _identity_or_none(root, sp.id, source)
             for r in count_files(root, sp):
                 official = sp.official_counts.get(r["split"], {}).get(r["class"])
                 split_status = status if r["split"] in present else "missing"
                 rows.append({"dataset": sp.id, **r, "official_count": official,
-                             "source": source, "status": split_status,
+                             "source": source, "status": split_status, "copy": copy,
                              **_identity_columns(ident, r["split"])})
     for dataset_id, reason in (unavailable or {}).items():
         sp = spec(dataset_id)
         for split in sp.splits:
             rows.append({"dataset": sp.id, "split": split, "class": "all", "files": 0,
                          "bytes": None, "official_count": None, "source": "none",
-                         "status": f"unavailable: {reason}"})
+                         "status": f"unavailable: {reason}", "copy": ""})
     df = pd.DataFrame(rows, columns=["dataset", "split", "class", "files", "bytes",
                                      "official_count", "skipped", "skipped_why", "source",
-                                     "status", *IDENTITY_COLUMNS])
+                                     "status", "copy", *IDENTITY_COLUMNS])
     df["skipped_why"] = df["skipped_why"].fillna("")
     return df.astype({"official_count": "Int64", "bytes": "Int64", "skipped": "Int64"})
 
@@ -571,7 +592,7 @@ def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = N
     for split in wanted:
         base = Path(root) / split
         if base.is_dir():
-            out += [p for p in base.rglob(f"*{sp.file_suffix}") if p.is_file()]
+            out += [p for p in base.rglob("*") if sp.is_data_file(p.name) and p.is_file()]
     return sorted(out)
 
 

@@ -12,15 +12,21 @@
 - :func:`acquire_kaggle` finds a dataset among the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``,
   default ``/kaggle/input``), else downloads it with ``kagglehub`` and reads the folder kagglehub
   returns (its cache; inside Kaggle a mount). kagglehub finds the credentials itself; they are
-  never printed or logged; an unreachable kaggle.com (offline), rejected credentials and
-  competition rules not accepted each raise a clear :class:`KaggleError` within
-  ``CONNECT_TIMEOUT_S`` rather than hang.
+  never printed or logged. kagglehub's errors (no credentials, credentials rejected, competition
+  rules not accepted, no permission, not found, rate limited, a corrupt download) and an
+  unreachable kaggle.com (offline, within ``CONNECT_TIMEOUT_S``) each raise a
+  :class:`KaggleError` that says what to do. Inside Kaggle (and Colab) kagglehub attaches a
+  dataset that is not an input yet and waits for its mount without a limit; here the wait ends
+  after ``$MEDREPRO_KAGGLE_MOUNT_TIMEOUT_S`` (default ``MOUNT_WAIT_S``) with
+  :class:`KaggleMountTimeout`, which says why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import http.client
+import importlib
 import json
 import logging
 import os
@@ -30,6 +36,7 @@ import socket
 import stat
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -50,11 +57,19 @@ CONNECT_TIMEOUT_S = 20.0  # per socket operation: an offline machine fails fast 
 DEFAULT_RETRIES = 3  # resumed attempts after an interrupted transfer
 KAGGLE_HOST = "www.kaggle.com"
 KAGGLE_INPUT = Path("/kaggle/input")
-# Kaggle mounts inputs as /kaggle/input/<slug>/ and, newer, /kaggle/input/datasets/<owner>/<slug>/.
-KAGGLE_INPUT_DEPTH = 4
+# Kaggle mounts inputs as /kaggle/input/<slug>/ (or <owner>/<slug>/ on a name clash) and, newer,
+# /kaggle/input/datasets/<owner>/<slug>/ and /kaggle/input/competitions/<slug>/; the MosMed
+# mirror's root is two folders further down (<release top>/studies/): five levels.
+KAGGLE_INPUT_DEPTH = 5
 # competition_download and Colab-secret API tokens; the folder it returns is what we read.
 KAGGLEHUB_MIN_VERSION = "0.4.1"
 MARKER = ".complete.json"
+# How long kagglehub may wait for Kaggle (or Colab) to mount a dataset it asked to attach; the
+# mount of an attached input appears within seconds, so minutes mean it is not coming.
+MOUNT_WAIT_S = 300.0
+MOUNT_WAIT_ENV = "MEDREPRO_KAGGLE_MOUNT_TIMEOUT_S"
+# kagglehub's modules whose resolvers wait for a mount (``while not exists: time.sleep(5)``).
+KAGGLEHUB_MOUNT_MODULES = ("kagglehub.kaggle_cache_resolver", "kagglehub.colab_cache_resolver")
 USER_AGENT = "medrepro/0.1 (+reproduction kit)"
 
 
@@ -76,6 +91,10 @@ class UnsafeArchiveError(DownloadError):
 
 class KaggleError(DownloadError):
     """Kaggle acquisition failed: credentials, connectivity or competition rules."""
+
+
+class KaggleMountTimeout(KaggleError):
+    """kagglehub asked the platform to mount a dataset, and the mount did not appear in time."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,11 +417,9 @@ def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
     :class:`KaggleError`/:class:`DownloadError` with the reason (offline, credentials rejected,
     competition rules not accepted).
     """
-    inputs = kaggle_input_dir()
-    if inputs.is_dir():
-        found = find_dataset_root(inputs, sp, depth=KAGGLE_INPUT_DEPTH)
-        if found is not None:
-            return found, "kaggle-input"
+    found = find_kaggle_input(sp)
+    if found is not None:
+        return found, "kaggle-input"
     if sp.urls:
         dest = paths.raw_dir(sp.id)
         if (dest / MARKER).is_file():
@@ -411,6 +428,34 @@ def acquire_kaggle(sp: DatasetSpec) -> tuple[Path | None, str]:
                 return found, "url"
         return download_url_dataset(sp), "url"
     return _download_kaggle(sp), "kagglehub"
+
+
+def kaggle_mounts(sp: DatasetSpec) -> list[str]:
+    """The folders under the Kaggle inputs where ``sp`` (or a mirror of it) is mounted when
+    attached: ``<slug>``, ``<owner>/<slug>``, ``datasets/<owner>/<slug>`` per dataset, and
+    ``<slug>``, ``competitions/<slug>`` for a competition."""
+    out = []
+    for handle in filter(None, (sp.kaggle_dataset, *sp.kaggle_mirrors)):
+        slug = handle.split("/")[-1]
+        out += [slug, handle, f"datasets/{handle}"]
+    if sp.kaggle_competition:
+        out += [sp.kaggle_competition, f"competitions/{sp.kaggle_competition}"]
+    return out
+
+
+def find_kaggle_input(sp: DatasetSpec, inputs: Path | None = None) -> Path | None:
+    """The root of ``sp`` among the Kaggle inputs (``$MEDREPRO_KAGGLE_INPUT``, default
+    ``/kaggle/input``): under its mount folders (:func:`kaggle_mounts`), else found by its
+    layout up to ``KAGGLE_INPUT_DEPTH`` levels down. None when it is not attached."""
+    inputs = kaggle_input_dir() if inputs is None else Path(inputs)
+    if not inputs.is_dir():
+        return None
+    for mount in kaggle_mounts(sp):
+        if (inputs / mount).is_dir():
+            found = find_dataset_root(inputs / mount, sp)
+            if found is not None:
+                return found
+    return find_dataset_root(inputs, sp, depth=KAGGLE_INPUT_DEPTH)
 
 
 def download_url_dataset(sp: DatasetSpec) -> Path:
@@ -441,20 +486,27 @@ def _write_marker(dest: Path, record: dict) -> None:
 def _download_kaggle(sp: DatasetSpec) -> Path:
     """Fetch ``sp`` with kagglehub and return the dataset root inside the folder it returns.
 
-    kagglehub finds the credentials itself (Colab secrets, a Kaggle notebook's own token,
-    ``KAGGLE_API_TOKEN``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json``) and caches the
-    files (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``; inside Kaggle a mount under
-    ``/kaggle/input``), so a re-run does not download again. Nothing is copied.
+    kagglehub finds the credentials itself (a Kaggle notebook's own token, ``KAGGLE_API_TOKEN``,
+    ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json``, Colab secrets in the Colab UI's kernel)
+    and caches the files (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``; inside Kaggle a
+    mount under ``/kaggle/input``), so a re-run does not download again. Nothing is copied.
     """
     what = (f"competition {sp.kaggle_competition}" if sp.kaggle_competition
             else f"dataset {sp.kaggle_dataset}")
     if not on_kaggle():  # in a Kaggle notebook kagglehub attaches data without the public API
         check_kaggle_reachable()
+    limit = float(os.environ.get(MOUNT_WAIT_ENV) or MOUNT_WAIT_S)
     try:
-        returned = Path(_kaggle_fetch(sp))
+        with bounded_mount_wait(limit):
+            returned = Path(_kaggle_fetch(sp))
+    except KaggleMountTimeout as exc:
+        raise KaggleMountTimeout(f"{sp.id}: {exc} for the {what}: attach it with 'Add input' "
+                                 "(it is then read in place), check that the notebook has "
+                                 "Internet on, or set DISABLE_KAGGLE_CACHE=1 to download it "
+                                 "over HTTP instead (it then needs the disk space)") from None
     except KaggleError:
         raise
-    except Exception as exc:  # kagglehub raises many types; classify by message, hide details
+    except Exception as exc:  # kagglehub raises many types; classify, never echo its text
         raise _classify_kaggle_error(sp, what, exc) from None
     found = find_dataset_root(returned, sp)
     if found is None:
@@ -462,6 +514,49 @@ def _download_kaggle(sp: DatasetSpec) -> Path:
                             f"folder with the layout {sp.layout} was found in it")
     log.info("%s: kagglehub %s -> %s", sp.id, what, found)
     return found
+
+
+class _BoundedSleep:
+    """Stands in for the ``time`` module of kagglehub's mount resolvers: the same module, but its
+    ``sleep`` raises :class:`KaggleMountTimeout` once ``limit`` seconds have been slept."""
+
+    def __init__(self, limit: float):
+        self.limit, self.slept = float(limit), 0.0
+
+    def sleep(self, seconds: float) -> None:
+        if self.slept >= self.limit:
+            mount = os.environ.get("KAGGLE_CACHE_MOUNT_FOLDER", str(KAGGLE_INPUT))
+            raise KaggleMountTimeout(f"kagglehub waited {self.slept:.0f} s for the platform to "
+                                     f"mount it under {mount} and it did not appear "
+                                     f"({MOUNT_WAIT_ENV}={self.limit:g})")
+        step = max(0.0, min(float(seconds), self.limit - self.slept))
+        time.sleep(step)
+        self.slept += max(step, 1e-3)
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def bounded_mount_wait(limit: float):
+    """Within the block, kagglehub's wait for a mount (``KAGGLEHUB_MOUNT_MODULES``) ends after
+    ``limit`` seconds with :class:`KaggleMountTimeout`; downloads over HTTP are not bounded."""
+    patched = []
+    for name in KAGGLEHUB_MOUNT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # another kagglehub: its wait cannot be bounded from here
+            continue
+        if getattr(module, "time", None) is time:
+            patched.append(module)
+    shim = _BoundedSleep(limit)
+    for module in patched:
+        module.time = shim
+    try:
+        yield shim
+    finally:
+        for module in patched:
+            module.time = time
 
 
 def _kaggle_fetch(sp: DatasetSpec) -> str:
@@ -494,19 +589,58 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a ``requests.HTTPError`` (kagglehub's ``KaggleApiHTTPError`` and
+    ``ColabHTTPError`` are ones), else None."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
 def _classify_kaggle_error(sp: DatasetSpec, what: str, exc: Exception) -> KaggleError:
-    text = str(exc).lower()
-    if sp.kaggle_competition and ("403" in text or "forbidden" in text or "rules" in text):
-        return KaggleError(
-            f"{sp.id}: Kaggle refused the {what} (HTTP 403): accept the competition rules "
-            f"first at https://www.kaggle.com/competitions/{sp.kaggle_competition}/rules while "
-            "signed in with the account of your credentials, then run again")
-    if "401" in text or "unauthorized" in text or "credentials" in text:
-        return KaggleError(
-            f"{sp.id}: Kaggle refused the {what} (HTTP 401: no or invalid credentials). Set "
-            "KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY), put kaggle.json in "
-            "~/.kaggle/, add a Colab secret, or inside a Kaggle notebook attach the data with "
-            "'Add input'")
-    if "404" in text or "not found" in text:
-        return KaggleError(f"{sp.id}: Kaggle has no {what} (HTTP 404)")
-    return KaggleError(f"{sp.id}: downloading the {what} failed ({type(exc).__name__})")
+    """A :class:`KaggleError` for kagglehub's exception ``exc`` saying what to do. By class and
+    HTTP status (kagglehub >= 0.4 raises ``KaggleApiHTTPError`` for every HTTP error, 401, 403,
+    404 and 429 alike), else by its text; never with its text (it may quote a URL with a key)."""
+    name = type(exc).__name__
+    status = _http_status(exc)
+    text = str(exc).lower() if status is None else ""
+    credentials_help = ("On Colab start the run with medrepro.run.hosted.run_all(...) in a "
+                        "notebook cell (it hands your Colab secrets KAGGLE_API_TOKEN, or "
+                        "KAGGLE_USERNAME and KAGGLE_KEY, to the run); elsewhere set "
+                        "KAGGLE_API_TOKEN or put kaggle.json in ~/.kaggle/; inside a Kaggle "
+                        "notebook attach the data with 'Add input'")
+    if name == "UnauthenticatedError":
+        return KaggleError(f"{sp.id}: no Kaggle credentials reached this run, and the {what} "
+                           f"needs them. {credentials_help}")
+    if status == 429 or "429" in text or "too many requests" in text:
+        return KaggleError(f"{sp.id}: Kaggle is rate-limiting these requests (HTTP 429) for the "
+                           f"{what}: wait a few minutes and run again (finished work is kept); "
+                           "an attached input needs no requests")
+    if status == 403 or "403" in text or "forbidden" in text or "rules" in text:
+        if sp.kaggle_competition:
+            return KaggleError(
+                f"{sp.id}: Kaggle refused the {what} (HTTP 403): accept the competition rules "
+                f"first at https://www.kaggle.com/competitions/{sp.kaggle_competition}/rules "
+                "while signed in with the account of your credentials, then run again")
+        return KaggleError(f"{sp.id}: Kaggle refused the {what} (HTTP 403: no permission; it "
+                           "is private or asks for consent on its page): open "
+                           f"https://www.kaggle.com/datasets/{sp.kaggle_dataset} signed in with "
+                           "the account of your credentials, then run again")
+    if status == 401 or "401" in text or "unauthorized" in text or "credentials" in text:
+        return KaggleError(f"{sp.id}: Kaggle refused the {what} (HTTP 401: no or invalid "
+                           f"credentials). {credentials_help}; a token that was revoked or "
+                           "expired must be created again (kaggle.com → Settings → API)")
+    if status == 404 or name == "NotFoundError" or "404" in text or "not found" in text:
+        return KaggleError(f"{sp.id}: Kaggle has no {what} (HTTP 404): it was renamed, made "
+                           "private or removed; attach a copy with 'Add input', or pass --data "
+                           "PATH with a folder that holds it")
+    if name == "DataCorruptionError":
+        return KaggleError(f"{sp.id}: the download of the {what} was corrupt (checksum): delete "
+                           "its folder in kagglehub's cache ($KAGGLEHUB_CACHE, default "
+                           "~/.cache/kagglehub) and run again")
+    if name in ("ConnectionError", "Timeout", "ConnectTimeout", "ReadTimeout"):
+        return KaggleError(f"{sp.id}: the connection to Kaggle failed for the {what} "
+                           f"({name}): check that this machine (the notebook's Internet "
+                           "setting) is online, then run again")
+    return KaggleError(f"{sp.id}: downloading the {what} failed ({name}"
+                       + (f", HTTP {status}" if status else "") + ")")

@@ -58,7 +58,7 @@ def data_files(root: str | os.PathLike, dataset_id: str) -> dict[str, list[Path]
     for split in sp.splits:
         folders = [root / split / c for c in sp.classes] if sp.kind == "mri" else [root / split]
         files = [Path(e.path) for f in folders if f.is_dir() for e in os.scandir(f)
-                 if e.is_file() and e.name.lower().endswith(sp.file_suffix)]
+                 if e.is_file() and sp.is_data_file(e.name)]
         if files:
             out[split] = sorted(files)
     return out

@@ -17,7 +17,8 @@ from types import MappingProxyType
 PHANTOM = "phantom"  # the data source of the built-in phantoms, and what artifacts record
 # The RSNA labels file, in the dataset root beside the stage_2_train/ DICOM folder.
 RSNA_LABELS_CSV = "stage_2_train.csv"
-# How deep below a given folder a dataset root is looked for (Kaggle downloads nest it).
+# How deep below a given folder a dataset root is looked for (Kaggle downloads nest it; the
+# MosMed mirror's root is <slug>/<release top>/studies/).
 SEARCH_DEPTH = 3
 
 
@@ -54,11 +55,22 @@ class DatasetSpec:
     licence: str
     homepage: str
     file_suffix: str
+    other_suffixes: tuple[str, ...] = ()  # further data-file suffixes (MosMed: ".nii" too)
     kaggle_dataset: str | None = None
     kaggle_competition: str | None = None
     urls: tuple[UrlSource, ...] = ()
+    kaggle_mirrors: tuple[str, ...] = ()  # other Kaggle datasets (owner/slug) holding the data
     aliases: tuple[str, ...] = ()  # other folder names it is found under (Kaggle's)
     notes: str = ""
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """Every suffix a data file of this dataset may have (for ``str.endswith``)."""
+        return (self.file_suffix, *self.other_suffixes)
+
+    def is_data_file(self, name: str) -> bool:
+        """Whether the file name ``name`` is one of this dataset's data files (case-blind)."""
+        return name.lower().endswith(self.suffixes)
 
     @property
     def official_total(self) -> int:
@@ -71,8 +83,10 @@ def _counts(d: dict) -> Mapping[str, Mapping[str, int]]:
     return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in d.items()})
 
 
-# Kaggle dataset slugs (folder names under /kaggle/input) that mirror MosMedData COVID19_1110.
-MOSMED_KAGGLE_MIRRORS = ("mosmeddata-chest-ct-scans-with-covid19",)  # mathurinache/...
+# Kaggle datasets (owner/slug) that mirror MosMedData COVID19_1110: the full release as it is
+# published, ``<top>/studies/CT-0 ... CT-4/study_NNNN.nii`` (uncompressed) with ``<top>/masks/``.
+MOSMED_KAGGLE_MIRRORS = ("mathurinache/mosmeddata-chest-ct-scans-with-covid19",)
+MOSMED_RELEASE_TOP = "MosMedData Chest CT Scans with COVID-19 Related Findings COVID19_1110 1.0"
 MOSMED_CT23_PARTS = ("CT-2", "CT-3")
 MOSMED_BASE_URL = ("https://github.com/hasibzunair/3D-image-classification-tutorial/releases/"
                    "download/v0.2/")
@@ -148,7 +162,8 @@ REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
         title="MosMedData COVID19_1110, CT-0 and CT-23 (Keras 3D-classification release zips)",
         kind="mosmed",
         layout="root/CT-0/study_XXXX.nii.gz (normal) + root/CT-23/study_XXXX.nii.gz "
-               "(CT-2 + CT-3 abnormal); NIfTI, int16 HU",
+               "(CT-2 + CT-3 abnormal), or the full release root/CT-0 ... CT-4/study_XXXX.nii; "
+               "NIfTI (.nii.gz or .nii), int16 HU",
         splits=("CT-0", "CT-23"),
         classes=("normal", "abnormal"),
         # Category sizes of MosMedData's dataset_registry.csv: CT-0 254; CT-2 125 + CT-3 45.
@@ -158,13 +173,15 @@ REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType({s.id: s for s in (
         licence="CC BY-NC-ND 3.0",
         homepage="https://mosmed.ai/datasets/covid19_1110",
         file_suffix=".nii.gz",
+        other_suffixes=(".nii",),
         # sha256 not published and not fetchable here: recorded in the download's sidecar.
         urls=(UrlSource(MOSMED_BASE_URL + "CT-0.zip", "CT-0.zip", None, split="CT-0"),
               UrlSource(MOSMED_BASE_URL + "CT-23.zip", "CT-23.zip", None, split="CT-23")),
         # Kaggle mirrors: of the two release zips (folders CT-0/, CT-23/), and of the full
         # MosMedData release (CT-0 ... CT-4; CT-2 + CT-3 are composed into CT-23, see
         # compose_ct23). Any other folder with that layout is found by its structure.
-        aliases=("MosMedData", "mosmeddata", *MOSMED_KAGGLE_MIRRORS),
+        kaggle_mirrors=MOSMED_KAGGLE_MIRRORS,
+        aliases=("MosMedData", "mosmeddata", *(m.split("/")[1] for m in MOSMED_KAGGLE_MIRRORS)),
     ),
 )})
 
@@ -234,21 +251,21 @@ def splits_present(root: Path, sp: DatasetSpec) -> tuple[str, ...]:
     out = []
     for split in sp.splits:
         if sp.kind == "mri":
-            ok = any(_has_file(root / split / c, sp.file_suffix) for c in sp.classes)
+            ok = any(_has_file(root / split / c, sp) for c in sp.classes)
         elif sp.kind == "rsna":
-            ok = (root / RSNA_LABELS_CSV).is_file() and _has_file(root / split, ".dcm")
+            ok = (root / RSNA_LABELS_CSV).is_file() and _has_file(root / split, sp)
         else:
-            ok = _has_file(root / split, sp.file_suffix)
+            ok = _has_file(root / split, sp)
         if ok:
             out.append(split)
     return tuple(out)
 
 
-def _has_file(folder: Path, suffix: str) -> bool:
+def _has_file(folder: Path, sp: DatasetSpec) -> bool:
     if not folder.is_dir():
         return False
     with os.scandir(folder) as it:
-        return any(e.name.lower().endswith(suffix) for e in it)
+        return any(sp.is_data_file(e.name) for e in it)
 
 
 def looks_like(root: Path, sp: DatasetSpec) -> bool:

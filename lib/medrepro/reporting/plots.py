@@ -200,7 +200,7 @@ def plot_ct_slices(root: str | os.PathLike, *, source: str, index: int = 0):
     fig, axes = plt.subplots(1, len(sp.splits), figsize=(4.2 * len(sp.splits), 4.6),
                              squeeze=False)
     for ax, split, cls in zip(axes[0], sp.splits, sp.classes):
-        files = sorted((Path(root) / split).glob("*.nii.gz"))
+        files = sorted(p for p in (Path(root) / split).glob("*") if sp.is_data_file(p.name))
         ax.set_xticks([])
         ax.set_yticks([])
         if not files:

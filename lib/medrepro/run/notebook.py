@@ -18,6 +18,7 @@ from medrepro.core import device, paths, profiles
 from medrepro.core.seeds import DEFAULT_SEED, seed_everything
 from medrepro.data.registry import PHANTOM
 from medrepro.reporting import report
+from medrepro.run import resume
 
 
 def resolve_parameters(profile: str | None, data: str | None) -> tuple[str, str]:
@@ -50,7 +51,10 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     """Resolve parameters, use every GPU, seed everything, start the report run; print a banner.
 
     A notebook that trains no model (:func:`medrepro.core.profiles.trains_models`) skips the GPU
-    strategy and seeds TensorFlow only if something imported it already.
+    strategy and seeds TensorFlow only if something imported it already. One that trains first
+    copies the training runs an earlier session left in an attached output
+    (:func:`medrepro.run.resume.seed_from_earlier`), so finished models are reused and the one in
+    progress continues.
 
     With several GPUs (:func:`medrepro.core.device.activate_strategy`) every model of the notebook is
     built and trained under ``MirroredStrategy`` and the batch sizes in ``run.settings`` are the
@@ -59,6 +63,8 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
     profile, data = resolve_parameters(profile, data)
     # A notebook that trains nothing neither imports TensorFlow (~5 s) nor sets a strategy.
     trains = notebook in profiles.PROFILES and profiles.trains_models(notebook)
+    # an earlier session's training runs (Kaggle: its output attached as an input) come first
+    seeded = resume.seed_from_earlier(notebook, profile=profile, seed=int(seed)) if trains else []
     replicas = device.activate_strategy() if trains else 1
     changed = ([f"a changed batch: the global batch is the per-replica batch x {replicas} "
                 "replicas"] if replicas > 1 else [])
@@ -76,6 +82,7 @@ def setup(notebook: str, *, profile: str | None = None, data: str | None = None,
             print(f"MirroredStrategy over {replicas} replicas: batch sizes below are global "
                   f"(per-replica batch × {replicas})")
         print(f"artifacts -> {run.reports_dir}")
+        resume.print_seeded(seeded)
         if profile != "paper":
             print(f"Profile '{profile}' uses reduced sizes (below); its numbers are not the "
                   "papers' protocol.")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro.data import datasets, registry, rsna
+from medrepro.data import datasets, download, registry, rsna
 from medrepro.core import paths, profiles
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.core.fileio import write_json
@@ -60,14 +61,16 @@ NOTEBOOK_DATASETS = {
 }
 # Where things survive: (folder, persistent?, what it is) per platform.
 PLATFORM_FOLDERS = {
-    "kaggle": (("/kaggle/input", "read-only", "attached datasets and competitions"),
-               ("/kaggle/working", "persistent", ("20 GB, kept as the notebook's output when a "
-                "version is saved; put the checkout (data/runs, reports/) here")),
-               ("/kaggle/tmp", "scratch", ("the session's local disk, lost when it ends: put "
-                "rebuildable caches here (--cache-dir /kaggle/tmp/medrepro-cache)"))),
+    "kaggle": (("/kaggle/input", "read-only",
+                "attached datasets, competitions and earlier outputs"),
+               ("/kaggle/working", "persistent", ("at most 20 GB of it kept as the notebook's "
+                "output when a version is saved; the checkout (data/runs, reports/) lives here")),
+               ("/kaggle/temp", "scratch", ("the session's disk, not saved (the folder Kaggle's "
+                "notebook template names; created when needed): rebuildable caches go here by "
+                "default"))),
     "colab": (("/content", "scratch", "the runtime's disk, lost when the runtime is recycled"),
               ("/content/drive/MyDrive", "persistent", ("Google Drive once mounted (its quota); "
-               "keep checkpoints and reports here, caches on /content"))),
+               "--state-dir there keeps training runs and reports, caches stay on /content"))),
 }
 
 
@@ -161,7 +164,7 @@ class Write:
     path: Path
     bytes: int
     done: bool = False
-    checked: bool = True  # False: an estimate kept out of the disk check (downloads)
+    checked: bool = True  # False: kept out of the disk check
 
 
 @dataclass
@@ -208,6 +211,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     source_problem: str = ""  # a --data folder or archive that cannot be read
     seed_runs: list = field(default_factory=list)  # schedule.SeedRun, when several seeds run
+    limit_problems: list[str] = field(default_factory=list)  # the platform's limits exceeded
+    limit_lines: list[str] = field(default_factory=list)  # sessions, quota, RAM: for the reader
 
     @property
     def total_seconds(self) -> float | None:
@@ -222,7 +227,7 @@ class Plan:
     @property
     def problems(self) -> list[str]:
         return ([self.source_problem] if self.source_problem else []) + [
-            _missing_text(d) for d in self.disks if d.missing]
+            _missing_text(d) for d in self.disks if d.missing] + self.limit_problems
 
 
 def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str] | None = None,
@@ -250,6 +255,7 @@ def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str]
     disks = _disk_checks([w for nb in plans for w in nb.writes if not w.done and w.checked])
     plan = Plan(profile, str(data), device, rates_note, plans, disks, _platform(),
                 seed_runs=list(seed_runs or []), source_problem=_source_problem(data))
+    apply_platform_limits(plan)
     if profile == "paper" and device["kind"] != "gpu":
         plan.warnings.append("the paper profile on a machine without a GPU: projected "
                              + _projected_text(plan) + f" on this CPU; confirm with --yes or "
@@ -286,8 +292,7 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
     data = str(data or registry.PHANTOM)
     note = ""
     if data == datasets.KAGGLE:
-        kaggle_input = Path(os.environ.get("MEDREPRO_KAGGLE_INPUT", "/kaggle/input"))
-        root = registry.find_dataset_root(kaggle_input, sp) if kaggle_input.is_dir() else None
+        root = download.find_kaggle_input(sp)
         if root is None:
             n = sp.official_total
             return DatasetFound(dataset_id, "download", None, n,
@@ -317,13 +322,13 @@ def _real(dataset_id: str, root: Path, sp) -> DatasetFound:
     for split in sp.splits:
         folder = root / split
         for sub in ([folder / c for c in sp.classes] if sp.kind == "mri" else [folder]):
-            files, sample_bytes, sampled = _scan(sub, sp.file_suffix)
+            files, sample_bytes, sampled = _scan(sub, sp.suffixes)
             n += files
             size += round(sample_bytes / sampled * files) if sampled else 0
     return DatasetFound(dataset_id, "real", root, n, size)
 
 
-def _scan(folder: Path, suffix: str, *, sample: int = 200) -> tuple[int, int, int]:
+def _scan(folder: Path, suffix: str | tuple[str, ...], *, sample: int = 200) -> tuple[int, int, int]:
     """``(files, bytes of the first `sample`, how many sampled)``: one stat per sampled file,
     so 750k DICOMs cost a directory listing, not 750k stats."""
     n, size, k = 0, 0, 0
@@ -377,10 +382,7 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
             if "present" in d.note:
                 nb.done.append(f"{d.dataset_id} phantom already generated")
         elif d.source == "download":
-            # kagglehub picks the folder and the real size is known only then: shown, not checked
-            nb.writes.append(Write(f"{d.dataset_id} download (~{d.files:,} files, estimate, "
-                                   "kagglehub's cache)", paths.downloads_dir(), d.bytes,
-                                   checked=False))
+            nb.writes += download_writes(d)
     cache_rates = measured.get("cache", {})
     if nb.name == "02_preprocess_rsna":
         _plan_rsna_cache(nb, found["rsna_ich"], profile=profile, rates=cache_rates,
@@ -390,7 +392,7 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
     elif nb.name == "03_lstm_cnn_mri":
         if profile == "paper":  # the reduced profiles keep study A's checkpoints in memory
             nb.writes.append(Write("study A/C/E checkpoints",
-                                   paths.data_dir() / "runs" / nb.name / profile,
+                                   paths.runs_root() / nb.name / profile,
                                    STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
         nb.time_note = "no measured training rate for studies A, C, E yet"
     elif nb.name == "05_3dcnn_mosmed":
@@ -410,6 +412,36 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
         last = _last_wall(profile, nb.name)
         if last is not None:
             nb.seconds, nb.time_note = last, f"wall time of the last {profile} run here"
+
+
+def download_writes(d: DatasetFound) -> list[Write]:
+    """What acquiring ``d`` (source ``"download"``) writes, each on the disk it lands on: the
+    archive and its extraction (both there at once: kagglehub and :func:`medrepro.data.download.
+    download_url_dataset` delete the archive only after extracting). Sizes are the estimate in
+    ``d.bytes`` (compressed DICOM and NIfTI shrink little, so the archive is counted at the same
+    size). Inside Kaggle kagglehub mounts what it attaches: nothing on disk."""
+    sp = registry.spec(d.dataset_id)
+    est = f"~{d.files:,} files, estimate"
+    if sp.urls:
+        return [Write(f"{d.dataset_id} release archives ({est})", paths.downloads_dir(), d.bytes),
+                Write(f"{d.dataset_id} extracted", paths.raw_dir(d.dataset_id), d.bytes)]
+    if _platform() == "kaggle" and not _truthy(os.environ.get("DISABLE_KAGGLE_CACHE")):
+        return [Write(f"{d.dataset_id} attached by kagglehub (mounted by Kaggle, no disk)",
+                      download.kaggle_input_dir(), 0, checked=False)]
+    folder = kagglehub_cache() / (f"competitions/{sp.kaggle_competition}" if sp.kaggle_competition
+                                  else f"datasets/{sp.kaggle_dataset}")
+    return [Write(f"{d.dataset_id} kagglehub download, archive ({est})", folder / "archive",
+                  d.bytes),
+            Write(f"{d.dataset_id} kagglehub download, extracted", folder, d.bytes)]
+
+
+def kagglehub_cache() -> Path:
+    """Where kagglehub downloads to: ``$KAGGLEHUB_CACHE``, else ``~/.cache/kagglehub``."""
+    return Path(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "t", "yes")
 
 
 def _last_wall(profile: str, name: str) -> float | None:
@@ -471,7 +503,7 @@ def _plan_study_b(nb: NotebookPlan, d: DatasetFound, *, profile: str, rates: dic
     runs = [(m, "image") for m in s["compare_models"]] + [(m, "patient")
                                                           for m in s["patient_models"]]
     nb.writes.append(Write(f"study B checkpoints ({len(runs)} runs)",
-                           paths.data_dir() / "runs" / nb.name / profile,
+                           paths.runs_root() / nb.name / profile,
                            len(runs) * STUDY_B_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
     models = {r.get("model"): r for r in rates.get("models", [])}
     if not models or any(m not in models for m, _ in runs):
@@ -516,7 +548,7 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _platform() -> str | None:
-    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or Path("/kaggle/working").is_dir():
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or paths.kaggle_working().is_dir():
         return "kaggle"
     if os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"):
         return "colab"
@@ -527,6 +559,139 @@ def _missing_text(d: DiskCheck) -> str:
     return (f"the writes need {_fmt_bytes(d.needed)} (+{_fmt_bytes(FREE_MARGIN_BYTES)} margin) "
             f"on the disk of {d.mount}, which has {_fmt_bytes(d.free)} free: "
             f"{_fmt_bytes(d.missing)} missing")
+
+
+# ---------------------------------------------------------------------------- platform limits
+KAGGLE_OUTPUT_CAP_BYTES = 20 * 10**9  # of /kaggle/working saved as output, whatever df shows
+SESSION_HOURS = {"kaggle": 12.0, "colab": 12.0}  # a Kaggle session; a Colab runtime at most
+KAGGLE_GPU_HOURS_PER_WEEK = 30.0  # Kaggle's weekly GPU quota (it floats around this)
+SESSION_SETUP_S = 15 * 60  # per session: clone, install, plan, finding the data
+COLAB_FREE_RAM_GB = 12.7
+COLAB_IDLE_MINUTES = 90  # the free tier disconnects a runtime nobody interacts with
+
+
+def apply_platform_limits(plan: Plan) -> None:
+    """Add the limits of the platform the run is on to ``plan``: Kaggle's 20 GB output cap
+    (a problem: the run is refused before writing), the sessions and weeks of quota a long run
+    needs, Colab's RAM, idle timeout and Drive."""
+    if plan.platform == "kaggle":
+        plan.limit_problems += kaggle_output_problems(plan)
+    plan.limit_lines += session_lines(plan)
+    if plan.platform == "colab":
+        plan.limit_lines += colab_lines(plan)
+
+
+def kaggle_output_problems(plan: Plan) -> list[str]:
+    """Why the run would leave more in ``/kaggle/working`` than Kaggle saves (empty: it fits).
+    Counts what is there now and every write planned under it."""
+    working = paths.kaggle_working()
+    writes = [w for nb in plan.notebooks for w in nb.writes
+              if not w.done and w.checked and _is_under(w.path, working)]
+    now = _tree_bytes(working) if working.is_dir() else 0
+    new = sum(w.bytes for w in writes)
+    if now + new <= KAGGLE_OUTPUT_CAP_BYTES:
+        return []
+    big = ", ".join(f"{w.what} {_fmt_bytes(w.bytes)}"
+                    for w in sorted(writes, key=lambda w: -w.bytes)[:3])
+    return [(f"{working} would hold {_fmt_bytes(now + new)} ({_fmt_bytes(now)} there now + "
+             f"{_fmt_bytes(new)} to write: {big}), over the "
+             f"{_fmt_bytes(KAGGLE_OUTPUT_CAP_BYTES)} Kaggle saves as the notebook's output: keep "
+             f"caches on scratch (the default, {paths.kaggle_scratch()}/medrepro-cache, unless "
+             "--cache-dir / MEDREPRO_CACHE_DIR points into it) or run fewer notebooks per "
+             "version (--only)")]
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    except (OSError, ValueError):
+        return False
+
+
+def sessions_needed(seconds: float, *, session_hours: float, per_session_s: float = 0.0) -> int:
+    """Sessions of ``session_hours`` for ``seconds`` of work that resumes across sessions, each
+    losing ``SESSION_SETUP_S`` and, after the first, ``per_session_s`` (a cache rebuilt on
+    scratch)."""
+    first = session_hours * 3600 - SESSION_SETUP_S
+    later = first - per_session_s
+    if seconds <= first:
+        return 1
+    if later <= 0:
+        raise PlanError(f"a session of {session_hours:g} h cannot hold the {per_session_s:.0f} s "
+                        "each session needs before it continues")
+    return 1 + math.ceil((seconds - first) / later)
+
+
+def session_lines(plan: Plan) -> list[str]:
+    """The sessions per study a run needs on a platform with session limits (Kaggle, Colab; the
+    paper profile anywhere, as on Kaggle), from the projected times, and on Kaggle the weeks of
+    GPU quota. Notebooks without a projected time are named as such."""
+    platform = plan.platform if plan.platform in SESSION_HOURS else (
+        "kaggle" if plan.profile == "paper" else None)
+    if platform is None:
+        return []
+    hours = SESSION_HOURS[platform]
+    known = {nb.name: nb.seconds for nb in plan.notebooks if nb.seconds is not None}
+    unknown = [nb.name[:2] for nb in plan.notebooks if nb.seconds is None]
+    rebuild = known.get("02_preprocess_rsna", 0.0) if _cache_is_scratch() else 0.0
+    parts, total = [], 0.0
+    for name, secs in known.items():
+        extra = rebuild if name == "04_lightweight_ct" else 0.0
+        n = sessions_needed(secs, session_hours=hours, per_session_s=extra)
+        total += secs + (n - 1) * extra + n * SESSION_SETUP_S
+        parts.append(f"{name[:2]} {n}" + (f" (each later one first rebuilds the RSNA cache on "
+                                          f"scratch, {_fmt_time(extra)})" if extra and n > 1
+                                          else ""))
+    if plan.profile != "paper" and all(p.endswith(" 1") for p in parts):
+        return []  # every notebook fits one session: nothing to say
+    where = f"on {platform.capitalize()}" if plan.platform == platform else "if run on Kaggle"
+    lines = [f"sessions of {hours:g} h {where} (training resumes in the next; see --resume-from): "
+             + (", ".join(parts) or "none projected")
+             + (f"; not projected: {', '.join(unknown)}" if unknown else "")]
+    if platform == "kaggle" and plan.device["kind"] == "gpu" and known:
+        weeks = math.ceil(total / 3600 / KAGGLE_GPU_HOURS_PER_WEEK)
+        lines.append(f"GPU quota: {_fmt_time(total)} of GPU sessions"
+                     + (" (at least: some notebooks are not projected)" if unknown else "")
+                     + f" at ~{KAGGLE_GPU_HOURS_PER_WEEK:g} GPU-hours a week: {weeks} week(s)")
+    return lines
+
+
+def _cache_is_scratch() -> bool:
+    """Whether the caches are on a disk that does not outlive the session."""
+    root = paths.cache_root()
+    return _is_under(root, paths.kaggle_scratch()) or _is_under(root, Path("/content")) and \
+        not _is_under(root, Path("/content/drive"))
+
+
+def colab_lines(plan: Plan) -> list[str]:
+    """Colab's RAM, idle timeout and, with ``--state-dir`` on Drive, the Drive's free space."""
+    ram = _total_ram_bytes()
+    lines = [(f"RAM: {_fmt_bytes(ram) if ram else 'unknown'} (Colab's free tier has "
+              f"{COLAB_FREE_RAM_GB:g} GB); study A's paper LSTM head holds "
+              f"{_fmt_bytes(STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM)} with its optimizer "
+              "(estimate: parameters x 12 B)"),
+             (f"Colab disconnects a runtime left without interaction (about {COLAB_IDLE_MINUTES} "
+             f"min on the free tier) and ends any after at most {SESSION_HOURS['colab']:g} h: "
+             "keep the tab open, and keep the state on Drive (--state-dir) so the next runtime "
+             "continues")]
+    state = paths.state_root()
+    if state is not None and _is_under(state, Path("/content/drive")):
+        try:
+            free = shutil.disk_usage(_existing_parent(state)).free
+            lines.append(f"state on Google Drive ({state}): {_fmt_bytes(free)} free of its quota")
+        except OSError:
+            lines.append(f"state on Google Drive ({state}): its free space is unknown")
+    return lines
+
+
+def _total_ram_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 # ---------------------------------------------------------------------------- text and checks
@@ -560,6 +725,7 @@ def format_plan(plan: Plan) -> str:
         mark = " (this machine)" if plan.platform == name else ""
         lines.append(f"  {name}{mark}: " + "; ".join(f"{f} {kind}: {what}"
                                                       for f, kind, what in folders))
+    lines += [f"  {line}" for line in plan.limit_lines]
     for w in plan.warnings:
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
@@ -586,7 +752,7 @@ def _seed_lines(plan: Plan) -> list[str]:
 def options_text(plan: Plan) -> str:
     """What a user can do about writes that do not fit."""
     opts = ["--cache-dir DIR (or MEDREPRO_CACHE_DIR): put the caches on a disk with room"
-            + (" (on Kaggle /kaggle/tmp, scratch)" if plan.platform == "kaggle" else
+            + (f" (on Kaggle {paths.kaggle_scratch()}, scratch)" if plan.platform == "kaggle" else
                " (on Colab /content, scratch)" if plan.platform == "colab" else ""),
             "MEDREPRO_DATA=DIR: put data/ (phantoms, downloads, checkpoints) elsewhere",
             "the compact RSNA cache is the default (~29 KiB/image, 5x smaller than raw)",

@@ -1,7 +1,8 @@
 """Run the notebooks headlessly with papermill (what ``./run_all.sh`` calls).
 
     python -m medrepro.run.runner --profile demo --data phantom [--only 03] [--seed 42]
-        [--seeds 42 1 2] [--studies E] [--cache-dir DIR] [--yes] [--plan]
+        [--seeds 42 1 2] [--studies E] [--cache-dir DIR] [--state-dir DIR] [--resume-from DIR]
+        [--yes] [--plan]
 
 Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
 ``.html`` to ``reports/<profile>/``, streams each notebook's output (epoch lines with ETA,
@@ -21,6 +22,11 @@ First it prints the plan (``medrepro.run.plan``: data, bytes and where, free spa
 what is done) and refuses, before writing anything, a run that does not fit the disks or a
 paper-profile run without a GPU that is not confirmed (``--yes`` / ``MEDREPRO_YES=1``); exit
 status 2. ``--plan`` prints the plan only (exit status 1 when the run would be refused).
+
+``--state-dir DIR`` keeps the training runs and reports in ``DIR`` (``MEDREPRO_STATE``: a mounted
+Google Drive folder on Colab outlives the runtime); ``--resume-from DIR`` names an earlier
+session's output to continue from (``MEDREPRO_RESUME_FROM``; on Kaggle the attached inputs are
+searched without it, :mod:`medrepro.run.resume`).
 """
 
 from __future__ import annotations
@@ -101,12 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", nargs="+", metavar="X",
                         help="run only these studies' sections (e.g. --studies E)")
     parser.add_argument("--cache-dir", help="where rebuildable caches go (MEDREPRO_CACHE_DIR)")
+    parser.add_argument("--state-dir", help="where training runs and reports live "
+                        "(MEDREPRO_STATE), e.g. a mounted Drive folder")
+    parser.add_argument("--resume-from", help="an earlier session's output to continue from "
+                        "(MEDREPRO_RESUME_FROM)")
     parser.add_argument("--yes", action="store_true",
                         help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
     args = parser.parse_args(argv)
-    if args.cache_dir:  # the notebooks' kernels inherit it
-        os.environ["MEDREPRO_CACHE_DIR"] = str(Path(args.cache_dir).expanduser().resolve())
+    for option, var in ((args.cache_dir, "MEDREPRO_CACHE_DIR"), (args.state_dir, "MEDREPRO_STATE"),
+                        (args.resume_from, "MEDREPRO_RESUME_FROM")):
+        if option:  # the notebooks' kernels inherit it
+            os.environ[var] = str(Path(option).expanduser().resolve())
     notebooks = {nb.stem: nb for nb in find_notebooks(args.only)}
     try:
         runs = seed_runs(list(notebooks), profile=args.profile, seed=args.seed,

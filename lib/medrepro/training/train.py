@@ -7,6 +7,8 @@ Everything a notebook needs to train a compiled Keras model reproducibly:
   resume after an interruption (every epoch's model, optimizer and callback state in
   ``run_dir/state.npz``; the callbacks live in :mod:`medrepro.training.callbacks`) and the history
   written to ``run_dir/history.csv`` after every epoch (with wall seconds per epoch).
+- XLA: off for every model unless ``MEDREPRO_XLA=1`` (:mod:`medrepro.training.xla`, applied by
+  :func:`fit` and :func:`fit_once`, recorded in the sidecars), never Keras' ``"auto"``.
 - Mixed precision and several GPUs: :func:`medrepro.core.device.configure_precision` and
   :func:`medrepro.core.device.distribution_strategy` (build and compile the model inside
   ``distribution_strategy().scope()``; ``fit`` itself needs no change).
@@ -158,7 +160,9 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       metrics and an ETA (:func:`medrepro.core.progress.epoch_progress`), whatever ``verbose`` is.
     """
     from medrepro.training import callbacks as cb
+    from medrepro.training import xla
 
+    xla.apply(model)  # explicit per model, never Keras' "auto" (XLA on one GPU only)
     if epochs < 1:
         raise TrainingError(f"epochs must be >= 1, got {epochs}")
     if checkpoint not in ("model", "weights", "memory", None):
@@ -275,8 +279,13 @@ def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
     with ``history.attrs["reused"] = True``. A run of another configuration in ``run_dir`` is
     deleted first.
     """
+    from medrepro.training import xla
+
     run_dir = Path(run_dir)
+    jit = xla.apply(model)  # a reused model predicts with the same setting as a trained one
     fingerprint = _fingerprint(model, config, fit_kwargs)
+    if jit:  # XLA changes the numbers: a model trained without it is not reused as one with it
+        fingerprint["jit_compile"] = True
     config_path = run_dir / RUN_CONFIG
     saved = _read_record(config_path)
     if saved == fingerprint and is_done(run_dir):
