@@ -74,12 +74,12 @@ def _first_test_path(frame: pd.DataFrame, protocol: str) -> str:
 
 
 def view(root: str | os.PathLike, dataset_id: str, *, protocol: str = "official",
-         seed: int) -> TuningView:
+         seed: int, test_counts: Mapping[int, int] | None = None) -> TuningView:
     """The fit/validation view of ``dataset_id`` under ``root`` for ``protocol`` and ``seed``.
 
     ``"official"``: only ``root/Training`` is listed; ``"paper"``: every image is listed and
-    pooled, split 80/20 as :func:`brain_mri.paper_split` does for the study, and the test part
-    dropped here. Then :func:`brain_mri.validation_split` holds out 10% for validation, as the
+    pooled, split 80/20 as :func:`brain_mri.paper_split` does for the study (``test_counts``:
+    the paper's test count per class, as study A draws them), and the test part dropped here. Then :func:`brain_mri.validation_split` holds out 10% for validation, as the
     studies do.
     """
     if protocol not in PROTOCOLS:
@@ -87,7 +87,8 @@ def view(root: str | os.PathLike, dataset_id: str, *, protocol: str = "official"
     if protocol == "official":
         train = brain_mri.list_images(root, dataset_id, splits=("Training",)).assign(role="train")
     else:
-        train, _ = brain_mri.paper_split(brain_mri.list_images(root, dataset_id), seed=seed)
+        train, _ = brain_mri.paper_split(brain_mri.list_images(root, dataset_id), seed=seed,
+                                         test_counts=test_counts)
     fit, val = brain_mri.validation_split(train, fraction=VALIDATION_FRACTION, seed=seed)
     return TuningView(dataset_id, protocol, int(seed), fit, val)
 
