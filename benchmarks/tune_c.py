@@ -14,8 +14,8 @@ tunes (the Testing folder is never listed; ``tests/test_tuning.py`` holds it to 
 ``DIR/results.jsonl`` gets one line per (candidate, seed), written as each finishes, so an
 interrupted run resumes where it stopped; ``DIR/weights/`` keeps each trained model.
 When every run is there, ``DIR/choice.json`` names the candidate with the highest mean
-validation accuracy (the rule, fixed before the runs; a tie goes to the candidate listed first,
-today's recipe first), with the ranking. A test number, if
+validation accuracy among those that augment (:data:`RULE`; the source applies augmentation,
+so "none" is a reference only), with the ranking. A test number, if
 wanted, comes afterwards from ``benchmarks/report_tuned_test.py DIR``, which refuses to run
 before ``choice.json`` exists and changes nothing in it.
 
@@ -42,8 +42,13 @@ INTENSITY_KEYS = ("contrast", "gamma")
 CANDIDATES = {f"{aug}{batch}{'' if framing == 'head' else '_stretch'}": (aug, batch, framing)
               for aug in ("c", "geometry", "none") for batch in (16, 32)
               for framing in ("head", "stretch")}
-DEFAULT_CANDIDATES = ("c16", "geometry16", "none16", "c32", "geometry32", "none32")
-RULE = "the highest mean validation accuracy over the seeds"
+DEFAULT_CANDIDATES = ("c16", "geometry16", "none16", "c32", "geometry32")
+# The source applies augmentation ("Eğitim ve doğrulama için veri artırma (data augmentation)
+# teknikleri uygulanmıştır", papers/002_*.txt line 7): a recipe without it is measured as a
+# reference, never chosen.
+REFERENCE_ONLY = ("none",)
+RULE = ("the highest mean validation accuracy over the seeds, among the candidates that augment "
+        "(the source does); a tie goes to the candidate listed first")
 RESULTS, CHOICE, WEIGHTS = "results.jsonl", "choice.json", "weights"
 
 
@@ -134,12 +139,15 @@ def write_choice(out: Path, results: list[dict], *, dataset: str, candidates, se
     from medrepro.core.fileio import write_json
 
     table = ranking(results, candidates)
-    choice = {"chosen": str(table.index[0]), "rule": RULE,
+    allowed = [c for c in table.index if CANDIDATES[c][0] not in REFERENCE_ONLY]
+    choice = {"chosen": str(allowed[0]), "rule": RULE,
               "decided_on": f"validation parts of {dataset}'s training images "
                             f"(medrepro.data.tuning.view, official protocol), seeds {list(seeds_)}",
               "candidates": {c: CANDIDATES[c] for c in candidates},
               "ranking": [{"candidate": str(k), **{m: float(v[m]) for m in ("mean", "min", "max")},
-                           "per_seed": v["per_seed"]} for k, v in table.iterrows()],
+                           "per_seed": v["per_seed"],
+                           "reference_only": CANDIDATES[k][0] in REFERENCE_ONLY}
+                          for k, v in table.iterrows()],
               "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_json(out / CHOICE, choice)
     return choice

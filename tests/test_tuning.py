@@ -145,3 +145,18 @@ def test_a_tuning_run_reads_no_test_file_and_the_test_report_comes_after(sartaj,
     scored = json.loads((out / report.OUT).read_text())
     assert scored["choice"] == "c16" and scored["rows"][0]["n_test"] == len(testing)
     assert json.loads((out / tune_c.CHOICE).read_text()) == choice  # the choice is unchanged
+
+
+def test_the_choice_is_the_best_mean_validation_accuracy_among_augmenting_recipes(tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    tune_c = _script("tune_c")
+    results = [{"candidate": c, "seed": s, "val_accuracy": a} for c, s, a in (
+        ("c16", 1, 0.80), ("c16", 2, 0.84), ("geometry16", 1, 0.83), ("geometry16", 2, 0.83),
+        ("none16", 1, 0.90), ("none16", 2, 0.91), ("c32", 1, 0.83), ("c32", 2, 0.83))]
+    order = ["c16", "geometry16", "none16", "c32"]
+    choice = tune_c.write_choice(tmp_path, results, dataset="x", candidates=order, seeds_=[1, 2])
+    ranked = [r["candidate"] for r in choice["ranking"]]
+    assert ranked == ["none16", "geometry16", "c32", "c16"]  # the tie goes to the listed first
+    assert choice["chosen"] == "geometry16" and choice["ranking"][0]["reference_only"]
+    assert json.loads((tmp_path / tune_c.CHOICE).read_text())["chosen"] == "geometry16"
