@@ -207,3 +207,53 @@ def test_feature_grid_gives_up_on_a_branching_path():
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(top))
     assert explain.feature_grid(model, model.get_layer("top")) is None
     assert explain.gradcam(model, np.ones((8, 8, 1), "float32"), layer="top").shape == (8, 8)
+
+
+def _two_channel_model(head, *, extra=()):
+    """Conv 1x1 giving channels (x, 2x) -> global average -> ``head``; Dense weights set so
+    that class 0 reads channel 1 only and class 1 (strongly) channel 2 only."""
+    model = keras.Sequential([keras.Input((16, 16, 1)),
+                              keras.layers.Conv2D(2, 1, activation="relu", name="conv_a"),
+                              keras.layers.GlobalAveragePooling2D(), head, *extra])
+    model.get_layer("conv_a").set_weights([np.array([[[[1.0, 2.0]]]]), np.zeros(2)])
+    n = head.units
+    w = np.zeros((2, n))
+    w[0, 0] = 1.0
+    if n > 1:
+        w[1, 1] = 5.0
+    head.set_weights([w, np.zeros(n)])
+    return model
+
+
+def test_gradcam_uses_the_score_before_the_softmax():
+    x = _square()
+    soft = _two_channel_model(keras.layers.Dense(3, activation="softmax", name="out"))
+    linear = _two_channel_model(keras.layers.Dense(3, name="out"))
+    logit_cam = explain.gradcam(soft, x, class_index=0)
+    np.testing.assert_allclose(logit_cam, explain.gradcam(linear, x, class_index=0), atol=1e-6)
+    np.testing.assert_allclose(logit_cam, x[..., 0], atol=1e-6)  # class 0's own channel
+    # d p0 / dA = p0 (w0 - sum_j p_j w_j): class 1's strong channel outweighs class 0's here,
+    # so the probability's map loses the evidence for class 0 altogether.
+    assert not explain.gradcam(soft, x, class_index=0, target="probability").any()
+    # the softmax is back after the call
+    out = np.asarray(soft(x[None]))
+    assert out.sum() == pytest.approx(1.0, abs=1e-6) and soft.get_layer("out").activation.__name__ == "softmax"
+
+
+def test_gradcam_logit_through_an_activation_layer_and_a_sigmoid():
+    x = _square()
+    via_layer = _two_channel_model(keras.layers.Dense(3, name="out"),
+                                   extra=[keras.layers.Activation("softmax", name="act")])
+    linear = _two_channel_model(keras.layers.Dense(3, name="out"))
+    np.testing.assert_allclose(explain.gradcam(via_layer, x, class_index=0),
+                               explain.gradcam(linear, x, class_index=0), atol=1e-6)
+    assert "call" not in vars(via_layer.get_layer("act"))
+    sig = _two_channel_model(keras.layers.Dense(1, activation="sigmoid", name="out"))
+    lin1 = _two_channel_model(keras.layers.Dense(1, name="out"))
+    np.testing.assert_allclose(explain.gradcam(sig, x), explain.gradcam(lin1, x), atol=1e-6)
+    assert explain.output_layer(via_layer).name == "act"
+
+
+def test_gradcam_rejects_an_unknown_target():
+    with pytest.raises(explain.ExplainError, match="target='prob'.*logit, probability"):
+        explain.gradcam(_identity_conv_model(), _square(), target="prob")

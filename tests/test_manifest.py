@@ -65,3 +65,26 @@ def test_profile_table_covers_every_profile():
 def test_explanation_scores_belong_to_their_notebooks(ids, notebook):
     made_there = {a.id: a.kind for a in manifest.for_notebook(notebook)}
     assert {i: made_there.get(i) for i in ids} == {ids[0]: "table", ids[1]: "figure"}
+
+
+def test_every_numbered_figure_of_the_papers_is_made_or_excluded_with_a_reason():
+    for study, figures in manifest.PAPER_FIGURES.items():
+        for fig in figures:
+            assert (fig in manifest.ARTIFACTS) != (fig in manifest.EXCLUDED_IDS), fig
+    assert all(x.reason and x.id.startswith(x.study + ".fig") for x in manifest.EXCLUDED)
+    # the paper's own model diagrams are excluded pointing at what shows the built model
+    assert "A.fig9" in manifest.EXCLUDED_IDS["A.fig7"].reason
+
+
+def test_paper_figures_list_what_the_original_texts_number():
+    shared = paths.shared_data_dir()
+    folder = shared.parent / "papers" if shared else None
+    if folder is None or not folder.is_dir():
+        pytest.skip("../shared/papers is not beside this checkout")
+    for study, prefix in (("A", "000_"), ("B", "001_"), ("D", "003_")):
+        text = next(folder.glob(prefix + "*.txt")).read_text(encoding="utf-8")
+        printed = {f"{study}.fig{n.replace('.', '_')}"
+                   for n in re.findall(r"Şekil (\d+(?:\.\d+)?)\.\s", text)}
+        printed.discard("D.fig4_13")  # the text cites a "Şekil 4.13" it never prints (Fig 4.11)
+        assert printed == set(manifest.PAPER_FIGURES[study]), (study, printed ^ set(
+            manifest.PAPER_FIGURES[study]))

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from medrepro.data import brain_mri
 
@@ -30,6 +31,32 @@ def test_paper_split_pools_and_stratifies(sartaj):
     assert list(other["path"]) != list(train["path"])
     fit, val = brain_mri.validation_split(train, fraction=0.1)
     assert len(val) == 5 and len(fit) == 43 and val["label"].nunique() == 4
+
+
+# Sartaj's images per class (glioma, meningioma, no tumour, pituitary) and A's Table 2 supports.
+SARTAJ_TOTALS = {0: 926, 1: 937, 2: 500, 3: 901}
+A_SUPPORTS = {0: 198, 1: 192, 2: 79, 3: 184}
+
+
+def test_paper_split_reproduces_a_papers_per_class_test_counts():
+    labels = [k for k, n in SARTAJ_TOTALS.items() for _ in range(n)]
+    frame = pd.DataFrame({"path": [f"x/{i}.jpg" for i in range(len(labels))], "split": "Training",
+                          "label": labels})
+    train, test = brain_mri.paper_split(frame, seed=3, test_counts=A_SUPPORTS)
+    assert test["label"].value_counts().to_dict() == A_SUPPORTS  # stratified: 185/188/100/180
+    assert len(train) + len(test) == 3264 and not set(train["path"]) & set(test["path"])
+    again, _ = brain_mri.paper_split(frame, seed=3, test_counts=A_SUPPORTS)
+    other, _ = brain_mri.paper_split(frame, seed=4, test_counts=A_SUPPORTS)
+    assert list(again["path"]) == list(train["path"]) != list(other["path"])
+    strat = brain_mri.paper_split(frame, seed=3)[1]["label"].value_counts().to_dict()
+    assert strat == {0: 185, 1: 188, 2: 100, 3: 180}
+
+
+def test_allocate_test_scales_the_papers_counts_where_the_data_allows():
+    assert brain_mri.allocate_test(SARTAJ_TOTALS, A_SUPPORTS, n_test=653) == A_SUPPORTS
+    assert sum(brain_mri.allocate_test(SARTAJ_TOTALS, A_SUPPORTS, n_test=40).values()) == 40
+    # a class with too few images keeps one for training
+    assert brain_mri.allocate_test({0: 3, 1: 50, 2: 50, 3: 50}, A_SUPPORTS, n_test=100)[0] == 2
 
 
 def test_official_split_and_duplicate_free_test(sartaj):

@@ -82,3 +82,14 @@ def test_montage_tiles_slices_row_by_row():
     assert m.shape == (3 * 3, 2 * 4)
     assert m[0, 0] == 0 and m[0, 4] == 1 and m[3, 0] == 2 and m[6, 0] == 4
     assert np.isnan(m[6, 4]) and np.isnan(m[2, 0])  # unused tile, gap row
+
+
+def test_scenario_confusions_show_rates_by_true_class_with_counts():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 0, 1, 1, 1])
+    fig = plots.plot_confusions({"aug_5": {"train": {"y": y, "pred": pred}}}, splits=("train",))
+    ax = fig.axes[0]
+    assert np.allclose(ax.images[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])
+    assert sorted(t.get_text() for t in ax.texts) == ["0.00\n(0)", "0.25\n(1)", "0.75\n(3)",
+                                                    "1.00\n(2)"]
+    plt.close(fig)

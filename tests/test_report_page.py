@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from medrepro.core import paths
+from medrepro.core import manifest, paths
 from medrepro.reporting import report, report_page
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -149,3 +149,11 @@ def test_consistency_cell_keeps_only_the_contradictions():
         "contradicts itself: A 98.1% is not k/653; 98.1% vs 98.01%")
     assert report_page._contradictions("consistent: a; consistent: b") == "consistent (2 checks)"
     assert report_page._contradictions(None) == ""
+
+
+def test_papers_figures_not_made_are_listed_with_their_reasons(folder):
+    page = report_page.write_page(profile="smoke", reports_root=folder).read_text()
+    section = page[page.index("id='excluded'"):page.index("Missing artifacts")]
+    for fig in ("A.fig7", "A.fig8", "B.fig2", "D.fig3_1", "D.fig3_3", "D.fig3_4"):
+        row = section[section.index(f"<td>{fig}</td>"):].split("</tr>")[0]
+        assert manifest.EXCLUDED_IDS[fig].reason[:40] in row.replace("&#x27;", "'")

@@ -23,6 +23,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+# What Grad-CAM differentiates: the class score before the output's softmax/sigmoid (Selvaraju
+# et al. 2017: "the score for class c, before the softmax"), or the probability after it, which
+# saturates (a confident softmax has almost no gradient left).
+GRADCAM_TARGETS = ("logit", "probability")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",
               "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D", "DepthwiseConv1D")
 IG_BATCH = 16  # interpolation steps evaluated per forward pass
@@ -33,31 +38,39 @@ class ExplainError(ValueError):
 
 
 # ---------------------------------------------------------------------------- public API
-def gradcam(model, x, *, layer: str | None = None, class_index: int | None = None) -> np.ndarray:
+def gradcam(model, x, *, layer: str | None = None, class_index: int | None = None,
+            target: str = "logit") -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017) of ``class_index`` (default: the predicted class).
 
     Channel weights are the gradients of the class score w.r.t. the layer's activation,
     averaged over all spatial axes; the map is ReLU(sum_c w_c A_c), resized (linear) to the
-    input's spatial shape and divided by its maximum. ``layer``: a layer name at any nesting
-    depth (default: the last convolution). Returns ``(*spatial)`` or ``(B, *spatial)`` float32.
+    input's spatial shape and divided by its maximum. ``target``: ``"logit"`` (the standard)
+    differentiates the class score before the output layer's softmax or sigmoid
+    (:func:`output_logits`); ``"probability"`` the output itself, which saturates. A model
+    whose output has no softmax/sigmoid gives the same map either way. ``layer``: a layer name
+    at any nesting depth (default: the last convolution). Returns ``(*spatial)`` or
+    ``(B, *spatial)`` float32.
     """
+    if target not in GRADCAM_TARGETS:
+        raise ExplainError(f"target={target!r}: expected one of {', '.join(GRADCAM_TARGETS)}")
     batch, single = _as_batch(model, x)
-    target = find_layer(model, layer)
+    conv = find_layer(model, layer)
     import tensorflow as tf
 
+    scores_of = output_logits if target == "logit" else _unchanged
     with tf.GradientTape() as tape:
-        with _capture(target, tape=tape) as store:
+        with _capture(conv, tape=tape) as store, scores_of(model):
             preds = _as_float32(model(batch, training=False))
         acts = store["out"]
-        scores = _class_scores(preds, class_index)
+        scores = _class_scores(preds, class_index)  # argmax of logits = argmax of softmax
     grads = tape.gradient(scores, acts)
     if grads is None:
-        raise ExplainError(f"layer {target.name!r} does not feed the model's output")
+        raise ExplainError(f"layer {conv.name!r} does not feed the model's output")
     acts, grads = _np32(acts), _np32(grads)
     spatial_axes = tuple(range(1, acts.ndim - 1))
     weights = grads.mean(axis=spatial_axes, keepdims=True)           # (B, 1.., C)
     cams = np.maximum((weights * acts).sum(axis=-1), 0.0)            # (B, *spatial')
-    grid = feature_grid(model, target)
+    grid = feature_grid(model, conv)
     maps = np.stack([_normalise(_resize(c, batch.shape[1:-1], grid)) for c in cams])
     return maps[0] if single else maps
 
@@ -141,6 +154,57 @@ def attribution_map(attributions: np.ndarray, *, channel_axis: int = -1,
     if top <= 0:
         return np.zeros_like(mag)
     return np.clip(mag / top, 0.0, 1.0).astype(np.float32)
+
+
+def output_layer(model):
+    """The layer that makes ``model``'s (single) output, inside nested models too."""
+    layer = model
+    while hasattr(layer, "layers") and layer.layers:
+        outputs = getattr(layer, "outputs", None) or []
+        if len(outputs) > 1:
+            raise ExplainError(f"model {layer.name!r} has {len(outputs)} outputs; Grad-CAM "
+                               "explains a model with one")
+        history = getattr(outputs[0], "_keras_history", None) if outputs else None
+        layer = history[0] if history else layer.layers[-1]  # shared layers: the op's history
+    return layer
+
+
+@contextlib.contextmanager
+def output_logits(model):
+    """While active, ``model`` returns the scores before its output softmax or sigmoid.
+
+    The output layer (:func:`output_layer`) is a layer with ``activation`` softmax/sigmoid
+    (``Dense(..., activation="softmax")``): its activation is made linear; or an ``Activation``
+    / ``Softmax`` layer: it passes its input through. An output without either is already a
+    score and stays as it is. Eager calls only (a traced function keeps what it traced)."""
+    import keras
+
+    layer = output_layer(model)
+    name = getattr(getattr(layer, "activation", None), "__name__", "")
+    if name in OUTPUT_ACTIVATIONS and type(layer).__name__ != "Activation":
+        attr, original, patched = "activation", layer.activation, keras.activations.linear
+    elif type(layer).__name__ == "Softmax" or (type(layer).__name__ == "Activation"
+                                               and name in OUTPUT_ACTIVATIONS):
+        attr, original, patched = "call", None, lambda inputs, *a, **k: inputs
+    else:
+        yield
+        return
+    if attr == "activation":
+        object.__setattr__(layer, attr, patched)
+    else:
+        object.__setattr__(layer, "call", patched)  # shadows the class's call for this layer
+    try:
+        yield
+    finally:
+        if attr == "activation":
+            object.__setattr__(layer, attr, original)
+        else:
+            object.__delattr__(layer, "call")
+
+
+@contextlib.contextmanager
+def _unchanged(model):
+    yield
 
 
 # ---------------------------------------------------------------------------- layers

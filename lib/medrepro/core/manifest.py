@@ -98,9 +98,12 @@ _A_TABLE3 = [
     {"study": "Hemanth et al.", "method": "Modified deep CNN", "dataset": "Figshare",
      "accuracy": 96.49},
     {"study": "Mzoughi et al.", "method": "Deep CNN", "dataset": "Devaki", "accuracy": 96.4},
-    {"study": "Proposed (paper)", "method": "CNN-LSTM", "dataset": "Kaggle (Sartaj)",
+    {"study": "Proposed (paper)", "method": "CNN-LSTM", "dataset": "Figshare",
      "accuracy": 98.1},
 ]
+# As printed; section 3.1 describes the Kaggle set of 3264 images (Sartaj's) instead.
+_A_TABLE3_NOTES = ("the paper's own row prints 'Figshare dataset' (as the literature rows), "
+                   "although its section 3.1 uses the Kaggle set of 3264 images (Sartaj's)")
 
 _B_TABLE1 = [
     {"class": "epidural", "train": 848, "val": 423, "test": 423, "total": 1694},
@@ -172,9 +175,11 @@ _D_TABLE4_1 = [
      "train_mse": 0.1904},
     {"epochs": 15, "train_acc": 0.7188, "s_per_epoch": 38.66, "train_loss": 0.5478,
      "train_mse": 0.1851},
-    {"epochs": 25, "train_acc": 0.71, "s_per_epoch": None, "train_loss": 0.6132,
+    {"epochs": 25, "train_acc": 0.71, "s_per_epoch": 2, "train_loss": 0.6132,
      "train_mse": 0.1985},
 ]
+_D_TABLE4_1_NOTES = ("25 epochs: the thesis prints 2 s per epoch (kept as printed), the other "
+                     "rows 37.6-38.66 s")
 _D_TABLE4_2 = [
     {"epochs": 5, "val_acc": 0.575, "val_loss": 0.7050, "val_mse": 0.2552},
     {"epochs": 10, "val_acc": 0.65, "val_loss": 0.8343, "val_mse": 0.2593},
@@ -207,8 +212,9 @@ A_TEXT = {"abstract_accuracy_pct": 98.1,  # abstract, discussion and Table 3's o
 # of the 5/10/15-epoch scenarios; the 25-epoch one is not printed.
 D_APPENDIX_CMS = {5: _cm([10, 10], [5, 15]), 10: _cm([7, 13], [2, 18]), 15: _cm([12, 8], [6, 14])}
 D_TEXT = {"n_train_printed": 160, "n_val_printed": 40,  # "train and validation are 160 and 40"
-          "best_val_acc_pct_text": 65.5,  # section 4.4: "the best case ... 65.5, 25 epochs"
-          "best_model_train_acc_pct": 70, "best_model_val_acc_pct": 71,  # "%70 ve %71"
+          "best_val_acc_pct_text": 65.5,  # introducing Table 4.2: "the best case ... 65.5, 25 epochs"
+          # section 4.5.1, the lung-only model (in no table): "%70 ve %71"
+          "best_model_train_acc_pct": 70, "best_model_val_acc_pct": 71,
           "per_class_split": (70, 20, 10)}  # the prose's 70/20/10 split of 100 per class
 E_TEXT = {"n_images": 7023}
 
@@ -241,7 +247,7 @@ _ENTRIES: list[Artifact] = [
     Artifact("A.fig14", "A", "figure", "Predictions on random test images (true vs predicted)",
              _NB3),
     Artifact("A.table3", "A", "table", "Literature comparison (accuracy %), with our row", _NB3,
-             reported=_A_TABLE3, static=True),
+             reported=_A_TABLE3, static=True, notes=_A_TABLE3_NOTES),
     # ---- B: lightweight CNN, RSNA
     Artifact("B.fig1", "B", "figure", "One example per haemorrhage type, windowed", _NB1),
     Artifact("B.table1", "B", "table", "Images per class and split (50/25/25)", _NB2,
@@ -281,7 +287,7 @@ _ENTRIES: list[Artifact] = [
     Artifact("D.fig4_3", "D", "figure", "The 64 slices of a volume as a montage", _NB5),
     Artifact("D.fig4_5", "D", "figure", "3D CNN model summary table", _NB5),
     Artifact("D.table4_1", "D", "table", "Training accuracy, s/epoch, loss, MSE per scenario", _NB5,
-             reported=_D_TABLE4_1),
+             reported=_D_TABLE4_1, notes=_D_TABLE4_1_NOTES),
     Artifact("D.fig4_6", "D", "figure", "Bar chart of D.table4_1", _NB5),
     Artifact("D.table4_2", "D", "table", "Validation accuracy, loss, MSE per scenario", _NB5,
              reported=_D_TABLE4_2),
@@ -368,6 +374,69 @@ _ENTRIES: list[Artifact] = [
 
 ARTIFACTS: dict[str, Artifact] = {a.id: a for a in _ENTRIES}
 assert len(ARTIFACTS) == len(_ENTRIES), "duplicate artifact id in the manifest"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A figure of a paper the kit does not make: its caption (English) and why not."""
+
+    id: str
+    study: str
+    caption: str
+    reason: str
+
+
+_TEXTBOOK = "a textbook schematic of a general method, not a result of this study"
+_SAME_MODEL_A = ("the paper's own drawing of its model; the drawing is an image the text does not "
+                 "describe, and the model it shows is made from the built model: A.table1 (Table 1) "
+                 "and A.fig9 (Fig 9, Keras' plot of the same model)")
+_SAME_MODEL_D = "the proposed model again: D.fig4_4, drawn from the built model, and D.fig4_5"
+# Every numbered figure of the papers is either an artifact (ARTIFACTS) or listed here; the
+# report page shows this list. C and E number no figures.
+EXCLUDED: tuple[Excluded, ...] = (
+    Excluded("A.fig5", "A", "CNN architecture", _TEXTBOOK),
+    Excluded("A.fig6", "A", "LSTM working principle", _TEXTBOOK),
+    Excluded("A.fig7", "A", "The CNN-LSTM architecture", _SAME_MODEL_A),
+    Excluded("A.fig8", "A", "Block diagram of the proposed model", _SAME_MODEL_A),
+    Excluded("A.fig10", "A", "Confusion-matrix example (TP/TN/FP/FN)", _TEXTBOOK),
+    Excluded("B.fig2", "B", "The method, as a block diagram",
+             "a flow chart of the method (windowing, RGB, resize, CNN, evaluation); each step "
+             "is made from the data or the model instead: B.fig3 (DICOM to three windows to RGB), "
+             "B.fig4 (the model), B.table1-B.table9 (the results)"),
+    Excluded("D.fig1_1", "D", "VoxNet architecture (literature)", "another work's figure"),
+    Excluded("D.fig1_2", "D", "VoxNet architecture (literature)", "another work's figure"),
+    Excluded("D.fig1_3", "D", "VoxNet architecture (literature)", "another work's figure"),
+    Excluded("D.fig3_1", "D", "Block diagram of 3-D image processing with deep networks",
+             "a flow chart of the thesis' stages; each stage is made from the data or the "
+             "model instead: D.fig3_2 (a slice), D.fig4_2 and D.fig4_3 (augmentation, the 64 "
+             "slices), D.fig4_4 and D.fig4_5 (the model), D.table4_1-D.table4_3 (results)"),
+    Excluded("D.fig3_3", "D", "The MosMed dataset's structure (folders CT-0 to CT-4)",
+             "a picture of the full release's folder layout; the kit uses its CT-0 and CT-23 "
+             "archives (the Keras example's packaging the thesis downloads), whose volumes "
+             "X.inventory counts"),
+    Excluded("D.fig3_4", "D", "COVID-19 severity examples, CT-1 (mild) to CT-4 (critical)",
+             "needs CT-1 and CT-4 volumes: the data the thesis uses (CT-0.zip, CT-23.zip) holds "
+             "none, nor does the kit's phantom (normal and CT-2/CT-3-like volumes only) or the "
+             "real sample data (lesion masks without their CT volumes)"),
+    *(Excluded(f"D.fig3_{n}", "D", caption, _TEXTBOOK) for n, caption in (
+        (5, "3-D CNN for classification"), (6, "3-D convolution"),
+        (7, "The movement of the filter (kernel)"), (8, "Max pooling"),
+        (9, "Max vs average pooling"), (10, "A CNN ending in a dense layer and a sigmoid"),
+        (11, "Dense layer"), (12, "Dropout layer"))),
+    Excluded("D.fig3_13", "D", "The proposed 3-D CNN model", _SAME_MODEL_D),
+    Excluded("D.fig4_1", "D", "Applying the augmentation to a sample of the dataset",
+             "the code step that D.fig4_2 shows the result of, on a volume of the run's data"),
+)
+EXCLUDED_IDS = {e.id: e for e in EXCLUDED}
+assert len(EXCLUDED_IDS) == len(EXCLUDED), "duplicate excluded figure id"
+assert not set(EXCLUDED_IDS) & set(ARTIFACTS), "a figure both made and excluded"
+# The numbered figures of each paper, as its original text prints them (papers/*.txt).
+PAPER_FIGURES = {
+    "A": tuple(f"A.fig{n}" for n in range(1, 15)),
+    "B": tuple(f"B.fig{n}" for n in range(1, 7)),
+    "D": (*(f"D.fig1_{n}" for n in range(1, 4)), *(f"D.fig3_{n}" for n in range(1, 14)),
+          *(f"D.fig4_{n}" for n in range(1, 12))),
+}
 
 # Headline numbers for X.compare: (study, metric, reported value, artifact the number comes from).
 HEADLINES: list[dict[str, Any]] = [

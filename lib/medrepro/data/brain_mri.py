@@ -8,9 +8,11 @@ meningioma,notumor,pituitary}/*.jpg``. Classes are indexed in that (alphabetical
 Splits (each a pair of frames ``(train, test)`` with columns ``path, split, class_name,
 label``):
 
-- :func:`paper_split`: Training and Testing pooled, then a seeded stratified 80/20 split, as the
-  supports of study A's Table 2 (653 = 20% of 3264) and study E's report (1405 ≈ 20% of 7023)
-  show the authors did.
+- :func:`paper_split`: Training and Testing pooled, then a seeded 80/20 split, as the supports
+  of study A's Table 2 (653 = 20% of 3264) and study E's report (1405 ≈ 20% of 7023) show the
+  authors did. E's supports (324/329/400/352) are what a split stratified by class gives; A's
+  (198/192/79/184 for glioma/meningioma/no tumour/pituitary; stratified would be
+  185/188/100/180) are not, so ``test_counts`` reproduces a paper's per-class counts.
 - :func:`official_split`: the publishers' Training / Testing folders.
 - :func:`duplicate_free_test`: a test frame without every image that has an exact or near
   duplicate (``medrepro.data.audit``) in the training frame; the number dropped is reported.
@@ -177,16 +179,41 @@ def counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- splits
 def paper_split(frame: pd.DataFrame, *, test_fraction: float = TEST_FRACTION,
-                seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pool every image and split it stratified by class, ``1 - test_fraction`` / ``test_fraction``.
+                seed: int = DEFAULT_SEED,
+                test_counts: Mapping[int, int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pool every image and split it ``1 - test_fraction`` / ``test_fraction``: stratified by
+    class, or, with ``test_counts`` (class index -> the paper's test support), with the
+    paper's test count per class where the data allows (:func:`allocate_test`), the images
+    of each class drawn at random (seeded).
 
     The returned frames carry the original folder in ``split`` and the new role in ``role``.
     """
+    if test_counts is not None:
+        wanted = allocate_test(frame["label"].value_counts().to_dict(), test_counts,
+                               n_test=round(test_fraction * len(frame)))
+        rng = np.random.default_rng(seed)
+        picked = [rng.choice(frame.index[frame["label"] == k], size=n, replace=False)
+                  for k, n in wanted.items() if n]
+        is_test = frame.index.isin(np.concatenate(picked) if picked else [])
+        return frame[~is_test].assign(role="train"), frame[is_test].assign(role="test")
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(frame, test_size=test_fraction, stratify=frame["label"],
                                    random_state=seed)
     return (train.sort_index().assign(role="train"), test.sort_index().assign(role="test"))
+
+
+def allocate_test(available: Mapping[int, int], paper_counts: Mapping[int, int], *,
+                  n_test: int) -> dict[int, int]:
+    """Test images per class for ``n_test`` in all: the paper's counts scaled to ``n_test``
+    (largest remainders; exactly the paper's counts when ``n_test`` is their sum), each capped
+    at the class's ``available`` images minus one (a class keeps a training image)."""
+    total = sum(paper_counts.values())
+    raw = {k: n_test * c / total for k, c in paper_counts.items()}
+    out = {k: int(v) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - out[k], reverse=True)[:n_test - sum(out.values())]:
+        out[k] += 1
+    return {k: max(0, min(n, available.get(k, 0) - 1)) for k, n in out.items()}
 
 
 def official_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -99,6 +99,9 @@ def write_index(index: pd.DataFrame, *, profile: str,
         seed = "" if pd.isna(r.seed) else int(r.seed)
         md.append(f"| {r.id} | {r.description} | {label} | {seed}"
                   f" | {r.status} | {links_md if r.status == 'ok' else ''} |")
+    md += ["", "## Figures of the papers not made", "", "| figure | caption | why not made |",
+           "|---|---|---|"]
+    md += [f"| {x.id} | {x.caption} | {x.reason} |" for x in manifest.EXCLUDED]
     md_path = base / "index.md"
     with atomic_path(md_path) as tmp:
         Path(tmp).write_text("\n".join(md) + "\n", encoding="utf-8")

@@ -547,8 +547,10 @@ def plot_table(df, *, title: str = ""):
 
 def plot_confusions(scores: dict[str, dict[str, Any]], *, splits: Sequence[str] = ("train",
                     "test"), labels: Sequence[str] = ("normal", "abnormal")):
-    """Train and test confusion matrices (counts; rows true, columns predicted) of every
-    scenario, one column per scenario (Fig 4.11); returns the Figure."""
+    """Train and test confusion matrices of every scenario, one column per scenario (Fig 4.11):
+    rates normalised by true class (each row sums to 1, as the thesis plots them), each cell
+    annotated with its rate and, below it, its count; rows true, columns predicted. Returns
+    the Figure."""
     import matplotlib.pyplot as plt
 
     keys = list(scores)
@@ -558,11 +560,12 @@ def plot_confusions(scores: dict[str, dict[str, Any]], *, splits: Sequence[str] 
         for i, split in enumerate(splits):
             s = scores[key][split]
             cm = evaluate.confusion(s["y"], s["pred"], n_classes=len(labels))
+            rates = evaluate.confusion(s["y"], s["pred"], n_classes=len(labels), normalize=True)
             ax = axes[i, j]
-            ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, cm.max()))
-            for (r, c), v in np.ndenumerate(cm):
-                ax.text(c, r, str(v), ha="center", va="center",
-                        color="white" if v > cm.max() / 2 else "black")
+            ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+            for (r, c), v in np.ndenumerate(rates):
+                ax.text(c, r, f"{v:.2f}\n({cm[r, c]})", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.5 else "black")
             ax.set_xticks(range(len(labels)), labels, fontsize=7)
             ax.set_yticks(range(len(labels)), labels, fontsize=7, rotation=90, va="center")
             ax.set_title(f"{split}: {key}", fontsize=8)

@@ -15,6 +15,7 @@ so the folder can be zipped, shared or kept as a Kaggle output) with:
   phantom or real data, a thumbnail per figure (a click opens the full-size PNG), each table
   rendered (first :data:`MAX_TABLE_ROWS` rows, with links to its CSV and Markdown), and the
   provenance of each (source, seed, commit, date, device, dtype policy);
+- the papers' figures the kit does not make, each with its reason (``manifest.EXCLUDED``);
 - the artifacts the manifest expects but the run did not make.
 
 :func:`write_page` is called by ``06_compare`` (``compare.write_index``) and again by the runner
@@ -70,6 +71,7 @@ def write_page(*, profile: str, reports_root: str | os.PathLike | None = None) -
         rows = [r for r in index if r["study"] == study]
         if rows:
             parts.append(_study_section(study, rows, base))
+    parts.append(_excluded_section())
     parts.append(_missing_section(index))
     title = f"medrepro report — profile {profile}"
     page = (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -319,6 +321,15 @@ def _table(row: dict) -> str:
             f"<p class='meta'>{_e(_provenance(row['meta']))} · {links}</p>"
             f"<div class='tablewrap'>{shown.to_html(index=False, na_rep='', border=0)}</div>"
             f"{more}</details>")
+
+
+def _excluded_section() -> str:
+    """The papers' figures the kit does not make (``manifest.EXCLUDED``), each with its reason."""
+    items = "".join(f"<tr><td>{_e(x.id)}</td><td>{_e(x.caption)}</td><td>{_e(x.reason)}</td></tr>"
+                    for x in manifest.EXCLUDED)
+    return (f"<h2 id='excluded'>Figures of the papers not made ({len(manifest.EXCLUDED)})</h2>"
+            "<p class='meta'>Every other numbered figure of the papers is an artifact above.</p>"
+            f"<table><tr><th>figure</th><th>caption</th><th>why not made</th></tr>{items}</table>")
 
 
 def _missing_section(index: list[dict]) -> str:
