@@ -17,7 +17,7 @@ kept) on the notebook's split (Training, 10 % held out for validation) with ``--
 (``C_AUGMENT``) or ``geometry`` (``C_AUGMENT`` without contrast and gamma), and prints the
 validation and external accuracy, the external recall per class and the share of external
 images called "no tumour". ``--show-test`` adds the Testing-folder accuracy: look at it last.
-A seed's result repeats exactly on the same machine (``medrepro.data.pipeline.map_augment``).
+A seed's result repeats exactly on the same machine (``medrepro.data.augment``).
 
 Measured 2026-12-05 on 2 cores, ``--augment c``, seeds 42 / 1 / 2: batch 32 validation 0.857 /
 0.875 / 0.854, external 0.692 / 0.665 / 0.765; batch 16 (C's batch since) validation 0.885 /

@@ -16,7 +16,8 @@ label``):
   duplicate (``medrepro.data.audit``) in the training frame; the number dropped is reported.
 
 Pipelines (:func:`image_dataset`) decode JPEG (grayscale or RGB → 3 channels), resize, cache,
-shuffle (seeded), batch, augment on the fly (:func:`augmenter`) and prefetch.
+shuffle (seeded), batch and prefetch; the augmentation (:func:`augmenter`) rides along for
+``train.fit`` to apply on the device.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from medrepro.data import registry
+from medrepro.data.augment import Augment
 from medrepro.core.seeds import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
@@ -43,24 +45,24 @@ CLASS_NAMES = ("glioma", "meningioma", "no tumour", "pituitary")  # display name
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TEST_FRACTION = 0.2
 # Study E: rotation / shift / zoom / horizontal flip, the four the report names; the ranges are
-# ours. Measured 2026-12-02 on the real Sartaj set (pooled split, 64 px, study E's network and
+# ours. Measured on the real Sartaj set (pooled split, 64 px, study E's network and
 # recipe): with rotation 0.05 and shift 0.1 validation accuracy swung 0.25-0.76 between epochs
 # while training accuracy rose steadily (best 0.76 in 16 epochs); with rotation 0.03 and no
 # shift it rose 0.53 -> 0.85 by epoch 11, smoothly. A shift of 0.02 (about one pixel at 64 px)
 # keeps the report's four kinds.
 E_AUGMENT = {"rotation": 0.03, "shift": 0.02, "zoom": 0.1, "flip": True}
 # Study C: "augmentation" without details: horizontal flip, small rotation and zoom, and the
-# image's contrast and gamma (random_intensity). Why the intensity part: on the real Sartaj
+# image's contrast and gamma (augmenter). Why the intensity part: on the real Sartaj
 # set the Testing folder comes from other sources than Training, and a model trained on
 # Training calls most images of an unfamiliar look "no tumour" (the class whose Training images
 # are the most varied). Chosen on an external set, never on the Testing folder: the real Masoud
 # Testing split without the 115 images that have an exact or near duplicate anywhere in the
 # Sartaj set (1,196 images; other sources again). Trial 3's recipe (head-BatchNorm network, SGD
-# 0.01, 64 px, 15 epochs, 2026-12-05), external accuracy without -> with contrast 0.3 / gamma
+# 0.01, 64 px, 15 epochs), external accuracy without -> with contrast 0.3 / gamma
 # 0.4: seed 42 0.49 -> 0.73, seed 1 0.59 -> 0.67, seed 2 0.51 -> 0.68 (validation 0.87 -> 0.87,
 # 0.89 -> 0.85, 0.88 -> 0.85; share of external images called "no tumour" 0.69 -> 0.43);
 # stronger, 0.5 / 0.7: 0.70, no better. (Brightness 0.2 / contrast 0.3 without the gamma and
-# without the head BatchNorm, 2026-12-03, had not helped.)
+# without the head BatchNorm had not helped.)
 C_AUGMENT = {"rotation": 0.03, "shift": 0.0, "zoom": 0.1, "flip": True, "contrast": 0.3,
              "gamma": 0.4}
 
@@ -219,7 +221,7 @@ def resolve_for_study(dataset_id: str, *, data: str, profile: str, seed: int = D
 FRAMINGS = ("stretch", "head")
 # A pixel belongs to the head when its brightest channel exceeds this fraction of the image's
 # maximum. The background of a Sartaj image (the median of its corners) is below 4 % of the
-# maximum in 95 % of the images and below 10 % in 98 % (every 5th image, 2026-12-03); where it is
+# maximum in 95 % of the images and below 10 % in 98 % (every 5th image); where it is
 # brighter the box grows to the whole image, which is then only padded to a square.
 HEAD_THRESHOLD = 0.1
 
@@ -280,8 +282,9 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
     """Batches ``(images (B, S, S, 3) float32, labels)`` of a frame's files, in frame order.
 
     Labels are one-hot float32 ``(B, K)`` (``one_hot=True``) or int64 ``(B,)``. Decoding and
-    resizing happen once (``cache``); ``augment`` (e.g. :func:`augmenter`) runs on every batch
-    on the fly; shuffling is seeded and reshuffled each epoch.
+    resizing happen once (``cache``); ``augment`` (:func:`augmenter`) is applied by
+    ``train.fit`` to every training batch, on the device; shuffling is seeded and reshuffled
+    each epoch.
     """
     import tensorflow as tf
 
@@ -307,67 +310,21 @@ def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit",
     return np.concatenate(arrays)
 
 
-def random_intensity(*, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0,
-                     name: str = "random_intensity"):
-    """A Keras layer that changes each image's (values in [0, 1]) contrast, then its gamma, at
-    random (``training=True`` only; identity otherwise).
-
-    Contrast: deviations from the image's mean scaled by a factor uniform in ``1 ± contrast``,
-    clipped to [0, 1] (as ``keras.layers.RandomContrast``, whose ``value_range`` older Keras 3
-    releases lack). Gamma: the image raised to a power ``γ``, ``log γ`` uniform in ``±gamma``;
-    a gamma curve changes the contrast between tissues the way another scanner, sequence or
-    windowing would, keeping black black and white white (Keras has no such layer).
-    """
-    import keras
-    from keras import ops
-
-    class RandomIntensity(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, images, training=True):
-            if not training:
-                return images
-            shape = (ops.shape(images)[0], 1, 1, 1)
-            if contrast:
-                factor = keras.random.uniform(shape, 1.0 - contrast, 1.0 + contrast,
-                                              seed=self.seed_generator)
-                mean = ops.mean(images, axis=(1, 2), keepdims=True)
-                images = ops.clip((images - mean) * factor + mean, 0.0, 1.0)
-            if gamma:
-                log_gamma = keras.random.uniform(shape, -gamma, gamma, seed=self.seed_generator)
-                images = ops.power(ops.clip(images, 1e-6, 1.0), ops.exp(log_gamma))
-            return images
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-    return RandomIntensity(name=name)
-
-
 def augmenter(*, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0,
-              flip: bool = False, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0):
-    """A ``keras.Sequential`` of random preprocessing layers, active only with ``training=True``.
+              flip: bool = False, contrast: float = 0.0, gamma: float = 0.0,
+              seed: int = 0) -> Augment | None:
+    """The random augmentation of C and E (:data:`C_AUGMENT`, :data:`E_AUGMENT`) as an
+    :class:`medrepro.data.augment.Augment`, which ``train.fit`` applies to every training
+    batch on the device; None when every option is off.
 
-    Geometry: ``rotation`` is a fraction of a full turn (0.05 = ±18°), ``shift`` and ``zoom``
-    fractions of the image size. Intensity (images in [0, 1], :func:`random_intensity`):
-    ``contrast`` scales each image's deviations from its mean by a factor in ``1 ± contrast``,
-    ``gamma`` raises it to a power ``γ`` with ``log γ`` in ``±gamma``. Seeded.
-    Returns None when every option is off.
+    Geometry (zeros outside the image): ``rotation`` is a fraction of a full turn
+    (0.05 = ±18°), ``shift`` and ``zoom`` fractions of the image size, ``flip`` left-right.
+    Intensity (images in [0, 1]): ``contrast`` scales each image's deviations from its mean by
+    a factor in ``1 ± contrast``, ``gamma`` raises it to a power ``γ`` with ``log γ`` in
+    ``±gamma``: a gamma curve changes the contrast between tissues the way another scanner,
+    sequence or windowing would. Seeded.
     """
-    import keras
-    from keras import layers
-
-    parts = []
-    if flip:
-        parts.append(layers.RandomFlip("horizontal", seed=seed))
-    if rotation:
-        parts.append(layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1))
-    if shift:
-        parts.append(layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2))
-    if zoom:
-        parts.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3))
-    if contrast or gamma:
-        parts.append(random_intensity(contrast=contrast, gamma=gamma, seed=seed + 4))
-    return keras.Sequential(parts, name="augment") if parts else None
+    if not (rotation or shift or zoom or flip or contrast or gamma):
+        return None
+    return Augment(flip="horizontal" if flip else "", rotation=rotation, shift=shift, zoom=zoom,
+                   contrast=(contrast, contrast), gamma=gamma, fill_mode="constant", seed=seed)
