@@ -16,6 +16,10 @@
 #       earlier session's output to continue from (on Kaggle attached outputs are found anyway).
 #   ./run_all.sh --plan [--profile P] [--data D] [--only NN ...] [--cache-dir DIR]
 #       Prints the plan only.
+#   ./run_all.sh --profile paper --fast-dev-run [--data D]
+#       The paper profile's code at its sizes on a few hundred items per dataset, every fit
+#       2 epochs of 2 steps, one training killed mid-epoch and resumed: finds the bugs in
+#       minutes, before the GPU hours. Reports go to reports/fast-dev-run/, stamped as a dev run.
 #   ./run_all.sh --tests [pytest args...]
 #       Runs the test suite: the library's unit tests and every notebook under nbval in the
 #       smoke profile.

@@ -1,10 +1,12 @@
-"""A tiny seeded training run for the exact-resume tests (``tests/test_train.py``).
+"""Tiny seeded training runs for the exact-resume tests (``tests/test_train.py``).
 
-``python tests/resume_job.py RUN_DIR WHEN EPOCH`` trains and SIGKILLs itself: ``WHEN`` is
+``python tests/resume_job.py RUN_DIR WHEN EPOCH [JOB]`` trains and SIGKILLs itself: ``WHEN`` is
 ``end`` (at the end of 1-based epoch ``EPOCH``, after its CSV row and checkpoint, before its
 state is saved), ``begin`` (at the start of epoch ``EPOCH + 1``: epoch ``EPOCH`` fully saved) or
-``trainend`` (after the last epoch, before ``fit`` finishes). Imported, :func:`run` trains
-without a kill (the reference, and the resumed run).
+``trainend`` (after the last epoch, before ``fit`` finishes). ``JOB``: ``plain`` (default, a
+dense net on vectors) or ``C``, ``E``, ``D``: a small CNN trained with that study's loss and
+augmentation on images (C, E) or volumes (D). Imported, :func:`run` trains without a kill (the
+reference, and the resumed run).
 """
 
 from __future__ import annotations
@@ -52,9 +54,17 @@ class KillAt(keras.callbacks.Callback):
             self._kill()
 
 
-def data():
-    """Noisy two-class data: validation loss improves, then plateaus (LR cut, early stop)."""
+JOBS = ("plain", "C", "E", "D")
+AUGMENTED_EPOCHS = 6
+
+
+def data(job: str = "plain"):
+    """Noisy two-class data: validation loss improves, then plateaus (LR cut, early stop);
+    for C, E and D images or volumes whose class is a bright square, with the study's
+    augmentation."""
     rng = np.random.default_rng(0)
+    if job != "plain":
+        return _image_data(job, rng)
     x = rng.normal(size=(96, 6)).astype("float32")
     y = (x[:, 0] + 0.7 * x[:, 1] + rng.normal(scale=1.0, size=96) > 0).astype("int64")
     xv = rng.normal(size=(48, 6)).astype("float32")
@@ -63,27 +73,63 @@ def data():
             pipeline.from_arrays(xv, yv, batch_size=16))
 
 
-def model():
+def _image_data(job, rng):
+    from medrepro.data import brain_mri, volumes
+
+    shape = (12, 12, 8) if job == "D" else (16, 16, 3)
+
+    def draw(n):
+        x = rng.random((n, *shape), dtype=np.float32) * 0.5
+        y = rng.integers(0, 2, n)
+        x[y == 1, 3:8, 4:9] += 0.5
+        return x, y
+
+    (x, y), (xv, yv) = draw(40), draw(16)
+    if job == "D":
+        return (volumes.make_dataset(x, y, batch=8, augment=True, shuffle=True, seed=SEED),
+                volumes.make_dataset(xv, yv, batch=8))
+    options = brain_mri.C_AUGMENT if job == "C" else brain_mri.E_AUGMENT
+    onehot = np.eye(2, dtype=np.float32)
+    return (pipeline.from_arrays(x, onehot[y], batch_size=8, shuffle=True, seed=SEED,
+                                 augment=brain_mri.augmenter(**options, seed=SEED)),
+            pipeline.from_arrays(xv, onehot[yv], batch_size=8))
+
+
+def model(job: str = "plain"):
     keras.utils.set_random_seed(SEED)
-    net = keras.Sequential([keras.Input((6,)), keras.layers.Dense(32, activation="relu"),
-                            keras.layers.Dropout(0.3),
+    if job == "plain":
+        net = keras.Sequential([keras.Input((6,)), keras.layers.Dense(32, activation="relu"),
+                                keras.layers.Dropout(0.3),
+                                keras.layers.Dense(2, activation="softmax")])
+        net.compile(optimizer=keras.optimizers.Adam(0.05),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return net
+    volume = job == "D"
+    conv, pool = ((keras.layers.Conv3D, keras.layers.GlobalAveragePooling3D) if volume else
+                  (keras.layers.Conv2D, keras.layers.GlobalAveragePooling2D))
+    net = keras.Sequential([keras.Input((12, 12, 8, 1) if volume else (16, 16, 3)),
+                            conv(4, 3, activation="relu"), keras.layers.BatchNormalization(),
+                            pool(), keras.layers.Dropout(0.2),
+                            keras.layers.Dense(1, activation="sigmoid") if volume else
                             keras.layers.Dense(2, activation="softmax")])
-    net.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"])
+    loss = {"C": "mse", "E": "categorical_crossentropy", "D": "binary_crossentropy"}[job]
+    net.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
     return net
 
 
-def run(run_dir, callbacks=()):
-    """Train the tiny model in ``run_dir``; returns ``(model, history)``."""
+def run(run_dir, callbacks=(), job: str = "plain"):
+    """Train the tiny model of ``job`` in ``run_dir``; returns ``(model, history)``."""
     tf.config.experimental.enable_op_determinism()
-    train_ds, val_ds = data()
-    net = model()
-    history = train.fit(net, train_ds, val_ds, epochs=EPOCHS, run_dir=run_dir, verbose=0,
+    train_ds, val_ds = data(job)
+    net = model(job)
+    epochs = EPOCHS if job == "plain" else AUGMENTED_EPOCHS
+    history = train.fit(net, train_ds, val_ds, epochs=epochs, run_dir=run_dir, verbose=0,
                         patience=PATIENCE, reduce_lr_patience=REDUCE_LR_PATIENCE,
                         reduce_lr_factor=0.5, seed=SEED, callbacks=list(callbacks))
     return net, history
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], callbacks=[KillAt(sys.argv[2], int(sys.argv[3]))])
+    run(sys.argv[1], callbacks=[KillAt(sys.argv[2], int(sys.argv[3]))],
+        job=sys.argv[4] if len(sys.argv) > 4 else "plain")
     sys.exit("resume_job: the kill point was never reached")

@@ -44,17 +44,31 @@ SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x = rng.random((32, 8, 8, 3), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)]
-    train_ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0)
+    from medrepro.data import brain_mri
+
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0)  # applied in each replica's step
+    train_ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0, augment=aug)
     val_ds = pipeline.from_arrays(x[:16], y[:16], batch_size=8)
     history = train.fit(model, train_ds, val_ds, epochs=2, run_dir=sys.argv[1], patience=3,
                         verbose=0)
+
+    def draws(batch):  # as the training step draws them, in each replica
+        ctx = tf.distribute.get_replica_context()
+        return aug(batch, step=3, replica=ctx.replica_id_in_sync_group,
+                   replicas=ctx.num_replicas_in_sync)
+
+    batch = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(x[:8]).batch(8))))
+    per_replica = strategy.experimental_local_results(strategy.run(draws, args=(batch,)))
+    replicated = np.concatenate([np.asarray(t) for t in per_replica])
+    aug_diff = float(np.abs(replicated - np.asarray(aug(x[:8], step=3))).max())
     kernel = model.trainable_variables[0].value  # the tf variable: mirrored, one copy per device
     changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
     print("RESULT " + json.dumps({
         "replicas": strategy.num_replicas_in_sync, "devices": devices,
         "loss": [float(v) for v in history["loss"]],
         "val_loss": [float(v) for v in history["val_loss"]],
-        "changed": changed,
+        "changed": changed, "aug_diff": aug_diff, "aug_rows": len(replicated),
         "variable_devices": sorted({c.device for c in getattr(kernel, "values", [kernel])}),
     }))
 """)
@@ -70,6 +84,9 @@ def test_fit_runs_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert all(math.isfinite(v) for v in result["loss"] + result["val_loss"])
     assert all(result["changed"]), result["changed"]
     assert (tmp_path / "run" / "history.csv").is_file()
+    # each replica augments its rows of the global batch as one device would: replicas change
+    # no draw
+    assert result["aug_rows"] == 8 and result["aug_diff"] < 1e-5
 
 
 UNEVEN = textwrap.dedent("""

@@ -61,3 +61,14 @@ def test_the_readme_block_leads_with_the_ledger_of_real_runs():
     assert "| E | test accuracy | 0.9445 | **not comparable** |" in md
     assert "LSTM-CNN" not in md  # phantom records never reach the README
     assert "12 of the 13 headline claims have no real-data run yet" in md
+
+
+def test_a_fast_dev_run_is_never_a_verdict_nor_in_the_readme():
+    # the paper's own conditions, but two epochs of two steps: not comparable, and left out
+    dev = [_m("E", "test accuracy", 0.9445, 42, ci=(0.93, 0.96), fast_dev_run=True)]
+    row = ledger.ledger_table(dev).set_index("metric").loc["test accuracy"]
+    assert row["verdict"] == verdicts.NOT_COMPARABLE
+    assert "a fast dev run (2 epochs of 2 steps on a few items)" in row["reasons"]
+    assert ledger.ledger_table([{**dev[0], "fast_dev_run": False}]).set_index(
+        "metric").loc["test accuracy", "verdict"] == verdicts.REPRODUCED
+    assert compare.results_markdown(dev) == "_No real-data run has been recorded yet._"

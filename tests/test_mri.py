@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro.data import brain_mri
+from medrepro.data import brain_mri, pipeline
 
 
 def test_list_images_and_counts(sartaj):
@@ -95,35 +95,31 @@ def test_image_dataset_decodes_gray_and_rgb_in_order(sartaj):
     np.testing.assert_allclose(raw / 255.0, x[:2], atol=1e-5)
 
 
-def test_augmentation_is_on_the_fly_and_seeded(sartaj):
+def test_the_pipeline_carries_the_augmentation_for_fit(sartaj):
     frame = brain_mri.list_images(sartaj, "brain_tumor_sartaj").iloc[:4]
     aug = brain_mri.augmenter(**brain_mri.E_AUGMENT, seed=1)
     ds = brain_mri.image_dataset(frame, image_size=16, batch_size=4, augment=aug, one_hot=False)
-    first = next(iter(ds))[0].numpy()
-    second = next(iter(ds))[0].numpy()
-    plain = brain_mri.load_images(frame, image_size=16)
-    assert not np.allclose(first, plain)
-    assert not np.allclose(first, second)  # fresh augmentation every pass
+    assert pipeline.augment_of(ds) is aug
+    np.testing.assert_allclose(next(iter(ds))[0].numpy(),
+                               brain_mri.load_images(frame, image_size=16), atol=1e-6)
     assert brain_mri.augmenter() is None
 
 
-def test_intensity_augmentation_changes_contrast_within_range_and_only_in_training():
+def test_intensity_augmentation_changes_contrast_within_range():
     ramp = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))
     x = np.repeat(np.stack([ramp] * 8)[..., None], 3, axis=-1)  # 8 identical ramps (8, 16, 16, 3)
-    layer = brain_mri.random_intensity(contrast=0.3, gamma=0.4, seed=3)
-    out = np.asarray(layer(x, training=True))
+    out = np.asarray(brain_mri.augmenter(contrast=0.3, gamma=0.4, seed=3)(x, step=0))
     assert out.shape == x.shape and 0.0 <= out.min() and out.max() <= 1.0
     assert not np.allclose(out[0], out[1])  # each image draws its own curve
     row = out[:, 0, :, 0]
     assert (np.diff(row, axis=1) >= -1e-6).all()  # monotone: the tissues keep their order
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-    gamma_only = np.asarray(brain_mri.random_intensity(gamma=0.4, seed=3)(x, training=True))
+    gamma_only = np.asarray(brain_mri.augmenter(gamma=0.4, seed=3)(x, step=0))
     np.testing.assert_allclose(gamma_only[:, 0, [0, -1], 0], np.tile([0.0, 1.0], (8, 1)),
                                atol=1e-3)  # black stays black, white stays white
     log_gamma = np.log(np.log(gamma_only[:, 0, 8, 0]) / np.log(ramp[0, 8]))
     assert np.abs(log_gamma).max() <= 0.4 + 1e-4 and np.ptp(log_gamma) > 0.05
     aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1)
-    assert "random_intensity" in [layer.name for layer in aug.layers]
+    assert (aug.contrast, aug.gamma) == ((0.3, 0.3), 0.4)
 
 
 def test_resolve_for_study_uses_real_sartaj_when_masoud_is_partial(sartaj, tmp_path, image_writer):

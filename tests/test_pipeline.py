@@ -40,44 +40,29 @@ def test_epoch_stream_reads_a_cache_once():
     assert len(calls) == 10  # three epochs, one pass over the source
 
 
-def _augmented_batches(build, n):
-    from medrepro.core import seeds
+def test_a_dataset_carries_its_augmentation_and_yields_plain_batches():
+    import pytest
 
-    seeds.seed_everything(5)
-    return [np.asarray(b[0]) for b in getattr(build(), pipeline.EPOCH_STREAM).build(0).take(n)
-            .as_numpy_iterator()]
+    from medrepro.data import brain_mri
 
+    x = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1)
+    ds = pipeline.from_arrays(x, np.arange(8), batch_size=4, augment=aug)
+    assert pipeline.augment_of(ds) is aug
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in ds.as_numpy_iterator()]), x)
+    shuffled = pipeline.from_arrays(x, np.arange(8), batch_size=4, shuffle=True, augment=aug)
+    assert pipeline.augment_of(shuffled) is aug
+    assert pipeline.augment_of(pipeline.from_arrays(x, batch_size=4)) is None
+    with pytest.raises(TypeError, match="expected a medrepro.data.augment.Augment or None, "
+                                        "got Sequential"):
+        import keras
 
-def test_seeded_augmentation_repeats_exactly():
-    # Keras' random layers draw from a SeedGenerator variable; mapped in parallel, the calls
-    # race for it and the same seeded dataset augments differently from one build to the next
-    from medrepro.data import brain_mri, volumes
-
-    rng = np.random.default_rng(0)
-    x = rng.random((64, 24, 24, 3), dtype=np.float32)
-
-    def images():
-        return pipeline.from_arrays(x, np.arange(64), batch_size=4, shuffle=True, seed=1,
-                                    augment=brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1))
-
-    first, again = _augmented_batches(images, 32), _augmented_batches(images, 32)
-    assert not np.array_equal(first[0], x[:4])  # augmented at all
-    for i, (a, b) in enumerate(zip(first, again)):
-        np.testing.assert_array_equal(a, b, err_msg=f"batch {i}")
-    v = rng.random((16, 16, 16, 8), dtype=np.float32)
-
-    def vols():
-        return volumes.make_dataset(v, np.arange(16) % 2, batch=2, augment=True, shuffle=True,
-                                    seed=1)
-
-    first, again = _augmented_batches(vols, 16), _augmented_batches(vols, 16)
-    for i, (a, b) in enumerate(zip(first, again)):
-        np.testing.assert_array_equal(a, b, err_msg=f"volume batch {i}")
+        pipeline.from_arrays(x, batch_size=4, augment=keras.Sequential([]))
 
 
-def test_every_fit_on_a_dataset_restarts_its_augmentation(tmp_path):
-    # C's trials share one augmented dataset: the second fit must draw what the first drew,
-    # else a trial depends on whether the trials before it were trained in this process
+def test_fit_augments_in_the_training_step_and_every_fit_draws_the_same(tmp_path):
+    # C's trials share one augmented dataset: a fit's draws come from its own optimizer's
+    # steps, so a trial does not depend on the fits run before it in this process
     import keras
 
     from medrepro.data import brain_mri
@@ -86,19 +71,20 @@ def test_every_fit_on_a_dataset_restarts_its_augmentation(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.random((32, 12, 12, 3), dtype=np.float32)
     y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 32)]
-    ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0,
-                              augment=brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0))
-    assert callable(getattr(ds, pipeline.AUGMENT_RESTART))
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0)
 
-    def fitted(run):
+    def fitted(run, augment):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Flatten(),
                                   keras.layers.Dense(4, activation="softmax")])
         model.compile(optimizer="sgd", loss="mse")
+        ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0, augment=augment)
         train.fit(model, ds, None, epochs=2, run_dir=tmp_path / run, monitor="loss",
                   checkpoint=None, backup=False, verbose=0, progress=False)
+        assert "train_step" not in vars(model)  # the plain step is back after the fit
         return model.get_weights()
 
-    for a, b in zip(fitted("first"), fitted("second")):
+    first = fitted("first", aug)
+    for a, b in zip(first, fitted("second", aug)):
         np.testing.assert_array_equal(a, b)
-    assert not hasattr(pipeline.from_arrays(x, y, batch_size=8), pipeline.AUGMENT_RESTART)
+    assert not np.allclose(first[0], fitted("plain", None)[0])  # the fit was augmented

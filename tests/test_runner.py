@@ -97,3 +97,48 @@ def test_a_full_disk_stops_the_run_and_the_summary_counts_skipped_inputs(tmp_pat
     page = (out / "index.html").read_text()
     assert "Input files skipped (2)" in page and "a (1).jpg — empty file: 0 bytes" in page
     assert "<th>input files skipped</th><td>2 (see" in page
+
+
+def test_a_fast_dev_run_continues_the_notebook_it_killed(tmp_path, monkeypatch, capsys):
+    import json
+
+    from medrepro.core import devrun
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_data.ipynb", "from medrepro.core import devrun\nassert devrun.active()")
+    # a training that the dev run kills once, then resumes (as train.fit does), with 150 MiB
+    _notebook(nbs / "03_train.ipynb", """import os, time, numpy as np
+from medrepro.core import devrun
+run = os.path.join(os.environ['MEDREPRO_DATA'], 'runs', '03_train', 'model')
+ballast = np.ones(150 * 2**20 // 8)
+record = devrun.read_marker()
+if not record: devrun.write_marker({'killed_run': run}); os.kill(os.getpid(), 9)
+devrun.write_marker({**record, 'resumed_run': run})
+time.sleep(1)""")
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: nbs)
+    for var, value in (("MEDREPRO_REPORTS", tmp_path / "reports"),
+                       ("MEDREPRO_DATA", tmp_path / "data"), (devrun.ENV, "0"),
+                       (devrun.KILL_ENV, "")):
+        monkeypatch.setenv(var, str(value))  # restored afterwards: the runner changes them
+    stale = tmp_path / "data" / devrun.FOLDER / "runs" / "03_train" / "model"
+    stale.mkdir(parents=True)  # an earlier dev run's training: removed, not reused
+    assert runner.main(["--profile", "smoke", "--fast-dev-run"]) == 0
+    out = tmp_path / "reports" / devrun.FOLDER / "smoke"
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["fast_dev_run"] is True and not stale.exists()
+    assert summary["status"]["03_train"] == "passed (killed once mid-training, then resumed)"
+    assert summary["kill_and_resume"]["resumed_run"].endswith("model")
+    assert summary["peak_rss_mib"]["03_train"] >= 150
+    assert "killed mid-training" in capsys.readouterr().out
+    assert "peak memory" in (out / "index.html").read_text()
+
+
+def test_peak_memory_of_a_child_process():
+    import subprocess
+    import sys
+
+    monitor = runner.PeakMemory(interval=0.05)
+    code = "import numpy as np, time; a = np.ones(2**25); time.sleep(0.5)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert monitor.stop() >= 2**25 * 8 / 2**20  # 256 MiB

@@ -3,6 +3,7 @@ import types
 import numpy as np
 import pytest
 import pandas as pd
+from medrepro.data import brain_mri, pipeline
 from medrepro.studies import c
 from medrepro.studies.mri_common import ImageSplit
 
@@ -66,8 +67,6 @@ def test_c_pipelines_frame_the_head(tmp_path):
     # all see it cropped to the head and padded (c.FRAMING), not stretched.
     from PIL import Image
 
-    from medrepro.data import brain_mri
-
     img = np.zeros((40, 80), np.uint8)
     img[10:30, 50:60] = 250
     paths = []
@@ -84,7 +83,8 @@ def test_c_pipelines_frame_the_head(tmp_path):
     assert c.FRAMING == "head" and framed[:, 5:15].min() > 0.9 and framed[:, :5].max() == 0
     for pipe in (val, test):
         np.testing.assert_allclose(next(iter(pipe))[0].numpy()[0], framed, atol=1e-6)
-    x = next(iter(fit))[0].numpy()  # augmented (flip, rotation, zoom): framed, not stretched
+    assert pipeline.augment_of(fit) == brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0)
+    x = next(iter(fit))[0].numpy()  # framed, not stretched
     assert x[:, :, 8:12].mean() > 0.5 and x.shape == (4, 20, 20, 3)
 
 

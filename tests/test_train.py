@@ -212,6 +212,67 @@ def test_sigkilled_fit_resumes_exactly(uninterrupted, tmp_path, when, where):
     assert not (tmp_path / "state.npz").exists()
 
 
+@pytest.mark.parametrize("job", ["C", "E", "D"])
+def test_sigkilled_augmented_fit_resumes_exactly(tmp_path, job):
+    # the augmentation draws from (seed, optimizer step): the epochs after the resume see the
+    # augmentations the uninterrupted run saw (a generator restarted from its seed would not)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from medrepro.data import pipeline
+
+    module = _resume_job()
+    assert pipeline.augment_of(module.data(job)[0]) is not None
+    ref_model, ref = module.run(tmp_path / "reference", job=job)
+    script = Path(__file__).with_name("resume_job.py")
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, str(script), str(killed_dir), "begin", "3", job],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert len(pd.read_csv(killed_dir / "history.csv")) == 3
+    model, history = module.run(killed_dir, job=job)
+    columns = [c for c in ref.columns if c != "epoch_seconds"]
+    assert len(ref) == module.AUGMENTED_EPOCHS or ref["lr"].nunique() > 1
+    pd.testing.assert_frame_equal(history[columns], ref[columns], check_exact=False, atol=1e-6,
+                                  rtol=0)
+    for got, want in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_a_fast_dev_run_cuts_every_fit_and_kills_one_once(tmp_path, monkeypatch):
+    # two epochs of two steps; the first fit with a saved state is SIGKILLed after a step of
+    # epoch 2 (a session's end), and the same call again resumes it at epoch 2
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from medrepro.core import devrun
+
+    module = _resume_job()
+    marker = tmp_path / "kill.json"
+    env = {**os.environ, devrun.ENV: "1", devrun.KILL_ENV: str(marker)}
+    script = Path(__file__).with_name("resume_job.py")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "never", "0", "C"],
+                          capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    record = devrun.read_marker(marker)
+    assert record["killed_run"] == str(tmp_path / "run") and record["killed_in_epoch"] == 2
+    assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 1
+    monkeypatch.setenv(devrun.ENV, "1")
+    monkeypatch.setenv(devrun.KILL_ENV, str(marker))
+    model, history = module.run(tmp_path / "run", job="C")  # resumes; no second kill
+    assert len(history) == devrun.EPOCHS < module.AUGMENTED_EPOCHS
+    assert int(model.optimizer.iterations.numpy()) == devrun.EPOCHS * devrun.STEPS
+    record = devrun.read_marker(marker)
+    assert record["resumed_run"] == str(tmp_path / "run") and record["resumed_at_epoch"] == 2
+    _, again = module.run(tmp_path / "again", job="C")  # a later fit: cut, not killed
+    assert len(again) == devrun.EPOCHS
+    monkeypatch.delenv(devrun.ENV)
+    assert not devrun.active() and devrun.kill_marker() is None
+
+
 def test_unreadable_state_names_the_file(tmp_path):
     (tmp_path / "state.npz").write_bytes(b"not a zip")
     train_ds, val_ds = _datasets()

@@ -18,7 +18,8 @@ label``):
   duplicate (``medrepro.data.audit``) in the training frame; the number dropped is reported.
 
 Pipelines (:func:`image_dataset`) decode JPEG (grayscale or RGB → 3 channels), resize, cache,
-shuffle (seeded), batch, augment on the fly (:func:`augmenter`) and prefetch.
+shuffle (seeded), batch and prefetch; the augmentation (:func:`augmenter`) rides along for
+``train.fit`` to apply on the device.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from medrepro.data import images, registry
+from medrepro.data.augment import Augment
 from medrepro.core.seeds import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
@@ -367,8 +369,9 @@ def image_dataset(frame: pd.DataFrame, *, image_size: int, batch_size: int,
     """Batches ``(images (B, S, S, 3) float32, labels)`` of a frame's files, in frame order.
 
     Labels are one-hot float32 ``(B, K)`` (``one_hot=True``) or int64 ``(B,)``. Decoding and
-    resizing happen once (``cache``); ``augment`` (e.g. :func:`augmenter`) runs on every batch
-    on the fly; shuffling is seeded and reshuffled each epoch.
+    resizing happen once (``cache``); ``augment`` (:func:`augmenter`) is applied by
+    ``train.fit`` to every training batch, on the device; shuffling is seeded and reshuffled
+    each epoch.
     """
     import tensorflow as tf
 
@@ -394,67 +397,21 @@ def load_images(frame: pd.DataFrame, *, image_size: int, scale: str = "unit",
     return np.concatenate(arrays)
 
 
-def random_intensity(*, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0,
-                     name: str = "random_intensity"):
-    """A Keras layer that changes each image's (values in [0, 1]) contrast, then its gamma, at
-    random (``training=True`` only; identity otherwise).
-
-    Contrast: deviations from the image's mean scaled by a factor uniform in ``1 ± contrast``,
-    clipped to [0, 1] (as ``keras.layers.RandomContrast``, whose ``value_range`` older Keras 3
-    releases lack). Gamma: the image raised to a power ``γ``, ``log γ`` uniform in ``±gamma``;
-    a gamma curve changes the contrast between tissues the way another scanner, sequence or
-    windowing would, keeping black black and white white (Keras has no such layer).
-    """
-    import keras
-    from keras import ops
-
-    class RandomIntensity(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, images, training=True):
-            if not training:
-                return images
-            shape = (ops.shape(images)[0], 1, 1, 1)
-            if contrast:
-                factor = keras.random.uniform(shape, 1.0 - contrast, 1.0 + contrast,
-                                              seed=self.seed_generator)
-                mean = ops.mean(images, axis=(1, 2), keepdims=True)
-                images = ops.clip((images - mean) * factor + mean, 0.0, 1.0)
-            if gamma:
-                log_gamma = keras.random.uniform(shape, -gamma, gamma, seed=self.seed_generator)
-                images = ops.power(ops.clip(images, 1e-6, 1.0), ops.exp(log_gamma))
-            return images
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-    return RandomIntensity(name=name)
-
-
 def augmenter(*, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0,
-              flip: bool = False, contrast: float = 0.0, gamma: float = 0.0, seed: int = 0):
-    """A ``keras.Sequential`` of random preprocessing layers, active only with ``training=True``.
+              flip: bool = False, contrast: float = 0.0, gamma: float = 0.0,
+              seed: int = 0) -> Augment | None:
+    """The random augmentation of C and E (:data:`C_AUGMENT`, :data:`E_AUGMENT`) as an
+    :class:`medrepro.data.augment.Augment`, which ``train.fit`` applies to every training
+    batch on the device; None when every option is off.
 
-    Geometry: ``rotation`` is a fraction of a full turn (0.05 = ±18°), ``shift`` and ``zoom``
-    fractions of the image size. Intensity (images in [0, 1], :func:`random_intensity`):
-    ``contrast`` scales each image's deviations from its mean by a factor in ``1 ± contrast``,
-    ``gamma`` raises it to a power ``γ`` with ``log γ`` in ``±gamma``. Seeded.
-    Returns None when every option is off.
+    Geometry (zeros outside the image): ``rotation`` is a fraction of a full turn
+    (0.05 = ±18°), ``shift`` and ``zoom`` fractions of the image size, ``flip`` left-right.
+    Intensity (images in [0, 1]): ``contrast`` scales each image's deviations from its mean by
+    a factor in ``1 ± contrast``, ``gamma`` raises it to a power ``γ`` with ``log γ`` in
+    ``±gamma``: a gamma curve changes the contrast between tissues the way another scanner,
+    sequence or windowing would. Seeded.
     """
-    import keras
-    from keras import layers
-
-    parts = []
-    if flip:
-        parts.append(layers.RandomFlip("horizontal", seed=seed))
-    if rotation:
-        parts.append(layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1))
-    if shift:
-        parts.append(layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2))
-    if zoom:
-        parts.append(layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3))
-    if contrast or gamma:
-        parts.append(random_intensity(contrast=contrast, gamma=gamma, seed=seed + 4))
-    return keras.Sequential(parts, name="augment") if parts else None
+    if not (rotation or shift or zoom or flip or contrast or gamma):
+        return None
+    return Augment(flip="horizontal" if flip else "", rotation=rotation, shift=shift, zoom=zoom,
+                   contrast=(contrast, contrast), gamma=gamma, fill_mode="constant", seed=seed)

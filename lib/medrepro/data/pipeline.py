@@ -1,9 +1,10 @@
-"""tf.data pipelines: datasets of arrays or files, batched, augmented, shuffled per epoch.
+"""tf.data pipelines: datasets of arrays or files, batched, shuffled per epoch.
 
 The dataset-building half of training, used by the data modules (:mod:`medrepro.data.brain_mri`,
 :mod:`medrepro.data.volumes`, :mod:`medrepro.data.rsna`) and by :mod:`medrepro.training.train`:
 
-- :func:`from_arrays` / :func:`finish`: cache → seeded shuffle → batch → augment → prefetch;
+- :func:`from_arrays` / :func:`finish`: cache → seeded shuffle → batch → prefetch, with the
+  random augmentation that ``fit`` applies on the device attached (:func:`with_augment`);
 - :func:`epoch_shuffled`: epoch ``e`` shuffled by ``(seed, e)``, so a resumed run sees the same
   data order (:func:`medrepro.training.train.fit` iterates its :class:`EpochStream`);
 - :func:`even_batches` / :func:`pad_to_multiple`: batches padded to split evenly over the
@@ -16,14 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from medrepro.data.augment import Augment
+
 
 def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
-                shuffle: bool = False, seed: int = 0, augment=None, cache: bool = True):
+                shuffle: bool = False, seed: int = 0, augment: Augment | None = None,
+                cache: bool = True):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` (or ``x``) from arrays.
 
-    ``augment`` is an optional callable on a batch ``x`` (e.g. a ``keras.Sequential`` of
-    preprocessing layers), applied after caching, so every epoch sees fresh augmentations.
-    Shuffling is seeded and reshuffled each epoch.
+    ``augment``: the random augmentation :func:`medrepro.training.train.fit` applies to each
+    training batch on the device (:func:`finish`). Shuffling is seeded and reshuffled each
+    epoch.
     """
     import tensorflow as tf
 
@@ -32,14 +36,17 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
                   cache=cache, n_items=len(x))
 
 
-def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0, augment=None,
-           cache: bool = True, n_items: int | None = None, batch_fn=None):
-    """Cache → shuffle (seeded) → batch → augment / ``batch_fn`` (on the fly) → prefetch.
+def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0,
+           augment: Augment | None = None, cache: bool = True, n_items: int | None = None,
+           batch_fn=None):
+    """Cache → shuffle (seeded) → batch → ``batch_fn`` (on the fly) → prefetch.
 
-    ``ds`` yields single items ``x`` or ``(x, y)``; ``augment`` maps a batch of ``x``;
-    ``batch_fn`` maps a whole batch (e.g. indices → images). With ``shuffle`` the dataset is
-    :func:`epoch_shuffled` (``n_items`` items): reshuffled every iteration, and :func:`medrepro.training.train.fit`
-    trains epoch ``e`` on the permutation drawn from ``(seed, e)``, the same after a resume.
+    ``ds`` yields single items ``x`` or ``(x, y)``; ``batch_fn`` maps a whole batch (e.g.
+    indices → images). With ``shuffle`` the dataset is :func:`epoch_shuffled` (``n_items``
+    items): reshuffled every iteration, and :func:`medrepro.training.train.fit` trains epoch
+    ``e`` on the permutation drawn from ``(seed, e)``, the same after a resume. ``augment``
+    (:class:`medrepro.data.augment.Augment`) is attached, not mapped (:func:`with_augment`):
+    the batches come out unaugmented, and ``fit`` augments them inside its training step.
     """
     import tensorflow as tf
 
@@ -50,63 +57,34 @@ def finish(ds, *, batch_size: int, shuffle: bool = False, seed: int = 0, augment
         items = items.batch(batch_size)
         if batch_fn is not None:
             items = items.map(batch_fn, num_parallel_calls=tf.data.AUTOTUNE)
-        if augment is not None:
-            items = map_augment(items, _augment_batch(augment))
         return items
 
     if shuffle:
         out = epoch_shuffled(ds, n_items=n_items, seed=seed, then=after_shuffle)
     else:
         out = after_shuffle(ds).prefetch(tf.data.AUTOTUNE)
-    return with_augment_restart(out, augment)
+    return with_augment(out, augment)
 
 
-def map_augment(items, fn):
-    """``items.map(fn)`` for a random augmentation ``fn`` whose draws come from a stateful
-    generator (Keras' random layers and :func:`medrepro.data.brain_mri.random_intensity` each hold a
-    ``SeedGenerator`` variable): one call at a time, so the calls draw in the elements' order
-    and a seeded run repeats exactly. Calls in parallel (``num_parallel_calls``) race for the
-    generator's state, and two runs of the same code, data and seed then train different models;
-    the serial map costs about half the images/s, still more than a CPU trains
-    (``docs/decisions.md#x5``).
-
-    A resumed run (:func:`medrepro.training.train.fit`) sees the same data order but other
-    augmentations than the uninterrupted run (the generators start again from their seeds).
-    """
-    return items.map(fn)  # no num_parallel_calls: one call at a time
+AUGMENT = "medrepro_augment"  # attribute of a dataset: the Augment fit applies to its batches
 
 
-AUGMENT_RESTART = "medrepro_augment_restart"  # attribute: puts the augmenter back to its start
-
-
-def with_augment_restart(ds, augment):
-    """``ds`` carrying (attribute :data:`AUGMENT_RESTART`) a function that puts the random
-    generators of ``augment`` (a Keras layer or model; anything else: nothing to restart) back
-    to their state of now. :func:`medrepro.training.train.fit` calls it before training, so every fit on
-    ``ds`` draws the same augmentations from its first epoch, however many fits used ``ds``
-    before (C's trials share one dataset: trial 3 must not depend on whether trial 1 was trained
-    in this process or found finished; ``docs/decisions.md#x6``)."""
-    flatten = getattr(augment, "_flatten_layers", None)  # Keras 3: the layer and its sublayers
-    generators = [g for layer in (flatten(include_self=True) if flatten else ())
-                  for g in getattr(layer, "_seed_generators", ())]
-    if generators:
-        start = [g.state.numpy() for g in generators]
-
-        def restart():
-            for g, state in zip(generators, start):
-                g.state.assign(state)
-
-        setattr(ds, AUGMENT_RESTART, restart)
+def with_augment(ds, augment: Augment | None):
+    """``ds`` carrying ``augment`` (attribute :data:`AUGMENT`; read it with :func:`augment_of`)
+    for :func:`medrepro.training.train.fit` to apply to its batches' images in the training
+    step: on the device, every draw a function of (seed, step, item), so parallel input
+    pipelines, replicas and a resume change no draw."""
+    if augment is not None and not isinstance(augment, Augment):
+        raise TypeError(f"augment: expected a medrepro.data.augment.Augment or None, got "
+                        f"{type(augment).__name__}")
+    if augment is not None:
+        setattr(ds, AUGMENT, augment)
     return ds
 
 
-def _augment_batch(augment):
-    def apply(*item):
-        if len(item) == 1:
-            return augment(item[0], training=True)
-        return (augment(item[0], training=True), *item[1:])
-
-    return apply
+def augment_of(ds) -> Augment | None:
+    """The :class:`medrepro.data.augment.Augment` attached to ``ds`` (None if none)."""
+    return getattr(ds, AUGMENT, None)
 
 
 class EpochStream:

@@ -38,6 +38,7 @@ import numpy as np
 from medrepro.core import locks, paths, progress
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.core.fileio import CorruptFileError, atomic_path, read_json, write_json
+from medrepro.data.augment import Augment
 
 log = logging.getLogger(__name__)
 
@@ -521,46 +522,38 @@ ROTATION_FACTOR = 0.2
 CONTRAST_FACTOR = (0.5, 1.0)  # keras RandomContrast: contrast factor drawn from [0.5, 2.0]
 
 
-def make_augmenter(*, seed: int | None = None):
-    """The study's augmentation as a keras ``Sequential`` acting on one volume ``(H, W, D)``.
-
-    RandomFlip("horizontal_and_vertical"), RandomRotation(0.2), RandomContrast([0.5, 1.0]) with
-    the depth axis as the image channels, so every slice gets the same flip, rotation and
-    contrast factor (contrast is adjusted around each slice's own mean, as keras does per
+def make_augmenter(*, seed: int = DEFAULT_SEED) -> Augment:
+    """The study's augmentation (:class:`medrepro.data.augment.Augment`) of volumes
+    ``(B, H, W, D, 1)``: Keras' RandomFlip("horizontal_and_vertical") (both flips together, with
+    probability 0.5), RandomRotation(0.2) (reflected at the border) and RandomContrast([0.5, 1.0])
+    with the depth axis as the image channels, so every slice gets the same flip, rotation and
+    contrast factor (contrast is adjusted around each slice's own mean, as Keras does per
     channel; values are clipped to [0, 1], the range of the normalised volume).
     """
-    import keras
-
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        keras.layers.RandomRotation(ROTATION_FACTOR, seed=None if seed is None else seed + 1),
-        keras.layers.RandomContrast(CONTRAST_FACTOR, value_range=(0.0, 1.0),
-                                    seed=None if seed is None else seed + 2),
-    ], name="volume_augmentation")
+    return Augment(flip="horizontal_and_vertical", rotation=ROTATION_FACTOR,
+                   contrast=CONTRAST_FACTOR, fill_mode="reflect", seed=seed)
 
 
-def augment_volume(vol, augmenter):
-    """Apply ``augmenter`` (:func:`make_augmenter`) to one ``(H, W, D)`` volume, training mode."""
-    return augmenter(vol, training=True)
+def augment_volume(vol, augmenter: Augment, *, step: int = 0) -> np.ndarray:
+    """One ``(H, W, D)`` volume as ``augmenter`` (:func:`make_augmenter`) changes it at training
+    step ``step`` (as the first item of that step's batch)."""
+    return np.asarray(augmenter(np.asarray(vol, np.float32)[None, ..., None], step=step))[0, ..., 0]
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = False,
                  shuffle: bool = False, seed: int = DEFAULT_SEED):
     """A ``tf.data.Dataset`` of ``((B, H, W, D, 1) float32, (B,) float32)`` batches.
 
-    ``x``: ``(N, H, W, D)`` in [0, 1]; ``y``: ``(N,)`` 0/1. With ``augment`` each volume gets a
-    fresh random flip/rotation/contrast (one transform for all its slices), on the fly.
+    ``x``: ``(N, H, W, D)`` in [0, 1]; ``y``: ``(N,)`` 0/1. With ``augment`` the dataset
+    carries :func:`make_augmenter`'s augmentation, which ``train.fit`` applies to every training
+    batch on the device (a fresh flip/rotation/contrast per volume, one transform for all its
+    slices); the batches themselves come out unchanged.
     """
     import tensorflow as tf
 
     from medrepro.data import pipeline
 
-    augmenter = make_augmenter(seed=seed) if augment else None
-
     def prepare(items):
-        if augmenter is not None:
-            # one volume at a time: the augmenter's seeded draws in a fixed order
-            items = pipeline.map_augment(items, lambda v, t: (augment_volume(v, augmenter), t))
         return items.map(lambda v, t: (tf.expand_dims(v, -1), t)).batch(batch)
 
     ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.float32)))
@@ -568,4 +561,4 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, batch: int, augment: bool = Fa
         out = pipeline.epoch_shuffled(ds, n_items=len(x), seed=seed, then=prepare)
     else:
         out = prepare(ds).prefetch(2)
-    return pipeline.with_augment_restart(out, augmenter)
+    return pipeline.with_augment(out, make_augmenter(seed=seed) if augment else None)

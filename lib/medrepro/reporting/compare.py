@@ -109,10 +109,11 @@ def write_index(index: pd.DataFrame, *, profile: str,
 
 
 def results_markdown(metrics: list[dict[str, Any]]) -> str:
-    """The README results block from real-data metrics (phantom entries are left out): the
-    claim ledger first (verdict counts per study, then one row per claim measured on real data,
-    :mod:`medrepro.reporting.ledger`), then each run's numbers with their CIs."""
-    real = [m for m in metrics if not m.get("phantom")]
+    """The README results block from real-data metrics (phantom entries and a fast dev run's
+    are left out): the claim ledger first (verdict counts per study, then one row per claim
+    measured on real data, :mod:`medrepro.reporting.ledger`), then each run's numbers with
+    their CIs."""
+    real = [m for m in metrics if not m.get("phantom") and not m.get("fast_dev_run")]
     if not real:
         return "_No real-data run has been recorded yet._"
     measured = {(m["study"], m["metric"]) for m in real}

@@ -43,7 +43,9 @@ def conditions_of(study: str, records: list[dict[str, Any]]) -> verdicts.Conditi
     return verdicts.Conditions(
         data_source=source, paper_dataset=manifest.STUDIES[study]["dataset"],
         phantom=bool(first.get("phantom")), profile=first["profile"],
-        deviations=tuple(d for r in records for d in r.get("deviations") or ()),
+        deviations=tuple(d for r in records for d in r.get("deviations") or ())
+        + (("a fast dev run (2 epochs of 2 steps on a few items)",)
+           if any(r.get("fast_dev_run") for r in records) else ()),
         versions=tuple(versions),
         commits=tuple(str(r.get("git_commit", "")).removesuffix("+dirty") for r in records))
 

@@ -44,6 +44,12 @@ def phantom_banner(fig, text: str) -> None:
              color="white", backgroundcolor="#b22222", weight="bold")
 
 
+def dev_run_banner(fig, text: str) -> None:
+    """The orange banner ``text`` above a figure made by a fast dev run (``devrun.LABEL``)."""
+    fig.text(0.5, 1.01, text, ha="center", va="bottom", fontsize=8, color="black",
+             backgroundcolor="#ffa500", weight="bold")
+
+
 # ---------------------------------------------------------------------------- dataset overviews
 def sample_files(root: str | os.PathLike, dataset_id: str, *, split: str = "Training",
                  per_class: int = 3, seed: int = 0) -> dict[str, list[Path]]:
@@ -416,7 +422,7 @@ def plot_augmentations(vol: np.ndarray, *, n: int = 16, slice_index: int | None 
     ax.set_title(f"A) original, slice {k}")
     ax.axis("off")
     for i in range(n):
-        aug = np.asarray(volumes.augment_volume(vol, augmenter))
+        aug = volumes.augment_volume(vol, augmenter, step=i)
         ax = fig.add_subplot(grid[i // cols, 2 + i % cols])
         ax.imshow(aug[:, :, k], cmap=cmap, vmin=0, vmax=1)
         ax.axis("off")

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from medrepro.core import device, manifest, paths
+from medrepro.core import device, devrun, manifest, paths
 from medrepro.core.fileio import atomic_path, write_json
 from medrepro.core.profiles import check_profile
 from medrepro.data.registry import PHANTOM
@@ -121,6 +121,10 @@ def save_figure(fig, artifact_id: str, *, source: str, notes: str = "", dpi: int
         from medrepro.reporting.plots import phantom_banner
 
         phantom_banner(fig, PHANTOM_LABEL)
+    if devrun.active():
+        from medrepro.reporting.plots import dev_run_banner
+
+        dev_run_banner(fig, devrun.LABEL)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     _write_sidecar(png.with_suffix(".json"), art, run, source, notes)
@@ -174,6 +178,8 @@ def save_table(df, artifact_id: str, *, source: str, notes: str = "", index: boo
               f"notebook: {run.notebook}", ""]
     if is_phantom(source):
         header += [f"> **{PHANTOM_LABEL}.**", ""]
+    if devrun.active():
+        header += [f"> **{devrun.LABEL}.**", ""]
     if notes:
         header += [notes, ""]
     # Render everything before writing anything, so a failure leaves the old files intact.
@@ -325,7 +331,8 @@ def read_sidecar(artifact_id: str, *, profile: str,
 def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
     """Source, the identity of the datasets behind it (files per split and class, content
     hash, the published version matched: :func:`medrepro.data.identity.for_source`), profile,
-    seed, git commit, UTC date, package versions and the device (platform, GPUs, dtype policy:
+    whether a fast dev run made it (``fast_dev_run``, :mod:`medrepro.core.devrun`), seed, git
+    commit, UTC date, package versions and the device (platform, GPUs, dtype policy:
     :func:`medrepro.core.device.summary`), as a dict."""
     from medrepro.data import identity
 
@@ -334,6 +341,7 @@ def provenance(source: str, *, profile: str, seed: int) -> dict[str, Any]:
         "phantom": is_phantom(source),
         "datasets": identity.for_source(source),
         "profile": profile,
+        **devrun.stamp(),
         "seed": int(seed),
         "git_commit": git_commit(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

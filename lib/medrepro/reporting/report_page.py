@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from medrepro.core import manifest, paths
+from medrepro.core import devrun, manifest, paths
 from medrepro.reporting import ledger, report, results
 from medrepro.core.fileio import atomic_path
 
@@ -49,6 +49,7 @@ th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f2f2f2}.num{text-align:right;font-variant-numeric:tabular-nums}
 .banner{padding:6px 10px;border-radius:4px;font-weight:600;margin:8px 0}
 .phantom{background:#b22222;color:#fff}.real{background:#1e6b34;color:#fff}
+.devrun{background:#ffa500}
 .none{background:#777;color:#fff}.failed{background:#fdd}.missing{background:#fdd}
 .meta{color:#555;font-size:12px}.figs{display:flex;flex-wrap:wrap;gap:14px}
 figure{margin:0;width:THUMBpx}figure img{width:100%;border:1px solid #ccc;background:#fff}
@@ -132,6 +133,8 @@ def _header(profile: str, summary: dict, index: list[dict]) -> str:
     phantom = any(m.get("phantom") for m in metas)
     warn = (f"<p class='banner phantom'>Some results come from phantom data. "
             f"{_e(report.PHANTOM_LABEL)}.</p>" if phantom else "")
+    if summary.get("fast_dev_run") or any(m.get("fast_dev_run") for m in metas):
+        warn += f"<p class='banner devrun'>{_e(devrun.LABEL)}.</p>"
     reduced = ("" if profile == "paper" else
                f"<p class='banner none'>Profile '{_e(profile)}' uses reduced sizes and epochs: "
                "its numbers are not the papers' protocol.</p>")
@@ -156,6 +159,7 @@ def _policies(metas: list[dict]) -> str:
 def _notebooks_section(base: Path, summary: dict) -> str:
     wall = summary.get("wall_seconds") or {}
     status = summary.get("status") or {}
+    rss = summary.get("peak_rss_mib") or {}
     names = list(dict.fromkeys([*manifest.NOTEBOOKS, *wall]))
     rows = []
     for nb in names:
@@ -167,12 +171,14 @@ def _notebooks_section(base: Path, summary: dict) -> str:
                          for p in (html_file, ipynb) if p.is_file())
         seconds = f"{wall[nb]:.1f} s" if nb in wall else ""
         cls = " class='failed'" if str(state).startswith("failed") else ""
+        memory = f"{rss[nb]:,.0f} MiB" if rss.get(nb) is not None else ""
         rows.append(f"<tr{cls}><td>{_e(nb)}</td><td>{_e(state)}</td>"
-                    f"<td class='num'>{seconds}</td><td>{links}</td></tr>")
+                    f"<td class='num'>{seconds}</td><td class='num'>{memory}</td>"
+                    f"<td>{links}</td></tr>")
     if not rows:
         return "<h2>Notebooks</h2><p>No executed notebooks in this folder.</p>"
     return ("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>wall time</th>"
-            f"<th>executed copy</th></tr>{''.join(rows)}</table>")
+            f"<th>peak memory (RSS)</th><th>executed copy</th></tr>{''.join(rows)}</table>")
 
 
 def _skips_section(records: list[dict]) -> str:

@@ -2,7 +2,7 @@
 
     python -m medrepro.run.runner --profile demo --data phantom [--only 03] [--seed 42]
         [--seeds 42 1 2] [--studies E] [--cache-dir DIR] [--state-dir DIR] [--resume-from DIR]
-        [--yes] [--plan]
+        [--yes] [--plan] [--fast-dev-run]
 
 Executes ``notebooks/NN_*.ipynb`` in number order, writes each executed copy as ``.ipynb`` and
 ``.html`` to ``reports/<profile>/``, streams each notebook's output (epoch lines with ETA,
@@ -27,19 +27,29 @@ status 2. ``--plan`` prints the plan only (exit status 1 when the run would be r
 Google Drive folder on Colab outlives the runtime); ``--resume-from DIR`` names an earlier
 session's output to continue from (``MEDREPRO_RESUME_FROM``; on Kaggle the attached inputs are
 searched without it, :mod:`medrepro.run.resume`).
+
+``--fast-dev-run`` (:mod:`medrepro.core.devrun`): the profile's code at its sizes on a few
+hundred items, every fit two epochs of two steps, one seed (unless ``--seeds``), its reports
+under ``reports/fast-dev-run/<profile>/`` and its data under ``data/fast-dev-run/`` (caches and
+training runs rebuilt each time), every record stamped ``"fast_dev_run": true``. The first
+training with a saved state is SIGKILLed once mid-epoch, as a session's end would kill it; the
+runner runs that notebook again, which resumes it. The summary records each notebook's peak
+resident memory (``peak_rss_mib``) and the kill and resume; the exit status is 1 unless the
+killed training resumed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from collections.abc import Sequence
-
-from medrepro.core import locks, paths, profiles
+from medrepro.core import devrun, locks, paths, profiles
 from medrepro.core.paths import find_notebooks
 from medrepro.run import schedule
 from medrepro.data.registry import PHANTOM
@@ -49,12 +59,14 @@ from medrepro.core.fileio import DiskFullError, atomic_path, is_disk_full, write
 
 def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
                  stream: bool = False, studies: Sequence[str] | None = None,
-                 out_name: str | None = None) -> float:
+                 out_name: str | None = None, memory: dict | None = None) -> float:
     """Execute one notebook; write ``out_dir/<name>.ipynb`` and ``.html``; return seconds.
 
     ``stream``: copy the kernel's stdout/stderr to ours while it runs (``./run_all.sh``).
     ``studies``: run only these studies' sections (:func:`medrepro.run.schedule.select_studies`);
-    ``out_name``: the executed copy's file name (default ``nb.name``).
+    ``out_name``: the executed copy's file name (default ``nb.name``). ``memory``: a dict that
+    receives ``peak_rss_mib``, the peak resident memory of the notebook's kernel and its worker
+    processes (:class:`PeakMemory`), even when it fails.
     """
     import papermill as pm
 
@@ -67,6 +79,7 @@ def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
         source = schedule.select_studies(nb, studies, out_dir / ".selected" / out_nb.name)
     os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: text progress bars, not widgets
     start = time.perf_counter()
+    monitor = PeakMemory()
     try:
         pm.execute_notebook(str(source), str(out_nb), parameters={
             "profile": profile, "data": data, "seed": seed,
@@ -75,9 +88,55 @@ def run_notebook(nb: Path, out_dir: Path, *, profile: str, data: str, seed: int,
             log_output=False, stdout_file=sys.stdout if stream else None,
             stderr_file=sys.stderr if stream else None, request_save_on_cell_execute=True)
     finally:
+        if memory is not None:
+            memory["peak_rss_mib"] = monitor.stop()
         if out_nb.exists():
             _to_html(out_nb)
     return time.perf_counter() - start
+
+
+class PeakMemory:
+    """Samples, in a thread, the resident memory of this process's descendants (the notebook's
+    kernel and its workers): :meth:`stop` returns the peak in MiB, the larger of the sampled
+    sum over the process tree and a process's own high-water mark (Linux ``VmHWM``, exact
+    between samples); None where psutil cannot see processes."""
+
+    def __init__(self, interval: float = 0.25):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, interval: float) -> None:
+        try:
+            import psutil  # ipykernel's dependency
+        except ImportError:
+            return
+        me = psutil.Process()
+        while not self._stop.wait(interval):
+            try:
+                tree = me.children(recursive=True)
+                total = sum(child.memory_info().rss for child in tree)
+                hwm = max((_high_water_mark(child.pid) for child in tree), default=0)
+            except psutil.Error:  # a worker that just exited
+                continue
+            self.peak = max(self.peak, total, hwm)
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return round(self.peak / 2**20, 1) if self.peak else None
+
+
+def _high_water_mark(pid: int) -> int:
+    """Peak resident bytes of process ``pid`` (``VmHWM`` of ``/proc/<pid>/status``; 0 if none)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _to_html(nb_path: Path) -> None:
@@ -114,15 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true",
                         help="confirm a paper-profile run without a GPU (or MEDREPRO_YES=1)")
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
+    parser.add_argument("--fast-dev-run", action="store_true",
+                        help="the profile's code at its sizes on a few hundred items, every fit "
+                             "2 epochs of 2 steps, one training killed and continued")
     args = parser.parse_args(argv)
     for option, var in ((args.cache_dir, "MEDREPRO_CACHE_DIR"), (args.state_dir, "MEDREPRO_STATE"),
                         (args.resume_from, "MEDREPRO_RESUME_FROM")):
         if option:  # the notebooks' kernels inherit it
             os.environ[var] = str(Path(option).expanduser().resolve())
+    if args.fast_dev_run:
+        enter_fast_dev_run(args.profile, fresh=not args.plan)
     notebooks = {nb.stem: nb for nb in find_notebooks(args.only)}
-    try:
+    try:  # a dev run checks the code once: one seed unless asked for more
         runs = seed_runs(list(notebooks), profile=args.profile, seed=args.seed,
-                         seeds=args.seeds, studies=args.studies)
+                         seeds=args.seeds or ([args.seed] if args.fast_dev_run else None),
+                         studies=args.studies)
     except ValueError as exc:
         print(f"run_all.sh: {exc}", file=sys.stderr)
         return 2
@@ -147,31 +212,35 @@ def _run(args, notebooks: dict[str, Path], runs: list, out_dir: Path) -> int:
           f"seeds={' '.join(map(str, seeds))}")
     timings: dict[str, float] = {}
     status_by_nb: dict[str, str] = {}
+    peak_rss: dict[str, float | None] = {}
     failed: list[str] = []
     done: list[dict] = []
     for r in runs:
         nb = notebooks[r.notebook]
         print(f"--> {r.label} ...", flush=True)
         start = time.perf_counter()
+        memory: dict = {}
+        execute = dict(profile=args.profile, data=args.data, seed=r.seed, stream=True,
+                       studies=r.studies, out_name=r.output_name, memory=memory)
         try:
-            seconds = run_notebook(nb, out_dir, profile=args.profile, data=args.data,
-                                   seed=r.seed, stream=True, studies=r.studies,
-                                   out_name=r.output_name)
-            state = "passed"
+            state = _run_continuing(nb, out_dir, execute)
         except Exception as exc:  # name the notebook and cell, then run the others
-            seconds = time.perf_counter() - start
             state = f"failed: {_first_line(exc)}"
             failed.append(r.label)
             print(_describe_failure(nb, exc, out_dir), file=sys.stderr, flush=True)
             full = _disk_full(exc)
         else:
             full = False
+        seconds = time.perf_counter() - start
         done.append({"notebook": r.notebook, "seed": r.seed, "studies": r.studies,
-                     "primary": r.primary, "seconds": round(seconds, 1), "status": state})
+                     "primary": r.primary, "seconds": round(seconds, 1), "status": state,
+                     "peak_rss_mib": memory.get("peak_rss_mib")})
         if r.primary:
             timings[r.notebook], status_by_nb[r.notebook] = seconds, state
-        if state == "passed":
-            print(f"    {r.label}: {seconds:.1f} s", flush=True)
+            peak_rss[r.notebook] = memory.get("peak_rss_mib")
+        if state.startswith("passed"):
+            print(f"    {r.label}: {seconds:.1f} s, peak memory "
+                  f"{memory.get('peak_rss_mib') or '?'} MiB", flush=True)
         if full:
             print(f"medrepro: STOPPED: the disk is full (above); the runs after {r.label} were "
                   "not started. Free space and run again: finished work is reused, "
@@ -181,10 +250,15 @@ def _run(args, notebooks: dict[str, Path], runs: list, out_dir: Path) -> int:
     skips = skip_summary(args.profile, list(dict.fromkeys(d["notebook"] for d in done)))
     summary = {"profile": args.profile, "data": args.data, "seed": seeds[0],
                "seeds": seeds, "studies": args.studies,
-               "wall_seconds": timings, "status": status_by_nb, "seed_runs": done,
-               "total_seconds": sum(d["seconds"] for d in done),
+               "wall_seconds": timings, "peak_rss_mib": peak_rss, "status": status_by_nb,
+               "seed_runs": done, "total_seconds": sum(d["seconds"] for d in done),
                "failed": ", ".join(failed) or None, "cpu_count": os.cpu_count(),
-               "skipped_inputs": skips, **_run_context()}
+               "skipped_inputs": skips, **devrun.stamp(), **_run_context()}
+    if args.fast_dev_run:
+        summary["kill_and_resume"] = record = devrun.read_marker()
+        if record.get("killed_run") and not record.get("resumed_run"):
+            failed.append("the killed training did not resume")
+            summary["failed"] = ", ".join(failed)
     try:
         write_json(out_dir / "run_summary.json", summary, indent=2)
     except DiskFullError as exc:
@@ -228,6 +302,53 @@ def seed_runs(notebooks: list[str], *, profile: str, seed: int, seeds: Sequence[
                                   several_seed_studies=several or None)
 
 
+def _run_continuing(nb: Path, out_dir: Path, execute: dict) -> str:
+    """Run ``nb`` (:func:`run_notebook` with ``execute``); when the fast dev run killed one of
+    its trainings, run it again, which resumes that training. Returns the status."""
+    try:
+        run_notebook(nb, out_dir, **execute)
+        return "passed"
+    except Exception:
+        if not _killed_by_dev_run(nb):
+            raise
+    print(f"    {nb.stem}: killed mid-training (SIGKILL, as a session's end would); running it "
+          "again, which resumes the training", flush=True)
+    first = execute["memory"].get("peak_rss_mib")
+    run_notebook(nb, out_dir, **execute)
+    memory = execute["memory"]
+    memory["peak_rss_mib"] = max(filter(None, (first, memory["peak_rss_mib"])), default=None)
+    return "passed (killed once mid-training, then resumed)"
+
+
+def enter_fast_dev_run(profile: str, *, fresh: bool = True) -> Path:
+    """Point this process (and the kernels it starts) at a fast dev run: :data:`devrun.ENV`,
+    the reports under ``<reports>/fast-dev-run``, the data under ``<data>/fast-dev-run`` (the
+    caches under ``<cache dir>/fast-dev-run`` when one is set), the kill marker; with ``fresh``
+    the dev run's reports, caches, training runs and marker of an earlier dev run are removed
+    (its phantoms are kept). Returns the reports folder."""
+    os.environ[devrun.ENV] = "1"
+    if os.environ.get("MEDREPRO_CACHE_DIR"):
+        os.environ["MEDREPRO_CACHE_DIR"] = str(paths.cache_root() / devrun.FOLDER)
+    for var, root in (("MEDREPRO_REPORTS", paths.reports_root()),
+                      ("MEDREPRO_DATA", paths.data_dir())):
+        if root.name != devrun.FOLDER:
+            os.environ[var] = str(root / devrun.FOLDER)
+    out = paths.reports_dir(profile)
+    os.environ[devrun.KILL_ENV] = str(out / "fast_dev_run_kill.json")
+    if fresh:
+        for stale in (out, paths.cache_root(), paths.data_dir() / "runs"):
+            shutil.rmtree(stale, ignore_errors=True)
+    return out
+
+
+def _killed_by_dev_run(nb: Path) -> bool:
+    """Whether ``nb`` just failed because the dev run killed one of its trainings (the kill
+    marker names a run that has not resumed yet)."""
+    record = devrun.read_marker()
+    return bool(record.get("killed_run")) and not record.get("resumed_run") and (
+        f"{os.sep}{nb.stem}{os.sep}" in record["killed_run"])
+
+
 def _write_report_page(profile: str) -> None:
     """Rebuild the report page with every notebook's wall time (06 wrote it before its own)."""
     from medrepro.reporting import report_page
@@ -266,8 +387,13 @@ def _print_plan(args, runs: list[schedule.SeedRun]) -> str:
     the_plan = plan.make_plan(profile=args.profile, data=args.data, only=args.only,
                               seed=schedule.seeds_of(runs)[0], seed_runs=runs)
     print(plan.format_plan(the_plan), flush=True)
-    try:
-        plan.check(the_plan, yes=args.yes or None)
+    if args.fast_dev_run:
+        print(f"fast dev run: a few hundred items per dataset, every fit {devrun.EPOCHS} epochs of "
+              f"{devrun.STEPS} steps, one training killed and resumed; reports -> "
+              f"{paths.reports_dir(args.profile)} (the projections above are the full run's)",
+              flush=True)
+    try:  # a dev run is meant for any machine: no GPU confirmation
+        plan.check(the_plan, yes=(args.yes or args.fast_dev_run) or None)
     except plan.PlanError as exc:
         print(str(exc), file=sys.stderr)
         return str(exc)

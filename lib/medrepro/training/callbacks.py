@@ -197,6 +197,32 @@ class BestInMemory(keras.callbacks.Callback):
 SNAPSHOT_MARKER, SNAPSHOT_WEIGHTS, SNAPSHOT_HISTORY = "snapshot.json", "weights.npz", "history.csv"
 
 
+class KillOnce(keras.callbacks.Callback):
+    """The fast dev run's kill (:mod:`medrepro.core.devrun`): SIGKILLs this process after the
+    first training step of epoch 2, epoch 1's state saved, as a session's end would, and
+    records the run folder in the kill marker first; a no-op once the marker records a kill
+    (the continued run, and every later fit of the dev run)."""
+
+    def __init__(self, marker: str | os.PathLike, run_dir: str | os.PathLike):
+        super().__init__()
+        self.marker, self.run_dir = Path(marker), Path(run_dir)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        from medrepro.core import devrun
+
+        if self._epoch >= 1 and not devrun.read_marker(self.marker):
+            import signal
+
+            devrun.write_marker({"killed_run": str(self.run_dir), "epochs_saved": self._epoch,
+                                 "killed_in_epoch": self._epoch + 1, "pid": os.getpid()},
+                                self.marker)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 class PrefixSnapshots(keras.callbacks.Callback):
     """Writes, during a run, what shorter runs of the same set-up would have ended with.
 

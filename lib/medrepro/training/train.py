@@ -22,6 +22,7 @@ TensorFlow and Keras are imported inside the functions, so importing this module
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro.core import device, locks
+from medrepro.core import device, devrun, locks
 from medrepro.core.fileio import CorruptFileError, atomic_path, read_json, write_json
-from medrepro.data.pipeline import AUGMENT_RESTART, EPOCH_STREAM, even_batches, pad_to_multiple
+from medrepro.data.pipeline import EPOCH_STREAM, augment_of, even_batches, pad_to_multiple
 from medrepro.core.seeds import seed_everything
 
 log = logging.getLogger(__name__)
@@ -143,9 +144,9 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       continues at the next epoch and ends exactly as the uninterrupted run would (the model
       must be built and compiled the same way; ``train_ds`` from
       :func:`medrepro.data.pipeline.finish` / :func:`medrepro.data.pipeline.epoch_shuffled`, whose epoch
-      ``e`` order depends on ``(seed, e)`` only; with random augmentation the epochs after the
-      resume see other draws than the uninterrupted run's: every fit restarts the dataset's
-      augmenter from its seed, :func:`medrepro.data.pipeline.with_augment_restart`).
+      ``e`` order depends on ``(seed, e)`` only; its random augmentation, applied in the
+      training step by :func:`augmented_steps`, draws from ``(seed, step)``, the step being
+      the optimizer's, which the state holds).
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
     - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
@@ -168,6 +169,8 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
     if checkpoint not in ("model", "weights", "memory", None):
         raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights', 'memory' "
                             "or None")
+    if devrun.active():  # a fast dev run: every fit two epochs (of two steps, _run_epochs)
+        epochs = min(epochs, devrun.EPOCHS)
     if seed is not None:
         seed_everything(seed)
     run_dir = Path(run_dir)
@@ -207,6 +210,12 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
         from medrepro.core.progress import epoch_progress
 
         cbs.append(epoch_progress(epochs))
+    marker = devrun.kill_marker()
+    if marker is not None and backup and meta is None and epochs >= 2:
+        cbs.append(cb.KillOnce(marker, run_dir))  # once per dev run: the resume path runs
+    if marker is not None and meta is not None:
+        devrun.write_marker({**devrun.read_marker(), "resumed_run": str(run_dir),
+                             "resumed_at_epoch": meta["epochs_done"] + 1})
     state = None
     if backup:
         # Last: an epoch's state is saved after its CSV row and checkpoint exist, and restored
@@ -242,9 +251,7 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
     """``model.fit`` from ``initial_epoch``; an :func:`medrepro.data.pipeline.epoch_shuffled` dataset
     is fed as its endless epoch stream from that epoch (``steps_per_epoch`` = its batches per
     epoch)."""
-    restart_augment = getattr(train_ds, AUGMENT_RESTART, None)
-    if restart_augment is not None:  # this fit's augmentation from its seed, whatever ran before
-        restart_augment()
+    augment = augment_of(train_ds)
     stream = getattr(train_ds, EPOCH_STREAM, None)
     steps = None
     if stream is not None:
@@ -253,14 +260,50 @@ def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, cal
         log.warning("resuming at epoch %d with a dataset not made by pipeline.finish/"
                     "epoch_shuffled: its shuffling restarts, so the data order differs from "
                     "an uninterrupted run", initial_epoch + 1)
+    if devrun.active():  # two steps of training and of validation per epoch
+        steps = devrun.STEPS if steps is None else min(steps, devrun.STEPS)
+        train_ds = train_ds.repeat() if _is_dataset(train_ds) and stream is None else train_ds
+        val_ds = val_ds.take(devrun.STEPS) if _is_dataset(val_ds) else val_ds
     replicas = device.replicas_in_sync()
     if replicas > 1 and _is_dataset(train_ds):
         train_ds = even_batches(train_ds, replicas)
         val_ds = even_batches(val_ds, replicas) if _is_dataset(val_ds) else val_ds
     # tf.data inputs are shuffled by the pipeline; keras would only warn that it ignores shuffle.
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-              steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-              shuffle=not _is_dataset(train_ds))
+    with augmented_steps(model, augment):
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                  shuffle=not _is_dataset(train_ds))
+
+
+@contextlib.contextmanager
+def augmented_steps(model, augment):
+    """Within the block, ``model.fit``'s training step first applies ``augment``
+    (:class:`medrepro.data.augment.Augment`, None: nothing) to the batch's images, on the
+    device, with the draws of step ``model.optimizer.iterations`` (saved with the training
+    state, so a resumed run draws what the uninterrupted one drew) and of this replica's rows
+    of the global batch."""
+    if augment is None:
+        yield
+        return
+    import keras
+    import tensorflow as tf
+
+    plain_step = type(model).train_step
+
+    def train_step(data):
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
+        context = tf.distribute.get_replica_context()
+        x = augment(x, step=model.optimizer.iterations,
+                    replica=context.replica_id_in_sync_group,
+                    replicas=context.num_replicas_in_sync)
+        return plain_step(model, keras.utils.pack_x_y_sample_weight(x, y, weight))
+
+    model.train_step, model.train_function = train_step, None  # traced anew with the step
+    try:
+        yield
+    finally:
+        del model.train_step
+        model.train_function = None
 
 
 @_one_trainer
