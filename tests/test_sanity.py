@@ -144,3 +144,12 @@ def test_seed_repeatability_on_the_shared_items():
     assert rows[0]["n"] == 2 and rows[0]["spearman"] == pytest.approx(1.0)
     assert rows[0]["survives"] is None
     assert sanity.seed_repeatability({1: by_seed[1]}) == []
+
+
+def test_maps_stored_per_seed_read_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(sanity, "MAX_STORED", 3)
+    maps = {"Grad-CAM": np.random.default_rng(0).random((4, 6, 6)).astype("float32")}
+    sanity.save_maps(tmp_path / "s" / sanity.MAPS_FILE, ["a", "b", "c", "d"], maps)
+    keys, back = sanity.read_maps(tmp_path / "s" / sanity.MAPS_FILE)
+    assert keys == ["a", "b", "c"] and back["Grad-CAM"].shape == (3, 6, 6)
+    np.testing.assert_allclose(back["Grad-CAM"], maps["Grad-CAM"][:3], atol=1e-3)

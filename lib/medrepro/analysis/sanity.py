@@ -202,3 +202,26 @@ def seed_repeatability(maps_by_seed: Mapping[int, tuple[Sequence[str], Mapping[s
                 sims, check="repeatability across seeds", condition=f"seed {a} vs seed {b}",
                 n_boot=n_boot, seed=seed)]
     return rows
+
+
+MAPS_FILE = "xai_maps.npz"  # in a seed's run folder: its maps, for repeatability across seeds
+MAX_STORED = 200  # items whose maps are stored per seed (float16, compressed)
+
+
+def save_maps(path, keys: Sequence[str], maps: Mapping[str, np.ndarray]) -> None:
+    """Store the first :data:`MAX_STORED` items' maps (method -> ``(N, *spatial)``) under their
+    ``keys`` (file names, volume names) in ``path`` (``.npz``, written atomically)."""
+    from medrepro.core.fileio import atomic_path
+
+    n = min(len(keys), MAX_STORED)
+    arrays = {f"map:{m}": np.asarray(v[:n], dtype=np.float16) for m, v in maps.items()}
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, keys=np.asarray(list(keys)[:n], dtype=str), **arrays)
+
+
+def read_maps(path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``(keys, {method: maps})`` as :func:`save_maps` stored them (maps float32)."""
+    with np.load(path) as f:
+        return ([str(k) for k in f["keys"]],
+                {k.removeprefix("map:"): f[k].astype(np.float32) for k in f.files
+                 if k.startswith("map:")})

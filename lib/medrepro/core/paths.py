@@ -63,6 +63,19 @@ def runs_dir(notebook: str, *, profile: str, source: str, seed: int) -> Path:
     return data_dir() / "runs" / notebook / f"{profile}-{safe}-seed{int(seed)}"
 
 
+def seed_runs(notebook: str, *, profile: str, source: str) -> dict[int, Path]:
+    """Every seed's :func:`runs_dir` of ``notebook`` with this profile and source that exists:
+    ``{seed: folder}``, seeds ascending."""
+    here = runs_dir(notebook, profile=profile, source=source, seed=0)
+    prefix = here.name.removesuffix("0")
+    found = {}
+    for folder in here.parent.glob(f"{prefix}*"):
+        tail = folder.name[len(prefix):]
+        if folder.is_dir() and tail.isdigit():
+            found[int(tail)] = folder
+    return dict(sorted(found.items()))
+
+
 def downloads_dir() -> Path:
     """Partial and complete downloaded archives: ``data/downloads``."""
     return data_dir() / "downloads"
