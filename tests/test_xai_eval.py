@@ -98,3 +98,12 @@ def test_evaluate_rejects_maps_of_other_items(toy):
         xai_eval.evaluate(model, x, {"G": np.zeros((5, 16, 16))}, maps_of=_maps_of, masks=masks,
                           regions=None, confidence=np.ones(6), lesion_size=np.ones(6),
                           class_index=np.zeros(6, int), n_sanity=2, n_faith=2, steps=2)
+
+
+def test_without_masks_only_the_pointing_game_is_left_out(toy):
+    ev = _evaluate(toy, masks=None)
+    assert ev.games == {} and ev.pointing == [] and ev.strata == []
+    assert ev.faith and ev.sanity and ev.example["mask"] is None
+    table = xai_eval.evaluation_table(ev)
+    assert "pointing game" not in set(table["check"])
+    assert "no pointing game (no lesion masks" in xai_eval.notes(ev, what="real")

@@ -88,3 +88,12 @@ def test_case_panel_and_slices():
     assert xai_plots.as_2d(np.zeros((6, 6, 1))).shape == (6, 6)
     assert xai_plots.as_2d(np.zeros((6, 6, 3))).shape == (6, 6, 3)
     assert xai_plots.as_2d(vol, k=1).shape == (6, 6)
+
+
+def test_without_lesion_masks_the_pointing_panels_say_so():
+    ev = _evaluation()
+    ev.games, ev.pointing, ev.strata = {}, [], []
+    ev.example["mask"] = None
+    fig = xai_plots.plot_xai_evaluation(ev, title="E: real data")
+    texts = [t.get_text() for ax in fig.get_axes() for t in ax.texts]
+    assert texts.count(xai_plots.NO_MASKS) == 3

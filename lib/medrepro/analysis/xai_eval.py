@@ -73,23 +73,27 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
 
     ``maps_of(model, inputs) -> {method: maps}`` makes the same maps for another model (the
     randomised and shuffled-label ones); ``masks`` / ``regions``: the lesion and organ masks
-    ``(N, *spatial)``; ``confidence`` / ``lesion_size`` ``(N,)``: the strata's values;
+    ``(N, *spatial)`` (``masks=None``, real data: no pointing game and no strata, the
+    faithfulness and sanity checks run all the same); ``confidence`` / ``lesion_size`` ``(N,)``: the strata's values;
     ``class_index`` ``(N,)``: the class whose score the faithfulness curves follow (``target``:
     :func:`medrepro.analysis.faithfulness.scorer`); ``maps_by_seed``: for repeatability,
     :func:`medrepro.analysis.sanity.seed_repeatability`'s input. ``n_sanity`` / ``n_faith``
     items (a seeded subset) for the sanity checks and the curves, ``steps`` per curve."""
     n = len(inputs)
-    if any(len(m) != n for m in maps.values()) or len(masks) != n:
+    if any(len(m) != n for m in maps.values()) or (masks is not None and len(masks) != n):
         raise ValueError(f"evaluate: {n} inputs, maps of {[len(m) for m in maps.values()]} "
-                         f"items, {len(masks)} masks")
+                         f"items, {'no' if masks is None else len(masks)} masks")
     methods = tuple(maps)
     base = xai_score.baseline_maps(inputs, channel_axis=-1, seed=seed)
     every = {**maps, **base}
-    games = xai_score.score_maps(every, masks, regions=regions)
-    pointing = _pointing_rows(games, methods, n_boot=n_boot, seed=seed)
-    strata = (xai_score.stratified(games, lesion_size, by="lesion size", n_boot=n_boot, seed=seed)
-              + xai_score.stratified(games, confidence, by="confidence", n_boot=n_boot,
-                                     seed=seed))
+    games, pointing, strata = {}, [], []
+    if masks is not None:  # real data has no lesion masks: no pointing game, the rest runs
+        games = xai_score.score_maps(every, masks, regions=regions)
+        pointing = _pointing_rows(games, methods, n_boot=n_boot, seed=seed)
+        strata = (xai_score.stratified(games, lesion_size, by="lesion size", n_boot=n_boot,
+                                       seed=seed)
+                  + xai_score.stratified(games, confidence, by="confidence", n_boot=n_boot,
+                                         seed=seed))
     pick = subset(n, n_sanity, seed=seed)
     original = {m: v[pick] for m, v in maps.items()}
     cascade, kept = sanity.cascade_rows(model, lambda mdl: maps_of(mdl, inputs[pick]), original,
@@ -114,8 +118,8 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
     sizes = {"n_scored": n, "n_sanity": len(pick), "n_faith": len(chosen), "steps": steps,
              "n_seeds": len(maps_by_seed or {}), "target": target,
              "n_layers": max([r["step"] for r in cascade], default=0)}
-    example = {"input": inputs[pick[0]] if len(pick) else None, "mask": masks[pick[0]]
-               if len(pick) else None,
+    example = {"input": inputs[pick[0]] if len(pick) else None,
+               "mask": masks[pick[0]] if len(pick) and masks is not None else None,
                "maps": {c: {m: v[0] for m, v in d.items()} for c, d in example_maps.items()}}
     return XaiEvaluation(methods, tuple(base), games, pointing, strata, sanity_rows, faith,
                          repeat, curves, example, sizes, sanity.flags(sanity_rows))
@@ -205,10 +209,12 @@ def notes(ev: XaiEvaluation, *, what: str) -> str:
     seeds = (f"repeatability across {s['n_seeds']} seeds on their shared items"
              if s["n_seeds"] >= 2 else
              "repeatability not measured: maps of one seed only (run again with --seed N)")
-    return (f"{what}: pointing game on {s['n_scored']} item(s) (methods and the baselines "
-            f"{', '.join(ev.baselines)} scored by the same code; a method's verdict names the "
-            "baselines whose hit rate it does not beat, paired bootstrap CI of the per-item "
-            f"difference); faithfulness on {s['n_faith']} item(s), {s['steps']} steps per curve "
+    pointing = (f"pointing game on {s['n_scored']} item(s) (methods and the baselines "
+                f"{', '.join(ev.baselines)} scored by the same code; a method's verdict names "
+                "the baselines whose hit rate it does not beat, paired bootstrap CI of the "
+                "per-item difference)" if ev.games else
+                "no pointing game (no lesion masks: real data)")
+    return (f"{what}: {pointing}; faithfulness on {s['n_faith']} item(s), {s['steps']} steps per curve "
             f"(class score: {s['target']}; deletion to black, insertion into a blurred copy; "
             "diff: AUC minus the random order's, paired CI; it beats the random order when that CI "
             f"lies beyond {faithfulness.MIN_GAIN} on the good side); sanity checks on "

@@ -66,7 +66,7 @@ def plot_xai_evaluation(ev, *, title: str):
 
     from medrepro.analysis import sanity, xai_score
 
-    names = list(ev.games)
+    names = list(dict.fromkeys([*ev.methods, *ev.games, *ev.curves]))
     colour = _colours(names, ev.baselines)
     fig = plt.figure(figsize=(17, 11.5))
     left, right = fig.subfigures(1, 2, width_ratios=[2.1, 1.0])
@@ -92,8 +92,15 @@ def plot_xai_evaluation(ev, *, title: str):
     return fig
 
 
+NO_MASKS = "no lesion masks (real data):\nno pointing game"
+
+
 def _pointing_panel(ax, ev, colour) -> None:
     rows = ev.pointing
+    if not rows:
+        ax.text(0.5, 0.5, NO_MASKS, ha="center", va="center", transform=ax.transAxes)
+        ax.set_title("(a) pointing game", fontsize=9)
+        return
     y = np.arange(len(rows))
     val = np.array([r["value"] for r in rows], dtype=float)
     err = np.array([[r["value"] - r["lo"], r["hi"] - r["value"]] for r in rows], dtype=float).T
@@ -140,6 +147,10 @@ def _sanity_panel(ax, ev, colour, *, threshold: float, full: str, shuffled: str)
 
 def _strata_panel(ax, ev, by: str, colour, letter: str) -> None:
     rows = [r for r in ev.strata if r["stratum"] == by]
+    ax.set_title(f"({letter}) pointing game by {by} (tertiles)", fontsize=9)
+    if not rows:
+        ax.text(0.5, 0.5, NO_MASKS, ha="center", va="center", transform=ax.transAxes)
+        return
     bins = list(dict.fromkeys(r["bin"] for r in rows))
     names = list(dict.fromkeys(r["method"] for r in rows))
     width = 0.8 / max(len(names), 1)
@@ -155,7 +166,6 @@ def _strata_panel(ax, ev, by: str, colour, letter: str) -> None:
     ax.set_xticks(np.arange(len(bins)), [f"{b}\n{ranges[b]}" for b in bins], fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("hit rate")
-    ax.set_title(f"({letter}) pointing game by {by} (tertiles)", fontsize=9)
 
 
 def _examples(subfig, ev) -> None:
