@@ -293,8 +293,12 @@ def test_seed_runs_lists_the_seeds_that_ran(monkeypatch, tmp_path):
     for seed in (42, 7, 100):
         paths.runs_dir("05_x", profile="demo", source="phantom", seed=seed).mkdir(parents=True)
     paths.runs_dir("05_x", profile="smoke", source="phantom", seed=1).mkdir(parents=True)
+    paths.runs_dir("05_x", profile="demo", source="mosmed", seed=1).mkdir(parents=True)
     (tmp_path / "runs" / "05_x" / "demo-phantom-seedX").mkdir()
-    found = paths.seed_runs("05_x", profile="demo", source="phantom")
+    here = paths.runs_dir("05_x", profile="demo", source="phantom", seed=42)
+    found = paths.seed_runs(here)
     assert list(found) == [7, 42, 100]
     assert found[7] == paths.runs_dir("05_x", profile="demo", source="phantom", seed=7)
-    assert paths.seed_runs("05_x", profile="paper", source="phantom") == {}
+    assert list(paths.seed_runs(here.parent / "paper-phantom-seed1")) == []
+    with pytest.raises(ValueError, match="not a runs folder"):
+        paths.seed_runs(tmp_path / "elsewhere")

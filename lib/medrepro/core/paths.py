@@ -63,14 +63,16 @@ def runs_dir(notebook: str, *, profile: str, source: str, seed: int) -> Path:
     return data_dir() / "runs" / notebook / f"{profile}-{safe}-seed{int(seed)}"
 
 
-def seed_runs(notebook: str, *, profile: str, source: str) -> dict[int, Path]:
-    """Every seed's :func:`runs_dir` of ``notebook`` with this profile and source that exists:
-    ``{seed: folder}``, seeds ascending."""
-    here = runs_dir(notebook, profile=profile, source=source, seed=0)
-    prefix = here.name.removesuffix("0")
+def seed_runs(runs: str | os.PathLike) -> dict[int, Path]:
+    """The folders beside a :func:`runs_dir` ``runs`` that differ from it only in their seed
+    (``runs`` included, if it exists): ``{seed: folder}``, seeds ascending."""
+    runs = Path(runs)
+    prefix, sep, _ = runs.name.rpartition("-seed")
+    if not sep:
+        raise ValueError(f"{runs}: not a runs folder (<profile>-<source>-seed<seed>)")
     found = {}
-    for folder in here.parent.glob(f"{prefix}*"):
-        tail = folder.name[len(prefix):]
+    for folder in runs.parent.glob(f"{prefix}-seed*"):
+        tail = folder.name[len(prefix) + len(sep):]
         if folder.is_dir() and tail.isdigit():
             found[int(tail)] = folder
     return dict(sorted(found.items()))
