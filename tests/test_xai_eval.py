@@ -107,3 +107,9 @@ def test_without_masks_only_the_pointing_game_is_left_out(toy):
     table = xai_eval.evaluation_table(ev)
     assert "pointing game" not in set(table["check"])
     assert "no pointing game (no lesion masks" in xai_eval.notes(ev, what="real")
+
+
+def test_no_sanity_or_faithfulness_items_leaves_those_checks_out(toy):
+    ev = _evaluate(toy, n_sanity=0, n_faith=0)
+    assert ev.sanity == [] and ev.faith == [] and ev.curves == {} and ev.pointing
+    assert ev.sizes["n_sanity"] == ev.sizes["n_faith"] == 0

@@ -96,11 +96,12 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
                                          seed=seed))
     pick = subset(n, n_sanity, seed=seed)
     original = {m: v[pick] for m, v in maps.items()}
-    cascade, kept = sanity.cascade_rows(model, lambda mdl: maps_of(mdl, inputs[pick]), original,
-                                        seed=seed, n_boot=n_boot)
+    cascade, kept, shuffled = [], {}, []
+    if len(pick):
+        cascade, kept = sanity.cascade_rows(model, lambda mdl: maps_of(mdl, inputs[pick]),
+                                            original, seed=seed, n_boot=n_boot)
     example_maps = {"original": original, **kept}
-    shuffled = []
-    if shuffled_model is not None:
+    if shuffled_model is not None and len(pick):
         shuffled_maps = maps_of(shuffled_model, inputs[pick])
         shuffled = sanity.similarity_rows(sanity.similarities(original, shuffled_maps),
                                           check="shuffled labels", condition=sanity.SHUFFLED,
@@ -110,9 +111,9 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
     score = faithfulness.scorer(model, target=target)
     curves = {m: faithfulness.curves(score, inputs[chosen], v[chosen],
                                      class_index=np.asarray(class_index)[chosen], steps=steps,
-                                     seed=seed) for m, v in every.items()}
+                                     seed=seed) for m, v in every.items()} if len(chosen) else {}
     faith = faithfulness.faithfulness_rows(curves, reference=xai_score.RANDOM, n_boot=n_boot,
-                                           seed=seed)
+                                           seed=seed) if curves else []
     repeat = sanity.seed_repeatability(maps_by_seed or {}, n_boot=n_boot, seed=seed)
     sanity_rows = cascade + shuffled
     sizes = {"n_scored": n, "n_sanity": len(pick), "n_faith": len(chosen), "steps": steps,
@@ -120,7 +121,8 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
              "n_layers": max([r["step"] for r in cascade], default=0)}
     example = {"input": inputs[pick[0]] if len(pick) else None,
                "mask": masks[pick[0]] if len(pick) and masks is not None else None,
-               "maps": {c: {m: v[0] for m, v in d.items()} for c, d in example_maps.items()}}
+               "maps": {c: {m: v[0] for m, v in d.items()} for c, d in example_maps.items()}
+               if len(pick) else {}}
     return XaiEvaluation(methods, tuple(base), games, pointing, strata, sanity_rows, faith,
                          repeat, curves, example, sizes, sanity.flags(sanity_rows))
 

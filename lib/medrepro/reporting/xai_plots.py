@@ -172,13 +172,13 @@ def _examples(subfig, ev) -> None:
     """One sanity item: its input (and lesion), then per method the original map and the maps
     of the randomised models."""
     ex = ev.example
+    if ex["input"] is None:
+        return
     conditions = list(ex["maps"])
     methods = list(ev.methods)
     axes = subfig.subplots(len(methods) + 1, len(conditions), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    if ex["input"] is None:
-        return
     first = ex["maps"]["original"][methods[0]]
     volume = np.asarray(first).ndim == 3
     k = volume_slice(np.asarray(first), first) if volume else None
