@@ -251,3 +251,14 @@ def test_binary_ci_wilson_for_small_sets():
     assert wil["f1_lo"] == boot["f1_lo"]  # F1 is not a proportion: its bootstrap CI stays
     with pytest.raises(evaluate.EvaluationError, match="proportions='exactish'"):
         evaluate.binary_ci(y, pred, proportions="exactish")
+
+
+def test_mean_ci_leaves_nan_out_and_is_seeded():
+    v = np.r_[np.linspace(0, 1, 50), np.nan]
+    ci = evaluate.mean_ci(v, n_boot=500, seed=3)
+    assert ci["n"] == 50 and ci["point"] == pytest.approx(0.5)
+    assert ci["lo"] < 0.5 < ci["hi"] and ci == evaluate.mean_ci(v, n_boot=500, seed=3)
+    assert np.isnan(evaluate.mean_ci([np.nan])["point"])
+    assert evaluate.mean_ci(np.ones(4), n_boot=20) == {"point": 1.0, "lo": 1.0, "hi": 1.0, "n": 4}
+    with pytest.raises(evaluate.EvaluationError, match="expected 1-D values"):
+        evaluate.mean_ci(np.ones((2, 2)))

@@ -142,3 +142,20 @@ def test_peak_memory_of_a_child_process():
     code = "import numpy as np, time; a = np.ones(2**25); time.sleep(0.5)"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert monitor.stop() >= 2**25 * 8 / 2**20  # 256 MiB
+
+def test_the_html_copy_shows_a_widgets_fallback_not_the_dead_widget(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    out = nbformat.v4.new_output("display_data", data={
+        runner.WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "m1"},
+        "text/html": "<p>FALLBACK GALLERY</p>", "text/plain": "explorer"})
+    nb.cells = [nbformat.v4.new_code_cell("explore()", outputs=[out])]
+    # as an executed notebook stores it: the widget's state, which would make nbconvert pick it
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {"m1": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",
+                         "model_module_version": "2.0.0", "state": {}}},
+        "version_major": 2, "version_minor": 0}}
+    path = tmp_path / "07_widget.ipynb"
+    nbformat.write(nb, path)
+    runner._to_html(path)
+    html = (tmp_path / "07_widget.html").read_text()
+    assert "FALLBACK GALLERY" in html

@@ -345,3 +345,21 @@ def test_runs_dir_separates_sources_profiles_and_seeds(monkeypatch, tmp_path):
         "04_lightweight_ct"
     assert real.name == "paper-rsna_ich-seed42"
     assert paths.runs_dir("x", profile="demo", source="a/b", seed=1).name == "demo-a_b-seed1"
+
+
+def test_seed_runs_lists_the_seeds_that_ran(monkeypatch, tmp_path):
+    from medrepro.core import paths
+
+    monkeypatch.setenv("MEDREPRO_DATA", str(tmp_path))
+    for seed in (42, 7, 100):
+        paths.runs_dir("05_x", profile="demo", source="phantom", seed=seed).mkdir(parents=True)
+    paths.runs_dir("05_x", profile="smoke", source="phantom", seed=1).mkdir(parents=True)
+    paths.runs_dir("05_x", profile="demo", source="mosmed", seed=1).mkdir(parents=True)
+    (tmp_path / "runs" / "05_x" / "demo-phantom-seedX").mkdir()
+    here = paths.runs_dir("05_x", profile="demo", source="phantom", seed=42)
+    found = paths.seed_runs(here)
+    assert list(found) == [7, 42, 100]
+    assert found[7] == paths.runs_dir("05_x", profile="demo", source="phantom", seed=7)
+    assert list(paths.seed_runs(here.parent / "paper-phantom-seed1")) == []
+    with pytest.raises(ValueError, match="not a runs folder"):
+        paths.seed_runs(tmp_path / "elsewhere")

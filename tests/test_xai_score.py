@@ -109,3 +109,68 @@ def test_take_keeps_the_chosen_items():
     game = xai_score.pointing_game([_bump((16, 16), (8, 8)), np.zeros((16, 16))], [mask, mask])
     part = game.take(np.array([False, True]))
     assert part.hits.tolist() == [False] and part.peaks == [None] and part.n_empty_maps == 1
+
+
+# ---- baselines: scored by the same code as the methods
+def test_baselines_point_at_the_brightest_pixel_the_strongest_edge_and_anywhere():
+    img = np.zeros((2, 32, 32, 3), dtype=np.float32)
+    img[0, :, 16:] = 0.4              # image 0: one vertical step edge between columns 15 and 16
+    img[0, 5, 25] = 0.6               # and its brightest pixel
+    img[1, 20, 12] = 1.0
+    maps = xai_score.baseline_maps(img, seed=3)
+    assert set(maps) == set(xai_score.BASELINES)
+    for m in maps.values():
+        assert m.shape == (2, 32, 32) and m.dtype == np.float32
+        assert m.min() >= 0 and m.max() <= 1
+    assert xai_score.peak(maps[xai_score.BRIGHTEST][0]) == (5, 25)
+    assert xai_score.peak(maps[xai_score.BRIGHTEST][1]) == (20, 12)
+    edge = maps[xai_score.SOBEL][0]
+    assert edge[10:30, 15:17].min() > edge[10:30, :14].max()  # the edge, not the flat parts
+    again = xai_score.baseline_maps(img, seed=3)[xai_score.RANDOM]
+    np.testing.assert_array_equal(again, maps[xai_score.RANDOM])
+    assert not np.array_equal(xai_score.baseline_maps(img, seed=4)[xai_score.RANDOM], again)
+
+
+def test_baselines_of_single_channel_volumes():
+    vol = np.zeros((1, 12, 12, 8), dtype=np.float32)
+    vol[0, 3, 4, 5] = 2.0
+    maps = xai_score.baseline_maps(vol, channel_axis=None)
+    assert maps[xai_score.BRIGHTEST].shape == (1, 12, 12, 8)
+    assert xai_score.peak(maps[xai_score.BRIGHTEST][0]) == (3, 4, 5)
+    with pytest.raises(ValueError, match="expected"):
+        xai_score.baseline_maps(np.zeros((12, 12)), channel_axis=None)
+
+
+def test_score_maps_is_the_pointing_game_of_each_map_set():
+    mask = _disc((32, 32), (10, 10), 3)
+    masks = [mask, mask]
+    maps = {"method": np.stack([_bump((32, 32), (10, 10)), _bump((32, 32), (25, 25))]),
+            "copy of a baseline": np.stack([_bump((32, 32), (25, 25))] * 2)}
+    games = xai_score.score_maps(maps, masks)
+    for name, m in maps.items():
+        alone = xai_score.pointing_game(m, masks)
+        assert games[name].hits.tolist() == alone.hits.tolist()
+        assert games[name].peaks == alone.peaks
+    assert games["method"].hits.tolist() == [True, False]
+
+
+def test_a_random_map_hits_at_the_chance_rate():
+    rng = np.random.default_rng(0)
+    masks = [_disc((24, 24), tuple(rng.integers(6, 18, 2)), 3) for _ in range(400)]
+    imgs = np.zeros((400, 24, 24, 1), dtype=np.float32)
+    game = xai_score.score_maps({"r": xai_score.baseline_maps(imgs, seed=1)[xai_score.RANDOM]},
+                                masks)["r"]
+    assert abs(game.hits.mean() - game.chance_image.mean()) < 0.06  # ~0.22 expected
+
+
+def test_stratified_hit_rates_per_tertile():
+    hits = np.array([True, True, False, False, True, False])
+    game = xai_score.PointingGame(hits, [(0, 0)] * 6, np.full(6, 0.1), np.full(6, np.nan))
+    rows = xai_score.stratified({"m": game}, np.array([1, 2, 3, 4, 5, 6.0]), by="lesion size",
+                                n_boot=50)
+    assert [r["bin"] for r in rows] == ["low", "middle", "high"]
+    assert [r["n_scored"] for r in rows] == [2, 2, 2]
+    assert [r["hits"] for r in rows] == [2, 0, 1]
+    assert rows[0]["stratum"] == "lesion size" and rows[0]["bin_lo"] == 1.0
+    with pytest.raises(ValueError, match="3 values for 6 items"):
+        xai_score.stratified({"m": game}, np.ones(3), by="x")

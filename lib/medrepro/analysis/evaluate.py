@@ -193,21 +193,36 @@ def paired_accuracy_difference(y_true, pred_a, pred_b, *, n_boot: int = 1000, se
 
     The N test items are resampled with replacement ``n_boot`` times (seeded), the *same*
     resample for both models, so the CI accounts for their correlation (unlike two separate
-    CIs). Returns ``{"point", "lo", "hi"}`` (differences in [-1, 1]); to be read beside
-    :func:`mcnemar` on the same pair.
+    CIs). Returns :func:`mean_ci`'s ``{"point", "lo", "hi", "n"}`` (differences in [-1, 1]);
+    to be read beside :func:`mcnemar` on the same pair.
     """
     y_true, pred_a = check_pair(y_true, pred_a)
     _, pred_b = check_pair(y_true, pred_b)
-    n = _check_boot(y_true.size, n_boot, alpha, "paired_accuracy_difference")
+    _check_boot(y_true.size, n_boot, alpha, "paired_accuracy_difference")
     diff = (pred_a == y_true).astype(np.float64) - (pred_b == y_true).astype(np.float64)
+    return mean_ci(diff, n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def mean_ci(values, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
+    """The mean of per-item ``values`` (1-D, float) with a percentile bootstrap CI over the
+    items: ``{"point", "lo", "hi"}``. NaN values are left out (``n`` counts the others); with
+    none left every field is NaN. A paired difference is the mean of per-item differences."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1:
+        raise EvaluationError(f"mean_ci: expected 1-D values, got shape {v.shape}")
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return {"point": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
+    _check_boot(n, n_boot, alpha, "mean_ci")
     rng = np.random.default_rng(seed)
     stats = np.empty(n_boot)
     chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        stats[start:start + size] = diff[rng.integers(0, n, size=(size, n))].mean(axis=1)
+        stats[start:start + size] = v[rng.integers(0, n, size=(size, n))].mean(axis=1)
     lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return {"point": float(diff.mean()), "lo": float(lo), "hi": float(hi)}
+    return {"point": float(v.mean()), "lo": float(lo), "hi": float(hi), "n": n}
 
 
 def per_class_ci_table(y_true, y_pred, *, labels: Sequence[str], n_boot: int = 1000,

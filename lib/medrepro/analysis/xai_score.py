@@ -124,3 +124,74 @@ def summary(game: PointingGame) -> dict[str, float]:
                chance_region=float(np.nanmean(game.chance_region))
                if np.isfinite(game.chance_region).any() else np.nan)
     return row
+
+
+# ---------------------------------------------------------------------------- baselines
+# Maps that know nothing of the model (XAI-TRIS and similar benchmarks find explanation methods
+# often no better than these): the input's strongest edge, its brightest point, a random point.
+SOBEL = "Sobel edge maximum"
+BRIGHTEST = "brightest point"
+RANDOM = "random point"
+BASELINES = (SOBEL, BRIGHTEST, RANDOM)
+
+
+def baseline_maps(images: np.ndarray, *, channel_axis: int | None = -1,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """The :data:`BASELINES` of ``images`` ``(N, *spatial[, C])``: each ``(N, *spatial)``
+    float32 in [0, 1], to be scored with the very code that scores the methods' maps.
+
+    Sobel: the gradient magnitude (``scipy.ndimage`` Sobel along every spatial axis) of the
+    channel sum; brightest: the channel sum; random: uniform noise (seeded), whose maximum is a
+    random point. ``channel_axis``: the images' channel axis, ``None`` for single-channel
+    volumes ``(N, H, W, D)``.
+    """
+    from scipy import ndimage
+
+    x = np.asarray(images, dtype=np.float32)
+    if channel_axis is not None:
+        x = x.sum(axis=channel_axis)
+    if x.ndim < 3:
+        raise ValueError(f"baseline_maps: expected (N, *spatial[, C]) images, got shape "
+                         f"{np.asarray(images).shape}")
+    rng = np.random.default_rng(seed)
+    sobel = np.stack([ndimage.generic_gradient_magnitude(v, ndimage.sobel) for v in x])
+    return {SOBEL: _unit(sobel), BRIGHTEST: _unit(x),
+            RANDOM: rng.random(x.shape, dtype=np.float32)}
+
+
+def score_maps(maps: dict[str, np.ndarray], masks: Sequence[np.ndarray], *,
+               regions: Sequence[np.ndarray] | None = None,
+               radius: float = DILATION_PX) -> dict[str, PointingGame]:
+    """The pointing game of every map set in ``maps`` (methods and baselines alike, one code
+    path): name -> :class:`PointingGame` over the same items."""
+    return {name: pointing_game(m, masks, regions=regions, radius=radius)
+            for name, m in maps.items()}
+
+
+def stratified(games: dict[str, PointingGame], values: np.ndarray, *, by: str,
+               labels: Sequence[str] = ("low", "middle", "high"), n_boot: int = 1000,
+               seed: int = 0) -> list[dict]:
+    """Hit rates per stratum of ``values`` ``(N,)`` (one per scored item: lesion size, the
+    model's confidence): strata at the items' tertiles (``len(labels)`` quantile bins, the top
+    one closed), one :func:`summary` row per map set and stratum with ``stratum`` (``by``),
+    ``bin``, and the bin's value range ``bin_lo`` / ``bin_hi``."""
+    v = np.asarray(values, dtype=np.float64)
+    k = len(labels)
+    edges = np.quantile(v, np.linspace(0, 1, k + 1)) if v.size else np.zeros(k + 1)
+    which = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, k - 1)
+    rows = []
+    for name, game in games.items():
+        if len(game.hits) != v.size:
+            raise ValueError(f"stratified: {v.size} values for {len(game.hits)} items of {name!r}")
+        for b, label in enumerate(labels):
+            rows.append({"method": name, "stratum": by, "bin": label,
+                         "bin_lo": float(edges[b]), "bin_hi": float(edges[b + 1]),
+                         **summary(game.take(which == b), n_boot=n_boot, seed=seed)})
+    return rows
+
+
+def _unit(maps: np.ndarray) -> np.ndarray:
+    """Each map ``maps[i]`` shifted to start at 0 and divided by its maximum (all-equal: 0)."""
+    m = maps - maps.reshape(len(maps), -1).min(axis=1).reshape(-1, *[1] * (maps.ndim - 1))
+    top = m.reshape(len(m), -1).max(axis=1).reshape(-1, *[1] * (m.ndim - 1))
+    return np.divide(m, top, out=np.zeros_like(m), where=top > 0).astype(np.float32)

@@ -106,6 +106,21 @@ def runs_dir(notebook: str, *, profile: str, source: str, seed: int) -> Path:
     return runs_root() / notebook / f"{profile}-{safe}-seed{int(seed)}"
 
 
+def seed_runs(runs: str | os.PathLike) -> dict[int, Path]:
+    """The folders beside a :func:`runs_dir` ``runs`` that differ from it only in their seed
+    (``runs`` included, if it exists): ``{seed: folder}``, seeds ascending."""
+    runs = Path(runs)
+    prefix, sep, _ = runs.name.rpartition("-seed")
+    if not sep:
+        raise ValueError(f"{runs}: not a runs folder (<profile>-<source>-seed<seed>)")
+    found = {}
+    for folder in runs.parent.glob(f"{prefix}-seed*"):
+        tail = folder.name[len(prefix) + len(sep):]
+        if folder.is_dir() and tail.isdigit():
+            found[int(tail)] = folder
+    return dict(sorted(found.items()))
+
+
 def downloads_dir() -> Path:
     """Partial and complete downloaded archives: ``data/downloads``."""
     return data_dir() / "downloads"

@@ -139,12 +139,22 @@ def _high_water_mark(pid: int) -> int:
     return 0
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _to_html(nb_path: Path) -> None:
     try:
         import nbformat
         from nbconvert import HTMLExporter
+        from traitlets.config import Config
 
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(nb_path, as_version=4))
+        # A static page has no kernel behind its widgets: show an output's other form instead
+        # (the explorer's fallback, reporting.explorer), even where the widget state was saved.
+        priority = [m for m in HTMLExporter().default_config.NbConvertBase.display_data_priority
+                    if m != WIDGET_VIEW]
+        config = Config({"NbConvertBase": {"display_data_priority": priority}})
+        body, _ = HTMLExporter(config=config).from_notebook_node(
+            nbformat.read(nb_path, as_version=4))
         with atomic_path(nb_path.with_suffix(".html")) as tmp:
             Path(tmp).write_text(body, encoding="utf-8")
     except Exception as exc:  # the .ipynb is the record; a failed HTML export must not hide it
