@@ -92,9 +92,10 @@ def run_seed(sartaj, external, *, seed: int, augment: str, epochs: int, size: in
                   loss="mse", metrics=["accuracy"])
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        history = train.fit(model, fit_ds, val_ds, epochs=epochs, run_dir=tmp, patience=5,
-                            checkpoint="memory", backup=False, seed=seed, verbose=0,
-                            progress=False)
+        history = train.fit(model, fit_ds, val_ds,
+                            train.FitConfig(epochs=epochs, patience=5, checkpoint="memory",
+                                            backup=False, seed=seed),
+                            run_dir=tmp, verbose=0, progress=False)
     out = {"seed": seed, "augment": augment, "options": options, "batch": batch,
            "epochs_run": len(history),
            "train_seconds": round(time.perf_counter() - start, 1),

@@ -78,9 +78,11 @@ def run(run_dir, callbacks=()):
     tf.config.experimental.enable_op_determinism()
     train_ds, val_ds = data()
     net = model()
-    history = train.fit(net, train_ds, val_ds, epochs=EPOCHS, run_dir=run_dir, verbose=0,
-                        patience=PATIENCE, reduce_lr_patience=REDUCE_LR_PATIENCE,
-                        reduce_lr_factor=0.5, seed=SEED, callbacks=list(callbacks))
+    history = train.fit(net, train_ds, val_ds,
+                        train.FitConfig(epochs=EPOCHS, patience=PATIENCE,
+                                        reduce_lr_patience=REDUCE_LR_PATIENCE,
+                                        reduce_lr_factor=0.5, seed=SEED),
+                        run_dir=run_dir, verbose=0, callbacks=list(callbacks))
     return net, history
 
 

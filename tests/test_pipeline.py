@@ -95,8 +95,9 @@ def test_every_fit_on_a_dataset_restarts_its_augmentation(tmp_path):
         model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Flatten(),
                                   keras.layers.Dense(4, activation="softmax")])
         model.compile(optimizer="sgd", loss="mse")
-        train.fit(model, ds, None, epochs=2, run_dir=tmp_path / run, monitor="loss",
-                  checkpoint=None, backup=False, verbose=0, progress=False)
+        train.fit(model, ds, None,
+                  train.FitConfig(epochs=2, monitor="loss", checkpoint=None, backup=False),
+                  run_dir=tmp_path / run, verbose=0, progress=False)
         return model.get_weights()
 
     for a, b in zip(fitted("first"), fitted("second")):

@@ -12,6 +12,7 @@ Artifacts (notebook 03): ``E.fig1`` (:func:`fig1`), ``E.fig2`` (:func:`fig2`), `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,15 @@ import pandas as pd
 
 from medrepro.analysis import evaluate, explain
 from medrepro.data import brain_mri
-from medrepro.core import paths, seeds
+from medrepro.core import seeds
+from medrepro.core.planning import PlanContext, RowPlan
+from medrepro.core.profiles import ESettings
 from medrepro.reporting import plots
 from medrepro.models import brain_mri as mm
 from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+
+DATASET = mri_common.MASOUD  # run.resolve_mri may stand the real Sartaj set in
 
 # The recipe (every profile; the paper states Adam, categorical cross-entropy, EarlyStopping and
 # ReduceLROnPlateau, not their settings). Chosen on the validation split of the real Sartaj set
@@ -39,7 +44,7 @@ MIN_LR = 1e-5
 LABEL_SMOOTHING = 0.1
 MONITOR = "val_loss"
 # Early stopping watches the validation loss only after the first 10 epochs. Measured on the
-# real Sartaj set (2026-12-02, notebook 03, demo): the validation loss was lowest at epoch 2
+# real Sartaj set (notebook 03, demo): the validation loss was lowest at epoch 2
 # (1.06, accuracy 0.60), then swung 1.25-2.11 while training accuracy rose 0.60 -> 0.75; with
 # patience 8 counted from epoch 1 the run stopped at epoch 10 and the epoch-2 model scored 0.58
 # on the test split. The recipe run for 30 epochs outside the notebook (128 px, GAP head, never
@@ -63,35 +68,37 @@ class Result:
     pred: np.ndarray
 
 
-def load(run) -> ImageSplit:
-    """The Masoud set (or the real Sartaj set), pooled 80/20 split, 10% for validation."""
-    return mri_common.load_masoud(run, split="paper")
+def load(settings: ESettings, ds, *, seed: int, note: str = "") -> ImageSplit:
+    """``ds`` (the Masoud set, or the real Sartaj set standing in: ``note`` says so), pooled
+    80/20 split, 10% for validation."""
+    return mri_common.load_split(ds, max_images=settings.max_images, split="paper", seed=seed,
+                                 note=note)
 
 
-def train_cnn(run, data: ImageSplit):
-    """Build and train :func:`xai_cnn` at ``e_image_size``; ``(model, history, test pipeline)``."""
+def train_cnn(settings: ESettings, data: ImageSplit, runs: Path, *, seed: int):
+    """Build and train :func:`xai_cnn` at ``settings.image_size`` in ``runs/E_cnn``;
+    ``(model, history, test pipeline)``."""
     import keras
 
     from medrepro.training import train
 
-    s = run.settings
-    size = s["e_image_size"]
-    fit_ds, val_ds, test_ds = mri_common.image_datasets(data, image_size=size, batch_size=s["e_batch"],
-                                                  augment=brain_mri.E_AUGMENT, seed=run.seed)
-    seeds.seed_everything(run.seed)
+    size = settings.image_size
+    fit_ds, val_ds, test_ds = mri_common.image_datasets(data, image_size=size,
+                                                        batch_size=settings.batch,
+                                                        augment=brain_mri.E_AUGMENT, seed=seed)
+    seeds.seed_everything(seed)
     model = mm.xai_cnn((size, size, 3))
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
                   metrics=["accuracy"])
-    run_dir = paths.runs_dir(run.notebook, profile=run.profile, source=data.source,
-                             seed=run.seed) / "E_cnn"
-    history = train.fit_once(model, fit_ds, val_ds, epochs=s["e_epochs"], run_dir=run_dir,
-                             config=mri_common.training_config(data, image_size=size,
-                                                         augment=brain_mri.E_AUGMENT),
-                             monitor=MONITOR, patience=s["e_patience"],
-                             reduce_lr_patience=s["e_reduce_lr"],
-                             reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR,
-                             stop_from_epoch=STOP_FROM_EPOCH, seed=run.seed, verbose=0)
+    recipe = train.FitConfig(epochs=settings.epochs, monitor=MONITOR, patience=settings.patience,
+                             stop_from_epoch=STOP_FROM_EPOCH,
+                             reduce_lr_patience=settings.reduce_lr,
+                             reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR, seed=seed)
+    history = train.fit_once(model, fit_ds, val_ds, recipe, run_dir=Path(runs) / "E_cnn",
+                             identity=mri_common.run_identity(data, image_size=size,
+                                                              augment=brain_mri.E_AUGMENT),
+                             verbose=0)
     return model, history, test_ds
 
 
@@ -331,3 +338,8 @@ def xai_score_figure(score: XaiScore):
         titles=[score.titles[i] for i in order], radius=xai_score.DILATION_PX,
         suptitle=f"E: pointing game, correctly classified tumour test images ({score.label}); "
                  "white: lesion, cyan: tolerance, x: map maximum")
+
+
+def plan(settings: ESettings, ctx: PlanContext) -> RowPlan:
+    """Study E's part of notebook 03's plan: small checkpoints, no time projection yet."""
+    return RowPlan(note="no measured training rate for study E yet")
