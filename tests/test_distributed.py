@@ -136,11 +136,14 @@ SETUP = textwrap.dedent("""
     import tensorflow as tf
     report.save_table(pd.DataFrame({"x": [1]}), sys.argv[3], source="phantom")
     side = report.read_sidecar(sys.argv[3], profile="paper", reports_root=sys.argv[1])
+    report.record_metric(sys.argv[3][0], "m", 0.5, source="phantom", artifact=sys.argv[3])
+    record = report.read_metrics(profile="paper", reports_root=sys.argv[1])[0]
     print("RESULT " + json.dumps({
         "replicas": run.replicas, "in_sync": tf.distribute.get_strategy().num_replicas_in_sync,
         "settings": {name: {k: getattr(row, k) for k in row.BATCHES}
                      for name, row in run.settings.items()},
-        "reason": run.batching.reason, "sidecar": side["batch"]}))
+        "reason": run.batching.reason, "sidecar": side["batch"],
+        "deviations": record["deviations"]}))
 """)
 
 
@@ -158,6 +161,7 @@ def test_paper_batch_is_the_global_batch_over_two_replicas(tmp_path):
     assert out["sidecar"]["rule"] == profiles.GLOBAL_RULE and out["sidecar"]["replicas"] == 2
     assert out["sidecar"]["global"] == {"B.batch_main": 32, "B.batch_compare": 8}
     assert out["sidecar"]["per_replica"] == {"B.batch_main": 16, "B.batch_compare": 4}
+    assert out["deviations"] == []  # the paper's batch: no departure for the ledger
 
 
 def test_the_doubled_batch_is_an_explicit_labelled_option(tmp_path):
@@ -167,6 +171,7 @@ def test_the_doubled_batch_is_an_explicit_labelled_option(tmp_path):
     assert out["sidecar"]["rule"].startswith("per replica") and "not the papers'" in \
         out["sidecar"]["rule"]
     assert out["sidecar"]["per_replica"]["B.batch_main"] == 32
+    assert [d for d in out["deviations"] if d.startswith("a changed batch")]  # not comparable
 
 
 def test_a_batch_that_does_not_divide_trains_on_one_replica_and_says_why(tmp_path):
