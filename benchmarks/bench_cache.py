@@ -224,11 +224,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.copies, args.read_images, args.rounds = 5, 1000, 1
 
+    from medrepro.core import device as devices
     from medrepro.run import plan
     from medrepro.data import rsna
 
-    cpus = rsna._cpu_count()
-    device = plan.detect_device()
+    cpus = devices.cpu_count()
+    device = devices.machine()
     modes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_cache_") as tmp:
         tmp = Path(tmp)

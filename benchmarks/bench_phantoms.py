@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_phantoms.py [--out file.json] [--quick]
 
 For each family (Masoud MRI, Sartaj MRI, RSNA, MosMed) at the demo profile's sizes
-(``profiles.settings("01_download", "demo")``; ``--quick``: the smoke sizes), in ONE run:
+(``profiles.settings("phantoms", "demo")``; ``--quick``: the smoke sizes), in ONE run:
 
 - the generator's wall time into a temporary folder, and whether it met the target of < 60 s;
 - a reference measured in the same run: writing the same number of files of the same format and
@@ -91,29 +91,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke sizes instead of demo")
     args = parser.parse_args()
     profile = "smoke" if args.quick else "demo"
-    s = profiles.settings("01_download", profile)
+    s = profiles.settings("phantoms", profile)
     from medrepro.data.phantoms import brain_mri
     from medrepro.data.phantoms._common import single_threaded_blas
 
     start = time.perf_counter()
     brain_mri.load_template()
     template_s = time.perf_counter() - start
-    n_mri = 4 * (s["mri_train_per_class"] + s["mri_test_per_class"])
+    n_mri = 4 * (s.mri_train_per_class + s.mri_test_per_class)
     families = {
         "mri_masoud": (lambda r: phantoms.make_mri(
-            r, layout="masoud", n_per_class=s["mri_train_per_class"],
-            n_test_per_class=s["mri_test_per_class"], seed=42),
+            r, layout="masoud", n_per_class=s.mri_train_per_class,
+            n_test_per_class=s.mri_test_per_class, seed=42),
             lambda: _floor_mri(n_mri, 512, "L"), n_mri, "JPEG 512x512 L"),
         "mri_sartaj": (lambda r: phantoms.make_mri(
-            r, layout="sartaj", n_per_class=s["mri_train_per_class"],
-            n_test_per_class=s["mri_test_per_class"], seed=42),
+            r, layout="sartaj", n_per_class=s.mri_train_per_class,
+            n_test_per_class=s.mri_test_per_class, seed=42),
             lambda: _floor_mri(n_mri, 512, "RGB"), n_mri, "JPEG 512x512 RGB"),
-        "rsna": (lambda r: phantoms.make_rsna(r, n_images=s["rsna_images"], seed=42),
-                 lambda: _floor_rsna(s["rsna_images"]), s["rsna_images"], "DICOM 512x512"),
-        "mosmed": (lambda r: phantoms.make_mosmed(r, n_per_class=s["mosmed_per_class"], seed=42,
-                                                  size=s["mosmed_size"]),
-                   lambda: _floor_mosmed(2 * s["mosmed_per_class"], s["mosmed_size"]),
-                   2 * s["mosmed_per_class"], f"NIfTI {s['mosmed_size']}^2 x N"),
+        "rsna": (lambda r: phantoms.make_rsna(r, n_images=s.rsna_images, seed=42),
+                 lambda: _floor_rsna(s.rsna_images), s.rsna_images, "DICOM 512x512"),
+        "mosmed": (lambda r: phantoms.make_mosmed(r, n_per_class=s.mosmed_per_class, seed=42,
+                                                  size=s.mosmed_size),
+                   lambda: _floor_mosmed(2 * s.mosmed_per_class, s.mosmed_size),
+                   2 * s.mosmed_per_class, f"NIfTI {s.mosmed_size}^2 x N"),
     }
     results = {"profile": profile, "target_seconds": TARGET_SECONDS,
                "template_load_seconds": round(template_s, 3), "families": {}}
@@ -121,11 +121,11 @@ def main() -> None:
         gen_s = _timed(generate)
         with single_threaded_blas():
             ref_s = floor()
-        results["families"][name] = {
+        results.families[name] = {
             "files": n_files, "format": fmt, "generator_seconds": round(gen_s, 2),
             "format_floor_seconds": round(ref_s, 2), "ratio_to_floor": round(gen_s / ref_s, 1),
             "files_per_second": round(n_files / gen_s, 1), "met_target": gen_s < TARGET_SECONDS}
-        print(name, results["families"][name], flush=True)
+        print(name, results.families[name], flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

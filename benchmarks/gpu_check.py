@@ -89,15 +89,17 @@ def model_specs(sizes: Sizes) -> list[dict]:
     from medrepro.models import head_ct, brain_mri, chest_ct
 
     img = (sizes.image, sizes.image, 3)
-    b = profiles.settings("04_lightweight_ct", "paper")
-    a = profiles.settings("03_lstm_cnn_mri", "paper")
-    d = profiles.settings("05_3dcnn_mosmed", "paper")
+    b = profiles.settings("B", "paper")
+    a = profiles.settings("A", "paper")
+    c = profiles.settings("C", "paper")
+    e = profiles.settings("E", "paper")
+    d = profiles.settings("D", "paper")
 
     def head(kind):
         def build():
             net = (brain_mri.lstm_cnn_head if kind == "lstm" else brain_mri.standard_cnn_head)(
                 n_features=sizes.features)
-            net.compile(optimizer=keras.optimizers.Adam(a["a_lr"]),
+            net.compile(optimizer=keras.optimizers.Adam(a.lr),
                         loss="categorical_crossentropy", metrics=["accuracy"])
             return net
         return build
@@ -116,27 +118,27 @@ def model_specs(sizes: Sizes) -> list[dict]:
 
     specs = [
         {"name": "A.lstm_head", "study": "A", "build": head("lstm"),
-         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a["a_batch"]},
+         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a.batch},
         {"name": "A.standard_head", "study": "A", "build": head("standard"),
-         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a["a_batch"]},
+         "shape": (1, sizes.features), "classes": brain_mri.N_CLASSES, "batch": a.batch},
         {"name": "A.resnet50_features", "study": "A", "inference_only": True,
          "build": lambda: brain_mri.resnet50_backbone(weights=None, image_size=sizes.image)[0],
-         "shape": img, "classes": None, "batch": a["a_batch"]},
+         "shape": img, "classes": None, "batch": a.batch},
     ]
     for key in head_ct.BUILDERS:
-        for batch in sorted({b["batch_compare"], b["batch_main"] if key == "proposed" else 0}
+        for batch in sorted({b.batch_compare, b.batch_main if key == "proposed" else 0}
                             - {0}):
             specs.append({"name": f"B.{key}.b{batch}", "study": "B", "shape": img,
                           "build": (lambda key=key: head_ct.compile_paper(head_ct.build(key, img))),
                           "classes": head_ct.N_CLASSES, "batch": batch})
     specs += [
         {"name": "C.seq_cnn", "study": "C", "build": seq_cnn, "shape": img,
-         "classes": brain_mri.N_CLASSES, "batch": a["c_batch"]},
+         "classes": brain_mri.N_CLASSES, "batch": c.batch},
         {"name": "D.cnn3d", "study": "D", "shape": (*sizes.volume, 1), "classes": 1,
          "build": lambda: chest_ct.compile_cnn3d(chest_ct.cnn3d((*sizes.volume, 1))),
-         "batch": d["batch"]},
+         "batch": d.batch},
         {"name": "E.xai_cnn", "study": "E", "build": xai_cnn, "shape": img,
-         "classes": brain_mri.N_CLASSES, "batch": a["e_batch"]},
+         "classes": brain_mri.N_CLASSES, "batch": e.batch},
     ]
     return specs
 
@@ -248,9 +250,10 @@ def projections(rates: dict[str, dict]) -> list[dict]:
     """Projected minutes of each notebook's paper run from the measured rates (module text)."""
     from medrepro.core import manifest, profiles
 
-    a = profiles.settings("03_lstm_cnn_mri", "paper")
-    b = profiles.settings("04_lightweight_ct", "paper")
-    d = profiles.settings("05_3dcnn_mosmed", "paper")
+    a = profiles.settings("A", "paper")
+    b = profiles.settings("B", "paper")
+    e = profiles.settings("E", "paper")
+    d = profiles.settings("D", "paper")
 
     def run_s(name: str, epochs: int, n_train: float, n_val: float) -> float:
         r = rates[name]
@@ -259,22 +262,22 @@ def projections(rates: dict[str, dict]) -> list[dict]:
     a_fit, a_val = SARTAJ_IMAGES * TRAIN_FRACTION, SARTAJ_IMAGES * VAL_FRACTION
     m_fit, m_val = MASOUD_IMAGES * TRAIN_FRACTION, MASOUD_IMAGES * VAL_FRACTION
     a_s = (SARTAJ_IMAGES / rates["A.resnet50_features"]["infer_img_s"]
-           + 2 * run_s("A.lstm_head", a["a_epochs"], a_fit, a_val)  # paper + official split
-           + 2 * run_s("A.standard_head", a["a_epochs"], a_fit, a_val))
+           + 2 * run_s("A.lstm_head", a.epochs, a_fit, a_val)  # paper + official split
+           + 2 * run_s("A.standard_head", a.epochs, a_fit, a_val))
     c_epochs = int(manifest.reported_frame("C.table1")["epochs"].sum())
     c_s = run_s("C.seq_cnn", c_epochs, m_fit, m_val)
-    e_s = run_s("E.xai_cnn", a["e_epochs"], m_fit, m_val)
-    b_runs = [f"B.proposed.b{b['batch_main']}"] + [
-        f"B.{k}.b{b['batch_compare']}" for k in (*b["compare_models"], *b["patient_models"])]
+    e_s = run_s("E.xai_cnn", e.epochs, m_fit, m_val)
+    b_runs = [f"B.proposed.b{b.batch_main}"] + [
+        f"B.{k}.b{b.batch_compare}" for k in (*b.compare_models, *b.patient_models)]
     b_s = sum(run_s(n, RSNA_ASSUMED_EPOCHS, RSNA_TRAIN, RSNA_VAL) for n in b_runs)
-    d_epochs = int(sum(d["epochs"].values()))
+    d_epochs = int(sum(d.epochs.values()))
     d_s = run_s("D.cnn3d", d_epochs, MOSMED_VOLUMES * MOSMED_TRAIN_FRACTION,
                 MOSMED_VOLUMES * MOSMED_VAL_FRACTION)
     return [
         {"notebook": "03_lstm_cnn_mri", "minutes": (a_s + c_s + e_s) / 60,
          "basis": f"A: ResNet50 features of {SARTAJ_IMAGES} images + 4 heads × "
-                  f"{a['a_epochs']} epochs; C: {c_epochs} epochs over the 5 trials; E: "
-                  f"{a['e_epochs']} epochs; {MASOUD_IMAGES} Masoud images (upper bounds: early "
+                  f"{a.epochs} epochs; C: {c_epochs} epochs over the 5 trials; E: "
+                  f"{e.epochs} epochs; {MASOUD_IMAGES} Masoud images (upper bounds: early "
                   "stopping shortens them)"},
         {"notebook": "04_lightweight_ct", "minutes": b_s / 60,
          "basis": f"{len(b_runs)} runs × {RSNA_ASSUMED_EPOCHS} epochs of {RSNA_TRAIN:,} "
@@ -345,7 +348,7 @@ def profiles_batch() -> int:
     """Study B's main batch size (the input pipeline is measured at it)."""
     from medrepro.core import profiles
 
-    return int(profiles.settings("04_lightweight_ct", "paper")["batch_main"])
+    return int(profiles.settings("B", "paper").batch_main)
 
 
 def write_result(out: Path, key: str, result: dict) -> None:

@@ -93,8 +93,9 @@ def run_one(view, candidate: str, *, trial: int, epochs: int, size: int, patienc
                   loss="mse", metrics=["accuracy"])
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        history = train.fit(model, fit_ds, val_ds, epochs=epochs, run_dir=tmp, patience=patience,
-                            checkpoint="memory", backup=False, seed=view.seed, verbose=0,
+        recipe = train.FitConfig(epochs=epochs, patience=patience, checkpoint="memory",
+                                 backup=False, seed=view.seed)
+        history = train.fit(model, fit_ds, val_ds, recipe, run_dir=tmp, verbose=0,
                             progress=False)
     pred = train.predict_classes(model, val_ds)
     y = view.val["label"].to_numpy()

@@ -123,9 +123,11 @@ def run(run_dir, callbacks=(), job: str = "plain"):
     train_ds, val_ds = data(job)
     net = model(job)
     epochs = EPOCHS if job == "plain" else AUGMENTED_EPOCHS
-    history = train.fit(net, train_ds, val_ds, epochs=epochs, run_dir=run_dir, verbose=0,
-                        patience=PATIENCE, reduce_lr_patience=REDUCE_LR_PATIENCE,
-                        reduce_lr_factor=0.5, seed=SEED, callbacks=list(callbacks))
+    history = train.fit(net, train_ds, val_ds,
+                        train.FitConfig(epochs=epochs, patience=PATIENCE,
+                                        reduce_lr_patience=REDUCE_LR_PATIENCE,
+                                        reduce_lr_factor=0.5, seed=SEED),
+                        run_dir=run_dir, verbose=0, callbacks=list(callbacks))
     return net, history
 
 

@@ -78,8 +78,8 @@ def _tiny_fit(tmp_path, at, epochs=4):
                                       best=best, history_path=tmp_path / "long" / "history.csv")
     ds = pipeline.from_arrays(x, y, batch_size=8, cache=False)
     val = pipeline.from_arrays(-x, y, batch_size=8, cache=False)  # val loss rises: best is early
-    history = train.fit(model, ds, val, epochs=epochs, run_dir=tmp_path / "long", verbose=0,
-                        callbacks=[best, snaps, record], progress=False)
+    history = train.fit(model, ds, val, train.FitConfig(epochs=epochs), run_dir=tmp_path / "long",
+                        verbose=0, callbacks=[best, snaps, record], progress=False)
     return history, per_epoch
 
 

@@ -6,6 +6,7 @@ layout: these tests check the resolving logic, tests/test_phantoms.py the genera
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 import zipfile
@@ -20,7 +21,7 @@ from medrepro.core import paths, profiles
 from medrepro.data.phantoms import _common as phantoms_common
 from medrepro.data.registry import DatasetError
 
-SMOKE = profiles.settings("01_download", "smoke")
+SMOKE = profiles.settings("phantoms", "smoke")
 
 
 class FakePhantoms(types.ModuleType):
@@ -96,9 +97,9 @@ def test_phantom_generated_once_with_profile_sizes(fake):
     assert rd.is_phantom and rd.source == "phantom" and rd.origin == "phantom"
     assert rd.root == paths.data_dir() / "raw" / "phantom" / "smoke" / "brain_tumor_masoud"
     assert rd.splits_present == ("Training", "Testing")
-    assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE["mri_train_per_class"],
-                                   "seed": 42, "n_test_per_class": SMOKE["mri_test_per_class"],
-                                   "size": SMOKE["mri_size"]})]
+    assert fake.calls == [("mri", {"layout": "masoud", "n_per_class": SMOKE.mri_train_per_class,
+                                   "seed": 42, "n_test_per_class": SMOKE.mri_test_per_class,
+                                   "size": SMOKE.mri_size})]
     assert (rd.root / phantoms_common.MARKER_NAME).is_file() and datasets.phantom_record(rd.root)
     again = datasets.resolve("brain_tumor_masoud", data=None, profile="smoke")
     assert again.root == rd.root and len(fake.calls) == 1, "a complete phantom was regenerated"
@@ -109,8 +110,8 @@ def test_phantom_other_seed_gets_own_folder_and_changed_sizes_regenerate(fake, m
     b = datasets.resolve("mosmed", data="phantom", profile="smoke", seed=7)
     assert a.root != b.root and b.root.name == "mosmed_seed7"
     assert [c[1]["seed"] for c in fake.calls] == [42, 7]
-    table = {**profiles.PROFILES["01_download"]["smoke"], "mosmed_per_class": 3}
-    monkeypatch.setitem(profiles.PROFILES["01_download"], "smoke", table)
+    table = dataclasses.replace(profiles.PROFILES["phantoms"]["smoke"], mosmed_per_class=3)
+    monkeypatch.setitem(profiles.PROFILES["phantoms"], "smoke", table)
     c = datasets.resolve("mosmed", data="phantom", profile="smoke")
     assert c.root == a.root and fake.calls[-1][1]["n_per_class"] == 3
     assert len(list((c.root / "CT-0").iterdir())) == 3
@@ -128,8 +129,8 @@ def test_profile_from_environment(fake, monkeypatch):
     monkeypatch.setenv("MEDREPRO_PROFILE", "demo")
     rd = datasets.resolve("rsna_ich", data="phantom", profile=None)
     assert rd.root.parent.name == "demo"
-    assert fake.calls[-1] == ("rsna", {"n_images": profiles.settings("01_download", "demo")
-                                       ["rsna_images"], "seed": 42})
+    assert fake.calls[-1] == ("rsna", {"n_images": profiles.settings("phantoms", "demo")
+                                       .rsna_images, "seed": 42})
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_inventory_reports_found_missing_and_used(fake, tmp_path):
     used = inv[inv["source"] == "phantom"]
     assert set(used["status"]) == {"used"} and set(used["copy"]) == {f"phantom in {rd.root}"}
     assert used.loc[used["split"] == "Training", "files"].tolist() == [
-        SMOKE["mri_train_per_class"]] * 4
+        SMOKE.mri_train_per_class] * 4
     assert used.set_index(["split", "class"]).loc[("Testing", "notumor"), "official_count"] == 405
 
 

@@ -80,21 +80,45 @@ def test_configure_precision_sets_keras_policy_and_sidecars_record_it(tmp_path, 
         device.configure_precision(force="float32")
 
 
-def test_single_device_path_unchanged_and_global_batch_with_replicas(monkeypatch):
+def test_single_device_path_unchanged_and_the_replicas_a_strategy_would_use(monkeypatch):
     monkeypatch.delenv(device.MIRROR_CPUS_ENV, raising=False)
+    monkeypatch.delenv(device.MIRROR_ENV, raising=False)
     monkeypatch.setattr(device, "_gpu_cache", [T4])
-    assert device.activate_strategy() == 1
+    assert device.available_replicas() == 1 and device.activate_strategy() == 1
     monkeypatch.setattr(device, "_gpu_cache", [T4, T4])
+    assert device.available_replicas() == 2
     monkeypatch.setenv(device.MIRROR_ENV, "0")  # opted out: one device, TF not touched
-    assert device.activate_strategy() == 1
-    per_replica = profiles.settings("03_lstm_cnn_mri", "paper")
-    doubled = profiles.settings("03_lstm_cnn_mri", "paper", replicas=2)
-    assert doubled["a_batch"] == 2 * per_replica["a_batch"] == 64
-    assert doubled["a_epochs"] == per_replica["a_epochs"]  # only batch sizes scale
-    table = profiles.table("05_3dcnn_mosmed", replicas=2)
-    assert table.loc[("05_3dcnn_mosmed", "batch"), "paper"] == "4 × 2 = 8"
+    assert device.available_replicas() == 1 and device.activate_strategy() == 1
+    monkeypatch.delenv(device.MIRROR_ENV)
+    monkeypatch.setenv(device.MIRROR_CPUS_ENV, "3")  # tests: logical CPU devices
+    assert device.available_replicas() == 3
+
+
+def test_batches_are_global_split_over_the_replicas_unless_they_do_not_divide():
+    a = profiles.settings("A", "paper")
+    assert profiles.settings("A", "paper", replicas=2) == a  # the paper's batch stays global
+    doubled = profiles.settings("A", "paper", replicas=2, batch_per_replica=True)
+    assert doubled.batch == 2 * a.batch == 64 and doubled.epochs == a.epochs  # only batches
+    rows = profiles.notebook_settings("03_lstm_cnn_mri", "paper").values()
+    two = profiles.choose_batching(rows, 2)
+    assert (two.replicas, two.reason) == (2, "")
+    assert two.describe(32) == "32 (global; 16 per replica × 2 replicas)"
+    d = profiles.notebook_settings("05_3dcnn_mosmed", "paper")
+    three = profiles.choose_batching(d.values(), 3)
+    assert three.replicas == 1 and "batch 4 does not divide over 3 replicas" in three.reason
+    assert three.record(d) == {"rule": profiles.GLOBAL_RULE, "replicas": 1,
+                               "available_replicas": 3, "reason": three.reason,
+                               "global": {"D.batch": 4}, "per_replica": {"D.batch": 4}}
+    option = profiles.choose_batching(d.values(), 3, per_replica_option=True)
+    assert option.replicas == 3 and "not the paper's" in option.describe(12)
+    assert profiles.batch_per_replica_option({profiles.BATCH_PER_REPLICA_ENV: "1"})
+    assert not profiles.batch_per_replica_option({})
+    table = profiles.table("D", replicas=2)
+    assert table.loc[("05_3dcnn_mosmed", "D", "batch"), "paper"] == "4 (2 per replica × 2)"
     with pytest.raises(ValueError, match="replicas must be >= 1"):
-        profiles.settings("05_3dcnn_mosmed", "smoke", replicas=0)
+        profiles.settings("D", "smoke", replicas=0)
+    with pytest.raises(ValueError, match="available replicas must be >= 1"):
+        profiles.choose_batching(d.values(), 0)
 
 
 def test_precision_and_strategy_on_cpu():

@@ -114,16 +114,16 @@ def test_training_on_a_full_disk_stops_then_resumes_exactly(disk, tmp_path):
     train_ds, val_ds = _datasets()
     run_dir = disk / "run"
     with pytest.raises(DiskFullError, match=rf"disk full in {run_dir}: writing history\.csv"):
-        train.fit(_model(), train_ds, val_ds, epochs=4, run_dir=run_dir, verbose=0,
-                  callbacks=[_fill_before(disk, 2)], progress=False)
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                  run_dir=run_dir, verbose=0, callbacks=[_fill_before(disk, 2)], progress=False)
     saved = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     assert set(saved) == {"history.csv", "best.keras", "state.npz"}  # epoch 2's, whole
     assert len(pd.read_csv(run_dir / "history.csv")) == 2
     (disk / "ballast").unlink()
-    resumed = train.fit(_model(), train_ds, val_ds, epochs=4, run_dir=run_dir, verbose=0,
-                        progress=False)
-    whole = train.fit(_model(), train_ds, val_ds, epochs=4, run_dir=tmp_path / "whole",
-                      verbose=0, progress=False)
+    resumed = train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                        run_dir=run_dir, verbose=0, progress=False)
+    whole = train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                      run_dir=tmp_path / "whole", verbose=0, progress=False)
     cols = [c for c in whole.columns if c != "epoch_seconds"]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=False, atol=1e-6)
 
@@ -161,16 +161,16 @@ def test_damaged_state_npz_is_refused_by_name(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         from test_train import _StopAfter
 
-        train.fit(_model(), train_ds, val_ds, epochs=3, run_dir=tmp_path, verbose=0,
-                  callbacks=[_StopAfter(2)], progress=False)
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=3),
+                  run_dir=tmp_path, verbose=0, callbacks=[_StopAfter(2)], progress=False)
     state = tmp_path / "state.npz"
     data = bytearray(state.read_bytes())
     for damage in (bytes(data[: len(data) // 2]),  # truncated
                    bytes(data[:200]) + b"\xff" * 64 + bytes(data[264:])):  # garbled inside
         state.write_bytes(damage)
         with pytest.raises(callbacks.ResumeError, match=r"state\.npz: unreadable training state"):
-            train.fit(_model(), train_ds, val_ds, epochs=3, run_dir=tmp_path, verbose=0,
-                      progress=False)
+            train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=3),
+                      run_dir=tmp_path, verbose=0, progress=False)
 
 
 @pytest.mark.parametrize("damage", ["done.json", "config.json", "best.keras"])
@@ -180,15 +180,15 @@ def test_a_damaged_finished_run_is_trained_again(tmp_path, monkeypatch, damage):
     from medrepro.training import train
 
     train_ds, val_ds = _datasets()
-    train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
-                   progress=False)
+    train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=2),
+                   run_dir=tmp_path, verbose=0, progress=False)
     path = tmp_path / damage
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     calls = []
     real = train.fit
     monkeypatch.setattr(train, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
-    history = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
-                             progress=False)
+    history = train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=2),
+                             run_dir=tmp_path, verbose=0, progress=False)
     assert calls == [1] and history.attrs["reused"] is False and len(history) == 2
     assert train.read_done(tmp_path)["epochs_run"] == 2
 
@@ -273,14 +273,15 @@ def test_a_second_trainer_of_the_same_run_folder_stops_naming_the_holder(tmp_pat
         train_ds, val_ds = _datasets()
         with pytest.raises(locks.LockedError,
                            match=rf"C_trial1 is in use by pid {proc.pid} on .*a training run"):
-            train.fit_once(_model(), train_ds, val_ds, run_dir=run_dir, epochs=1, verbose=0)
+            train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=1),
+                           run_dir=run_dir, verbose=0)
         assert not run_dir.exists()  # this process wrote nothing there
     finally:
         proc.kill()
         proc.wait()
     train_ds, val_ds = _datasets()  # the holder gone (killed: the OS released its lock)
-    assert len(train.fit_once(_model(), train_ds, val_ds, run_dir=run_dir, epochs=1,
-                              verbose=0, progress=False)) == 1
+    assert len(train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=1),
+                              run_dir=run_dir, verbose=0, progress=False)) == 1
 
 
 def test_a_cache_lock_makes_the_second_process_wait(tmp_path, capfd):

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -24,7 +25,7 @@ def test_manifest_entries_are_consistent():
             assert art.reported is None, art.id
     for nb in manifest.NOTEBOOKS:
         assert manifest.for_notebook(nb), nb
-        assert nb in profiles.PROFILES
+        assert nb in profiles.NOTEBOOK_ROWS
 
 
 def test_reported_values_match_the_papers_totals():
@@ -48,14 +49,26 @@ def test_unknown_ids_and_notebooks_raise():
 
 
 def test_profile_table_covers_every_profile():
-    for nb, by_profile in profiles.PROFILES.items():
-        assert set(by_profile) == set(profiles.PROFILE_NAMES), nb
-    assert profiles.settings("05_3dcnn_mosmed", "paper")["volume_shape"] == (128, 128, 64)
-    assert profiles.settings("04_lightweight_ct", "paper")["max_epochs"] == 30
+    for name, by_profile in profiles.PROFILES.items():
+        assert set(by_profile) == set(profiles.PROFILE_NAMES), name
+        assert len({type(row) for row in by_profile.values()}) == 1, name  # one row type
+    assert set(profiles.NOTEBOOK_ROWS) == set(manifest.NOTEBOOKS)
+    assert sorted(r for rows in profiles.NOTEBOOK_ROWS.values() for r in rows) == sorted(
+        profiles.PROFILES)  # every row read by exactly one notebook
+    assert profiles.settings("D", "paper").volume_shape == (128, 128, 64)
+    assert profiles.settings("B", "paper").max_epochs == 30
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
-        profiles.settings("04_lightweight_ct", "fast")
+        profiles.settings("B", "fast")
+    with pytest.raises(KeyError, match="no settings row '04_lightweight_ct'"):
+        profiles.settings("04_lightweight_ct", "paper")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profiles.settings("A", "paper").epochs = 5
+    with pytest.raises(TypeError):
+        profiles.settings("D", "paper").epochs["aug_5"] = 1  # read-only, like the row
     df = profiles.table()
     assert {"smoke", "demo", "paper"} <= set(df.columns)
+    assert df.loc[("03_lstm_cnn_mri", "C", "batch"), "paper"] == "16"
+    assert list(profiles.table("D").index.get_level_values("settings").unique()) == ["D"]
 
 
 @pytest.mark.parametrize("ids, notebook", [

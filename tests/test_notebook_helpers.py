@@ -67,7 +67,7 @@ def test_only_the_training_notebooks_import_tensorflow_in_their_setup(tmp_path):
 
     from medrepro.core import profiles
 
-    assert [nb for nb in profiles.PROFILES if profiles.trains_models(nb)] == [
+    assert [nb for nb in profiles.NOTEBOOK_ROWS if profiles.trains_models(nb)] == [
         "03_lstm_cnn_mri", "04_lightweight_ct", "05_3dcnn_mosmed"]
     code = ("import sys; from medrepro.run import notebook; "
             "notebook.setup(sys.argv[1], profile='smoke', data='phantom', seed=3, "

@@ -79,8 +79,9 @@ def test_fit_augments_in_the_training_step_and_every_fit_draws_the_same(tmp_path
                                   keras.layers.Dense(4, activation="softmax")])
         model.compile(optimizer="sgd", loss="mse")
         ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0, augment=augment)
-        train.fit(model, ds, None, epochs=2, run_dir=tmp_path / run, monitor="loss",
-                  checkpoint=None, backup=False, verbose=0, progress=False)
+        train.fit(model, ds, None,
+                  train.FitConfig(epochs=2, monitor="loss", checkpoint=None, backup=False),
+                  run_dir=tmp_path / run, verbose=0, progress=False)
         assert "train_step" not in vars(model)  # the plain step is back after the fit
         return model.get_weights()
 

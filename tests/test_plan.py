@@ -8,7 +8,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from medrepro.core import paths
+from medrepro.core import device, paths
 from medrepro.run import plan, runner
 from medrepro.data import registry, rsna
 
@@ -165,9 +165,9 @@ def test_record_and_read_rates(tmp_path, monkeypatch):
         {}, "no measured rates for gpu:Tesla T4 (run ./run_all.sh --bench on it)")
 
 
-def test_detect_device_without_nvidia_smi(monkeypatch):
-    monkeypatch.setattr(plan.shutil, "which", lambda name: None)
-    dev = plan.detect_device()
+def test_the_device_without_nvidia_smi(monkeypatch):
+    monkeypatch.setattr(device.shutil, "which", lambda name: None)
+    dev = device.machine()
     assert dev["kind"] == "cpu" and dev["cpus"] >= 1 and plan.machine_key(dev).startswith("cpu:")
 
 
@@ -183,13 +183,13 @@ def test_runner_prints_the_plan_and_refuses_before_writing(empty_data, tmp_path,
     assert runner.main(["--plan", "--profile", "smoke", "--only", "02"]) == 1
 
 
-def test_detect_device_reads_the_gpus_from_nvidia_smi(tmp_path, monkeypatch):
+def test_the_device_has_the_gpus_of_nvidia_smi(tmp_path, monkeypatch):
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho 'Tesla T4, 15360, 7.5'\necho 'Tesla T4, 15360, 7.5'\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    dev = plan.detect_device()
+    dev = device.machine()
     assert (dev["kind"], dev["name"], dev["count"], dev["memory_mib"]) == ("gpu", "Tesla T4", 2,
                                                                           15360)
     assert plan.machine_key(dev) == "gpu:Tesla T4"
@@ -331,3 +331,22 @@ def test_on_colab_the_plan_states_ram_idle_timeout_and_drive(empty_data, tmp_pat
     text = plan.format_plan(p)
     assert "Colab's free tier has 12.7 GB" in text and "about 90 min" in text
     assert "sessions of 12 h on Kaggle" not in text and "colab (this machine)" in text
+
+
+def test_every_profile_row_plans_its_own_writes(empty_data):
+    from medrepro.core import profiles
+
+    assert set(plan.row_planners()) == set(profiles.PROFILES)
+    p = plan.make_plan(profile="paper", data="phantom", only=["03", "05", "06"], device=GPU,
+                       rates={"machines": {}})
+    nb03, nb05, nb06 = p.notebooks
+    assert [w.what for w in nb03.writes if "checkpoints" in w.what] == [
+        "study A checkpoints (LSTM head + ResNet50)"]
+    assert all(f"study {s}" in nb03.time_note for s in "ACE") and nb03.seconds is None
+    assert nb05.writes[-1].what == "MosMed volume cache (200 x 128x128x64 float32)"
+    assert nb05.writes[-1].bytes == 200 * 128 * 128 * 64 * 4
+    assert (nb06.seconds, nb06.writes) == (10.0, [])
+    smoke = plan.make_plan(profile="smoke", data="phantom", only=["03"], device=CPU,
+                           rates={"machines": {}})
+    assert not any("checkpoints" in w.what for w in smoke.notebooks[0].writes)  # in memory
+    assert _files(empty_data) == []

@@ -65,16 +65,16 @@ STUB = textwrap.dedent('''
 
 
 def _mri(root: Path, layout: str) -> None:
-    s = profiles.settings("01_download", "smoke")
-    phantoms.make_mri(root, layout=layout, n_per_class=s["mri_train_per_class"],
-                      n_test_per_class=s["mri_test_per_class"], size=s["mri_size"], seed=42)
+    s = profiles.settings("phantoms", "smoke")
+    phantoms.make_mri(root, layout=layout, n_per_class=s.mri_train_per_class,
+                      n_test_per_class=s.mri_test_per_class, size=s.mri_size, seed=42)
 
 
 def _mosmed_full_release(root: Path) -> None:
     """MosMedData as the full release: CT-0 and the abnormal volumes split into CT-2 and CT-3."""
-    s = profiles.settings("01_download", "smoke")
+    s = profiles.settings("phantoms", "smoke")
     tmp = root.with_name(root.name + ".tmp")
-    phantoms.make_mosmed(tmp, n_per_class=s["mosmed_per_class"], size=s["mosmed_size"], seed=42)
+    phantoms.make_mosmed(tmp, n_per_class=s.mosmed_per_class, size=s.mosmed_size, seed=42)
     (root / "CT-1").mkdir(parents=True)  # mild cases: not part of the studies' CT-23
     shutil.move(tmp / "CT-0", root / "CT-0")
     abnormal = sorted((tmp / "CT-23").glob("*.nii.gz"))
@@ -167,14 +167,16 @@ def test_kaggle_emulation_attached_inputs_two_replicas_and_one_failing_study(tmp
     assert meta["device"]["platform"] == "kaggle" and meta["device"]["replicas"] == 2
     out = _outputs(tmp_path, "05_3dcnn_mosmed")
     trainings = re.findall(r"training \S+: .*", out)
-    smoke = profiles.settings("05_3dcnn_mosmed", "smoke")
+    smoke = profiles.settings("D", "smoke")
     # the scenarios trained (the shorter augmented ones are aug_25's first epochs) + held-out
-    expected = len(d.nested_plan(smoke["epochs"])) + len(d.nested_plan(smoke["heldout_epochs"]))
+    expected = len(d.nested_plan(smoke.epochs)) + len(d.nested_plan(smoke.heldout_epochs))
     assert len(trainings) == expected == 4, trainings
     assert out.count("(the first epochs of aug_25's run)") == 3
     assert all("2 replica(s) (MirroredStrategy)" in t for t in trainings), trainings
-    batch = profiles.settings("05_3dcnn_mosmed", "smoke")["batch"]
-    assert f"batch: {2 * batch}" in out and "MirroredStrategy over 2 replicas" in out
+    batch = smoke.batch  # the global batch, split over the two replicas
+    assert f"D.batch: {batch} (global; {batch // 2} per replica × 2 replicas)" in out
+    assert "MirroredStrategy over 2 replicas" in out and meta["batch"]["per_replica"] == {
+        "D.batch": batch // 2}
     assert "epoch 1/1:" in proc.stdout  # streamed while running
     assert f"report: {_reports(tmp_path) / 'index.html'}" in proc.stdout
     page = (_reports(tmp_path) / "index.html").read_text()

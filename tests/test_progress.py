@@ -31,7 +31,7 @@ def test_fit_prints_one_line_per_epoch_with_eta(tmp_path, capsys):
     x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
     y = np.eye(2, dtype=np.float32)[np.arange(16) % 2]
     ds = pipeline.from_arrays(x, y, batch_size=8)
-    train.fit(model, ds, ds, epochs=3, run_dir=tmp_path, verbose=0, backup=False)
+    train.fit(model, ds, ds, train.FitConfig(epochs=3, backup=False), run_dir=tmp_path, verbose=0)
     out = capsys.readouterr().out
     assert "1 replica(s) (single device), dtype policy float32" in out
     lines = [ln for ln in out.splitlines() if ln.startswith("epoch ")]

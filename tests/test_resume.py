@@ -48,8 +48,8 @@ def test_second_session_continues_from_the_first_sessions_attached_output(
     working1 = tmp_path / "session1" / "kaggle" / "working" / "medrepro"
     runs1 = working1 / "data" / "runs" / NOTEBOOK / RUN
     finished = job.model()
-    fin_history = train.fit_once(finished, *job.data(), epochs=3, run_dir=runs1 / "A_standard",
-                                 config={"kind": "standard"}, verbose=0, seed=job.SEED)
+    fin_history = train.fit_once(finished, *job.data(), train.FitConfig(epochs=3, seed=job.SEED),
+                                 run_dir=runs1 / "A_standard", identity={"kind": "standard"}, verbose=0)
     epoch = _lr_cut_epoch(ref)
     proc = subprocess.run([sys.executable, str(JOB), str(runs1 / "A_lstm"), "end", str(epoch)],
                           capture_output=True, text=True, timeout=300, check=False)
@@ -73,8 +73,8 @@ def test_second_session_continues_from_the_first_sessions_attached_output(
     assert runs2.is_relative_to(tmp_path / "session2")
     # the finished model is not trained again
     again = job.model()
-    reused = train.fit_once(again, *job.data(), epochs=3, run_dir=runs2 / "A_standard",
-                            config={"kind": "standard"}, verbose=0, seed=job.SEED)
+    reused = train.fit_once(again, *job.data(), train.FitConfig(epochs=3, seed=job.SEED),
+                            run_dir=runs2 / "A_standard", identity={"kind": "standard"}, verbose=0)
     assert reused.attrs["reused"] is True
     pd.testing.assert_frame_equal(reused, fin_history)
     for got, want in zip(again.get_weights(), finished.get_weights(), strict=True):

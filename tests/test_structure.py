@@ -21,7 +21,8 @@ LAYERS = (
     ("data",),                                # readers, registry, datasets, pipelines, phantoms
     ("models", "training", "analysis"),       # builders; fit; evaluation and explanations
     ("reporting",),                           # figures, tables, report page, comparison
-    ("studies", "run"),                       # what a notebook runs; running the notebooks
+    ("studies",),                             # what a notebook runs, and plans
+    ("run",),                                 # running the notebooks: set-up, plan, runner
 )
 LAYER_OF = {folder: level for level, folders in enumerate(LAYERS) for folder in folders}
 

@@ -64,7 +64,7 @@ def test_leakage_rows_drop_the_duplicated_test_image(sartaj):
     assert empty[1]["n_test"] == 0 and np.isnan(empty[1]["accuracy"])
 
 
-def test_training_config_changes_with_the_images_and_the_size(tmp_path):
+def test_run_identity_changes_with_the_images_and_the_size(tmp_path):
     import os
 
     files = []
@@ -76,12 +76,12 @@ def test_training_config_changes_with_the_images_and_the_size(tmp_path):
                           "label": np.arange(12) % 4})
     data = mri_common.split_images(types.SimpleNamespace(source="phantom"), frame, split="official",
                              seed=0)
-    base = mri_common.training_config(data, image_size=64)
-    assert base == mri_common.training_config(data, image_size=64)  # the same images: reused
-    assert base != mri_common.training_config(data, image_size=128)
-    assert base != mri_common.training_config(data, image_size=64, framing="head")
-    assert base != mri_common.training_config(data, image_size=64, augment={"gamma": 0.4})
+    base = mri_common.run_identity(data, image_size=64)
+    assert base == mri_common.run_identity(data, image_size=64)  # the same images: reused
+    assert base != mri_common.run_identity(data, image_size=128)
+    assert base != mri_common.run_identity(data, image_size=64, framing="head")
+    assert base != mri_common.run_identity(data, image_size=64, augment={"gamma": 0.4})
     fit_file = data.fit["path"].iloc[0]
     st = fit_file.stat()  # a regenerated training image: same name, newer file
     os.utime(fit_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert mri_common.training_config(data, image_size=64)["images"] != base["images"]
+    assert mri_common.run_identity(data, image_size=64)["images"] != base["images"]

@@ -1,10 +1,11 @@
+import dataclasses
 import types
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
-from medrepro.core import manifest
+from medrepro.core import manifest, profiles
 from medrepro.studies import a
 from medrepro.studies.mri_common import ImageSplit
 from PIL import Image
@@ -80,9 +81,9 @@ def test_inputs_take_each_part_by_image_row():
 
 
 def test_table3_appends_our_row_to_the_papers():
-    run = types.SimpleNamespace(profile="smoke")
     feats = a.FeatureSet(np.zeros((1, 1, 1)), "random", None, False)
-    table = a.table3(run, _split(), feats, {"accuracy": 0.5}, "note")
+    table = a.table3(_split(), feats, {"accuracy": 0.5}, "note", profile="smoke")
+    assert table["study"].iloc[-1] == "This reproduction (smoke profile)"
     paper = manifest.reported_frame("A.table3")
     assert len(table) == len(paper) + 1
     last = table.iloc[-1]
@@ -114,22 +115,17 @@ def test_splits_table_has_two_rows_per_model_and_split():
     assert lstm["accuracy"] == 1.0 and lstm["n_test"] == 4
 
 
-def test_train_official_trains_both_heads_when_the_profile_says_so(monkeypatch, tmp_path):
-    folders = []
-    monkeypatch.setattr(a.paths, "runs_dir", lambda *args, **kw: folders.append(kw) or tmp_path)
-    settings = {"a_official_lstm": True, "a_epochs": 1, "a_batch": 4, "a_lr": 1e-3,
-                "a_checkpoint": "memory", "a_backup": False}
-    run = types.SimpleNamespace(notebook="03_lstm_cnn_mri", profile="smoke", seed=0,
-                                settings=settings)
+def test_train_official_trains_both_heads_when_the_profile_says_so(tmp_path):
+    settings = dataclasses.replace(profiles.settings("A", "smoke"), official_lstm=True, epochs=1,
+                                   batch=4, lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 1, 16)).astype("float32")
     y = np.arange(8) % 4
     inputs = a.Inputs(x, x, x[:4], y, y, y[:4])
-    preds = a.train_official(run, _split(), inputs)
+    preds = a.train_official(settings, inputs, tmp_path, seed=0)
     assert list(preds) == [a.LSTM, a.STANDARD]
     assert all(p.shape == (4,) for p in preds.values())
-    assert [kw["source"] for kw in folders] == ["phantom", "phantom"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A_lstm_official",
                                                           "A_standard_official"]
-    settings["a_official_lstm"] = False
-    assert list(a.train_official(run, _split(), inputs)) == [a.STANDARD]
+    no_lstm = dataclasses.replace(settings, official_lstm=False)
+    assert list(a.train_official(no_lstm, inputs, tmp_path, seed=0)) == [a.STANDARD]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from medrepro.core import manifest
+from medrepro.core import manifest, profiles
 from medrepro.studies import b
 
 
@@ -46,38 +48,42 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
 
     real_fit = train.fit
     with monkeypatch.context() as m:
-        m.setattr(train, "fit", lambda *a, **k: real_fit(*a, **k, callbacks=[Stop()]))
+        m.setattr(train, "fit", lambda *a, **k: real_fit(*a, **{**k, "callbacks": [Stop()]}))
         with pytest.raises(KeyboardInterrupt):
             b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed", **args)
     resumed = b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "killed",
                                    **args)
-    cols = [c for c in whole["history"].columns if c != "epoch_seconds"]
-    pd.testing.assert_frame_equal(resumed["history"][cols], whole["history"][cols],
+    cols = [c for c in whole.history.columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(resumed.history[cols], whole.history[cols],
                                   check_exact=False, atol=1e-5)
-    np.testing.assert_allclose(resumed["proba"], whole["proba"], atol=1e-5)
+    np.testing.assert_allclose(resumed.proba, whole.proba, atol=1e-5)
 
     with monkeypatch.context() as m:
         m.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished model was retrained"))
         m.setattr(train, "predict_proba", lambda *a, **k: pytest.fail("predicted again"))
         again = b.train_and_evaluate("proposed", cache, split, run_dir=tmp_path / "whole",
                                      **args)
-    np.testing.assert_array_equal(again["proba"], whole["proba"])
-    assert again["best_epoch"] == whole["best_epoch"]
-    assert again["test_acc"] == whole["test_acc"]
+    np.testing.assert_array_equal(again.proba, whole.proba)
+    assert again.best_epoch == whole.best_epoch and again.test_acc == whole.test_acc
+    assert again.params == whole.params and again.key == "proposed"
 
 
-def _trained(models, *, bootstrap=50):
-    return b.Trained(models, source="phantom", profile="smoke", seed=0,
-                     settings={"bootstrap": bootstrap, "image_size": 64}, batch_size=8,
-                     init="random")
+def _trained(models, *, bootstrap=50, replicas=1):
+    settings = dataclasses.replace(profiles.settings("B", "smoke"), n_boot=bootstrap)
+    return b.Trained(models, source="phantom", profile="smoke", seed=0, settings=settings,
+                     batch_size=8, init="random", replicas=replicas)
 
 
-def _result(key, y_true, y_pred, **extra):
+def _result(key, y_true, y_pred):
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    return {"model": key, "y_true": y_true, "y_pred": y_pred, "init": "random",
-            "test_acc": float((y_true == y_pred).mean()), "train_acc": 0.5, "val_acc": 0.25,
-            "epochs_run": 3, "train_images": 40, "train_seconds": 120.0, "images_per_s": 1.0,
-            "patient_id": np.array([f"ID_{i // 3:03d}" for i in range(len(y_true))]), **extra}
+    return b.ModelResult(key=key, history=pd.DataFrame(), best_epoch=2, epochs_run=3,
+                         train_seconds=120.0, train_images=40, images_per_s=1.0, train_acc=0.5,
+                         train_loss=1.0, val_acc=0.25, val_loss=1.2,
+                         test_acc=float((y_true == y_pred).mean()), test_loss=1.1,
+                         y_true=y_true, y_pred=y_pred, proba=np.zeros((len(y_true), 6)),
+                         val_proba=np.zeros((0, 6)), y_val=np.zeros(0, np.int64),
+                         patient_id=np.array([f"ID_{i // 3:03d}" for i in range(len(y_true))]),
+                         params=10, init="random")
 
 
 Y = np.tile(np.arange(6), 5)  # 30 test images, 5 of each class
@@ -100,6 +106,19 @@ def test_tables_leave_models_not_trained_empty_and_sit_beside_the_paper():
     t5 = b.table5(res).set_index("model")
     assert t5.loc["proposed", "f1"] == pytest.approx(1.0)
     assert t5.loc["mobilenet", "f1"] < 0.1
+
+
+def test_the_notes_state_the_global_and_the_per_replica_batch(monkeypatch):
+    monkeypatch.delenv(profiles.BATCH_PER_REPLICA_ENV, raising=False)
+    one = _trained({"proposed": _result("proposed", Y, Y)})
+    assert b.table2_notes(one).startswith("batch 8 (global; 8 per replica × 1 replica); paper:")
+    two = _trained({"proposed": _result("proposed", Y, Y)}, replicas=2)
+    assert b.patient_split_notes(two).startswith("batch 8 (global; 4 per replica × 2 replicas);")
+    assert b.table3_notes(two).startswith("batch 8 (global; 4 per replica × 2 replicas);")
+    assert b.curves_title(two) == ("Proposed model, batch 8 (global; 4 per replica × 2 replicas) "
+                                   "(phantom, smoke)")
+    monkeypatch.setenv(profiles.BATCH_PER_REPLICA_ENV, "1")  # the doubled batch: labelled
+    assert "per-replica option" in b.table2_notes(two)
 
 
 def test_bootstrap_cis_are_computed_once_per_model_and_metric(monkeypatch):

@@ -1,8 +1,10 @@
+import dataclasses
 import types
 
 import numpy as np
 import pytest
 import pandas as pd
+from medrepro.core import profiles
 from medrepro.data import brain_mri, pipeline
 from medrepro.studies import c
 from medrepro.studies.mri_common import ImageSplit
@@ -33,8 +35,9 @@ def test_table1_merges_the_trials_and_flags_the_final_one():
     table = c.table1(_result())
     assert list(table["optimizer"]) == ["Adamax", "Adamax", "SGD", "Adam", "SGD"]
     assert list(table["final"]) == [False, False, True, False, False]
-    run = types.SimpleNamespace(profile="smoke", settings={"c_epochs": 1})
-    assert "Final model = trial 3" in c.table1_notes(_result(), run)
+    notes = c.table1_notes(_result(), profiles.settings("C", "smoke"), profile="smoke")
+    assert "Final model = trial 3" in notes and "profile smoke (epochs capped at 1;" in notes
+    assert "batch 16 (global; 16 per replica × 1 replica)" in notes
 
 
 def test_table2_and_leakage_use_the_final_trial():
@@ -56,10 +59,11 @@ def test_trials_with_the_same_capped_settings_are_trained_once():
 
 def test_table1_notes_say_when_a_trial_shows_another_trials_run():
     res = _result()
-    run = types.SimpleNamespace(profile="demo", settings={"c_epochs": 10})
-    assert "same_run_as" not in c.table1_notes(res, run)
+    s = dataclasses.replace(profiles.settings("C", "demo"), epochs=10)
+    assert "same_run_as" not in c.table1_notes(res, s, profile="demo")
     rows = res.rows.assign(same_run_as=[None, 1, None, None, None])
-    assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), run)
+    assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), s,
+                                           profile="demo")
 
 
 def test_c_pipelines_frame_the_head(tmp_path):
@@ -77,8 +81,8 @@ def test_c_pipelines_frame_the_head(tmp_path):
     ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)",
                                dataset_id="brain_tumor_masoud", is_phantom=True)
     data = ImageSplit(ds, images, images, images, images, images)
-    run = types.SimpleNamespace(settings={"c_image_size": 20, "c_batch": 4}, seed=0)
-    fit, val, test = c.image_datasets(run, data)
+    settings = dataclasses.replace(profiles.settings("C", "smoke"), image_size=20, batch=4)
+    fit, val, test = c.image_datasets(settings, data, seed=0)
     framed = brain_mri.load_images(images.iloc[:1], image_size=20, framing=c.FRAMING)[0]
     assert c.FRAMING == "head" and framed[:, 5:15].min() > 0.9 and framed[:, :5].max() == 0
     for pipe in (val, test):

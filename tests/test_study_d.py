@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from medrepro.core import profiles
@@ -14,10 +16,10 @@ def test_scenarios_match_every_profile():
     assert [s.augment for s in d.SCENARIOS.values()] == [True] * 4 + [False, True]
     assert [s.lung_only for s in d.SCENARIOS.values()] == [False] * 5 + [True]
     for name in profiles.PROFILE_NAMES:
-        s = profiles.settings("05_3dcnn_mosmed", name)
-        assert set(s["epochs"]) == set(d.SCENARIOS)
-        assert all(chest_ct.min_side_ok(n) for n in s["volume_shape"])
-    paper = profiles.settings("05_3dcnn_mosmed", "paper")["epochs"]
+        s = profiles.settings("D", name)
+        assert set(s.epochs) == set(d.SCENARIOS)
+        assert all(chest_ct.min_side_ok(n) for n in s.volume_shape)
+    paper = profiles.settings("D", "paper").epochs
     assert {k: v.paper_epochs for k, v in d.SCENARIOS.items()} == dict(paper)
 
 
@@ -43,17 +45,18 @@ def test_train_scenario_checkpoints_on_val_loss_and_stops_on_val_accuracy(monkey
 
     seen = {}
 
-    def fake_fit(model, train_ds, val_ds, **kwargs):
-        seen.update(kwargs)
+    def fake_fit(model, train_ds, val_ds, config, **kwargs):
+        seen.update(kwargs, recipe=config)
         return pd.DataFrame({"epoch": [1], "loss": [0.7], "val_loss": [0.7]})
 
     monkeypatch.setattr(training, "fit", fake_fit)
     x = np.zeros((2, 48, 48, 48), dtype=np.float32)
     y = np.array([0, 1])
-    res = d.train_scenario("aug_5", (x, y), (x, y), epochs=5, batch=2, patience=15,
-                                run_dir=tmp_path)
-    assert seen["monitor"] == "val_loss" and seen["restore_best_weights"] is True
-    assert seen["patience"] is None  # not on the checkpoint's monitor
+    recipe = d.Recipe(epochs={"aug_5": 5, "aug_25": 25}, batch=2, patience=15)
+    res = d.train_scenario("aug_5", (x, y), (x, y), recipe, tmp_path)
+    fit = seen["recipe"]
+    assert fit.epochs == 5 and fit.monitor == "val_loss" and fit.restore_best_weights is True
+    assert fit.patience is None  # not on the checkpoint's monitor
     (stop,) = seen["callbacks"]
     assert type(stop).__name__ == "EarlyStopping"
     assert (stop.monitor, stop.patience) == ("val_accuracy", 15)
@@ -149,22 +152,20 @@ def test_cache_frames_list_skips_only_when_there_are_some(tmp_path):
 
 
 def test_train_variant_puts_the_heldout_runs_in_their_own_folder(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
-    from medrepro.core import paths
+    from medrepro.studies.d import training
 
     seen = {}
-    monkeypatch.setattr(paths, "runs_dir", lambda *a, **k: tmp_path)
-    monkeypatch.setattr(d, "run_scenarios", lambda splits, **kw: seen.update(kw) or {})
-    monkeypatch.setattr(d, "evaluate_scenarios", lambda results, splits, **kw: {})
-    run = SimpleNamespace(notebook="05_3dcnn_mosmed", profile="smoke", seed=7,
-                          settings={"epochs": {"aug_5": 1}, "heldout_epochs": {"aug_25": 2},
-                                    "batch": 4, "patience": 15})
-    ds = SimpleNamespace(source="phantom")
-    d.train_variant(run, ds, {})
-    assert seen["run_root"] == tmp_path and seen["epochs"] == {"aug_5": 1} and seen["seed"] == 7
-    res = d.train_variant(run, ds, {}, heldout=True)
-    assert seen["run_root"] == tmp_path / "heldout" and seen["epochs"] == {"aug_25": 2}
+    monkeypatch.setattr(training, "run_scenarios",
+                        lambda splits, recipe, root: seen.update(recipe=recipe, root=root) or {})
+    monkeypatch.setattr(training, "evaluate_scenarios", lambda results, splits, **kw: {})
+    settings = dataclasses.replace(profiles.settings("D", "smoke"), epochs={"aug_5": 1},
+                                   heldout_epochs={"aug_25": 2})
+    d.train_variant(settings, {}, tmp_path, seed=7)
+    recipe = seen["recipe"]
+    assert seen["root"] == tmp_path and recipe.epochs == {"aug_5": 1} and recipe.seed == 7
+    assert (recipe.batch, recipe.patience) == (settings.batch, settings.patience)
+    res = d.train_variant(settings, {}, tmp_path, seed=7, heldout=True)
+    assert seen["root"] == tmp_path / "heldout" and seen["recipe"].epochs == {"aug_25": 2}
     assert res.splits == {} and res.results == {} and res.scores == {}
 
 
@@ -232,25 +233,23 @@ def test_run_scenarios_trains_the_long_run_once_and_reuses_its_snapshots(monkeyp
     calls = []
     real_fit = training.fit
     monkeypatch.setattr(training, "fit",
-                        lambda *a, **kw: calls.append(kw["epochs"]) or real_fit(*a, **kw))
+                        lambda *a, **kw: calls.append(a[3].epochs) or real_fit(*a, **kw))
     rng = np.random.default_rng(1)
     x = rng.random((4, 48, 48, 48), dtype=np.float32)
     y = np.array([0, 1, 0, 1])
     splits = {"train": (x, y), "val": (x[:2], y[:2])}
-    epochs = {"aug_5": 1, "aug_25": 2}
-    res = d.run_scenarios(splits, epochs=epochs, batch=2, patience=15, run_root=tmp_path,
-                          verbose=0)
+    recipe = d.Recipe(epochs={"aug_5": 1, "aug_25": 2}, batch=2, patience=15, verbose=0)
+    res = d.run_scenarios(splits, recipe, tmp_path)
     assert calls == [2] and list(res) == ["aug_5", "aug_25"]
     assert res["aug_5"].nested_in == "aug_25" and res["aug_25"].nested_in is None
     assert list(res["aug_5"].history["epoch"]) == [1]
     np.testing.assert_allclose(res["aug_5"].history["val_loss"],
                                res["aug_25"].history["val_loss"].iloc[:1])
     # a re-run trains nothing; a lost snapshot is trained on its own
-    d.run_scenarios(splits, epochs=epochs, batch=2, patience=15, run_root=tmp_path, verbose=0)
+    d.run_scenarios(splits, recipe, tmp_path)
     assert calls == [2]
     shutil.rmtree(tmp_path / "aug_5")
-    again = d.run_scenarios(splits, epochs=epochs, batch=2, patience=15, run_root=tmp_path,
-                            verbose=0)
+    again = d.run_scenarios(splits, recipe, tmp_path)
     assert calls == [2, 1] and again["aug_5"].nested_in is None
 
 

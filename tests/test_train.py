@@ -45,7 +45,8 @@ class _StopAfter(keras.callbacks.Callback):
 def test_fit_writes_history_checkpoint_and_restores_best(tmp_path):
     train_ds, val_ds = _datasets()
     model = _model()
-    history = train.fit(model, train_ds, val_ds, epochs=4, run_dir=tmp_path, verbose=0)
+    history = train.fit(model, train_ds, val_ds, train.FitConfig(epochs=4), run_dir=tmp_path,
+                        verbose=0)
     assert list(history["epoch"]) == [1, 2, 3, 4]
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "lr", "epoch_seconds"} <= set(
         history.columns)
@@ -66,14 +67,15 @@ def test_fit_writes_history_checkpoint_and_restores_best(tmp_path):
 def test_interrupted_fit_resumes_to_the_same_epoch_count(tmp_path):
     train_ds, val_ds = _datasets()
     with pytest.raises(KeyboardInterrupt):
-        train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0,
-                  callbacks=[_StopAfter(2)])
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=5), run_dir=tmp_path,
+                  verbose=0, callbacks=[_StopAfter(2)])
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2
     assert (tmp_path / "state.npz").is_file() and (tmp_path / "best.keras").is_file()
     assert not (tmp_path / "done.json").exists()
     first_two = pd.read_csv(tmp_path / "history.csv")
     # a fresh process would build a fresh model: resume from the saved state
-    history = train.fit(_model(), train_ds, val_ds, epochs=5, run_dir=tmp_path, verbose=0)
+    history = train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=5), run_dir=tmp_path,
+                        verbose=0)
     assert list(history["epoch"]) == [1, 2, 3, 4, 5]
     pd.testing.assert_frame_equal(history.iloc[:2], first_two)
     loaded = keras.models.load_model(tmp_path / "best.keras")
@@ -84,8 +86,10 @@ def test_interrupted_fit_resumes_to_the_same_epoch_count(tmp_path):
 def test_early_stopping_and_reduce_lr_on_a_plateau(tmp_path):
     train_ds, val_ds = _datasets()
     frozen = _model(trainable=False)  # val_loss never changes: a plateau from epoch 1
-    history = train.fit(frozen, train_ds, val_ds, epochs=10, run_dir=tmp_path, verbose=0,
-                        patience=2, reduce_lr_patience=1, reduce_lr_factor=0.5)
+    history = train.fit(frozen, train_ds, val_ds,
+                        train.FitConfig(epochs=10, patience=2, reduce_lr_patience=1,
+                                        reduce_lr_factor=0.5),
+                        run_dir=tmp_path, verbose=0)
     assert len(history) == 3  # best at 1, no improvement at 2 and 3
     assert history["lr"].iloc[0] == pytest.approx(0.05)
     assert history["lr"].iloc[-1] < 0.05
@@ -94,22 +98,26 @@ def test_early_stopping_and_reduce_lr_on_a_plateau(tmp_path):
 def test_early_stopping_warm_up_ignores_the_first_epochs(tmp_path):
     train_ds, val_ds = _datasets()
     frozen = _model(trainable=False)  # a plateau from epoch 1: patience 2 alone stops at 3
-    history = train.fit(frozen, train_ds, val_ds, epochs=10, run_dir=tmp_path, verbose=0,
-                        patience=2, stop_from_epoch=4)
+    history = train.fit(frozen, train_ds, val_ds,
+                        train.FitConfig(epochs=10, patience=2, stop_from_epoch=4), run_dir=tmp_path,
+                        verbose=0)
     assert len(history) == 7  # epochs 1-4 unwatched; best at 5, no improvement at 6 and 7
 
 
 def test_weights_checkpoint_and_accuracy_monitor(tmp_path):
     train_ds, val_ds = _datasets()
     model = _model()
-    history = train.fit(model, train_ds, val_ds, epochs=2, run_dir=tmp_path, verbose=0,
-                        monitor="val_accuracy", checkpoint="weights", backup=False)
+    history = train.fit(model, train_ds, val_ds,
+                        train.FitConfig(epochs=2, monitor="val_accuracy", checkpoint="weights",
+                                        backup=False),
+                        run_dir=tmp_path, verbose=0)
     assert (tmp_path / "best.weights.h5").is_file() and not (tmp_path / "best.keras").exists()
     acc = model.evaluate(val_ds, verbose=0)[1]
     assert acc == pytest.approx(history["val_accuracy"].max())
     # a fresh (not resumed) run in the same folder starts a new history; best kept in memory
-    again = train.fit(model, train_ds, val_ds, epochs=3, run_dir=tmp_path, verbose=0,
-                      checkpoint="memory", backup=False)
+    again = train.fit(model, train_ds, val_ds,
+                      train.FitConfig(epochs=3, checkpoint="memory", backup=False),
+                      run_dir=tmp_path, verbose=0)
     assert list(again["epoch"]) == [1, 2, 3] and not (tmp_path / "best.weights.h5").exists()
     assert model.evaluate(val_ds, verbose=0)[0] == pytest.approx(again["val_loss"].min(),
                                                                  rel=1e-4)
@@ -118,9 +126,10 @@ def test_weights_checkpoint_and_accuracy_monitor(tmp_path):
 def test_bad_arguments_raise(tmp_path):
     train_ds, val_ds = _datasets()
     with pytest.raises(train.TrainingError, match="epochs must be"):
-        train.fit(_model(), train_ds, val_ds, epochs=0, run_dir=tmp_path)
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=0), run_dir=tmp_path)
     with pytest.raises(train.TrainingError, match="checkpoint="):
-        train.fit(_model(), train_ds, val_ds, epochs=1, run_dir=tmp_path, checkpoint="all")
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=1, checkpoint="all"),
+                  run_dir=tmp_path)
     with pytest.raises(train.TrainingError, match="no training history"):
         train.read_history(tmp_path / "nothing")
 
@@ -279,15 +288,16 @@ def test_unreadable_state_names_the_file(tmp_path):
     from medrepro.training import callbacks
 
     with pytest.raises(callbacks.ResumeError, match="state.npz: unreadable training state"):
-        train.fit(_model(), train_ds, val_ds, epochs=2, run_dir=tmp_path, verbose=0)
+        train.fit(_model(), train_ds, val_ds, train.FitConfig(epochs=2), run_dir=tmp_path,
+                  verbose=0)
 
 
 # ---------------------------------------------------------------------------- fit_once
 def test_fit_once_reuses_a_finished_run_and_resumes_an_interrupted_one(tmp_path, monkeypatch):
     train_ds, val_ds = _datasets()
     first = _model()
-    history = train.fit_once(first, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
-                             verbose=0, config={"n": 64})
+    history = train.fit_once(first, train_ds, val_ds, train.FitConfig(epochs=3),
+                             run_dir=tmp_path / "a", verbose=0, identity={"n": 64})
     assert history.attrs["reused"] is False
     weights = first.get_weights()
 
@@ -297,26 +307,26 @@ def test_fit_once_reuses_a_finished_run_and_resumes_an_interrupted_one(tmp_path,
     with monkeypatch.context() as m:
         m.setattr(train, "fit", no_training)
         again = _model()
-        reused = train.fit_once(again, train_ds, val_ds, run_dir=tmp_path / "a", epochs=3,
-                                verbose=0, config={"n": 64})
+        reused = train.fit_once(again, train_ds, val_ds, train.FitConfig(epochs=3),
+                                run_dir=tmp_path / "a", verbose=0, identity={"n": 64})
     assert reused.attrs["reused"] is True
     pd.testing.assert_frame_equal(reused, history)
     for got, want in zip(again.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(got, want)
     # another configuration in the same folder is trained afresh, not reused
-    other = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "a", epochs=2,
-                           verbose=0, config={"n": 64})
+    other = train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=2),
+                           run_dir=tmp_path / "a", verbose=0, identity={"n": 64})
     assert other.attrs["reused"] is False and list(other["epoch"]) == [1, 2]
 
     # interrupted after two epochs: the same call again finishes the run, as if never stopped
     with pytest.raises(KeyboardInterrupt):
-        train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4, verbose=0,
-                       callbacks=[_StopAfter(2)])
+        train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                       run_dir=tmp_path / "b", verbose=0, callbacks=[_StopAfter(2)])
     assert not train.is_done(tmp_path / "b")
-    resumed = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "b", epochs=4,
-                             verbose=0)
-    whole = train.fit_once(_model(), train_ds, val_ds, run_dir=tmp_path / "c", epochs=4,
-                           verbose=0)
+    resumed = train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                             run_dir=tmp_path / "b", verbose=0)
+    whole = train.fit_once(_model(), train_ds, val_ds, train.FitConfig(epochs=4),
+                           run_dir=tmp_path / "c", verbose=0)
     cols = [c for c in whole.columns if c != "epoch_seconds"]
     pd.testing.assert_frame_equal(resumed[cols], whole[cols], check_exact=False, atol=1e-6)
     assert train.read_done(tmp_path / "b")["epochs_run"] == 4
@@ -325,12 +335,14 @@ def test_fit_once_reuses_a_finished_run_and_resumes_an_interrupted_one(tmp_path,
 def test_fit_once_without_a_checkpoint_keeps_the_final_weights(tmp_path):
     train_ds, val_ds = _datasets()
     model = _model()
-    train.fit_once(model, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
-                   checkpoint="memory", backup=False)
+    train.fit_once(model, train_ds, val_ds,
+                   train.FitConfig(epochs=2, checkpoint="memory", backup=False), run_dir=tmp_path,
+                   verbose=0)
     assert (tmp_path / "final.weights.h5").is_file()
     again = _model()
-    assert train.fit_once(again, train_ds, val_ds, run_dir=tmp_path, epochs=2, verbose=0,
-                          checkpoint="memory", backup=False).attrs["reused"]
+    assert train.fit_once(again, train_ds, val_ds,
+                          train.FitConfig(epochs=2, checkpoint="memory", backup=False),
+                          run_dir=tmp_path, verbose=0).attrs["reused"]
     for got, want in zip(again.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
 

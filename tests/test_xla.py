@@ -56,7 +56,8 @@ def test_the_single_gpu_path_trains_without_xla_and_the_sidecar_says_so(monkeypa
     monkeypatch.setattr(keras.Model, "_resolve_auto_jit_compile", lambda self: True)
     model, (fit_ds, val_ds) = _model("seq_cnn")
     assert model.jit_compile is True  # what Keras chose by itself, as on a Colab T4
-    train.fit(model, fit_ds, val_ds, epochs=1, run_dir=tmp_path, verbose=0, progress=False)
+    train.fit(model, fit_ds, val_ds, train.FitConfig(epochs=1),
+              run_dir=tmp_path, verbose=0, progress=False)
     assert model.jit_compile is False
     assert device.summary()["jit_compile"]["seq_cnn"] == {"jit_compile": False,
                                                           "why": "the study's setting"}
@@ -75,8 +76,8 @@ def test_xla_on_the_cpu_trains_a_study_model_and_predicts_as_without_it(name, mo
     3-D convolutions take minutes to compile on a CPU.)"""
     monkeypatch.setenv(xla.XLA_ENV, "1")
     model, (fit_ds, val_ds) = _model(name)
-    history = train.fit(model, fit_ds, val_ds, epochs=1, run_dir=tmp_path, verbose=0,
-                        progress=False, seed=3)
+    history = train.fit(model, fit_ds, val_ds, train.FitConfig(epochs=1, seed=3),
+                        run_dir=tmp_path, verbose=0, progress=False)
     assert model.jit_compile is True and np.isfinite(history["loss"]).all()
     assert device.summary()["jit_compile"][model.name] == {"jit_compile": True,
                                                            "why": f"{xla.XLA_ENV}=1"}

@@ -10,11 +10,15 @@
 - :func:`configure_precision` sets Keras' global policy to that choice and remembers it, so the
   provenance sidecars of :mod:`medrepro.reporting.report` record it (:func:`summary`).
 - :func:`print_setup` is what a notebook's first cell prints: platform, device, dtype policy.
+- :func:`cpu_count` (the cores this process may use), :func:`machine` (the plan's and the rates
+  table's view of the accelerator), :func:`available_replicas` (what a strategy would mirror
+  over) and :func:`activate_strategy`: every other module takes its device facts from here.
 """
 
 from __future__ import annotations
 
 import os
+import platform as _platform
 import shutil
 import subprocess
 import sys
@@ -167,6 +171,30 @@ def summary(gpus: list[Gpu] | None = None) -> dict[str, Any]:
             "jit_compile": {k: dict(v) for k, v in sorted(_jit_compile.items())}}
 
 
+def cpu_count() -> int:
+    """The CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def machine(gpus: list[Gpu] | None = None) -> dict[str, Any]:
+    """The accelerator a run would use, without importing TensorFlow: ``kind`` ("gpu" or
+    "cpu"), ``name``, ``count``, ``memory_mib``, ``cpus`` and a one-line ``description``
+    (:func:`list_gpus`; none when ``nvidia-smi`` is absent or ``CUDA_VISIBLE_DEVICES`` hides
+    them). The plan and the measured-rates table key on it."""
+    gpus = list_gpus() if gpus is None else gpus
+    cpus = cpu_count()
+    if gpus:
+        name, mem = gpus[0].name, gpus[0].memory_mib or 0
+        return {"kind": "gpu", "name": name, "count": len(gpus), "memory_mib": mem, "cpus": cpus,
+                "description": f"{len(gpus)}x {name} ({mem} MiB), {cpus} CPUs"}
+    proc = _platform.processor() or _platform.machine()
+    return {"kind": "cpu", "name": proc, "count": 0, "memory_mib": 0, "cpus": cpus,
+            "description": f"CPU only ({cpus} cores, {proc}), no GPU"}
+
+
 def describe(gpus: list[Gpu] | None = None) -> str:
     """One line: ``"2 x Tesla T4, 15 GiB, compute capability 7.5"`` or ``"CPU only"``."""
     gpus = _cached_gpus() if gpus is None else gpus
@@ -208,6 +236,19 @@ MIRROR_CPUS_ENV = "MEDREPRO_MIRROR_CPUS"
 MIRROR_ENV = "MEDREPRO_MIRROR"
 
 
+def available_replicas() -> int:
+    """The replicas :func:`activate_strategy` would mirror over, without importing TensorFlow:
+    ``$MEDREPRO_MIRROR_CPUS`` logical CPU devices (tests), else the GPUs when there are several,
+    else 1 (also with ``$MEDREPRO_MIRROR=0``)."""
+    n_cpus = int(os.environ.get(MIRROR_CPUS_ENV) or 0)
+    if os.environ.get(MIRROR_ENV) == "0":
+        return 1
+    if n_cpus >= 2:
+        return n_cpus
+    n_gpus = len(_cached_gpus())
+    return n_gpus if n_gpus >= 2 else 1
+
+
 def activate_strategy() -> int:
     """With several GPUs, make ``tf.distribute.MirroredStrategy`` the default strategy; return
     the number of replicas (1: the single-device path, unchanged, TensorFlow not even imported).
@@ -219,11 +260,11 @@ def activate_strategy() -> int:
     device. Call it before TensorFlow runs any operation (``notebook.setup`` does, in the
     notebook's first cells).
     """
-    n_cpus = int(os.environ.get(MIRROR_CPUS_ENV) or 0)
-    if os.environ.get(MIRROR_ENV) == "0" or (n_cpus < 2 and len(_cached_gpus()) < 2):
+    if available_replicas() < 2:
         return 1
     import tensorflow as tf
 
+    n_cpus = int(os.environ.get(MIRROR_CPUS_ENV) or 0)
     if tf.distribute.has_strategy():  # set earlier in this kernel
         return tf.distribute.get_strategy().num_replicas_in_sync
     if n_cpus >= 2:

@@ -15,7 +15,7 @@ Four datasets (their specs: :mod:`medrepro.data.registry`), each in its official
 ``resolve(dataset_id, data=...)`` takes the notebooks' ``data`` parameter:
 
 - ``"phantom"``: the built-in synthetic dataset (``medrepro.data.phantoms``), sized by
-  ``profiles.settings("01_download", profile)``, generated once into
+  ``profiles.settings("phantoms", profile)``, generated once into
   ``data/raw/phantom/<profile>/<dataset_id>/`` (a temporary sibling renamed into place; its
   ``.phantom.json`` completion marker records the arguments; a non-default seed gets its own
   folder).
@@ -62,7 +62,7 @@ from medrepro.data.registry import (DATASET_IDS, MOSMED_CT23_PARTS, PHANTOM, RSN
 
 KAGGLE = "kaggle"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
-_SETTINGS_NOTEBOOK = "01_download"
+_SETTINGS_ROW = "phantoms"  # the profile row of the phantoms' sizes (notebook 01)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ class ResolvedDataset:
     ``root`` is the dataset folder in its official layout; ``source`` is ``"phantom"`` or the
     dataset id (what artifacts record); ``splits_present`` the splits found under ``root``.
     ``found_root``/``found_splits``: real data that was found but not used (a missing split);
-    ``notes``: human-readable reasons (fallbacks, missing splits).
+    ``notes``: human-readable reasons (fallbacks, missing splits); ``spec``: the registry's
+    :class:`~medrepro.data.registry.DatasetSpec`, looked up once.
     """
 
     dataset_id: str
@@ -85,10 +86,11 @@ class ResolvedDataset:
     found_splits: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     copy: str = ""  # which copy was read: how it was found and its folder (the inventory shows it)
+    spec: DatasetSpec | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def spec(self) -> DatasetSpec:
-        return spec(self.dataset_id)
+    def __post_init__(self):
+        if self.spec is None and self.dataset_id in DATASET_IDS:
+            object.__setattr__(self, "spec", spec(self.dataset_id))
 
     @property
     def label(self) -> str:
@@ -114,7 +116,7 @@ def resolve(dataset_id: str, *, data: str | os.PathLike | None, profile: str | N
                                      or profiles.DEFAULT_PROFILE)
     data = PHANTOM if data is None else str(data)
     if data == PHANTOM:
-        return _noted(make_phantom(dataset_id, profile=profile, seed=seed))
+        return _noted(_make_phantom(sp, profile=profile, seed=seed))
     if data == KAGGLE:
         root, origin = download.acquire_kaggle(sp)
         return _noted(_real_or_fallback(sp, root, origin=origin, profile=profile, seed=seed,
@@ -270,7 +272,7 @@ def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profil
             root = compose_ct23(root)
         copy = describe_copy(origin, found, composed=root if root != found else None)
     if root is None:
-        ph = make_phantom(sp.id, profile=profile, seed=seed)
+        ph = _make_phantom(sp, profile=profile, seed=seed)
         note = f"{sp.id} not found in {where}; using its phantom"
         return _with(ph, notes=(note,))
     present = splits_present(root, sp)
@@ -279,8 +281,8 @@ def _real_or_fallback(sp: DatasetSpec, root: Path | None, *, origin: str, profil
         notes = (f"{sp.id}: split(s) {', '.join(missing)} missing in {root}",) if missing else ()
         return ResolvedDataset(sp.id, root, source=sp.id, is_phantom=False, origin=origin,
                                splits_present=present, found_root=root, found_splits=present,
-                               notes=notes, copy=copy)
-    ph = make_phantom(sp.id, profile=profile, seed=seed)
+                               notes=notes, copy=copy, spec=sp)
+    ph = _make_phantom(sp, profile=profile, seed=seed)
     note = (f"{sp.id} in {root} has only {', '.join(present) or 'no split'} (missing "
             f"{', '.join(missing)}); the studies need every split, so the phantom is used")
     return _with(ph, found_root=root, found_splits=present, notes=(note,))
@@ -301,18 +303,18 @@ def phantom_root(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     return paths.data_dir() / "raw" / PHANTOM / profile / name
 
 
-def phantom_arguments(dataset_id: str, *, profile: str) -> dict:
-    """The generator keyword arguments for ``dataset_id`` under ``profile`` (without seed)."""
-    s = profiles.settings(_SETTINGS_NOTEBOOK, profile)
-    kind = spec(dataset_id).kind
-    if kind == "mri":
-        return {"layout": "sartaj" if dataset_id == "brain_tumor_sartaj" else "masoud",
-                "n_per_class": int(s["mri_train_per_class"]),
-                "n_test_per_class": int(s["mri_test_per_class"]),
-                "size": int(s.get("mri_size", 512))}
-    if kind == "rsna":
-        return {"n_images": int(s["rsna_images"])}
-    return {"n_per_class": int(s["mosmed_per_class"]), "size": int(s["mosmed_size"])}
+def phantom_arguments(dataset: str | DatasetSpec, *, profile: str) -> dict:
+    """The generator keyword arguments for ``dataset`` (an id or its spec) under ``profile``
+    (without seed)."""
+    s = profiles.settings(_SETTINGS_ROW, profile)
+    sp = spec(dataset) if isinstance(dataset, str) else dataset
+    if sp.kind == "mri":
+        return {"layout": "sartaj" if sp.id == "brain_tumor_sartaj" else "masoud",
+                "n_per_class": int(s.mri_train_per_class),
+                "n_test_per_class": int(s.mri_test_per_class), "size": int(s.mri_size)}
+    if sp.kind == "rsna":
+        return {"n_images": int(s.rsna_images)}
+    return {"n_per_class": int(s.mosmed_per_class), "size": int(s.mosmed_size)}
 
 
 def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> ResolvedDataset:
@@ -323,11 +325,15 @@ def make_phantom(dataset_id: str, *, profile: str, seed: int = DEFAULT_SEED) -> 
     these arguments too (:func:`phantom_record`), and a folder whose record differs (other
     sizes, a newer generator) is regenerated.
     """
+    return _make_phantom(spec(dataset_id), profile=profile, seed=seed)
+
+
+def _make_phantom(sp: DatasetSpec, *, profile: str, seed: int) -> ResolvedDataset:
     from medrepro.data import phantoms
 
-    sp = spec(dataset_id)
+    dataset_id = sp.id
     root = phantom_root(dataset_id, profile=profile, seed=seed)
-    kwargs = phantom_arguments(dataset_id, profile=profile)
+    kwargs = phantom_arguments(sp, profile=profile)
     record = {"dataset_id": dataset_id, "profile": profile, "seed": int(seed), **kwargs,
               "generator": generator_fingerprint(phantoms)}
     if _marker_matches(root, record):
@@ -375,7 +381,7 @@ def generator_fingerprint(module) -> str:
 def _phantom_result(sp: DatasetSpec, root: Path) -> ResolvedDataset:
     return ResolvedDataset(sp.id, root, source=PHANTOM, is_phantom=True, origin=PHANTOM,
                            splits_present=splits_present(root, sp),
-                           copy=describe_copy(PHANTOM, root))
+                           copy=describe_copy(PHANTOM, root), spec=sp)
 
 
 def phantom_record(root: str | os.PathLike) -> dict | None:
@@ -584,9 +590,11 @@ def _identity_columns(ident: dict | None, split: str) -> dict:
             "version": ident["version"]}
 
 
-def image_files(root: Path, dataset_id: str, *, splits: Iterable[str] | None = None) -> list[Path]:
-    """Every data file of a resolved dataset (sorted), optionally of some splits only."""
-    sp = spec(dataset_id)
+def image_files(root: Path, dataset: str | DatasetSpec, *,
+                splits: Iterable[str] | None = None) -> list[Path]:
+    """Every data file of a resolved dataset (an id or its spec; sorted), optionally of some
+    splits only."""
+    sp = spec(dataset) if isinstance(dataset, str) else dataset
     wanted = tuple(splits) if splits is not None else sp.splits
     out: list[Path] = []
     for split in wanted:
@@ -604,3 +612,12 @@ def acquired_table(resolved: Mapping[str, ResolvedDataset]):
     return pd.DataFrame([{"dataset": rd.dataset_id, "source": rd.source, "origin": rd.origin,
                           "splits": ", ".join(rd.splits_present), "notes": " ".join(rd.notes)}
                          for rd in resolved.values()])
+
+
+def plan(settings, ctx):
+    """Notebook 01's part of a run's plan (``settings``: :class:`~medrepro.core.profiles.
+    PhantomSizes`): its phantoms and downloads are the datasets' own writes, planned with every
+    notebook's datasets; its time is network and disk bound, not projected."""
+    from medrepro.core.planning import RowPlan
+
+    return RowPlan(note="acquisition and audit are network and disk bound")

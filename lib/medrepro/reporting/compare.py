@@ -173,3 +173,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def plan(settings, ctx):
+    """Notebook 06's part of a run's plan (``settings``: :class:`~medrepro.core.profiles.
+    CompareSettings`): nothing written but tables, a few seconds."""
+    from medrepro.core.planning import RowPlan
+
+    return RowPlan(seconds=10.0, note="collects recorded results (seconds)")

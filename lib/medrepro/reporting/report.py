@@ -6,8 +6,9 @@ Every artifact is written under ``reports/<profile>/``::
     tables/<id>.csv    + tables/<id>.md + tables/<id>.json
 
 The JSON sidecar records the artifact's manifest entry, data source, profile, seed, git commit,
-date and package versions. Anything drawn from phantom data is labelled so in the picture itself,
-in the Markdown table's header and in a ``data_source`` column of the CSV.
+date, package versions, the device and, for a training notebook, its batch sizes (global and per
+replica, and the rule that made them). Anything drawn from phantom data is labelled so in the
+picture itself, in the Markdown table's header and in a ``data_source`` column of the CSV.
 
 A notebook calls :func:`start_run` once (``medrepro.run.notebook.setup`` does it), then
 ``save_figure(fig, "A.fig11", source=...)`` and ``save_table(df, "A.table2", source=...)``.
@@ -19,7 +20,7 @@ import datetime as _dt
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +46,7 @@ class RunInfo:
     seed: int
     reports_root: Path
     deviations: tuple[str, ...] = ()  # the run's departures from the papers' conditions
+    batch: Mapping[str, Any] | None = None  # the batches' rule, replicas, global/per-replica sizes
 
 
 _current: RunInfo | None = None
@@ -52,15 +54,17 @@ _current: RunInfo | None = None
 
 def start_run(notebook: str, *, profile: str, seed: int,
               reports_root: str | os.PathLike | None = None,
-              deviations: Iterable[str] = ()) -> RunInfo:
+              deviations: Iterable[str] = (),
+              batch: Mapping[str, Any] | None = None) -> RunInfo:
     """Set the run that later ``save_*`` calls write for, and return it. ``deviations``: the
     run's departures from the papers' conditions (e.g. a changed batch), added to every metric
-    it records."""
+    it records; ``batch``: what every sidecar states of the batch sizes
+    (:meth:`medrepro.core.profiles.Batching.record`; None for a notebook that trains nothing)."""
     global _current
     check_profile(profile)
     root = Path(reports_root) if reports_root else paths.reports_root()
     _current = RunInfo(notebook=notebook, profile=profile, seed=int(seed), reports_root=root,
-                       deviations=tuple(deviations))
+                       deviations=tuple(deviations), batch=batch)
     return _current
 
 
@@ -388,7 +392,8 @@ def _resolve(overrides: dict[str, Any]) -> RunInfo:
     root = overrides.get("reports_root") or (base.reports_root if base else paths.reports_root())
     return RunInfo(notebook=overrides.get("notebook", base.notebook if base else "unknown"),
                    profile=profile, seed=int(overrides.get("seed", base.seed if base else 0)),
-                   reports_root=Path(root), deviations=base.deviations if base else ())
+                   reports_root=Path(root), deviations=base.deviations if base else (),
+                   batch=base.batch if base else None)
 
 
 def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str,
@@ -396,6 +401,8 @@ def _write_sidecar(path: Path, art: manifest.Artifact, run: RunInfo, source: str
     meta = {"id": art.id, "study": art.study, "kind": art.kind, "description": art.description,
             "notebook": run.notebook, "manifest_notebook": art.notebook, "notes": notes,
             **provenance(source, profile=run.profile, seed=run.seed)}
+    if run.batch is not None:
+        meta["batch"] = dict(run.batch)
     write_json(path, meta, indent=2, default=str)
 
 

@@ -23,34 +23,28 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medrepro.data import datasets, download, registry, rsna
+from medrepro.core import device as devices
 from medrepro.core import paths, profiles
-from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.core.fileio import write_json
+from medrepro.core.planning import DatasetFound, PlanContext, RowPlan, Write
+from medrepro.core.seeds import DEFAULT_SEED
+from medrepro.data import datasets, download, registry, rsna
 
 RATES_FILE = "rates.json"  # in benchmarks/
 YES_ENV = "MEDREPRO_YES"
 GiB = 2**30
 FREE_MARGIN_BYTES = 1 * GiB  # keep this much free: logs, executed notebooks, temporary files
-SELECTED_FRACTION = registry.RSNA_SELECTED_IMAGES / registry.RSNA_ALL_IMAGES  # 0.957
 # Bytes per file where nothing is on disk to measure (estimates, labelled as such):
 FILE_BYTES_ESTIMATE = {"rsna": 525_000,  # a 512x512 int16 DICOM slice with its header
                        "mri": 28_600,  # mean file of the real Sartaj set (93.2 MB / 3,264)
                        "mosmed": 9_000_000}  # a gzipped 512x512xD int16 NIfTI volume
-RAW_CACHE_BYTES = rsna.RAW_IMAGE_BYTES
-COMPACT_CACHE_BYTES_DEFAULT = 30_100  # measured 29.4 KiB on the real samples (bench_cache)
-ASSUMED_EPOCHS_B = 9  # study B: the proposed model stopped at epoch 9 (Table 2); for all models
-CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights + Adam's two moments
-STUDY_A_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
-STUDY_B_PARAMS = 7_100_000  # the largest of the four models: DenseNet121, 7,043,654
 NOTEBOOK_DATASETS = {
     "01_download": registry.DATASET_IDS,
     "02_preprocess_rsna": ("rsna_ich",),
@@ -78,27 +72,7 @@ class PlanError(RuntimeError):
     """A run that must not start (the message says why and what to do instead)."""
 
 
-# ---------------------------------------------------------------------------- device, rates
-
-def detect_device() -> dict:
-    """The accelerator this run would use, without importing TensorFlow: ``kind`` ("gpu" or
-    "cpu"), ``name``, ``count``, ``memory_mib``, ``cpus`` and a one-line ``description``.
-
-    The GPUs are :func:`medrepro.core.device.list_gpus` (``nvidia-smi``; none when it is absent or
-    ``CUDA_VISIBLE_DEVICES`` hides them); this is the plan's and the rates table's view of them.
-    """
-    from medrepro.core import device as devices
-
-    cpus = rsna._cpu_count()
-    gpus = devices.list_gpus()
-    if gpus:
-        name, mem = gpus[0].name, gpus[0].memory_mib or 0
-        return {"kind": "gpu", "name": name, "count": len(gpus), "memory_mib": mem, "cpus": cpus,
-                "description": f"{len(gpus)}x {name} ({mem} MiB), {cpus} CPUs"}
-    proc = platform.processor() or platform.machine()
-    return {"kind": "cpu", "name": proc, "count": 0, "memory_mib": 0, "cpus": cpus,
-            "description": f"CPU only ({cpus} cores, {proc}), no GPU"}
-
+# ---------------------------------------------------------------------------- rates
 
 def machine_key(device: dict) -> str:
     """The key of ``device`` in ``rates.json``: ``"gpu:<name>"`` or ``"cpu:<n>"`` (n cores)."""
@@ -122,7 +96,7 @@ def record_rates(section: str, values: dict, *, device: dict | None = None) -> P
     (atomic), with the date, commit and machine description. Returns the file."""
     from medrepro.reporting import report
 
-    device = device or detect_device()
+    device = device or devices.machine()
     rates = load_rates()
     entry = rates.setdefault("machines", {}).setdefault(machine_key(device), {})
     entry["description"] = device["description"]
@@ -155,27 +129,6 @@ def rates_for(device: dict, rates: dict | None = None) -> tuple[dict, str]:
 
 
 # ---------------------------------------------------------------------------- the plan
-
-@dataclass
-class Write:
-    """Bytes a run will write under ``path`` (``done``: already there, nothing to write)."""
-
-    what: str
-    path: Path
-    bytes: int
-    done: bool = False
-    checked: bool = True  # False: kept out of the disk check
-
-
-@dataclass
-class DatasetFound:
-    dataset_id: str
-    source: str  # "real", "phantom", "download"
-    root: Path | None
-    files: int
-    bytes: int
-    note: str = ""
-
 
 @dataclass
 class NotebookPlan:
@@ -239,16 +192,16 @@ def make_plan(*, profile: str, data: str = registry.PHANTOM, only: Sequence[str]
     ``seed_runs``: the run's schedule (:func:`medrepro.run.runner.seed_runs`) when it runs
     several seeds or some studies only; the plan then lists each execution and its cost."""
     profiles.check_profile(profile)
-    device = device or detect_device()
+    device = device or devices.machine()
     measured, rates_note = rates_for(device, rates)
     names = [p.stem for p in paths.find_notebooks(list(only) if only else None)]
     found = {d: survey_dataset(d, data=data, profile=profile, seed=seed)
              for d in {d for n in names for d in NOTEBOOK_DATASETS.get(n, ())}}
+    ctx = PlanContext(profile, found, measured, device, cache_format)
     plans, planned = [], set()
     for name in names:
         nb = NotebookPlan(name, [found[d] for d in NOTEBOOK_DATASETS.get(name, ())])
-        _plan_notebook(nb, profile=profile, data=data, seed=seed, found=found,
-                       measured=measured, device=device, cache_format=cache_format)
+        _plan_notebook(nb, ctx)
         nb.writes = [w for w in nb.writes if w.path not in planned]  # first writer counts
         planned.update(w.path for w in nb.writes)
         plans.append(nb)
@@ -309,9 +262,9 @@ def survey_dataset(dataset_id: str, *, data: str, profile: str,
             return _real(dataset_id, root, sp)
         note = f"not complete in {data}: its phantom is used"
     root = datasets.phantom_root(dataset_id, profile=profile, seed=seed)
-    n = _phantom_files(dataset_id, profile)
+    n = _phantom_files(sp, profile)
     present = datasets.phantom_record(root) is not None
-    size = _tree_bytes(root) if present else n * _phantom_file_bytes(dataset_id, profile)
+    size = _tree_bytes(root) if present else n * _phantom_file_bytes(sp, profile)
     return DatasetFound(dataset_id, registry.PHANTOM, root, n, size,
                         "; ".join(x for x in (note, "present" if present else "to generate")
                                   if x))
@@ -356,25 +309,35 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
-def _phantom_files(dataset_id: str, profile: str) -> int:
-    kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = registry.spec(dataset_id).kind
-    if kind == "mri":
+def _phantom_files(sp: registry.DatasetSpec, profile: str) -> int:
+    kw = datasets.phantom_arguments(sp, profile=profile)
+    if sp.kind == "mri":
         return 4 * (kw["n_per_class"] + kw["n_test_per_class"])
-    if kind == "rsna":
+    if sp.kind == "rsna":
         return kw["n_images"]
     return 2 * kw["n_per_class"]
 
 
-def _phantom_file_bytes(dataset_id: str, profile: str) -> int:
-    kw = datasets.phantom_arguments(dataset_id, profile=profile)
-    kind = registry.spec(dataset_id).kind
-    scale = (kw.get("size", 512) / 512) ** 2 if kind != "rsna" else 1.0
-    return int(FILE_BYTES_ESTIMATE[kind] * scale)
+def _phantom_file_bytes(sp: registry.DatasetSpec, profile: str) -> int:
+    kw = datasets.phantom_arguments(sp, profile=profile)
+    scale = (kw.get("size", 512) / 512) ** 2 if sp.kind != "rsna" else 1.0
+    return int(FILE_BYTES_ESTIMATE[sp.kind] * scale)
 
 
-def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, found: dict,
-                   measured: dict, device: dict, cache_format: str) -> None:
+def row_planners() -> dict[str, Callable[..., RowPlan]]:
+    """Who plans each profile row's writes and time: the row's owner, ``plan(settings, ctx)``.
+    (Imported here, on demand: the study modules pull in pandas and the model builders.)"""
+    from medrepro.data.rsna import cache as rsna_cache
+    from medrepro.reporting import compare
+    from medrepro.studies import a, b, c, d, e
+
+    return {"phantoms": datasets.plan, "rsna_cache": rsna_cache.plan, "A": a.plan, "B": b.plan,
+            "C": c.plan, "D": d.plan, "E": e.plan, "compare": compare.plan}
+
+
+def _plan_notebook(nb: NotebookPlan, ctx: PlanContext) -> None:
+    """The notebook's datasets (phantoms to generate, downloads), then each of its profile rows'
+    own plan (:func:`row_planners`); an unprojected time falls back to the last run's here."""
     for d in nb.datasets:
         if d.source == registry.PHANTOM:
             nb.writes.append(Write(f"{d.dataset_id} phantom ({d.files:,} files)",
@@ -383,35 +346,19 @@ def _plan_notebook(nb: NotebookPlan, *, profile: str, data: str, seed: int, foun
                 nb.done.append(f"{d.dataset_id} phantom already generated")
         elif d.source == "download":
             nb.writes += download_writes(d)
-    cache_rates = measured.get("cache", {})
-    if nb.name == "02_preprocess_rsna":
-        _plan_rsna_cache(nb, found["rsna_ich"], profile=profile, rates=cache_rates,
-                         device=device, cache_format=cache_format)
-    elif nb.name == "04_lightweight_ct":
-        _plan_study_b(nb, found["rsna_ich"], profile=profile, rates=measured.get("train", {}))
-    elif nb.name == "03_lstm_cnn_mri":
-        if profile == "paper":  # the reduced profiles keep study A's checkpoints in memory
-            nb.writes.append(Write("study A/C/E checkpoints",
-                                   paths.runs_root() / nb.name / profile,
-                                   STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
-        nb.time_note = "no measured training rate for studies A, C, E yet"
-    elif nb.name == "05_3dcnn_mosmed":
-        s = profiles.settings(nb.name, profile)
-        vol = 1
-        for v in s["volume_shape"]:
-            vol *= int(v)
-        n = found["mosmed"].files
-        nb.writes.append(Write(f"MosMed volume cache ({n} x {'x'.join(map(str, s['volume_shape']))}"
-                               " float32)", paths.processed_dir("mosmed"), n * vol * 4))
-        nb.time_note = "no measured training rate for study D yet"
-    elif nb.name == "06_compare":
-        nb.seconds, nb.time_note = 10.0, "collects recorded results (seconds)"
-    elif nb.name == "01_download":
-        nb.time_note = "acquisition and audit are network and disk bound"
-    if nb.seconds is None and nb.name in ("01_download", "03_lstm_cnn_mri", "05_3dcnn_mosmed"):
-        last = _last_wall(profile, nb.name)
+    planners = row_planners()
+    parts = [planners[row](profiles.settings(row, ctx.profile), ctx)
+             for row in profiles.NOTEBOOK_ROWS.get(nb.name, ())]
+    for part in parts:
+        nb.writes += part.writes
+        nb.done += part.done
+    secs = [part.seconds for part in parts]
+    nb.seconds = None if any(x is None for x in secs) else sum(secs)
+    nb.time_note = "; ".join(part.note for part in parts if part.note)
+    if nb.seconds is None:
+        last = _last_wall(ctx.profile, nb.name)
         if last is not None:
-            nb.seconds, nb.time_note = last, f"wall time of the last {profile} run here"
+            nb.seconds, nb.time_note = last, f"wall time of the last {ctx.profile} run here"
 
 
 def download_writes(d: DatasetFound) -> list[Write]:
@@ -452,75 +399,6 @@ def _last_wall(profile: str, name: str) -> float | None:
         return None
 
 
-def _rsna_cache_path(d: DatasetFound, profile: str, cache_format: str) -> Path:
-    from types import SimpleNamespace
-
-    s = profiles.settings("02_preprocess_rsna", profile)
-    source = registry.PHANTOM if d.source == registry.PHANTOM else rsna.DATASET_ID
-    root = d.root if d.root is not None else paths.raw_dir(rsna.DATASET_ID)
-    return rsna.cache_dir(SimpleNamespace(root=root, source=source), profile=profile,
-                          image_size=int(s["image_size"]), max_images=s["max_images"],
-                          format=cache_format)
-
-
-def _plan_rsna_cache(nb: NotebookPlan, d: DatasetFound, *, profile: str, rates: dict,
-                     device: dict, cache_format: str) -> None:
-    s = profiles.settings(nb.name, profile)
-    n = round(d.files * SELECTED_FRACTION)
-    if s["max_images"] is not None:
-        n = min(n, int(s["max_images"]))
-    per_image = (rates.get(f"{cache_format}_bytes_per_image")
-                 or (COMPACT_CACHE_BYTES_DEFAULT if cache_format == "compact"
-                     else RAW_CACHE_BYTES))
-    path = _rsna_cache_path(d, profile, cache_format)
-    done = rsna.is_complete(path)
-    nb.writes.append(Write(f"RSNA cache, {cache_format}, {n:,} images x "
-                           f"{per_image / 1024:.1f} KiB", path, round(n * per_image), done=done))
-    if done:
-        nb.done.append(f"RSNA cache complete in {path} (build skipped)")
-        nb.seconds, nb.time_note = 5.0, "cache complete: tables only"
-        return
-    rate = rates.get(f"{cache_format}_build_img_s_per_worker")
-    if not rate:
-        nb.time_note = "no measured cache build rate (benchmarks/bench_cache.py)"
-        return
-    workers = int(s["workers"] or device["cpus"])
-    eff = min(1.0, float(rates.get("build_efficiency", 1.0)))
-    scale = device["cpus"] / rates["cpus"] if rates.get("cpus") else 1.0
-    nb.seconds = n / (rate * workers * eff)
-    nb.time_note = (f"build {n:,} images at {rate:.0f} img/s/worker x {workers} workers x "
-                    f"{eff:.2f} efficiency" + ("" if scale == 1 else
-                                               f" (rates from {rates['cpus']} cores)"))
-
-
-def _plan_study_b(nb: NotebookPlan, d: DatasetFound, *, profile: str, rates: dict) -> None:
-    s = profiles.settings(nb.name, profile)
-    n = round(d.files * SELECTED_FRACTION)
-    n_train = n // 2 if s["max_train"] is None else min(n // 2, int(s["max_train"]))
-    n_val = n // 4
-    epochs = min(int(s["max_epochs"]), ASSUMED_EPOCHS_B) if profile == "paper" \
-        else int(s["max_epochs"])
-    runs = [(m, "image") for m in s["compare_models"]] + [(m, "patient")
-                                                          for m in s["patient_models"]]
-    nb.writes.append(Write(f"study B checkpoints ({len(runs)} runs)",
-                           paths.runs_root() / nb.name / profile,
-                           len(runs) * STUDY_B_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
-    models = {r.get("model"): r for r in rates.get("models", [])}
-    if not models or any(m not in models for m, _ in runs):
-        nb.time_note = "no measured training rate for every model (benchmarks/bench_train.py)"
-        return
-    if int(rates.get("size", 224)) != int(s["image_size"]):
-        nb.time_note = (f"training rates measured at {rates.get('size')} px, this profile "
-                        f"trains at {s['image_size']} px: not projected")
-        return
-    secs = sum(epochs * (n_train / models[m]["train_img_s"] + n_val / models[m]["infer_img_s"])
-               + n_val / models[m]["infer_img_s"] for m, _ in runs)
-    nb.seconds = secs
-    nb.time_note = (f"{len(runs)} trainings x {epochs} epochs x ({n_train:,} train + {n_val:,} "
-                    f"val) at the measured img/s per model (batch {rates.get('batch')}, "
-                    f"{rates.get('precision', '?')})")
-
-
 def _disk_checks(writes: Iterable[Write]) -> list[DiskCheck]:
     """Writes grouped by file system (the device of each path's nearest existing parent)."""
     groups: dict[int, DiskCheck] = {}
@@ -548,11 +426,9 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _platform() -> str | None:
-    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or paths.kaggle_working().is_dir():
-        return "kaggle"
-    if os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"):
-        return "colab"
-    return None
+    """``"kaggle"``, ``"colab"`` or None (:func:`medrepro.core.device.detect_platform`)."""
+    found = devices.detect_platform()
+    return None if found == devices.LOCAL else found
 
 
 def _missing_text(d: DiskCheck) -> str:

@@ -337,6 +337,8 @@ def enter_fast_dev_run(profile: str, *, fresh: bool = True) -> Path:
     the dev run's reports, caches, training runs and marker of an earlier dev run are removed
     (its phantoms are kept). Returns the reports folder."""
     os.environ[devrun.ENV] = "1"
+    # a dev run never writes into a --state-dir's real training runs and reports
+    os.environ.pop("MEDREPRO_STATE", None)
     if os.environ.get("MEDREPRO_CACHE_DIR"):
         os.environ["MEDREPRO_CACHE_DIR"] = str(paths.cache_root() / devrun.FOLDER)
     for var, root in (("MEDREPRO_REPORTS", paths.reports_root()),
@@ -346,7 +348,7 @@ def enter_fast_dev_run(profile: str, *, fresh: bool = True) -> Path:
     out = paths.reports_dir(profile)
     os.environ[devrun.KILL_ENV] = str(out / "fast_dev_run_kill.json")
     if fresh:
-        for stale in (out, paths.cache_root(), paths.data_dir() / "runs"):
+        for stale in (out, paths.cache_root(), paths.runs_root()):
             shutil.rmtree(stale, ignore_errors=True)
     return out
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medrepro.data import datasets
 from medrepro.analysis import evaluate
 from medrepro.core import locks, manifest, paths, seeds
+from medrepro.core.planning import CHECKPOINT_BYTES_PER_PARAM, PlanContext, RowPlan, Write
+from medrepro.core.profiles import ASettings
 from medrepro.reporting import plots
 from medrepro.core.fileio import atomic_path
 from medrepro.models import brain_mri as mm
@@ -34,6 +35,8 @@ from medrepro.studies import mri_common
 from medrepro.studies.mri_common import OFFICIAL_SPLIT, PAPER_SPLIT, ImageSplit, duplicate_groups  # noqa: F401
 
 DATASET = "brain_tumor_sartaj"
+NOTEBOOK = "03_lstm_cnn_mri"
+PLANNED_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
 FEATURE_DTYPE = np.float16  # 3264 images × 100,352 features = 655 MB instead of 1.3 GB
 FEATURE_BATCH = 16  # images per ResNet50 batch
 LSTM, STANDARD = "LSTM-CNN", "standard CNN"  # model names in the tables
@@ -75,11 +78,11 @@ class Inputs:
     y_test: np.ndarray
 
 
-def load(run, *, split: str = "paper") -> ImageSplit:
-    """Study A's images (the Sartaj set, at most ``a_max_images``) and their ``split``."""
-    ds = datasets.resolve(DATASET, data=run.data, profile=run.profile, seed=run.seed)
-    images = mri_common.list_subsample(ds, run.settings["a_max_images"], seed=run.seed)
-    return mri_common.split_images(ds, images, split=split, seed=run.seed)
+def load(settings: ASettings, ds, *, seed: int, split: str = "paper") -> ImageSplit:
+    """Study A's images (``ds``: the resolved Sartaj set, at most ``settings.max_images``) and
+    their ``split``."""
+    images = mri_common.list_subsample(ds, settings.max_images, seed=seed)
+    return mri_common.split_images(ds, images, split=split, seed=seed)
 
 
 def resplit(data: ImageSplit, *, split: str, seed: int) -> ImageSplit:
@@ -100,12 +103,12 @@ def split_counts(data: ImageSplit) -> pd.DataFrame:
                                  data.test.assign(split="test")]))
 
 
-def features(run, data: ImageSplit) -> FeatureSet:
+def features(data: ImageSplit, *, seed: int) -> FeatureSet:
     """ResNet50 (ImageNet weights if available) features of every image of ``data``, cached
     under ``data/processed/<dataset>/features/<source>``."""
     cache_dir = paths.processed_dir(data.ds.dataset_id) / "features" / data.source
     return resnet50_features(data.images["path"], cache_dir=cache_dir, weights="imagenet",
-                             batch_size=FEATURE_BATCH, seed=run.seed)
+                             batch_size=FEATURE_BATCH, seed=seed)
 
 
 def weights_note(feats: FeatureSet) -> str:
@@ -283,13 +286,14 @@ def train_head(kind: str, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarra
                                batch_size=batch_size)
     # With backup (the paper profile) a finished head is reused and an interrupted one resumes
     # (train.fit_once); without, every run trains afresh (no 0.8 GB weight file per head).
-    fitter = train.fit_once if backup else train.fit
-    extra = {"config": {"kind": kind, "n_fit": len(x_fit), "n_val": len(x_val),
-                        "features": int(x_fit.shape[-1]), "learning_rate": learning_rate,
-                        "batch_size": batch_size, "seed": seed}} if backup else {}
-    history = fitter(model, fit_ds, val_ds, epochs=epochs, run_dir=run_dir,
-                     checkpoint=checkpoint, backup=backup, verbose=verbose, **extra)
-    return model, history
+    recipe = train.FitConfig(epochs=epochs, checkpoint=checkpoint, backup=backup)
+    if not backup:
+        return model, train.fit(model, fit_ds, val_ds, recipe, run_dir=run_dir, verbose=verbose)
+    identity = {"kind": kind, "n_fit": len(x_fit), "n_val": len(x_val),
+                "features": int(x_fit.shape[-1]), "learning_rate": learning_rate,
+                "batch_size": batch_size, "seed": seed}
+    return model, train.fit_once(model, fit_ds, val_ds, recipe, run_dir=run_dir,
+                                 identity=identity, verbose=verbose)
 
 
 def predict_head(model, x: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
@@ -319,34 +323,34 @@ def reliability_figure(cal):
                                                      "(LSTM-CNN)")
 
 
-def fit(run, data: ImageSplit, x: Inputs, kind: str, *, split: str = "paper", model=None,
-        verbose: int = 0):
-    """Train head ``kind`` (``"lstm"`` or ``"standard"``) on ``x`` with the profile's settings;
-    run folder ``A_<kind>_<split>``. The LSTM head checkpoints and backs up as the profile
-    says (``a_checkpoint``, ``a_backup``); the small standard head always trains afresh.
-    Returns ``(model, history)``."""
-    s = run.settings
-    keep = {"checkpoint": s["a_checkpoint"], "backup": s["a_backup"]} if kind == "lstm" else {}
-    run_dir = paths.runs_dir(run.notebook, profile=run.profile, source=data.source,
-                             seed=run.seed) / f"A_{kind}_{split}"
-    return train_head(kind, x.x_fit, x.y_fit, x.x_val, x.y_val, epochs=s["a_epochs"],
-                      batch_size=s["a_batch"], learning_rate=s["a_lr"], run_dir=run_dir,
-                      seed=run.seed, verbose=verbose, model=model, **keep)
+def fit(settings: ASettings, x: Inputs, runs: Path, *, kind: str, seed: int,
+        split: str = "paper", model=None, verbose: int = 0):
+    """Train head ``kind`` (``"lstm"`` or ``"standard"``) on ``x`` with ``settings``; run
+    folder ``runs/A_<kind>_<split>`` (``runs``: the notebook run's training folder). The LSTM
+    head checkpoints and backs up as the profile says (``checkpoint``, ``backup``); the small
+    standard head always trains afresh. Returns ``(model, history)``."""
+    keep = ({"checkpoint": settings.checkpoint, "backup": settings.backup} if kind == "lstm"
+            else {})
+    return train_head(kind, x.x_fit, x.y_fit, x.x_val, x.y_val, epochs=settings.epochs,
+                      batch_size=settings.batch, learning_rate=settings.lr,
+                      run_dir=Path(runs) / f"A_{kind}_{split}", seed=seed, verbose=verbose,
+                      model=model, **keep)
 
 
-def train_official(run, data: ImageSplit, x: Inputs) -> dict[str, np.ndarray]:
-    """Test predictions on the official split: the LSTM head (if the profile's
-    ``a_official_lstm``; keras' session is cleared first, so drop other LSTM heads before) and
-    the standard head. Returns model name -> ``(N,)`` predictions."""
+def train_official(settings: ASettings, x: Inputs, runs: Path, *,
+                   seed: int) -> dict[str, np.ndarray]:
+    """Test predictions on the official split (``x``: its inputs): the LSTM head (if
+    ``settings.official_lstm``; keras' session is cleared first, so drop other LSTM heads
+    before) and the standard head. Returns model name -> ``(N,)`` predictions."""
     import keras
 
     preds = {}
-    if run.settings["a_official_lstm"]:
+    if settings.official_lstm:
         keras.backend.clear_session()
-        lstm, _ = fit(run, data, x, "lstm", split="official")
+        lstm, _ = fit(settings, x, runs, seed=seed, kind="lstm", split="official")
         preds[LSTM] = predict_head(lstm, x.x_test)
         del lstm
-    std, _ = fit(run, data, x, "standard", split="official")
+    std, _ = fit(settings, x, runs, seed=seed, kind="standard", split="official")
     preds[STANDARD] = predict_head(std, x.x_test)
     return preds
 
@@ -413,9 +417,10 @@ def record_table2(ci: dict, *, source: str, note: str) -> None:
                              notes=note, deviations=away)
 
 
-def table3(run, data: ImageSplit, feats: FeatureSet, ci: dict, note: str) -> pd.DataFrame:
+def table3(data: ImageSplit, feats: FeatureSet, ci: dict, note: str, *,
+           profile: str) -> pd.DataFrame:
     """The paper's Table 3 (literature) with our row appended; column ``source`` says which."""
-    ours = {"study": f"This reproduction ({run.profile} profile)",
+    ours = {"study": f"This reproduction ({profile} profile)",
             "method": (f"ResNet50 ({feats.weights} weights) features + LSTM head "
                        f"(Table 1, {mm.LSTM_ACTIVATION})"),
             "dataset": (f"{data.ds.label}: {len(data.images)} images used, pooled 80/20 split, "
@@ -476,3 +481,15 @@ def record_duplicate_free(table: pd.DataFrame, *, source: str, note: str) -> Non
                        extra={"dropped": int(free["dropped"])},
                        notes=f"{int(free['dropped'])} test images with a training duplicate "
                              f"dropped; {note}")
+
+
+# ---------------------------------------------------------------------------- the plan
+def plan(settings: ASettings, ctx: PlanContext) -> RowPlan:
+    """Study A's part of notebook 03's plan: the LSTM head's checkpoints where the profile keeps
+    them on disk (``settings.backup``: the paper profile), no time projection yet."""
+    out = RowPlan(note="no measured training rate for study A yet")
+    if settings.backup:
+        out.writes.append(Write("study A checkpoints (LSTM head + ResNet50)",
+                                paths.runs_root() / NOTEBOOK / ctx.profile,
+                                PLANNED_PARAMS * CHECKPOINT_BYTES_PER_PARAM))
+    return out

@@ -29,11 +29,14 @@ import numpy as np
 import pandas as pd
 
 from medrepro.analysis import evaluate, stats
-from medrepro.core import manifest, paths
-from medrepro.reporting import report
+from medrepro.core import device, manifest, paths, profiles
+from medrepro.core.planning import CHECKPOINT_BYTES_PER_PARAM, PlanContext, RowPlan, Write
+from medrepro.core.profiles import BSettings
 from medrepro.data import rsna
 from medrepro.models import head_ct
+from medrepro.reporting import report
 
+DATASET = rsna.DATASET_ID
 MODELS = list(head_ct.BUILDERS)  # proposed, densenet121, mobilenet, inception_v1
 LABELS = [f"S{i + 1} {c}" for i, c in enumerate(rsna.CLASSES)]
 SPLIT_KINDS = ("image", "patient")
@@ -61,22 +64,78 @@ CI_NOTES = ("test_ci95_*: percentile bootstrap over test images; test_ci95_*_pat
 _NO_CI = {"point": np.nan, "lo": np.nan, "hi": np.nan}
 
 
+@dataclass(frozen=True)
+class ModelResult:
+    """One model trained and evaluated by :func:`train_and_evaluate`.
+
+    ``history``: one row per epoch; ``best_epoch`` (lowest validation loss) and ``epochs_run``;
+    ``train_seconds``: the epochs' wall time summed; ``train_images`` and ``images_per_s``
+    (training images processed per second, validation included in the time); ``train_*`` and
+    ``val_*``: the history at the best epoch; ``test_acc`` / ``test_loss``; ``y_true`` /
+    ``y_pred``: int64 ``(N,)`` test labels and predictions; ``proba``: float32 ``(N, 6)``;
+    ``val_proba`` / ``y_val``: the validation outputs and labels (calibration); ``patient_id``:
+    str ``(N,)``, the test images' patients; ``params``; ``init``: how it was initialised
+    (:func:`medrepro.models.head_ct.build_initialised`); ``model``: the Keras model holding the
+    best weights.
+    """
+
+    key: str
+    history: pd.DataFrame
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    train_images: int
+    images_per_s: float
+    train_acc: float
+    train_loss: float
+    val_acc: float
+    val_loss: float
+    test_acc: float
+    test_loss: float
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray
+    val_proba: np.ndarray
+    y_val: np.ndarray
+    patient_id: np.ndarray
+    params: int
+    init: str
+    model: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Study B's inputs: the resolved RSNA set ``ds``, notebook 02's ``cache`` folder (of
+    ``profile``) and the ``splits`` ``{"image": frame, "patient": frame}`` (:func:`load_splits`)."""
+
+    ds: Any
+    cache: Path
+    splits: Mapping[str, pd.DataFrame]
+    profile: str
+
+    @property
+    def source(self) -> str:
+        return self.ds.source
+
+
 @dataclass
 class Trained:
     """Models trained with one batch size on one split, and what their tables need.
 
-    ``models``: model key → :func:`train_and_evaluate`'s dict, in training order (only the
-    models the profile trains). ``init``: the initialisation asked (``random`` | ``imagenet``);
-    each model's dict says what it used.
+    ``models``: model key → :class:`ModelResult`, in training order (only the models the
+    profile trains). ``batch_size``: the global batch, over ``replicas``
+    (:func:`medrepro.core.profiles.batch_text`). ``init``: the initialisation asked (``random``
+    | ``imagenet``); each result says what it used.
     """
 
-    models: dict[str, dict]
+    models: dict[str, ModelResult]
     source: str
     profile: str
     seed: int
-    settings: Mapping[str, Any]
+    settings: BSettings
     batch_size: int
     init: str
+    replicas: int = 1
     _cis: dict = field(default_factory=dict, repr=False)
 
     def ci(self, key: str, metric: str = "accuracy", *,
@@ -89,16 +148,22 @@ class Trained:
         if r is None:
             return dict(_NO_CI)
         if (key, metric, level) not in self._cis:
-            kw = {"metric": metric, "n_boot": self.settings["bootstrap"], "seed": self.seed}
+            kw = {"metric": metric, "n_boot": self.settings.n_boot, "seed": self.seed}
             self._cis[key, metric, level] = (
-                stats.cluster_bootstrap_ci(r["y_true"], r["y_pred"], r["patient_id"], **kw)
-                if level == "patient" else evaluate.bootstrap_ci(r["y_true"], r["y_pred"], **kw))
+                stats.cluster_bootstrap_ci(r.y_true, r.y_pred, r.patient_id, **kw)
+                if level == "patient" else evaluate.bootstrap_ci(r.y_true, r.y_pred, **kw))
         return self._cis[key, metric, level]
 
     @property
-    def proposed(self) -> dict:
+    def proposed(self) -> ModelResult:
         """The proposed model's result (a run that trains it)."""
         return self.models["proposed"]
+
+    @property
+    def batch(self) -> str:
+        """The batch as the tables state it: global and per replica."""
+        return profiles.batch_text(self.batch_size, self.replicas,
+                                   per_replica_option=profiles.batch_per_replica_option())
 
 
 # ---------------------------------------------------------------------------- data
@@ -113,6 +178,13 @@ def subsample_train(split_df, *, max_train: int | None, seed: int):
                                                random_state=seed)
     keep = pd.concat([first, rest])
     return pd.concat([keep, split_df[split_df["split"] != "train"]]).reset_index(drop=True)
+
+
+def load(settings: BSettings, ds, *, profile: str, seed: int) -> Data:
+    """Notebook 02's cache of ``ds`` (resolved ``rsna_ich``; built here if it is not complete)
+    and its splits, training rows capped at ``settings.max_train``."""
+    cache = rsna.ensure_cache(ds, profile=profile, progress=False)
+    return Data(ds, cache, load_splits(cache, max_train=settings.max_train, seed=seed), profile)
 
 
 def load_splits(cache, *, max_train: int | None, seed: int) -> dict[str, pd.DataFrame]:
@@ -140,20 +212,14 @@ def _split_digest(split_df) -> str:
 
 def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
                        max_epochs: int, patience: int, run_dir, seed: int = 42,
-                       init: str = "random") -> dict:
+                       init: str = "random") -> ModelResult:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
     Protocol: :func:`medrepro.models.head_ct.compile_paper`, at most ``max_epochs`` epochs, early
     stopping on val loss with ``patience``, best weights restored (``medrepro.training.train.fit``).
     Re-run with the same ``run_dir`` and arguments, a finished model is not retrained (its
     weights, history and test outputs are read back) and an interrupted one resumes at its next
-    epoch. Returns a dict: ``history`` (DataFrame), ``best_epoch``, ``epochs_run``,
-    ``train_seconds`` (sum of epoch wall times), ``train_images``, ``images_per_s`` (training
-    images processed per second, validation included in the time),
-    ``train_acc``/``train_loss``/``val_acc``/``val_loss`` (history at the best epoch),
-    ``test_acc``/``test_loss``, ``y_true``/``y_pred`` (int64, test set), ``proba`` (float32
-    (N, 6)), ``patient_id`` (str (N,), the test images' patients), ``params``, ``init`` (how the model was initialised,
-    :func:`medrepro.models.head_ct.build_initialised`).
+    epoch. Returns a :class:`ModelResult`.
     """
     from medrepro.core import seeds
     from medrepro.training import train
@@ -166,11 +232,11 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
                                  image_size=image_size, shuffle=s == "train", seed=seed)
             for s in ("train", "val", "test")}
     # A finished model is reused, an interrupted one resumes (medrepro.training.train.fit_once).
-    config = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
-              "images": _split_digest(split_df)}
-    history = train.fit_once(model, data["train"], data["val"], run_dir=run_dir, config=config,
-                             epochs=max_epochs, patience=patience, restore_best_weights=True,
-                             verbose=0, checkpoint="weights", backup=True)
+    identity = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
+                "images": _split_digest(split_df)}
+    recipe = train.FitConfig(epochs=max_epochs, patience=patience, checkpoint="weights")
+    history = train.fit_once(model, data["train"], data["val"], recipe, run_dir=run_dir,
+                             identity=identity, verbose=0)
     best = train.best_epoch(history, monitor="val_loss")
     at_best = history.loc[history["epoch"] == best].iloc[0]
     test_rows = split_df[split_df["split"] == "test"]
@@ -182,18 +248,19 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     eps = 1e-7
     n_train = int((split_df["split"] == "train").sum())
     seconds = float(history["epoch_seconds"].sum())
-    return {"model": key, "history": history, "best_epoch": best, "epochs_run": len(history),
-            "train_seconds": seconds, "train_images": n_train,
-            "images_per_s": n_train * len(history) / seconds if seconds else float("nan"),
-            "train_acc": float(at_best["accuracy"]), "train_loss": float(at_best["loss"]),
-            "val_acc": float(at_best["val_accuracy"]), "val_loss": float(at_best["val_loss"]),
-            "test_acc": float((y_true == y_pred).mean()),
-            "test_loss": float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
-                                               1.0)).mean()),
-            "y_true": y_true, "y_pred": y_pred, "proba": proba, "val_proba": val_proba,
-            "y_val": split_df.loc[split_df["split"] == "val", "label"].to_numpy(np.int64),
-            "patient_id": test_rows["patient_id"].astype(str).to_numpy(),
-            "params": int(model.count_params()), "init": init_used, "model_object": model}
+    return ModelResult(
+        key=key, history=history, best_epoch=best, epochs_run=len(history),
+        train_seconds=seconds, train_images=n_train,
+        images_per_s=n_train * len(history) / seconds if seconds else float("nan"),
+        train_acc=float(at_best["accuracy"]), train_loss=float(at_best["loss"]),
+        val_acc=float(at_best["val_accuracy"]), val_loss=float(at_best["val_loss"]),
+        test_acc=float((y_true == y_pred).mean()),
+        test_loss=float(-np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps,
+                                        1.0)).mean()),
+        y_true=y_true, y_pred=y_pred, proba=proba, val_proba=val_proba,
+        y_val=split_df.loc[split_df["split"] == "val", "label"].to_numpy(np.int64),
+        patient_id=test_rows["patient_id"].astype(str).to_numpy(),
+        params=int(model.count_params()), init=init_used, model=model)
 
 
 def _outputs(model, ds, path: Path, *, reuse: bool) -> np.ndarray:
@@ -216,9 +283,9 @@ def calibration(main: Trained):
     from medrepro.analysis import calibration as cal
 
     r = main.proposed
-    return cal.calibrate(r["y_val"], r["val_proba"], r["y_true"], r["proba"],
+    return cal.calibrate(r.y_val, r.val_proba, r.y_true, r.proba,
                          model=f"proposed, batch {main.batch_size}",
-                         n_boot=main.settings["bootstrap"], seed=main.seed)
+                         n_boot=main.settings.n_boot, seed=main.seed)
 
 
 def reliability_figure(cal):
@@ -229,37 +296,39 @@ def reliability_figure(cal):
                                                      "(proposed model)")
 
 
-def _train(run, ds, cache, split_df, keys: Sequence[str], *, batch_size: int, folder: str,
-           init: str) -> Trained:
-    """Train ``keys`` in turn with the profile's protocol, each in the run folder
-    ``paths.runs_dir(...) / folder`` (``folder`` may hold ``{key}``)."""
-    S = run.settings
-    runs = paths.runs_dir(run.notebook, profile=run.profile, source=ds.source, seed=run.seed)
-    models = {key: train_and_evaluate(key, cache, split_df, batch_size=batch_size,
-                                      run_dir=runs / folder.format(key=key),
-                                      image_size=S["image_size"], max_epochs=S["max_epochs"],
-                                      patience=S["patience"], seed=run.seed, init=init)
+def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, split: str,
+           batch_size: int, folder: str, seed: int, init: str) -> Trained:
+    """Train ``keys`` in turn on ``data.splits[split]`` with the profile's protocol, each in the
+    run folder ``runs / folder`` (``folder`` may hold ``{key}``)."""
+    models = {key: train_and_evaluate(key, data.cache, data.splits[split], batch_size=batch_size,
+                                      run_dir=Path(runs) / folder.format(key=key),
+                                      image_size=settings.image_size,
+                                      max_epochs=settings.max_epochs,
+                                      patience=settings.patience, seed=seed, init=init)
               for key in keys}
-    return Trained(models, source=ds.source, profile=run.profile, seed=run.seed, settings=S,
-                   batch_size=batch_size, init=init)
+    return Trained(models, source=data.source, profile=data.profile, seed=seed,
+                   settings=settings, batch_size=batch_size, init=init,
+                   replicas=device.replicas_in_sync())
 
 
-def train_main(run, ds, cache, splits, *, init: str) -> Trained:
-    """The main run: the proposed model at the profile's ``batch_main`` on the image split."""
-    return _train(run, ds, cache, splits["image"], ["proposed"],
-                  batch_size=run.settings["batch_main"], folder="main", init=init)
+def train_main(settings: BSettings, data: Data, runs: Path, *, seed: int, init: str) -> Trained:
+    """The main run: the proposed model at ``settings.batch_main`` on the image split."""
+    return _train(settings, data, runs, ["proposed"], split="image",
+                  batch_size=settings.batch_main, folder="main", seed=seed, init=init)
 
 
-def train_compare(run, ds, cache, splits, *, init: str) -> Trained:
-    """The comparison: the profile's ``compare_models`` at ``batch_compare``, image split."""
-    return _train(run, ds, cache, splits["image"], run.settings["compare_models"],
-                  batch_size=run.settings["batch_compare"], folder="image-{key}", init=init)
+def train_compare(settings: BSettings, data: Data, runs: Path, *, seed: int,
+                  init: str) -> Trained:
+    """The comparison: ``settings.compare_models`` at ``batch_compare``, image split."""
+    return _train(settings, data, runs, settings.compare_models, split="image",
+                  batch_size=settings.batch_compare, folder="image-{key}", seed=seed, init=init)
 
 
-def train_patient(run, ds, cache, splits, *, init: str) -> Trained:
-    """The profile's ``patient_models`` at ``batch_compare`` on the patient-level split."""
-    return _train(run, ds, cache, splits["patient"], run.settings["patient_models"],
-                  batch_size=run.settings["batch_compare"], folder="patient-{key}", init=init)
+def train_patient(settings: BSettings, data: Data, runs: Path, *, seed: int,
+                  init: str) -> Trained:
+    """``settings.patient_models`` at ``batch_compare`` on the patient-level split."""
+    return _train(settings, data, runs, settings.patient_models, split="patient",
+                  batch_size=settings.batch_compare, folder="patient-{key}", seed=seed, init=init)
 
 
 def trained_line(res: Trained) -> str:
@@ -287,12 +356,18 @@ def fig4(model, frame: pd.DataFrame):
                      "(paper: 5.434M)")
 
 
+def curves_title(main: Trained) -> str:
+    """The title of ``B.fig5``/``B.fig6``: the proposed model's curves, its batch, data and
+    profile."""
+    return f"Proposed model, batch {main.batch} ({main.source}, {main.profile})"
+
+
 def plot_confusion(res: Trained, key: str = "proposed"):
     """Model ``key``'s test confusion matrix as a figure (shown, not saved)."""
     from medrepro.reporting import plots
 
     r = res.models[key]
-    return plots.plot_confusion(evaluate.confusion(r["y_true"], r["y_pred"],
+    return plots.plot_confusion(evaluate.confusion(r.y_true, r.y_pred,
                                                    n_classes=rsna.N_CLASSES),
                                 labels=LABELS, title=f"Proposed model, test ({res.source})")
 
@@ -310,23 +385,23 @@ def table2(main: Trained) -> pd.DataFrame:
     best epoch and epochs run, beside the paper's."""
     r, ci = main.proposed, main.ci("proposed")
     table = pd.DataFrame({"split": ["train", "val", "test"],
-                          "accuracy": [r["train_acc"], r["val_acc"], r["test_acc"]],
-                          "loss": [r["train_loss"], r["val_loss"], r["test_loss"]],
+                          "accuracy": [r.train_acc, r.val_acc, r.test_acc],
+                          "loss": [r.train_loss, r.val_loss, r.test_loss],
                           "ci95_low": [np.nan, np.nan, ci["lo"]],
                           "ci95_high": [np.nan, np.nan, ci["hi"]]})
     table = _with_paper(table, "B.table2", "split")
-    table["best_epoch"], table["epochs_run"] = r["best_epoch"], r["epochs_run"]
+    table["best_epoch"], table["epochs_run"] = r.best_epoch, r.epochs_run
     return table
 
 
 def table2_notes(main: Trained) -> str:
-    return f"batch {main.batch_size}; paper: {manifest.get('B.table2').notes}"
+    return f"batch {main.batch}; paper: {manifest.get('B.table2').notes}"
 
 
 def record_table2(main: Trained) -> None:
     """Record the main run's test accuracy (with its CI) for 06_compare."""
     r = main.proposed
-    _record(main, "proposed", "test accuracy (proposed, batch 32)", r["test_acc"], "B.table2")
+    _record(main, "proposed", "test accuracy (proposed, batch 32)", r.test_acc, "B.table2")
 
 
 def _record(res: Trained, key: str, metric: str, value: float, artifact: str,
@@ -335,7 +410,7 @@ def _record(res: Trained, key: str, metric: str, value: float, artifact: str,
     CI beside it (``ci_image``)."""
     patient, image = (res.ci(key, ci_metric, level=lv) for lv in ("patient", "image"))
     report.record_metric("B", metric, value, source=res.source, artifact=artifact,
-                         ci=(patient["lo"], patient["hi"]), n=len(res.models[key]["y_true"]),
+                         ci=(patient["lo"], patient["hi"]), n=len(res.models[key].y_true),
                          notes=f"CI over {patient.get('n_clusters')} patients (PatientID "
                                f"bootstrap); over images {image['lo']:.3f}-{image['hi']:.3f}",
                          extra={"ci_image": [image["lo"], image["hi"]]})
@@ -348,15 +423,16 @@ def table3(res: Trained) -> pd.DataFrame:
     for key in MODELS:
         r, ci, pci = res.models.get(key), res.ci(key), res.ci(key, level="patient")
         rows.append({"model": key, "params_224": head_ct.PAPER_PARAMS[key],
-                     "init": r["init"] if r else "",
-                     **{m: r[m] if r else np.nan for m in ("train_acc", "val_acc", "test_acc")},
+                     "init": r.init if r else "",
+                     **{m: getattr(r, m) if r else np.nan
+                        for m in ("train_acc", "val_acc", "test_acc")},
                      "test_ci95_low": ci["lo"], "test_ci95_high": ci["hi"],
                      "test_ci95_low_patient": pci["lo"], "test_ci95_high_patient": pci["hi"]})
     return _with_paper(pd.DataFrame(rows), "B.table3", "model")
 
 
 def table3_notes(res: Trained) -> str:
-    return (f"batch {res.batch_size}; image size {res.settings['image_size']}; params counted "
+    return (f"batch {res.batch}; image size {res.settings.image_size}; params counted "
             f"at 224; initialisation asked: {res.init} (our choice; the paper does not say), "
             f"used: see column init. {CI_NOTES}")
 
@@ -366,24 +442,24 @@ def record_table3(res: Trained) -> None:
     for key in MODELS:
         r = res.models.get(key)
         if r:
-            _record(res, key, TABLE3_METRICS[key], r["test_acc"], "B.table3")
+            _record(res, key, TABLE3_METRICS[key], r.test_acc, "B.table3")
 
 
 def table4(res: Trained) -> pd.DataFrame:
     """B.table4: epochs, training images, minutes and images/s of every model, beside the
     paper's minutes."""
     m = res.models
-    table = pd.DataFrame([{"model": k, "epochs_run": m[k]["epochs_run"] if k in m else np.nan,
-                           "train_images": m[k]["train_images"] if k in m else np.nan,
-                           "train_minutes": m[k]["train_seconds"] / 60 if k in m else np.nan,
-                           "images_per_s": m[k]["images_per_s"] if k in m else np.nan}
+    table = pd.DataFrame([{"model": k, "epochs_run": m[k].epochs_run if k in m else np.nan,
+                           "train_images": m[k].train_images if k in m else np.nan,
+                           "train_minutes": m[k].train_seconds / 60 if k in m else np.nan,
+                           "images_per_s": m[k].images_per_s if k in m else np.nan}
                           for k in MODELS])
     return _with_paper(table, "B.table4", "model")
 
 
 def table4_notes(res: Trained) -> str:
     return (f"measured wall time on this machine ({res.profile} profile, image size "
-            f"{res.settings['image_size']}, validation passes included); the paper's minutes "
+            f"{res.settings.image_size}, validation passes included); the paper's minutes "
             "are for the full set on the authors' hardware. Projection to the full set: "
             "benchmarks/bench_train.py")
 
@@ -393,7 +469,7 @@ def _weighted(r: dict | None) -> pd.Series:
     not trained)."""
     if not r:
         return pd.Series({"precision": np.nan, "recall": np.nan, "f1": np.nan})
-    return evaluate.classification_table(r["y_true"], r["y_pred"],
+    return evaluate.classification_table(r.y_true, r.y_pred,
                                          labels=LABELS).loc["weighted avg"]
 
 
@@ -404,7 +480,7 @@ def table5(res: Trained) -> pd.DataFrame:
     for key in MODELS:
         r = res.models.get(key)
         w, ci = _weighted(r), res.ci(key, "weighted_f1")
-        rows.append({"model": key, "init": r["init"] if r else "", "precision": w["precision"],
+        rows.append({"model": key, "init": r.init if r else "", "precision": w["precision"],
                      "recall": w["recall"], "f1": w["f1"], "f1_ci95_low": ci["lo"],
                      "f1_ci95_high": ci["hi"]})
     return _with_paper(pd.DataFrame(rows), "B.table5", "model")
@@ -422,14 +498,14 @@ def record_table5(res: Trained) -> None:
         ci = res.ci("proposed", "weighted_f1")
         report.record_metric("B", "test weighted F1 (proposed)", _weighted(r)["f1"],
                              source=res.source, artifact="B.table5", ci=(ci["lo"], ci["hi"]),
-                             n=len(r["y_true"]))
+                             n=len(r.y_true))
 
 
 def confusion_table(res: Trained, artifact: str) -> pd.DataFrame:
     """One of B.table6-B.table9: the model's test confusion matrix (``ours_S1``..; NaN if not
     trained) beside the paper's (``paper_S1``..); rows the true class."""
     r = res.models.get(CONFUSION_TABLES[artifact])
-    ours = (evaluate.confusion(r["y_true"], r["y_pred"], n_classes=rsna.N_CLASSES) if r
+    ours = (evaluate.confusion(r.y_true, r.y_pred, n_classes=rsna.N_CLASSES) if r
             else np.full((rsna.N_CLASSES, rsna.N_CLASSES), np.nan))
     paper = manifest.reported_frame(artifact)
     return pd.concat([pd.DataFrame(ours, index=paper.index,
@@ -455,9 +531,9 @@ def save_confusion_tables(res: Trained) -> dict[str, pd.DataFrame]:
 def per_class(res: Trained) -> pd.DataFrame:
     """B.per_class: per-class precision, recall and F1 with 95% bootstrap CIs of every trained
     model (column ``model``), test split."""
-    S = res.settings
-    return pd.concat({key: evaluate.per_class_ci_table(r["y_true"], r["y_pred"], labels=LABELS,
-                                                       n_boot=S["bootstrap"], seed=res.seed)
+    return pd.concat({key: evaluate.per_class_ci_table(r.y_true, r.y_pred, labels=LABELS,
+                                                       n_boot=res.settings.n_boot,
+                                                       seed=res.seed)
                       for key, r in res.models.items()}, names=["model"]).reset_index()
 
 
@@ -469,18 +545,18 @@ def mcnemar(res: Trained) -> pd.DataFrame:
     base = res.proposed
     no_test = {"n01": np.nan, "n10": np.nan, "statistic": np.nan, "p_value": np.nan,
                "method": "not trained in this profile", "better": ""}
-    kw = {"n_boot": res.settings["bootstrap"], "seed": res.seed}
+    kw = {"n_boot": res.settings.n_boot, "seed": res.seed}
     rows = []
     for key in MODELS[1:]:
         r = res.models.get(key)
-        args = (base["y_true"], base["y_pred"], r["y_pred"]) if r else None
+        args = (base.y_true, base.y_pred, r.y_pred) if r else None
         test = evaluate.mcnemar(*args) if r else no_test
         diff = evaluate.paired_accuracy_difference(*args, **kw) if r else _NO_CI
-        clustered = stats.mcnemar_clustered(*args, base["patient_id"]) if r else no_test
-        pdiff = (stats.cluster_paired_difference(*args, base["patient_id"], **kw) if r
+        clustered = stats.mcnemar_clustered(*args, base.patient_id) if r else no_test
+        pdiff = (stats.cluster_paired_difference(*args, base.patient_id, **kw) if r
                  else _NO_CI)
-        rows.append({"model_a": "proposed", "model_b": key, "acc_a": base["test_acc"],
-                     "acc_b": r["test_acc"] if r else np.nan,
+        rows.append({"model_a": "proposed", "model_b": key, "acc_a": base.test_acc,
+                     "acc_b": r.test_acc if r else np.nan,
                      **{k: test[k] for k in ("n01", "n10", "statistic", "p_value", "method",
                                              "better")},
                      "acc_diff": diff["point"], "acc_diff_lo": diff["lo"],
@@ -500,12 +576,49 @@ def patient_split(patient: Trained, image: Trained) -> pd.DataFrame:
     for key in MODELS:
         r, ci = patient.models.get(key), patient.ci(key)
         rows.append({"model": key, "patient_test_acc": ci["point"], "ci95_low": ci["lo"],
-                     "ci95_high": ci["hi"], "patient_val_acc": r["val_acc"] if r else np.nan,
-                     "image_split_test_acc": (image.models[key]["test_acc"]
+                     "ci95_high": ci["hi"], "patient_val_acc": r.val_acc if r else np.nan,
+                     "image_split_test_acc": (image.models[key].test_acc
                                               if key in image.models else np.nan),
                      "paper_test_acc_image_split": paper.loc[key, "test_acc"]})
     return pd.DataFrame(rows)
 
 
 def patient_split_notes(patient: Trained) -> str:
-    return f"batch {patient.batch_size}; split grouped by PatientID (notebook 02)"
+    return f"batch {patient.batch}; split grouped by PatientID (notebook 02)"
+
+
+# ---------------------------------------------------------------------------- the plan
+NOTEBOOK = "04_lightweight_ct"
+ASSUMED_EPOCHS = 9  # the proposed model stopped at epoch 9 (Table 2); assumed for every model
+PLANNED_PARAMS = 7_100_000  # the largest of the four models: DenseNet121, 7,043,654
+
+
+def plan(settings: BSettings, ctx: PlanContext) -> RowPlan:
+    """Study B's part of notebook 04's plan: every model's checkpoints, and the training time
+    from the measured per-model rates (``ctx.rates["train"]``, ``benchmarks/bench_train.py``)."""
+    rates = ctx.rates.get("train", {})
+    n = round(ctx.found[rsna.DATASET_ID].files * rsna.SELECTED_FRACTION)
+    n_train = n // 2 if settings.max_train is None else min(n // 2, int(settings.max_train))
+    n_val = n // 4
+    epochs = (min(int(settings.max_epochs), ASSUMED_EPOCHS) if ctx.profile == "paper"
+              else int(settings.max_epochs))
+    runs = [(m, "image") for m in settings.compare_models] + [(m, "patient")
+                                                              for m in settings.patient_models]
+    out = RowPlan([Write(f"study B checkpoints ({len(runs)} runs)",
+                         paths.runs_root() / NOTEBOOK / ctx.profile,
+                         len(runs) * PLANNED_PARAMS * CHECKPOINT_BYTES_PER_PARAM)])
+    models = {r.get("model"): r for r in rates.get("models", [])}
+    if not models or any(m not in models for m, _ in runs):
+        out.note = "no measured training rate for every model (benchmarks/bench_train.py)"
+        return out
+    if int(rates.get("size", 224)) != int(settings.image_size):
+        out.note = (f"training rates measured at {rates.get('size')} px, this profile trains "
+                    f"at {settings.image_size} px: not projected")
+        return out
+    out.seconds = sum(epochs * (n_train / models[m]["train_img_s"]
+                                + n_val / models[m]["infer_img_s"])
+                      + n_val / models[m]["infer_img_s"] for m, _ in runs)
+    out.note = (f"{len(runs)} trainings x {epochs} epochs x ({n_train:,} train + {n_val:,} val) "
+                f"at the measured img/s per model (batch {rates.get('batch')}, "
+                f"{rates.get('precision', '?')})")
+    return out

@@ -13,18 +13,23 @@ Artifacts (notebook 03): ``C.table1`` (:func:`table1`), ``C.fig1``-``C.fig3`` (:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from medrepro.analysis import evaluate
-from medrepro.core import manifest, paths, seeds
+from medrepro.core import manifest, profiles, seeds
+from medrepro.core.planning import PlanContext, RowPlan
+from medrepro.core.profiles import CSettings
 from medrepro.data import brain_mri
 from medrepro.models import brain_mri as mm
 from medrepro.reporting import plots
 from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+
+DATASET = mri_common.MASOUD  # run.resolve_mri may stand the real Sartaj set in
 
 # The source's final model was trained with SGD and MSE (docs/decisions.md#c1).
 FINAL_OPTIMIZER = "SGD"
@@ -56,36 +61,37 @@ class Result:
         return self.pred[self.final]
 
 
-def load(run) -> ImageSplit:
-    """The Masoud set (or the real Sartaj set), official split, 10% of Training for validation."""
-    return mri_common.load_masoud(run, split="official")
+def load(settings: CSettings, ds, *, seed: int, note: str = "") -> ImageSplit:
+    """``ds`` (the Masoud set, or the real Sartaj set standing in: ``note`` says so), official
+    split, 10% of Training for validation."""
+    return mri_common.load_split(ds, max_images=settings.max_images, split="official", seed=seed,
+                                 note=note)
 
 
-def image_shape(run) -> tuple[int, int, int]:
-    size = run.settings["c_image_size"]
-    return (size, size, 3)
+def image_shape(settings: CSettings) -> tuple[int, int, int]:
+    return (settings.image_size, settings.image_size, 3)
 
 
-def image_datasets(run, data: ImageSplit) -> tuple:
-    """``(fit, val, test)`` pipelines at ``c_image_size`` (:data:`FRAMING`); fit augmented with
-    ``brain_mri.C_AUGMENT``."""
-    return mri_common.image_datasets(data, image_size=run.settings["c_image_size"],
-                               batch_size=run.settings["c_batch"], augment=brain_mri.C_AUGMENT,
-                               seed=run.seed, framing=FRAMING)
+def image_datasets(settings: CSettings, data: ImageSplit, *, seed: int) -> tuple:
+    """``(fit, val, test)`` pipelines at ``settings.image_size`` (:data:`FRAMING`), global batch
+    ``settings.batch``; fit augmented with ``brain_mri.C_AUGMENT``."""
+    return mri_common.image_datasets(data, image_size=settings.image_size,
+                                     batch_size=settings.batch, augment=brain_mri.C_AUGMENT,
+                                     seed=seed, framing=FRAMING)
 
 
-def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
-    """Train :func:`seq_cnn` once per trial of ``C.table1`` (epochs capped at ``c_epochs``),
-    each from the same seed, and evaluate it on the test set."""
+def train_trials(settings: CSettings, data: ImageSplit, pipelines: tuple, runs: Path, *,
+                 seed: int) -> Result:
+    """Train :func:`seq_cnn` once per trial of ``C.table1`` (epochs capped at
+    ``settings.epochs``), each from the same seed, in ``runs/C_trial<n>``, and evaluate it on
+    the test set."""
     from medrepro.training import train
 
     fit_ds, val_ds, test_ds = pipelines
-    s = run.settings
-    runs = paths.runs_dir(run.notebook, profile=run.profile, source=data.source, seed=run.seed)
     rows, history, pred, proba = [], {}, {}, {}
-    config = mri_common.training_config(data, image_size=s["c_image_size"], framing=FRAMING,
-                                  augment=brain_mri.C_AUGMENT)
-    for t, epochs, same in trial_plan(s["c_epochs"]):
+    identity = mri_common.run_identity(data, image_size=settings.image_size, framing=FRAMING,
+                                       augment=brain_mri.C_AUGMENT)
+    for t, epochs, same in trial_plan(settings.epochs):
         if same is not None:
             history[t.trial], pred[t.trial] = history[same], pred[same]
             proba[t.trial] = proba[same]
@@ -94,15 +100,16 @@ def train_trials(run, data: ImageSplit, pipelines: tuple) -> Result:
             print(f"trial {t.trial}: {t.optimizer} lr={t.lr} epochs={epochs}: the settings of "
                   f"trial {same} in this profile; its run is reused, not trained again")
             continue
-        seeds.seed_everything(run.seed)
-        model = mm.seq_cnn(image_shape(run))
+        seeds.seed_everything(seed)
+        model = mm.seq_cnn(image_shape(settings))
         model.compile(optimizer=train.make_optimizer(t.optimizer, t.lr,
                                                      **OPTIMIZER_OPTIONS.get(t.optimizer, {})),
                       loss="mse",
                       metrics=["accuracy"])
-        history[t.trial] = train.fit_once(model, fit_ds, val_ds, epochs=epochs,
-                                          run_dir=runs / f"C_trial{t.trial}", config=config,
-                                          patience=s["c_patience"], seed=run.seed, verbose=0)
+        recipe = train.FitConfig(epochs=epochs, patience=settings.patience, seed=seed)
+        history[t.trial] = train.fit_once(model, fit_ds, val_ds, recipe,
+                                          run_dir=Path(runs) / f"C_trial{t.trial}",
+                                          identity=identity, verbose=0)
         test_mse, test_acc = train.evaluate(model, test_ds)
         proba[t.trial] = (train.predict_proba(model, val_ds), train.predict_proba(model, test_ds))
         pred[t.trial] = proba[t.trial][1].argmax(axis=1).astype(np.int64)
@@ -171,10 +178,11 @@ def table1(res: Result) -> pd.DataFrame:
     return table
 
 
-def table1_notes(res: Result, run) -> str:
+def table1_notes(res: Result, settings: CSettings, *, profile: str) -> str:
     return (f"{res.data.note}. optimizer/epochs/lr/loss: the notebook's trials (it reported no "
-            f"results); the rest is ours, profile {run.profile} (epochs capped at "
-            f"{run.settings['c_epochs']}). test_acc_<class> = recall. Final model = trial "
+            f"results); the rest is ours, profile {profile} (epochs capped at {settings.epochs}; "
+            f"batch {profiles.batch_in_use(settings.batch)}). test_acc_<class> = recall. "
+            f"Final model = trial "
             f"{res.final}: the source trained its final model with SGD and MSE, so the SGD trial "
             "with the best validation accuracy (not the best over all trials)."
             + (" same_run_as: a trial whose optimizer, rate and capped epochs equal an earlier "
@@ -228,3 +236,8 @@ def fig5(res: Result, *, image_size: int, seed: int):
     return mri_common.predictions_figure(res.data.test, res.final_pred, image_size=image_size,
                                    seed=seed, framing=FRAMING,
                                    title=f"C: final model (trial {res.final}), true / predicted")
+
+
+def plan(settings: CSettings, ctx: PlanContext) -> RowPlan:
+    """Study C's part of notebook 03's plan: small checkpoints, no time projection yet."""
+    return RowPlan(note="no measured training rate for study C yet")

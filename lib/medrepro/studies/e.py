@@ -12,6 +12,7 @@ Artifacts (notebook 03): ``E.fig1`` (:func:`fig1`), ``E.fig2`` (:func:`fig2`), `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,15 @@ import pandas as pd
 
 from medrepro.analysis import evaluate, explain
 from medrepro.data import brain_mri
-from medrepro.core import paths, seeds
+from medrepro.core import seeds
+from medrepro.core.planning import PlanContext, RowPlan
+from medrepro.core.profiles import ESettings
 from medrepro.reporting import plots
 from medrepro.models import brain_mri as mm
 from medrepro.studies import mri_common
 from medrepro.studies.mri_common import ImageSplit, duplicate_groups, leakage_notes  # noqa: F401
+
+DATASET = mri_common.MASOUD  # run.resolve_mri may stand the real Sartaj set in
 
 # The recipe (every profile; the paper states Adam, categorical cross-entropy, EarlyStopping and
 # ReduceLROnPlateau, not their settings), chosen on the validation split of the real Sartaj set
@@ -58,35 +63,37 @@ class Result:
     pred: np.ndarray
 
 
-def load(run) -> ImageSplit:
-    """The Masoud set (or the real Sartaj set), pooled 80/20 split, 10% for validation."""
-    return mri_common.load_masoud(run, split="paper")
+def load(settings: ESettings, ds, *, seed: int, note: str = "") -> ImageSplit:
+    """``ds`` (the Masoud set, or the real Sartaj set standing in: ``note`` says so), pooled
+    80/20 split, 10% for validation."""
+    return mri_common.load_split(ds, max_images=settings.max_images, split="paper", seed=seed,
+                                 note=note)
 
 
-def train_cnn(run, data: ImageSplit):
-    """Build and train :func:`xai_cnn` at ``e_image_size``; ``(model, history, test pipeline)``."""
+def train_cnn(settings: ESettings, data: ImageSplit, runs: Path, *, seed: int):
+    """Build and train :func:`xai_cnn` at ``settings.image_size`` in ``runs/E_cnn``;
+    ``(model, history, test pipeline)``."""
     import keras
 
     from medrepro.training import train
 
-    s = run.settings
-    size = s["e_image_size"]
-    fit_ds, val_ds, test_ds = mri_common.image_datasets(data, image_size=size, batch_size=s["e_batch"],
-                                                  augment=brain_mri.E_AUGMENT, seed=run.seed)
-    seeds.seed_everything(run.seed)
+    size = settings.image_size
+    fit_ds, val_ds, test_ds = mri_common.image_datasets(data, image_size=size,
+                                                        batch_size=settings.batch,
+                                                        augment=brain_mri.E_AUGMENT, seed=seed)
+    seeds.seed_everything(seed)
     model = mm.xai_cnn((size, size, 3))
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
                   metrics=["accuracy"])
-    run_dir = paths.runs_dir(run.notebook, profile=run.profile, source=data.source,
-                             seed=run.seed) / "E_cnn"
-    history = train.fit_once(model, fit_ds, val_ds, epochs=s["e_epochs"], run_dir=run_dir,
-                             config=mri_common.training_config(data, image_size=size,
-                                                         augment=brain_mri.E_AUGMENT),
-                             monitor=MONITOR, patience=s["e_patience"],
-                             reduce_lr_patience=s["e_reduce_lr"],
-                             reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR,
-                             stop_from_epoch=STOP_FROM_EPOCH, seed=run.seed, verbose=0)
+    recipe = train.FitConfig(epochs=settings.epochs, monitor=MONITOR, patience=settings.patience,
+                             stop_from_epoch=STOP_FROM_EPOCH,
+                             reduce_lr_patience=settings.reduce_lr,
+                             reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR, seed=seed)
+    history = train.fit_once(model, fit_ds, val_ds, recipe, run_dir=Path(runs) / "E_cnn",
+                             identity=mri_common.run_identity(data, image_size=size,
+                                                              augment=brain_mri.E_AUGMENT),
+                             verbose=0)
     return model, history, test_ds
 
 
@@ -326,3 +333,8 @@ def xai_score_figure(score: XaiScore):
         titles=[score.titles[i] for i in order], radius=xai_score.DILATION_PX,
         suptitle=f"E: pointing game, correctly classified tumour test images ({score.label}); "
                  "white: lesion, cyan: tolerance, x: map maximum")
+
+
+def plan(settings: ESettings, ctx: PlanContext) -> RowPlan:
+    """Study E's part of notebook 03's plan: small checkpoints, no time projection yet."""
+    return RowPlan(note="no measured training rate for study E yet")

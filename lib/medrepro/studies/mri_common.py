@@ -53,9 +53,9 @@ class ImageSplit:
         return self.test["label"].to_numpy()
 
 
-def training_config(data: ImageSplit, *, image_size: int, framing: str = "stretch",
-                    augment: Mapping[str, Any] | None = None) -> dict:
-    """What a training run of C or E is trained on, for ``train.fit_once``'s configuration:
+def run_identity(data: ImageSplit, *, image_size: int, framing: str = "stretch",
+                 augment: Mapping[str, Any] | None = None) -> dict:
+    """What a training run of C or E is trained on, for ``train.fit_once``'s ``identity``:
     the input size, the framing (``brain_mri.decode_files``), the augmentation (``brain_mri.augmenter``'s
     options) and a digest of the fit and validation files (path, label, size, modification
     time), so a finished run on other images (a regenerated phantom, another dataset version),
@@ -105,13 +105,15 @@ def duplicate_groups(data: ImageSplit) -> tuple[list, str]:
                                 source=data.source)
 
 
-def load_masoud(run, *, split: str) -> ImageSplit:
-    """Studies C and E's images: the Masoud set (or the real Sartaj set, said in ``note``)."""
-    ds, note = brain_mri.resolve_for_study("brain_tumor_masoud", data=run.data, profile=run.profile,
-                                     seed=run.seed)
-    images = list_subsample(ds, run.settings["max_images"], seed=run.seed)
-    return split_images(ds, images, split=split, seed=run.seed,
-                        note=note or f"data: {ds.label}")
+MASOUD = "brain_tumor_masoud"  # studies C and E (brain_mri.resolve_for_study may stand in Sartaj)
+
+
+def load_split(ds, *, max_images: int | None, split: str, seed: int,
+               note: str = "") -> ImageSplit:
+    """At most ``max_images`` of ``ds``'s images under ``split`` (:func:`split_images`);
+    ``note``: why ``ds`` stands in for the study's own set ("": ``data: <label>``)."""
+    images = list_subsample(ds, max_images, seed=seed)
+    return split_images(ds, images, split=split, seed=seed, note=note or f"data: {ds.label}")
 
 
 SHIFTED_TEST_NOTE = ("shifted test set: Sartaj's official Testing folder comes from other "

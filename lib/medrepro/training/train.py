@@ -2,8 +2,8 @@
 
 Everything a notebook needs to train a compiled Keras model reproducibly:
 
-- :func:`fit` runs ``model.fit`` with ``EarlyStopping`` (optional), ``ReduceLROnPlateau``
-  (optional), a best-model checkpoint written atomically (temporary file, then rename), exact
+- :func:`fit` runs ``model.fit`` with the recipe of a :class:`FitConfig`: ``EarlyStopping``
+  (optional), ``ReduceLROnPlateau`` (optional), a best-model checkpoint written atomically (temporary file, then rename), exact
   resume after an interruption (every epoch's model, optimizer and callback state in
   ``run_dir/state.npz``; the callbacks live in :mod:`medrepro.training.callbacks`) and the history
   written to ``run_dir/history.csv`` after every epoch (with wall seconds per epoch).
@@ -23,11 +23,13 @@ TensorFlow and Keras are imported inside the functions, so importing this module
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,25 +121,60 @@ def predict_classes(model, ds) -> np.ndarray:
 _one_trainer = locks.holding("run_dir", what="a training run", wait=0)
 
 
+@dataclass(frozen=True)
+class FitConfig:
+    """The training recipe :func:`fit` follows (what to watch, when to stop, what to keep).
+
+    - ``epochs``: at most this many; ``monitor`` / ``mode``: the value that picks the best epoch
+      (``"auto"``: max for accuracy-like names, else min).
+    - ``patience``: early stopping on ``monitor`` (None: none); ``stop_from_epoch``: a warm-up
+      for it (Keras' ``start_from_epoch``): it watches ``monitor`` only after the first
+      ``stop_from_epoch`` epochs, so noise in the first epochs cannot end the run; the best
+      checkpoint still considers every epoch.
+    - ``reduce_lr_patience``: ReduceLROnPlateau on ``monitor`` (factor ``reduce_lr_factor``,
+      down to ``min_lr``; None: none).
+    - ``checkpoint``: ``"model"`` → ``run_dir/best.keras`` (full model, optimizer included);
+      ``"weights"`` → ``run_dir/best.weights.h5`` (no architecture, optimizer state included);
+      ``"memory"`` → a copy of the best weights in RAM only (for models whose checkpoint costs
+      more than an epoch); ``None`` → none. ``restore_best_weights``: at the end the model holds
+      the best epoch's weights.
+    - ``backup``: the whole training state saved after every epoch, for an exact resume.
+    - ``seed``: :func:`medrepro.core.seeds.seed_everything` before training (None: not seeded).
+    """
+
+    epochs: int
+    monitor: str = "val_loss"
+    mode: str = "auto"
+    patience: int | None = None
+    stop_from_epoch: int = 0
+    restore_best_weights: bool = True
+    reduce_lr_patience: int | None = None
+    reduce_lr_factor: float = 0.2
+    min_lr: float = 1e-7
+    checkpoint: str | None = "model"
+    backup: bool = True
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise TrainingError(f"epochs must be >= 1, got {self.epochs}")
+        if self.checkpoint not in ("model", "weights", "memory", None):
+            raise TrainingError(f"checkpoint={self.checkpoint!r}: expected 'model', 'weights', "
+                                "'memory' or None")
+
+
 @_one_trainer
-def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
-        monitor: str = "val_loss", patience: int | None = None,
-        restore_best_weights: bool = True, reduce_lr_patience: int | None = None,
-        verbose: int = 2, mode: str = "auto", reduce_lr_factor: float = 0.2,
-        min_lr: float = 1e-7, checkpoint: str | None = "model", backup: bool = True,
-        seed: int | None = None, callbacks: Sequence[Any] = (),
-        progress: bool = True, stop_from_epoch: int = 0) -> pd.DataFrame:
-    """Train a compiled model; return the history, one row per epoch run (resumed ones too).
+def fit(model, train_ds, val_ds, config: FitConfig, *, run_dir: str | os.PathLike,
+        callbacks: Sequence[Any] = (), verbose: int = 2, progress: bool = True) -> pd.DataFrame:
+    """Train a compiled model with the recipe ``config``; return the history, one row per epoch
+    run (resumed ones too).
 
     - ``run_dir/history.csv``: columns ``epoch`` (1-based), the logged metrics (``loss``,
       ``val_loss``, ...), ``lr`` and ``epoch_seconds`` (wall time); rewritten atomically after
       every epoch.
-    - Best checkpoint by ``monitor``: ``checkpoint="model"`` → ``run_dir/best.keras`` (full
-      model, optimizer included); ``"weights"`` → ``run_dir/best.weights.h5`` (no architecture,
-      optimizer state included); ``"memory"`` → a copy of the best weights in RAM only (for
-      models whose checkpoint costs more than an epoch); ``None`` → none. Files are written to a
-      temporary file, then renamed, so an interruption never leaves a truncated checkpoint.
-    - Resume: with ``backup=True`` the whole training state (model and optimizer variables,
+    - The best checkpoint by ``config.monitor`` (:class:`FitConfig`'s ``checkpoint``) is written
+      to a temporary file, then renamed, so an interruption never leaves a truncated checkpoint.
+    - Resume: with ``config.backup`` the whole training state (model and optimizer variables,
       every callback's state: early stopping, ReduceLROnPlateau, best values) is saved
       atomically to ``run_dir/state.npz`` after every epoch (:class:`medrepro.training.callbacks.
       TrainingState`). A re-run of the same call after an interruption, even a SIGKILL,
@@ -149,75 +186,48 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
       the optimizer's, which the state holds).
       Without a saved state the run starts afresh (an earlier history and checkpoint are
       removed). The state is deleted when the run completes (``run_dir/done.json``).
-    - ``patience``: early stopping on ``monitor``; ``reduce_lr_patience``: ReduceLROnPlateau
-      on ``monitor`` (factor ``reduce_lr_factor``). ``stop_from_epoch``: a warm-up for early
-      stopping (Keras' ``start_from_epoch``): it watches ``monitor`` only from the epoch after
-      the first ``stop_from_epoch`` epochs, so noise in the first epochs cannot end the run.
-      The best checkpoint still considers every epoch.
-    - ``restore_best_weights``: at the end, the model holds the weights of the best epoch
-      (from the checkpoint, so this also holds across a resume).
+    - ``restore_best_weights``: taken from the checkpoint, so this also holds across a resume.
     - ``val_ds`` may be None (then ``monitor`` should be a training metric, e.g. ``"loss"``).
-    - ``progress``: print the replicas/strategy at the start and a line per epoch with the
-      metrics and an ETA (:func:`medrepro.core.progress.epoch_progress`), whatever ``verbose`` is.
+    - ``callbacks``: more Keras callbacks; ``progress``: print the replicas/strategy at the start
+      and a line per epoch with the metrics and an ETA
+      (:func:`medrepro.core.progress.epoch_progress`), whatever ``verbose`` is.
     """
     from medrepro.training import callbacks as cb
     from medrepro.training import xla
 
     xla.apply(model)  # explicit per model, never Keras' "auto" (XLA on one GPU only)
-    if epochs < 1:
-        raise TrainingError(f"epochs must be >= 1, got {epochs}")
-    if checkpoint not in ("model", "weights", "memory", None):
-        raise TrainingError(f"checkpoint={checkpoint!r}: expected 'model', 'weights', 'memory' "
-                            "or None")
-    if devrun.active():  # a fast dev run: every fit two epochs (of two steps, _run_epochs)
-        epochs = min(epochs, devrun.EPOCHS)
-    if seed is not None:
-        seed_everything(seed)
+    c = config
+    if c.seed is not None:
+        seed_everything(c.seed)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE_MARKER).unlink(missing_ok=True)
     state_path = run_dir / STATE_FILE
-    meta = cb.read_meta(state_path) if backup and state_path.is_file() else None
+    meta = cb.read_meta(state_path) if c.backup and state_path.is_file() else None
     if meta is None:  # a fresh run: results of an earlier run must not seed this one
         for stale in (HISTORY_CSV, BEST_MODEL, BEST_WEIGHTS, STATE_FILE):
             (run_dir / stale).unlink(missing_ok=True)
-    mode = _resolve_mode(monitor, mode)
+    monitor, mode, epochs = c.monitor, _resolve_mode(c.monitor, c.mode), c.epochs
+    if devrun.active():  # a fast dev run: every fit two epochs (of two steps, _run_epochs)
+        epochs = min(epochs, devrun.EPOCHS)
     recorder = cb.HistoryCSV(run_dir / HISTORY_CSV)
     if meta is not None:
         recorder.truncate(meta["epochs_done"])  # a row written after the last saved state
-    best_path = None
-    in_memory = None
-    early = None
-    cbs: list[Any] = [recorder]
-    if checkpoint in ("model", "weights"):
-        best_path = run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
-        cbs.append(cb.AtomicBestCheckpoint(best_path, monitor=monitor, mode=mode,
-                                           weights_only=checkpoint == "weights"))
-    elif checkpoint == "memory":
-        in_memory = cb.BestInMemory(monitor=monitor, mode=mode)
-        cbs.append(in_memory)
-    if patience is not None:
-        early = cb.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
-                                 restore_best_weights=restore_best_weights and checkpoint is None,
-                                 start_from_epoch=stop_from_epoch)
-        cbs.append(early)
-    if reduce_lr_patience is not None:
-        cbs.append(cb.ReduceLROnPlateau(monitor=monitor, mode=mode, patience=reduce_lr_patience,
-                                        factor=reduce_lr_factor, min_lr=min_lr,
-                                        verbose=int(verbose > 0)))
+    cbs, best_path, in_memory, early = _recipe_callbacks(c, run_dir, mode, verbose=verbose)
+    cbs.insert(0, recorder)
     cbs.extend(callbacks)
     if progress:
         from medrepro.core.progress import epoch_progress
 
         cbs.append(epoch_progress(epochs))
     marker = devrun.kill_marker()
-    if marker is not None and backup and meta is None and epochs >= 2:
+    if marker is not None and c.backup and meta is None and epochs >= 2:
         cbs.append(cb.KillOnce(marker, run_dir))  # once per dev run: the resume path runs
     if marker is not None and meta is not None:
         devrun.write_marker({**devrun.read_marker(), "resumed_run": str(run_dir),
                              "resumed_at_epoch": meta["epochs_done"] + 1})
     state = None
-    if backup:
+    if c.backup:
         # Last: an epoch's state is saved after its CSV row and checkpoint exist, and restored
         # after the other callbacks have reset themselves in on_train_begin.
         state = cb.TrainingState(state_path, cbs)
@@ -228,9 +238,9 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
     else:
         _run_epochs(model, train_ds, val_ds, initial_epoch=done, epochs=epochs, callbacks=cbs,
                     verbose=verbose, resuming=meta is not None)
-    if restore_best_weights and best_path is not None and best_path.is_file():
+    if c.restore_best_weights and best_path is not None and best_path.is_file():
         model.load_weights(str(best_path))
-    if restore_best_weights and in_memory is not None and in_memory.weights is not None:
+    if c.restore_best_weights and in_memory is not None and in_memory.weights is not None:
         model.set_weights(in_memory.weights)
     if early is not None and early.restore_best_weights and early.best_weights is not None:
         model.set_weights(early.best_weights)
@@ -244,6 +254,34 @@ def fit(model, train_ds, val_ds, *, epochs: int, run_dir: str | os.PathLike,
                                                        if monitor in history else None)})
     state_path.unlink(missing_ok=True)
     return history
+
+
+def _recipe_callbacks(c: FitConfig, run_dir: Path, mode: str, *, verbose: int):
+    """The callbacks of the recipe ``c``: ``(list, best checkpoint path or None, in-memory best
+    or None, early stopping or None)``."""
+    from medrepro.training import callbacks as cb
+
+    best_path = in_memory = early = None
+    cbs: list[Any] = []
+    if c.checkpoint in ("model", "weights"):
+        best_path = run_dir / (BEST_MODEL if c.checkpoint == "model" else BEST_WEIGHTS)
+        cbs.append(cb.AtomicBestCheckpoint(best_path, monitor=c.monitor, mode=mode,
+                                           weights_only=c.checkpoint == "weights"))
+    elif c.checkpoint == "memory":
+        in_memory = cb.BestInMemory(monitor=c.monitor, mode=mode)
+        cbs.append(in_memory)
+    if c.patience is not None:
+        early = cb.EarlyStopping(monitor=c.monitor, mode=mode, patience=c.patience,
+                                 restore_best_weights=(c.restore_best_weights
+                                                       and c.checkpoint is None),
+                                 start_from_epoch=c.stop_from_epoch)
+        cbs.append(early)
+    if c.reduce_lr_patience is not None:
+        cbs.append(cb.ReduceLROnPlateau(monitor=c.monitor, mode=mode,
+                                        patience=c.reduce_lr_patience,
+                                        factor=c.reduce_lr_factor, min_lr=c.min_lr,
+                                        verbose=int(verbose > 0)))
+    return cbs, best_path, in_memory, early
 
 
 def _run_epochs(model, train_ds, val_ds, *, initial_epoch: int, epochs: int, callbacks: list,
@@ -307,40 +345,41 @@ def augmented_steps(model, augment):
 
 
 @_one_trainer
-def fit_once(model, train_ds, val_ds, *, run_dir: str | os.PathLike,
-             config: dict | None = None, **fit_kwargs) -> pd.DataFrame:
+def fit_once(model, train_ds, val_ds, config: FitConfig, *, run_dir: str | os.PathLike,
+             identity: dict | None = None, callbacks: Sequence[Any] = (), verbose: int = 2,
+             progress: bool = True) -> pd.DataFrame:
     """:func:`fit`, unless ``run_dir`` holds a completed run of the same configuration.
 
     The notebook-level resume: re-running a notebook after an interruption skips the models
-    already trained, resumes the one in progress (``fit``'s saved state; pass ``backup=True``,
-    the default) and trains the rest. The configuration is ``config`` (the caller's data and
-    model settings, JSON values) with the model's layer kinds and parameter count and
-    ``fit_kwargs``;
-    it is stored in ``run_dir/config.json`` before training. A completed run
-    (``done.json``) of the same configuration is reused: the model gets its final weights (the
-    best checkpoint, or ``final.weights.h5`` when there is none) and its history is returned
-    with ``history.attrs["reused"] = True``. A run of another configuration in ``run_dir`` is
-    deleted first.
+    already trained, resumes the one in progress (``fit``'s saved state; ``config.backup``, the
+    default) and trains the rest. The configuration is ``identity`` (what the run trains on:
+    the caller's data and model settings, JSON values), the model's layer kinds and parameter
+    count and the recipe ``config``; it is stored in ``run_dir/config.json`` before training. A
+    completed run (``done.json``) of the same configuration is reused: the model gets its final
+    weights (the best checkpoint, or ``final.weights.h5`` when there is none) and its history is
+    returned with ``history.attrs["reused"] = True``. A run of another configuration in
+    ``run_dir`` is deleted first.
     """
     from medrepro.training import xla
 
     run_dir = Path(run_dir)
     jit = xla.apply(model)  # a reused model predicts with the same setting as a trained one
-    fingerprint = _fingerprint(model, config, fit_kwargs)
+    fingerprint = _fingerprint(model, identity, config)
     if jit:  # XLA changes the numbers: a model trained without it is not reused as one with it
         fingerprint["jit_compile"] = True
     config_path = run_dir / RUN_CONFIG
     saved = _read_record(config_path)
     if saved == fingerprint and is_done(run_dir):
-        history = _reuse(model, run_dir, _final_weights_path(run_dir, fit_kwargs))
+        history = _reuse(model, run_dir, _final_weights_path(run_dir, config))
         if history is not None:
             return history
         saved = None  # a damaged finished run: trained again from scratch
     if saved != fingerprint:
         shutil.rmtree(run_dir, ignore_errors=True)  # another configuration's run, or none
         _write_json(config_path, fingerprint)
-    history = fit(model, train_ds, val_ds, run_dir=run_dir, **fit_kwargs)
-    weights = _final_weights_path(run_dir, fit_kwargs)
+    history = fit(model, train_ds, val_ds, config, run_dir=run_dir, callbacks=callbacks,
+                  verbose=verbose, progress=progress)
+    weights = _final_weights_path(run_dir, config)
     if weights.name == FINAL_WEIGHTS:
         with atomic_path(weights, suffix=".weights.h5") as tmp:
             model.save_weights(tmp, overwrite=True)
@@ -382,22 +421,21 @@ def _reuse(model, run_dir: Path, weights: Path) -> pd.DataFrame | None:
     return history
 
 
-def _fingerprint(model, config: dict | None, fit_kwargs: dict) -> dict:
-    kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("verbose", "callbacks")}
+def _fingerprint(model, identity: dict | None, config: FitConfig) -> dict:
     # through JSON so the comparison with the stored copy is like for like (tuples → lists)
     # layer kinds, not names: keras numbers the names of models built in one process
     layers = [type(layer).__name__ for layer in model.layers]
-    return json.loads(json.dumps({"config": config or {}, "layers": layers,
-                                  "params": int(model.count_params()), "fit": kwargs},
+    return json.loads(json.dumps({"config": identity or {}, "layers": layers,
+                                  "params": int(model.count_params()),
+                                  "fit": dataclasses.asdict(config)},
                                  sort_keys=True, default=str))
 
 
-def _final_weights_path(run_dir: Path, fit_kwargs: dict) -> Path:
+def _final_weights_path(run_dir: Path, config: FitConfig) -> Path:
     """Where a completed run's final weights are: its best checkpoint when ``fit`` restored
     it, else ``final.weights.h5`` (saved by :func:`fit_once`)."""
-    checkpoint = fit_kwargs.get("checkpoint", "model")
-    if fit_kwargs.get("restore_best_weights", True) and checkpoint in ("model", "weights"):
-        return run_dir / (BEST_MODEL if checkpoint == "model" else BEST_WEIGHTS)
+    if config.restore_best_weights and config.checkpoint in ("model", "weights"):
+        return run_dir / (BEST_MODEL if config.checkpoint == "model" else BEST_WEIGHTS)
     return run_dir / FINAL_WEIGHTS
 
 
