@@ -2,12 +2,8 @@
 # medrepro main entry point.
 #
 #   ./run_all.sh [--profile smoke|demo|paper] [--data phantom|kaggle|PATH] [--only NN ...]
-<<<<<<< HEAD
-#                [--seed N] [--seeds N ...] [--studies X ...] [--cache-dir DIR] [--yes] [--no-venv]
-=======
-#                [--seed N] [--cache-dir DIR] [--state-dir DIR] [--resume-from DIR] [--yes]
-#                [--no-venv]
->>>>>>> 7b01724 (Resume through Kaggle's persistence (run/resume.py: an earlier session's output attached read-only is found and what is further on there copied; --resume-from, --state-dir for a Drive folder); the plan applies the platforms' limits (20 GB output cap on /kaggle/working, caches on /kaggle/temp by default, downloads and extractions counted on their disk, sessions and weeks of GPU quota, Colab RAM/idle/Drive); XLA explicit per model (training/xla.py), recorded in the sidecars, exercised on the CPU)
+#                [--seed N] [--seeds N ...] [--studies X ...] [--cache-dir DIR] [--state-dir DIR]
+#                [--resume-from DIR] [--fast-dev-run] [--yes] [--no-venv]
 #       Prints the plan (data, disk, projected time), then runs the notebooks in number order
 #       with papermill; executed notebooks (.ipynb, .html), figures and tables go to
 #       reports/<profile>/. A run that does not fit the disks, or --profile paper without a GPU
