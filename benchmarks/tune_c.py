@@ -37,8 +37,8 @@ HERE = Path(__file__).absolute().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
 INTENSITY_KEYS = ("contrast", "gamma")
-# name -> (augmentation, batch, framing); "c" is C_AUGMENT, "geometry" C_AUGMENT without its
-# intensity part, "none" no augmentation.
+# name -> (augmentation, batch, framing); "c" is C_AUGMENT_INTENSITY (geometry, contrast and
+# gamma), "geometry" without its intensity part, "none" no augmentation.
 CANDIDATES = {f"{aug}{batch}{'' if framing == 'head' else '_stretch'}": (aug, batch, framing)
               for aug in ("c", "geometry", "none") for batch in (16, 32)
               for framing in ("head", "stretch")}
@@ -58,7 +58,7 @@ def augment_options(name: str) -> dict:
 
     if name == "none":
         return {}
-    options = dict(brain_mri.C_AUGMENT)
+    options = dict(brain_mri.C_AUGMENT_INTENSITY)
     if name == "geometry":
         options = {k: v for k, v in options.items() if k not in INTENSITY_KEYS}
     return options

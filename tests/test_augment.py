@@ -69,7 +69,7 @@ def test_each_transform_is_the_keras_layers_at_the_same_draw():
 
 
 def test_the_draws_stay_in_the_ranges_of_c_and_d():
-    c = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1)
+    c = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=1)
     assert c == Augment(flip="horizontal", rotation=0.03, zoom=0.1, contrast=(0.3, 0.3),
                         gamma=0.4, seed=1)
     d = c.draw(0, 4000)
@@ -84,7 +84,7 @@ def test_the_draws_stay_in_the_ranges_of_c_and_d():
 
 
 def test_draws_are_a_function_of_seed_step_and_item():
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=3)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=3)
     first = np.asarray(aug(X, step=5))
     np.testing.assert_array_equal(first, np.asarray(aug(X, step=5)))  # no state: repeats
     assert not np.allclose(first, np.asarray(aug(X, step=6)))  # the next step draws anew
@@ -116,7 +116,7 @@ def test_a_volume_gets_one_transform_for_all_its_slices():
 def test_it_compiles_with_xla():
     import tensorflow as tf
 
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=3)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=3)
     draws = aug.draw(5, 4)
     jitted = tf.function(lambda x, d: aug.apply(x, d), jit_compile=True)
     np.testing.assert_allclose(np.asarray(jitted(X, draws)), np.asarray(aug.apply(X, draws)),

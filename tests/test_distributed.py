@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent("""
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 32)]
     from medrepro.data import brain_mri
 
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0)  # applied in each replica's step
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=0)  # applied in each replica's step
     train_ds = pipeline.from_arrays(x, y, batch_size=8, shuffle=True, seed=0, augment=aug)
     val_ds = pipeline.from_arrays(x[:16], y[:16], batch_size=8)
     history = train.fit(model, train_ds, val_ds, train.FitConfig(epochs=2, patience=3),

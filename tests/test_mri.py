@@ -118,7 +118,7 @@ def test_intensity_augmentation_changes_contrast_within_range():
                                atol=1e-3)  # black stays black, white stays white
     log_gamma = np.log(np.log(gamma_only[:, 0, 8, 0]) / np.log(ramp[0, 8]))
     assert np.abs(log_gamma).max() <= 0.4 + 1e-4 and np.ptp(log_gamma) > 0.05
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=1)
     assert (aug.contrast, aug.gamma) == ((0.3, 0.3), 0.4)
 
 

@@ -46,7 +46,7 @@ def test_a_dataset_carries_its_augmentation_and_yields_plain_batches():
     from medrepro.data import brain_mri
 
     x = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=1)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=1)
     ds = pipeline.from_arrays(x, np.arange(8), batch_size=4, augment=aug)
     assert pipeline.augment_of(ds) is aug
     np.testing.assert_array_equal(np.concatenate([b[0] for b in ds.as_numpy_iterator()]), x)
@@ -71,7 +71,7 @@ def test_fit_augments_in_the_training_step_and_every_fit_draws_the_same(tmp_path
     rng = np.random.default_rng(2)
     x = rng.random((32, 12, 12, 3), dtype=np.float32)
     y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 32)]
-    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT, seed=0)
+    aug = brain_mri.augmenter(**brain_mri.C_AUGMENT_INTENSITY, seed=0)
 
     def fitted(run, augment):
         keras.utils.set_random_seed(0)
