@@ -22,7 +22,7 @@ The check behind "the kit installs into Kaggle's and Colab's images without chan
 
 Writes ``<workdir>/summary.json`` (times per step, added packages, changes). ``--workdir``
 defaults to ``/tmp/medrepro-emulate-<image>``; it is emptied first. Needs PyPI (pip) and the
-image's Python; no GPU. Also the module behind the suite's fast guard (``tests/test_images.py``):
+image's Python; no GPU. Also the module behind the suite's fast guard (``tests/test_platform_images.py``):
 :func:`pins`, :func:`constraints_file`, :func:`resolve`.
 """
 
