@@ -137,7 +137,7 @@ def _pointing_rows(games: Mapping[str, xai_score.PointingGame], methods: Sequenc
     rows = []
     baselines = [name for name in games if name not in methods]
     for name, game in games.items():
-        s = xai_score.summary(game, n_boot=n_boot, seed=seed)
+        s = xai_score.summary(game)
         row = {"check": POINTING, "condition": "every scored item", "method": name,
                "role": METHOD if name in methods else BASELINE, "metric": "hit rate",
                "value": s["hit_rate"], "lo": s["hit_rate_lo"], "hi": s["hit_rate_hi"],

@@ -186,7 +186,7 @@ def stratified(games: dict[str, PointingGame], values: np.ndarray, *, by: str,
         for b, label in enumerate(labels):
             rows.append({"method": name, "stratum": by, "bin": label,
                          "bin_lo": float(edges[b]), "bin_hi": float(edges[b + 1]),
-                         **summary(game.take(which == b), n_boot=n_boot, seed=seed)})
+                         **summary(game.take(which == b))})
     return rows
 
 
