@@ -355,6 +355,25 @@ _ENTRIES: list[Artifact] = [
              "masks: hit rate (95% CI) vs chance", _NB3, beyond=True),
     Artifact("E.fig_xai_score", "E", "figure",
              "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
+    Artifact("D.xai_eval", "D", "table",
+             "The 3-D Grad-CAM evaluated: pointing game vs baselines (Sobel, brightest, random "
+             "voxel), by lesion size and confidence, deletion/insertion curves, sanity checks "
+             "(cascading randomisation, shuffled labels), 95% CIs", _NB5, beyond=True),
+    Artifact("D.fig_xai_eval", "D", "figure",
+             "The 3-D Grad-CAM evaluated: baselines, sanity checks, deletion/insertion curves, "
+             "strata; one volume's maps original and randomised", _NB5, beyond=True),
+    Artifact("E.xai_eval", "E", "table",
+             "Grad-CAM, Eigen-CAM and Integrated Gradients evaluated: pointing game vs baselines "
+             "(Sobel, brightest, random point), by lesion size and confidence, deletion/insertion "
+             "curves, sanity checks (cascading randomisation, shuffled labels), repeatability "
+             "across seeds, 95% CIs", _NB3, beyond=True),
+    Artifact("E.fig_xai_eval", "E", "figure",
+             "The maps evaluated: baselines, sanity checks, deletion/insertion curves, strata; "
+             "one image's maps original and randomised", _NB3, beyond=True),
+    Artifact("E.fig_failures", "E", "figure",
+             "Failure gallery: the most confident wrong test images, then the least confident "
+             "right ones, with their maps and probabilities (the explorer's static form)", _NB3,
+             beyond=True),
     Artifact("X.ledger", "X", "table",
              "The claim ledger: every headline number's verdict by the rules of "
              "analysis.verdicts, with its band over seeds", _NB6, beyond=True),
