@@ -30,6 +30,7 @@ def load_data(settings: DSettings, ds, *, profile: str) -> Data:
     split protocols, build (or reuse) the preprocessing cache of ``settings.volume_shape``
     ``(H, W, D)`` (its folder names ``profile``) and load the split arrays."""
     from medrepro.data import volumes
+    from medrepro.reporting import report
 
     shape = tuple(settings.volume_shape)
     listed = volumes.list_scans(ds.root, max_per_class=settings.max_per_class)
