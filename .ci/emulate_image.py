@@ -105,11 +105,14 @@ def requirements() -> list[str]:
     return list(project["dependencies"])
 
 
-def resolve(image: Image, folder: Path, *, python: str = sys.executable,
+def resolve(image: Image, folder: Path, *, python: str | None = None,
             timeout: float = 900) -> dict:
     """pip's resolution of medrepro's dependencies for the image's Python and platform with the
     image's pins as constraints (nothing installed): ``{"ok", "install": {name: version},
-    "added": [...], "error", "seconds"}``. ``added``: what the image lacks."""
+    "added": [...], "error", "seconds"}``. ``added``: what the image lacks. ``python``: the pip
+    to ask, by default one of the image's Python (pip checks a package's Requires-Python against
+    the interpreter it runs in, whatever ``--python-version`` says), else this one."""
+    python = python or find_python(image.python) or sys.executable
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / f"{image.name}-report.json"
     report.unlink(missing_ok=True)

@@ -65,7 +65,8 @@ def test_train_scenario_checkpoints_on_val_loss_and_stops_on_val_accuracy(monkey
     import json
 
     config = json.loads((tmp_path / "config.json").read_text())["config"]
-    assert config["bn_momentum"] == [chest_ct.BN_MOMENTUM] == [0.9]
+    assert config["bn_momentum"] == [recipe.bn_momentum] == [chest_ct.BN_MOMENTUM] == [0.99]
+    assert d.Recipe.of(profiles.settings("D", "demo"), seed=1).bn_momentum == 0.9  # reduced
     assert config["data"] == d.data_digest((x, y), (x, y))
     assert d.data_digest((x + 1, y), (x, y)) != config["data"]
 

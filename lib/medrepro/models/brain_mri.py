@@ -34,6 +34,7 @@ RESNET_INPUT = 224
 RESNET_FEATURE_SHAPE = (7, 7, 2048)
 N_FEATURES = int(np.prod(RESNET_FEATURE_SHAPE))  # 100,352
 LSTM_HEAD_PARAMS = 207_605_764  # Table 1 of study A
+RESNET50_NOTOP_PARAMS = 23_587_712  # keras.applications.ResNet50(include_top=False)
 LSTM_UNITS = (512, 256, 128, 64)
 # Study A gives no dropout rate; 0.2 is the common choice for stacked LSTMs (docs/decisions.md#a4).
 LSTM_DROPOUT = 0.2

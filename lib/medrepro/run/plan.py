@@ -33,9 +33,11 @@ from pathlib import Path
 from medrepro.core import device as devices
 from medrepro.core import paths, profiles
 from medrepro.core.fileio import write_json
-from medrepro.core.planning import DatasetFound, PlanContext, RowPlan, Write
+from medrepro.core.planning import (CHECKPOINT_BYTES_PER_PARAM, DatasetFound, PlanContext,
+                                    RowPlan, Write)
 from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.data import datasets, download, registry, rsna
+from medrepro.models.brain_mri import LSTM_HEAD_PARAMS, RESNET50_NOTOP_PARAMS
 
 RATES_FILE = "rates.json"  # in benchmarks/
 YES_ENV = "MEDREPRO_YES"
@@ -544,7 +546,7 @@ def colab_lines(plan: Plan) -> list[str]:
     ram = _total_ram_bytes()
     lines = [(f"RAM: {_fmt_bytes(ram) if ram else 'unknown'} (Colab's free tier has "
               f"{COLAB_FREE_RAM_GB:g} GB); study A's paper LSTM head holds "
-              f"{_fmt_bytes(STUDY_A_PARAMS * CHECKPOINT_BYTES_PER_PARAM)} with its optimizer "
+              f"{_fmt_bytes((LSTM_HEAD_PARAMS + RESNET50_NOTOP_PARAMS) * CHECKPOINT_BYTES_PER_PARAM)} with its optimizer "
               "(estimate: parameters x 12 B)"),
              (f"Colab disconnects a runtime left without interaction (about {COLAB_IDLE_MINUTES} "
              f"min on the free tier) and ends any after at most {SESSION_HOURS['colab']:g} h: "

@@ -36,7 +36,7 @@ from medrepro.studies.mri_common import OFFICIAL_SPLIT, PAPER_SPLIT, ImageSplit,
 
 DATASET = "brain_tumor_sartaj"
 NOTEBOOK = "03_lstm_cnn_mri"
-PLANNED_PARAMS = 207_605_764 + 23_587_712  # LSTM head + ResNet50 (features)
+PLANNED_PARAMS = mm.LSTM_HEAD_PARAMS + mm.RESNET50_NOTOP_PARAMS  # head + the features' CNN
 FEATURE_DTYPE = np.float16  # 3264 images × 100,352 features = 655 MB instead of 1.3 GB
 FEATURE_BATCH = 16  # images per ResNet50 batch
 LSTM, STANDARD = "LSTM-CNN", "standard CNN"  # model names in the tables

@@ -44,20 +44,20 @@ def make_kaggle_inputs(root: str | os.PathLike, *, profile: str = "smoke",
     from medrepro.data import phantoms
 
     root = Path(root)
-    s = profiles.settings("01_download", profile)
+    s = profiles.settings("phantoms", profile)
     out: dict[str, Path] = {}
-    mri = {"n_per_class": s["mri_train_per_class"], "n_test_per_class": s["mri_test_per_class"],
-           "size": s["mri_size"], "seed": seed}
+    mri = {"n_per_class": s.mri_train_per_class, "n_test_per_class": s.mri_test_per_class,
+           "size": s.mri_size, "seed": seed}
     if "brain_tumor_sartaj" in datasets:
         out["brain_tumor_sartaj"] = phantoms.make_mri(root / SARTAJ_MOUNT, layout="sartaj", **mri)
     if "brain_tumor_masoud" in datasets:
         out["brain_tumor_masoud"] = phantoms.make_mri(root / MASOUD_MOUNT, layout="masoud", **mri)
     if "rsna_ich" in datasets:
-        out["rsna_ich"] = phantoms.make_rsna(root / RSNA_MOUNT, n_images=s["rsna_images"],
+        out["rsna_ich"] = phantoms.make_rsna(root / RSNA_MOUNT, n_images=s.rsna_images,
                                              seed=seed)
     if "mosmed" in datasets:
-        out["mosmed"] = mosmed_release_tree(root / MOSMED_MOUNT, n_per_class=s["mosmed_per_class"],
-                                            size=s["mosmed_size"], seed=seed)
+        out["mosmed"] = mosmed_release_tree(root / MOSMED_MOUNT, n_per_class=s.mosmed_per_class,
+                                            size=s.mosmed_size, seed=seed)
     return out
 
 
