@@ -94,6 +94,13 @@ def listener():
         yield f"127.0.0.1:{s.getsockname()[1]}"
 
 
+# An emulated machine whose disks have 2 TB free (shutil.disk_usage, as the plan reads it).
+BIG_DISK = """import collections, shutil
+_Usage = collections.namedtuple("usage", "total used free")
+shutil.disk_usage = lambda path: _Usage(4 * 10**12, 2 * 10**12, 2 * 10**12)
+"""
+
+
 def _run(tmp: Path, env_extra: dict[str, str], only: list[str]) -> subprocess.CompletedProcess:
     stub = tmp / "stub"
     (stub / "kagglehub").mkdir(parents=True, exist_ok=True)
@@ -190,9 +197,18 @@ def test_colab_emulation_kagglehub_cache_paths_and_unavailable_datasets(tmp_path
     cache = tmp_path / "kagglehub-cache" / "datasets"
     _mri(cache / "sartajbhuvaji/brain-tumor-classification-mri" / "versions" / "1", "sartaj")
     _mri(cache / "masoudnickparvar/brain-tumor-mri-dataset" / "versions" / "1", "masoud")
-    proc = _run(tmp_path, {"COLAB_RELEASE_TAG": "release-colab-emulated",
-                           "MEDREPRO_KAGGLE_INPUT": str(tmp_path / "no-kaggle-input"),
-                           "MEDREPRO_KAGGLE_HOST": listener}, ["01"])
+    colab = {"COLAB_RELEASE_TAG": "release-colab-emulated",
+             "MEDREPRO_KAGGLE_INPUT": str(tmp_path / "no-kaggle-input"),
+             "MEDREPRO_KAGGLE_HOST": listener}
+    # RSNA not attached: kagglehub would download ~395 GB (and extract as much) into its cache
+    # on Colab's disk; the plan refuses before anything is written, naming that download
+    refused = _run(tmp_path, colab, ["01"])
+    assert refused.returncode == 2 and "not starting: the writes need" in refused.stderr
+    assert "rsna_ich kagglehub download" in refused.stdout + refused.stderr
+    assert not (tmp_path / "kagglehub-cache" / "calls.log").exists()
+    # the same run on a machine whose disk has room (2 TB free, emulated): the acquisition
+    (tmp_path / "stub" / "sitecustomize.py").write_text(BIG_DISK)
+    proc = _run(tmp_path, colab, ["01"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = (tmp_path / "kagglehub-cache" / "calls.log").read_text().splitlines()
     assert "datasets sartajbhuvaji/brain-tumor-classification-mri []" in calls

@@ -66,10 +66,38 @@ def test_the_single_gpu_path_trains_without_xla_and_the_sidecar_says_so(monkeypa
     assert report.provenance("x", profile="smoke", seed=1)["device"]["jit_compile"]["seq_cnn"]["jit_compile"] is False
 
 
+@pytest.fixture
+def op_determinism_off():
+    """Op determinism off for the test (a resume job of another test may have turned it on in
+    this process; Keras then declines XLA), as it was afterwards."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    if was:
+        tf_config.disable_op_determinism()
+    yield
+    if was:
+        tf_config.enable_op_determinism()
+
+
+def test_xla_declined_by_keras_is_recorded_as_off_with_why(monkeypatch, op_determinism_off):
+    from tensorflow.python.framework import config as tf_config
+
+    monkeypatch.setenv(xla.XLA_ENV, "1")
+    model, _ = _model("seq_cnn")
+    tf_config.enable_op_determinism()
+    try:
+        assert xla.apply(model) is False
+    finally:
+        tf_config.disable_op_determinism()
+    record = device.summary()["jit_compile"]["seq_cnn"]
+    assert record["jit_compile"] is False and "declined by Keras" in record["why"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm_cnn_head", "seq_cnn", "lightweight_cnn"])
-def test_xla_on_the_cpu_trains_a_study_model_and_predicts_as_without_it(name, monkeypatch,
-                                                                        tmp_path):
+def test_xla_on_the_cpu_trains_a_study_model_and_predicts_as_without_it(
+        name, monkeypatch, tmp_path, op_determinism_off):
     """MEDREPRO_XLA=1: the training step is compiled by XLA (TensorFlow's CPU backend), the fit
     records it, and the trained model predicts what it predicts without XLA. (Dropout draws
     differ under XLA, so the two trainings are not compared; C and E share seq_cnn's layers, D's

@@ -55,5 +55,7 @@ def apply(model) -> bool:
     if model.jit_compile != jit:
         model.jit_compile = jit
         model.train_function = model.test_function = model.predict_function = None
+    if jit and not model.jit_compile:  # Keras declines XLA, e.g. with op determinism enabled
+        why = f"{why}, declined by Keras (op determinism on, or a layer XLA cannot compile)"
     device.record_jit_compile(model.name, bool(model.jit_compile), why)
     return bool(model.jit_compile)
