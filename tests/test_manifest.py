@@ -74,10 +74,14 @@ def test_profile_table_covers_every_profile():
 @pytest.mark.parametrize("ids, notebook", [
     (("E.xai_score", "E.fig_xai_score"), "03_lstm_cnn_mri"),
     (("D.xai_score", "D.fig_xai_score"), "05_3dcnn_mosmed"),
+    (("E.xai_eval", "E.fig_xai_eval", "E.fig_failures"), "03_lstm_cnn_mri"),
+    (("D.xai_eval", "D.fig_xai_eval"), "05_3dcnn_mosmed"),
 ])
 def test_explanation_scores_belong_to_their_notebooks(ids, notebook):
     made_there = {a.id: a.kind for a in manifest.for_notebook(notebook)}
-    assert {i: made_there.get(i) for i in ids} == {ids[0]: "table", ids[1]: "figure"}
+    assert {i: made_there.get(i) for i in ids} == {
+        i: "table" if k == 0 else "figure" for k, i in enumerate(ids)}
+    assert all(manifest.get(i).beyond for i in ids)  # none is the papers'
 
 
 def test_every_numbered_figure_of_the_papers_is_made_or_excluded_with_a_reason():

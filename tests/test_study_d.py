@@ -282,3 +282,67 @@ def test_xai_score_table_puts_the_best_model_first_then_every_other_scenario():
     assert d.xai_score_table(scores["aug_5"])["scenario"].tolist() == ["aug_5", "aug_5"]
     with pytest.raises(ValueError, match="best scenario 'aug_15'"):
         d.xai_score_table(scores, best="aug_15")
+
+
+def _scored_volumes(model):
+    from medrepro.analysis import explain, xai_score
+    from medrepro.models.chest_ct import GRADCAM_LAYER
+
+    rng = np.random.default_rng(0)
+    vols = rng.random((3, 48, 48, 48), dtype=np.float32) * 0.3
+    masks = np.zeros(vols.shape, dtype=bool)
+    for i in range(3):
+        masks[i, 10 + 8 * i:18 + 8 * i, 20:28, 20:28] = True
+    vols[masks] = 0.9
+    lungs = np.ones(vols.shape, dtype=bool)
+    cams = explain.gradcam(model, vols[..., None], layer=GRADCAM_LAYER)
+    return d.XaiScore(label="mosmed (phantom)", status=d.SCORED, key="aug_5", split="val",
+                      n_candidates=2, volumes=vols, masks=masks, lungs=lungs, cams=cams,
+                      game=xai_score.pointing_game(cams, masks, regions=lungs),
+                      correct=np.array([True, True, False]), names=("a", "b", "c"), n_boot=50)
+
+
+def test_evaluate_gradcam_scores_the_3d_maps_against_the_baselines(tmp_path):
+    import types
+
+    import matplotlib.pyplot as plt
+    from medrepro.analysis import xai_eval, xai_score
+    from medrepro.core import profiles
+    from medrepro.models.chest_ct import cnn3d
+
+    model = cnn3d((48, 48, 48, 1))
+    score = _scored_volumes(model)
+    res = types.SimpleNamespace(results={"aug_5": types.SimpleNamespace(
+        restore=lambda: model, scenario=d.SCENARIOS["aug_5"])}, splits={})
+    settings = dataclasses.replace(profiles.settings("D", "smoke"), n_boot=50, xai_steps=3)
+    ev = d.evaluate_gradcam(score, res, settings=settings, shuffled_model=cnn3d((48, 48, 48, 1)),
+                            runs=tmp_path / "smoke-phantom-seed42", seed=0)
+    table = xai_eval.evaluation_table(ev)
+    pointing = table[table["check"] == xai_eval.POINTING].set_index("method")
+    assert set(pointing.index) == {d.xai.METHOD, *xai_score.BASELINES}
+    assert (pointing["n"] == 3).all()  # every abnormal volume, whatever the prediction
+    assert pointing.loc[xai_score.BRIGHTEST, "value"] == 1.0  # the lesions are the brightest
+    assert {"faithfulness", "cascading randomisation", "shuffled labels"} <= set(table["check"])
+    assert ev.sizes["n_sanity"] == settings.xai_sanity and ev.sizes["steps"] == 3
+    assert "best model (aug_5)" in d.xai_eval_notes(ev, score)
+    plt.close(d.xai_eval_figure(ev, score))
+
+
+def test_train_shuffled_permutes_the_labels_of_the_training_volumes(monkeypatch, tmp_path):
+    import types
+
+    from medrepro.core import profiles
+    from medrepro.studies.d import training
+
+    seen = {}
+    monkeypatch.setattr(training, "train_scenario", lambda key, train, val, recipe, run_dir:
+                        seen.update(key=key, y=train[1], recipe=recipe, run_dir=run_dir) or
+                        types.SimpleNamespace(model="m"))
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    splits = {"train": (np.zeros((8, 1)), y), "val": (np.zeros((2, 1)), y[:2])}
+    settings = dataclasses.replace(profiles.settings("D", "demo"), shuffled_epochs=None)
+    assert d.train_shuffled(settings, splits, tmp_path, seed=1) == "m"
+    assert seen["key"] == "noaug_5" and not d.SCENARIOS[seen["key"]].augment
+    assert sorted(seen["y"]) == sorted(y) and not np.array_equal(seen["y"], y)
+    assert seen["recipe"].epochs == {"noaug_5": 25}  # the longest scenario's
+    assert seen["recipe"].patience > 25 and seen["run_dir"] == tmp_path / d.xai.SHUFFLED_RUN

@@ -84,3 +84,99 @@ def test_xai_score_scores_the_correct_tumour_images_against_their_masks(result, 
     assert table["hit_rate"].between(0, 1).all()
     assert table["chance_brain"].to_numpy() == pytest.approx(table["chance_image"].to_numpy())
     plt.close(e.xai_score_figure(score))
+
+
+def _scored(result, tmp_path):
+    from medrepro.data.phantoms._masks import MaskCollector
+
+    store = MaskCollector()
+    lesion = np.zeros((20, 20), dtype=bool)
+    lesion[5:10, 5:10] = True
+    for i in range(len(result.data.images)):
+        store.add(f"{i}.png", lesion=lesion, region=np.ones((20, 20), dtype=bool))
+    store.save(tmp_path)
+    res = _with_root(result, tmp_path)
+    return res, e.score_explanations(res, image_size=16, ig_steps=2, n_boot=50, seed=0)
+
+
+def _tiny_settings(**kw):
+    import dataclasses
+
+    from medrepro.core import profiles
+
+    return dataclasses.replace(profiles.settings("E", "smoke"), image_size=16, ig_steps=2,
+                               n_boot=50, xai_sanity=2, xai_faith=2, xai_steps=3, **kw)
+
+
+def test_evaluate_explanations_scores_methods_and_baselines_and_the_seeds(result, tmp_path):
+    import matplotlib.pyplot as plt
+    from medrepro.analysis import sanity, xai_eval, xai_score
+
+    res, score = _scored(result, tmp_path)
+    assert score.status == e.SCORED and len(score.images) == 3  # test rows 4, 5, 7
+    settings = _tiny_settings()
+    other = mm.xai_cnn((16, 16, 3))  # stands in for the shuffled-label model
+    runs = {s: tmp_path / "runs" / f"smoke-phantom-seed{s}" for s in (1, 2)}
+    ev = e.evaluate_explanations(res, score, settings=settings, runs=runs[1],
+                                 shuffled_model=other, seed=0)
+    assert (runs[1] / e.MAPS_FILE).is_file() and ev.sizes["n_seeds"] == 1
+    table = xai_eval.evaluation_table(ev)
+    assert list(table.columns[:len(xai_eval.TABLE_COLUMNS)]) == list(xai_eval.TABLE_COLUMNS)
+    pointing = table[table["check"] == xai_eval.POINTING].set_index("method")
+    assert set(pointing.index) == {*e.XAI_METHODS, *xai_score.BASELINES}
+    assert (pointing.loc[list(e.XAI_METHODS), "role"] == "method").all()
+    assert (pointing["n"] == 3).all()
+    assert {"faithfulness", "cascading randomisation", "shuffled labels",
+            "pointing game by lesion size"} <= set(table["check"])
+    # the randomised model's maps differ from the trained one's
+    assert set(ev.flags) == set(e.XAI_METHODS)
+    assert ev.sizes["n_sanity"] == 2 and ev.sizes["n_faith"] == 2 and ev.sizes["steps"] == 3
+    # a second seed's run: its maps and the first seed's are compared on the shared images
+    ev2 = e.evaluate_explanations(res, score, settings=settings, runs=runs[2],
+                                  shuffled_model=other, seed=0)
+    repeat = [r for r in ev2.repeat if r["condition"] == "seed 1 vs seed 2"]
+    assert {r["method"] for r in repeat} == set(e.XAI_METHODS) and repeat[0]["n"] == 3
+    assert "repeatability across 2 seeds" in e.xai_eval_notes(ev2, score, "data: x")
+    assert sanity.read_maps(runs[2] / e.MAPS_FILE)[0] == list(score.titles)
+    plt.close(e.xai_eval_figure(ev, "Masoud (phantom)"))
+
+
+def test_evaluate_explanations_without_masks_runs_the_other_checks(result, tmp_path):
+    from medrepro.analysis import xai_eval
+
+    res = _with_root(result, tmp_path)
+    score = e.score_explanations(res, image_size=16, ig_steps=2, n_boot=50, seed=0)
+    ev = e.evaluate_explanations(res, score, settings=_tiny_settings(), shuffled_model=None,
+                                 runs=tmp_path / "smoke-phantom-seed42", seed=0)
+    table = xai_eval.evaluation_table(ev)
+    assert xai_eval.POINTING not in set(table["check"])
+    assert {"faithfulness", "cascading randomisation"} <= set(table["check"])
+    assert "not scored: Masoud (phantom) has no lesion masks" in e.xai_eval_notes(ev, score, "d")
+
+
+def test_train_shuffled_trains_on_permuted_labels_in_its_own_run(result, tmp_path):
+    import json
+
+    model = e.train_shuffled(_tiny_settings(shuffled_epochs=1), result.data, tmp_path, seed=3)
+    assert model.output_shape == (None, 4)
+    config = json.loads((tmp_path / e.SHUFFLED_RUN / "config.json").read_text())
+    assert "shuffled" in json.dumps(config)
+
+
+def test_failure_gallery_and_explorer_source(result):
+    import matplotlib.pyplot as plt
+    from medrepro.analysis import failures
+
+    cases = e.failure_cases(result, image_size=16, batch_size=4)
+    assert len(cases) == 4 and list(cases["true"]) == [0, 1, 2, 3]
+    assert {f"p_{label}" for label in e.mri_common.LABELS} <= set(cases.columns)
+    settings = _tiny_settings(gallery_wrong=1, gallery_unsure=1)
+    shown = failures.gallery_cases(cases, n_wrong=1, n_unsure=1)
+    fig = e.failures_figure(result, cases, settings=settings)
+    # one row per shown case: image, three maps, probabilities
+    assert len(fig.axes) == len(shown) * (2 + len(e.XAI_METHODS))
+    plt.close(fig)
+    source = e.explorer_source(result, cases, settings=settings)
+    assert source.image(2).shape == (16, 16, 3)
+    maps = source.maps(2)
+    assert set(maps) == set(e.XAI_METHODS) and all(m.shape == (16, 16) for m in maps.values())

@@ -17,8 +17,8 @@ def _evaluation(volume=False):
         hits = rng.random(9) < 0.5
         games[name] = xai_score.PointingGame(hits, [(0, 0)] * 9, np.full(9, 0.1), np.full(9, 0.2))
     pointing = xai_eval._pointing_rows(games, methods, n_boot=20, seed=0)
-    strata = (xai_score.stratified(games, rng.random(9), by="lesion size", n_boot=20)
-              + xai_score.stratified(games, rng.random(9), by="confidence", n_boot=20))
+    strata = (xai_score.stratified(games, rng.random(9), by="lesion size")
+              + xai_score.stratified(games, rng.random(9), by="confidence"))
     sims = {m: {"spearman": rng.random(3), "ssim": rng.random(3)} for m in methods}
     sanity_rows = []
     for k, layer in enumerate(("out", "conv2", "conv1+bn1"), start=1):

@@ -166,8 +166,7 @@ def test_a_random_map_hits_at_the_chance_rate():
 def test_stratified_hit_rates_per_tertile():
     hits = np.array([True, True, False, False, True, False])
     game = xai_score.PointingGame(hits, [(0, 0)] * 6, np.full(6, 0.1), np.full(6, np.nan))
-    rows = xai_score.stratified({"m": game}, np.array([1, 2, 3, 4, 5, 6.0]), by="lesion size",
-                                n_boot=50)
+    rows = xai_score.stratified({"m": game}, np.array([1, 2, 3, 4, 5, 6.0]), by="lesion size")
     assert [r["bin"] for r in rows] == ["low", "middle", "high"]
     assert [r["n_scored"] for r in rows] == [2, 2, 2]
     assert [r["hits"] for r in rows] == [2, 0, 1]

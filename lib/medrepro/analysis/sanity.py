@@ -226,3 +226,17 @@ def read_maps(path) -> tuple[list[str], dict[str, np.ndarray]]:
         return ([str(k) for k in f["keys"]],
                 {k.removeprefix("map:"): f[k].astype(np.float32) for k in f.files
                  if k.startswith("map:")})
+
+
+def maps_across_seeds(runs, name: str, keys: Sequence[str],
+                      maps: Mapping[str, np.ndarray]) -> dict:
+    """Store this seed's maps as ``runs/name`` (:func:`save_maps`; ``runs``: a
+    :func:`medrepro.core.paths.runs_dir` folder) and read those of every seed that stored them
+    there (this one included): :func:`seed_repeatability`'s ``{seed: (keys, maps)}``."""
+    from pathlib import Path
+
+    from medrepro.core import paths
+
+    save_maps(Path(runs) / name, keys, maps)
+    return {seed: read_maps(folder / name) for seed, folder in paths.seed_runs(runs).items()
+            if (folder / name).is_file()}

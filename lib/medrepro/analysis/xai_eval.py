@@ -16,7 +16,7 @@ On the items whose lesion is known (phantom masks), for every method and every b
 - **repeatability** across seeds, when maps of models trained with other seeds are given.
 
 :func:`evaluation_table` lays every number out as one long table (most telling rows first),
-each with its 95% bootstrap CI.
+each with its 95% CI (a hit rate's Wilson interval, else a bootstrap one).
 """
 
 from __future__ import annotations
@@ -91,10 +91,8 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
     if masks is not None:  # real data has no lesion masks: no pointing game, the rest runs
         games = xai_score.score_maps(every, masks, regions=regions)
         pointing = _pointing_rows(games, methods, n_boot=n_boot, seed=seed)
-        strata = (xai_score.stratified(games, lesion_size, by="lesion size", n_boot=n_boot,
-                                       seed=seed)
-                  + xai_score.stratified(games, confidence, by="confidence", n_boot=n_boot,
-                                         seed=seed))
+        strata = (xai_score.stratified(games, lesion_size, by="lesion size")
+                  + xai_score.stratified(games, confidence, by="confidence"))
     pick = subset(n, n_sanity, seed=seed)
     original = {m: v[pick] for m, v in maps.items()}
     cascade, kept, shuffled = [], {}, []
@@ -137,7 +135,7 @@ def _pointing_rows(games: Mapping[str, xai_score.PointingGame], methods: Sequenc
     rows = []
     baselines = [name for name in games if name not in methods]
     for name, game in games.items():
-        s = xai_score.summary(game)
+        s = xai_score.summary(game)  # Wilson interval
         row = {"check": POINTING, "condition": "every scored item", "method": name,
                "role": METHOD if name in methods else BASELINE, "metric": "hit rate",
                "value": s["hit_rate"], "lo": s["hit_rate_lo"], "hi": s["hit_rate_hi"],
@@ -226,5 +224,5 @@ def notes(ev: XaiEvaluation, *, what: str) -> str:
             "trained on shuffled labels; a method is "
             f"flagged when its maps' mean rank correlation with the original stays >= "
             f"{sanity.SURVIVES_RANK} ({', '.join(f'{m}: {c}' for m, c in flagged.items()) or 'none flagged'}); "
-            f"strata at the scored items' tertiles; {seeds}. lo/hi: 95% bootstrap CIs over the "
-            "items.")
+            f"strata at the scored items' tertiles; {seeds}. lo/hi: 95% CIs over the items "
+            "(hit rates: Wilson intervals; the rest: bootstrap).")

@@ -169,8 +169,7 @@ def score_maps(maps: dict[str, np.ndarray], masks: Sequence[np.ndarray], *,
 
 
 def stratified(games: dict[str, PointingGame], values: np.ndarray, *, by: str,
-               labels: Sequence[str] = ("low", "middle", "high"), n_boot: int = 1000,
-               seed: int = 0) -> list[dict]:
+               labels: Sequence[str] = ("low", "middle", "high")) -> list[dict]:
     """Hit rates per stratum of ``values`` ``(N,)`` (one per scored item: lesion size, the
     model's confidence): strata at the items' tertiles (``len(labels)`` quantile bins, the top
     one closed), one :func:`summary` row per map set and stratum with ``stratum`` (``by``),

@@ -230,6 +230,19 @@ def _calibration(study: str, what: str, notebook: str) -> tuple[Artifact, Artifa
                      f"{what}: reliability diagram on test before/after temperature scaling",
                      notebook, beyond=True))
 
+
+def _xai_eval(study: str, what: str, unit: str, notebook: str) -> tuple[Artifact, Artifact]:
+    """A study's explanation maps evaluated (medrepro.analysis.xai_eval): table and figure."""
+    return (Artifact(f"{study}.xai_eval", study, "table",
+                     f"{what} evaluated: pointing game vs baselines (Sobel, brightest, random "
+                     f"{unit}), by lesion size and confidence, deletion/insertion curves, sanity "
+                     "checks (cascading randomisation, shuffled labels), repeatability across "
+                     "seeds, 95% CIs", notebook, beyond=True),
+            Artifact(f"{study}.fig_xai_eval", study, "figure",
+                     f"{what} evaluated: baselines, sanity checks, deletion/insertion curves, "
+                     "strata; one item's maps original and randomised", notebook, beyond=True))
+
+
 _ENTRIES: list[Artifact] = [
     # ---- A: LSTM-CNN, Sartaj
     Artifact("A.fig1", "A", "figure", "Sample images per class", _NB1),
@@ -355,6 +368,12 @@ _ENTRIES: list[Artifact] = [
              "masks: hit rate (95% CI) vs chance", _NB3, beyond=True),
     Artifact("E.fig_xai_score", "E", "figure",
              "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
+    *_xai_eval("D", "The 3-D Grad-CAM", "voxel", _NB5),
+    *_xai_eval("E", "Grad-CAM, Eigen-CAM and Integrated Gradients", "point", _NB3),
+    Artifact("E.fig_failures", "E", "figure",
+             "Failure gallery: the most confident wrong test images, then the least confident "
+             "right ones, with their maps and probabilities (the explorer's static form)", _NB3,
+             beyond=True),
     Artifact("X.ledger", "X", "table",
              "The claim ledger: every headline number's verdict by the rules of "
              "analysis.verdicts, with its band over seeds", _NB6, beyond=True),

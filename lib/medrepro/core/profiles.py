@@ -115,13 +115,22 @@ class CSettings:
     BATCHES: ClassVar[tuple[str, ...]] = ("batch",)
 
 
+# The paper profile's items per explanation check (sanity, faithfulness), capped by the scored
+# items; its curves take one row of pixels (E, 224 px) or one slice of voxels (D, 64 slices) per
+# step, as Petsiuk et al.'s deletion curves (docs/decisions.md#x15).
+XAI_ITEMS = 200
+
+
 @dataclass(frozen=True)
 class DSettings:
     """Study D: ``volume_shape`` ``(H, W, D)`` voxels, at most ``max_per_class`` volumes of a real
     source, epochs per scenario of the paper variant (``epochs``) and of the held-out variant
     (``heldout_epochs``), ``batch``, early-stopping ``patience``, the paper variant's ``split``
     protocol, bootstrap resamples, the BatchNorm momentum (the thesis' Keras default 0.99 in
-    ``paper``, 0.9 in the reduced profiles: docs/decisions.md#d2)."""
+    ``paper``, 0.9 in the reduced profiles: docs/decisions.md#d2); the 3-D Grad-CAM's
+    evaluation (``D.xai_eval``): volumes of the sanity checks and of the deletion/insertion
+    curves, steps per curve, epochs of the shuffled-label model (None: the longest
+    scenario's)."""
 
     volume_shape: tuple[int, int, int]
     max_per_class: int | None
@@ -132,6 +141,10 @@ class DSettings:
     heldout_epochs: Mapping[str, int]
     n_boot: int
     bn_momentum: float = 0.99
+    xai_sanity: int = XAI_ITEMS
+    xai_faith: int = XAI_ITEMS
+    xai_steps: int = 64
+    shuffled_epochs: int | None = None
     BATCHES: ClassVar[tuple[str, ...]] = ("batch",)
 
 
@@ -139,7 +152,11 @@ class DSettings:
 class ESettings:
     """Study E: input side, image cap, ``epochs``, ``batch``, early-stopping ``patience``, the
     plateau cut's patience ``reduce_lr``, Integrated Gradients' ``ig_steps``, bootstrap
-    resamples."""
+    resamples; the explanations' evaluation (``E.xai_eval``): items of the sanity checks
+    (``xai_sanity``) and of the deletion/insertion curves (``xai_faith``), ``xai_steps`` per
+    curve, epochs of the shuffled-label model (``shuffled_epochs``, None: ``epochs``); the
+    failure gallery's wrong and least confident right cases (``gallery_wrong``,
+    ``gallery_unsure``)."""
 
     image_size: int
     max_images: int | None
@@ -149,6 +166,12 @@ class ESettings:
     reduce_lr: int
     ig_steps: int
     n_boot: int
+    xai_sanity: int = XAI_ITEMS
+    xai_faith: int = XAI_ITEMS
+    xai_steps: int = 224
+    shuffled_epochs: int | None = None
+    gallery_wrong: int = 12
+    gallery_unsure: int = 6
     BATCHES: ClassVar[tuple[str, ...]] = ("batch",)
 
 
@@ -234,11 +257,13 @@ PROFILES: dict[str, dict[str, Settings]] = {
         "smoke": DSettings(volume_shape=(48, 48, 48), max_per_class=6,
                            epochs=_frozen({k: 1 for k in _THESIS_EPOCHS}), batch=4, patience=15,
                            split="thesis", heldout_epochs=_frozen({"aug_25": 1}), n_boot=200,
-                           bn_momentum=0.9),
+                           bn_momentum=0.9, xai_sanity=2, xai_faith=2, xai_steps=4,
+                           shuffled_epochs=1),
         "demo": DSettings(volume_shape=(48, 48, 48), max_per_class=30,
                           epochs=_frozen(_THESIS_EPOCHS), batch=4, patience=15, split="thesis",
                           heldout_epochs=_frozen({"aug_25": 25}), n_boot=1000,
-                          bn_momentum=0.9),
+                          bn_momentum=0.9, xai_sanity=4, xai_faith=6, xai_steps=12,
+                          shuffled_epochs=5),
         "paper": DSettings(volume_shape=(128, 128, 64), max_per_class=None,
                            epochs=_frozen(_THESIS_EPOCHS), batch=4, patience=15, split="thesis",
                            heldout_epochs=_frozen(_THESIS_EPOCHS), n_boot=2000),
@@ -248,9 +273,11 @@ PROFILES: dict[str, dict[str, Settings]] = {
     # (docs/decisions.md#e6).
     "E": {
         "smoke": ESettings(image_size=64, max_images=None, epochs=1, batch=16, patience=5,
-                           reduce_lr=2, ig_steps=8, n_boot=200),
+                           reduce_lr=2, ig_steps=8, n_boot=200, xai_sanity=2, xai_faith=2,
+                           xai_steps=4, shuffled_epochs=1, gallery_wrong=4, gallery_unsure=2),
         "demo": ESettings(image_size=64, max_images=None, epochs=30, batch=32, patience=8,
-                          reduce_lr=3, ig_steps=16, n_boot=1000),
+                          reduce_lr=3, ig_steps=16, n_boot=1000, xai_sanity=6, xai_faith=8,
+                          xai_steps=16, shuffled_epochs=5, gallery_wrong=8, gallery_unsure=4),
         "paper": ESettings(image_size=224, max_images=None, epochs=50, batch=32, patience=8,
                            reduce_lr=3, ig_steps=50, n_boot=2000),
     },

@@ -6,7 +6,10 @@ smoothing 0.1), early stopping (after a 10-epoch warm-up) and ReduceLROnPlateau 
 Grad-CAM and Eigen-CAM on the last block's activation and Integrated Gradients from a black
 image (:func:`explanation_maps`).
 Artifacts (notebook 03): ``E.fig1`` (:func:`fig1`), ``E.fig2`` (:func:`fig2`), ``E.table1``
-(:func:`table1`), ``E.leakage`` (:func:`leakage`), ``E.fig3``-``E.fig5`` (:func:`maps_figure`).
+(:func:`table1`), ``E.leakage`` (:func:`leakage`), ``E.fig3``-``E.fig5`` (:func:`maps_figure`);
+beyond the paper ``E.xai_score`` (:func:`score_explanations`), ``E.xai_eval`` /
+``E.fig_xai_eval`` (:func:`evaluate_explanations`), ``E.fig_failures`` (:func:`failures_figure`)
+and the test-set explorer (:func:`explorer_source`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medrepro.analysis import evaluate, explain
+from medrepro.analysis import evaluate, explain, sanity
 from medrepro.data import brain_mri
 from medrepro.core import seeds
 from medrepro.core.planning import PlanContext, RowPlan
@@ -257,16 +260,23 @@ def score_explanations(res: Result, *, image_size: int, ig_steps: int, n_boot: i
     picked, lesion = picked[keep], lesion[keep]
     regions = _masks_at([d["region"] for d, k in zip(drawn, keep) if k], image_size)
     images = brain_mri.load_images(picked, image_size=image_size)
-    maps = {"Grad-CAM": explain.gradcam(res.model, images, layer=CAM_LAYER),
-            "Eigen-CAM": explain.eigencam(res.model, images, layer=CAM_LAYER),
-            "Integrated Gradients": np.stack([explain.attribution_map(a, percentile=100.0) for a in
-                                              explain.integrated_gradients(res.model, images,
-                                                                           steps=ig_steps)])}
+    maps = xai_maps(res.model, images, ig_steps=ig_steps)
     games = {m: xai_score.pointing_game(maps[m], lesion, regions=regions) for m in maps}
     titles = tuple(f"{mri_common.LABELS[t]} · {os.path.basename(p).rsplit('.', 1)[0]}"
                    for t, p in zip(picked["label"], picked["path"]))
     return XaiScore(ds.label, SCORED, n_candidates, n_empty, images, lesion, regions, titles,
                     maps, games, n_boot, seed)
+
+
+def xai_maps(model, images: np.ndarray, *, ig_steps: int) -> dict[str, np.ndarray]:
+    """The maps E.xai_score scores, method -> ``(N, S, S)`` float32 in [0, 1], of ``images``
+    ``(N, S, S, 3)``: Grad-CAM and Eigen-CAM on ``CAM_LAYER`` (the predicted class) and
+    Integrated Gradients' unclipped |attribution| summed over channels (``ig_steps``)."""
+    return {"Grad-CAM": explain.gradcam(model, images, layer=CAM_LAYER),
+            "Eigen-CAM": explain.eigencam(model, images, layer=CAM_LAYER),
+            "Integrated Gradients": np.stack([explain.attribution_map(a, percentile=100.0) for a in
+                                              explain.integrated_gradients(model, images,
+                                                                           steps=ig_steps)])}
 
 
 def _masks_at(masks, size: int) -> np.ndarray:
@@ -333,6 +343,148 @@ def xai_score_figure(score: XaiScore):
         titles=[score.titles[i] for i in order], radius=xai_score.DILATION_PX,
         suptitle=f"E: pointing game, correctly classified tumour test images ({score.label}); "
                  "white: lesion, cyan: tolerance, x: map maximum")
+
+
+# ---------------------------------------------------------------------------- explanations evaluated
+# E.xai_eval / E.fig_xai_eval: the maps of E.xai_score against baselines, by strata, under the
+# sanity checks and by their deletion/insertion curves (medrepro.analysis.xai_eval,
+# docs/decisions.md#x13, #x14, #x15); E.fig_failures and the test-set explorer
+# (medrepro.reporting.explorer).
+SHUFFLED_RUN = "E_shuffled_labels"  # the shuffled-label model's run folder
+MAPS_FILE = f"E_cnn/{sanity.MAPS_FILE}"  # this seed's maps, for repeatability across seeds
+
+
+def train_shuffled(settings: ESettings, data: ImageSplit, runs: Path, *, seed: int):
+    """The sanity check's model trained on shuffled labels (docs/decisions.md#x14):
+    :func:`xai_cnn` with E's optimiser, loss and plateau cut, the fit images' labels permuted
+    (seeded), no augmentation, ``settings.shuffled_epochs`` epochs (None: ``settings.epochs``)
+    without early stopping, the last epoch's weights, in ``runs/E_shuffled_labels``."""
+    import keras
+
+    from medrepro.training import train
+
+    size = settings.image_size
+    fit = data.fit.assign(label=np.random.default_rng(seed).permutation(
+        data.fit["label"].to_numpy()))
+    frame = {"image_size": size, "batch_size": settings.batch}
+    fit_ds = brain_mri.image_dataset(fit, shuffle=True, seed=seed, **frame)
+    val_ds = brain_mri.image_dataset(data.val, **frame)
+    seeds.seed_everything(seed)
+    model = mm.xai_cnn((size, size, 3))
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
+                  metrics=["accuracy"])
+    recipe = train.FitConfig(epochs=settings.shuffled_epochs or settings.epochs, monitor=MONITOR,
+                             restore_best_weights=False, reduce_lr_patience=settings.reduce_lr,
+                             reduce_lr_factor=REDUCE_LR_FACTOR, min_lr=MIN_LR, checkpoint=None,
+                             seed=seed)
+    identity = {**mri_common.run_identity(data, image_size=size), "labels": "shuffled",
+                "shuffle_seed": seed}
+    train.fit_once(model, fit_ds, val_ds, recipe, run_dir=Path(runs) / SHUFFLED_RUN,
+                   identity=identity, verbose=0)
+    return model
+
+
+def evaluate_explanations(res: Result, score: XaiScore, *, settings: ESettings, runs: Path,
+                          shuffled_model, seed: int):
+    """:func:`medrepro.analysis.xai_eval.evaluate` of the three maps
+    (:class:`medrepro.analysis.xai_eval.XaiEvaluation`): on ``score``'s images with their
+    lesion masks when it is :data:`SCORED`; else (real data, or no correctly classified tumour)
+    on a seeded subset of the test images without a pointing game. Sizes from ``settings``
+    (``xai_sanity``, ``xai_faith``, ``xai_steps``); the class score followed is the predicted
+    class's; lesion size: the share of the brain; repeatability across the seeds whose maps
+    ``runs`` (this run's folder) has beside it."""
+    import os
+
+    from medrepro.analysis import faithfulness, xai_eval
+
+    if score.status == SCORED:
+        images, maps, masks, regions, keys = (score.images, score.maps, score.masks,
+                                              score.regions, score.titles)
+        size = masks.sum(axis=(1, 2)) / np.maximum(regions.sum(axis=(1, 2)), 1)
+    else:
+        test = res.data.test
+        pick = xai_eval.subset(len(test), max(settings.xai_sanity, settings.xai_faith), seed=seed)
+        images = brain_mri.load_images(test.iloc[pick], image_size=settings.image_size)
+        maps = xai_maps(res.model, images, ig_steps=settings.ig_steps)
+        masks = regions = None
+        size = np.zeros(len(images))
+        keys = [os.path.basename(p) for p in test["path"].iloc[pick]]
+    prob = faithfulness.scorer(res.model)(images)  # (N, K)
+    by_seed = sanity.maps_across_seeds(runs, MAPS_FILE, keys, maps)
+    return xai_eval.evaluate(
+        res.model, images, maps,
+        maps_of=lambda model, x: xai_maps(model, x, ig_steps=settings.ig_steps),
+        masks=masks, regions=regions, confidence=prob.max(axis=1), lesion_size=size,
+        class_index=prob.argmax(axis=1), shuffled_model=shuffled_model, maps_by_seed=by_seed,
+        n_sanity=settings.xai_sanity, n_faith=settings.xai_faith, steps=settings.xai_steps,
+        seed=seed, n_boot=settings.n_boot)
+
+
+def xai_eval_notes(ev, score: XaiScore, note: str) -> str:
+    """E.xai_eval's notes: what was scored, the sizes and rules (:func:`medrepro.analysis.xai_eval.notes`),
+    why there is no pointing game where there is none, and the data ``note``."""
+    from medrepro.analysis import xai_eval
+
+    why = "" if score.status == SCORED else f" ({score.status}: a seeded subset of the test images)"
+    text = xai_eval.notes(ev, what="E: Grad-CAM, Eigen-CAM and Integrated Gradients of the CNN"
+                          f" on the correctly classified tumour test images{why}")
+    return f"{text} {note}."
+
+
+def xai_eval_figure(ev, label: str):
+    """E.fig_xai_eval (:func:`medrepro.reporting.xai_plots.plot_xai_evaluation`)."""
+    from medrepro.reporting import xai_plots
+
+    return xai_plots.plot_xai_evaluation(ev, title=f"E: the explanation maps evaluated ({label})")
+
+
+def failure_cases(res: Result, *, image_size: int, batch_size: int) -> pd.DataFrame:
+    """Every test image's true and predicted class and probabilities
+    (:func:`medrepro.analysis.failures.cases`, names: file names)."""
+    import os
+
+    from medrepro.analysis import failures
+
+    _, prob = mri_common.probabilities(res.model, res.data, image_size=image_size,
+                                       batch_size=batch_size)
+    return failures.cases(res.data.y_test, prob, labels=mri_common.LABELS,
+                          names=[os.path.basename(p) for p in res.data.test["path"]])
+
+
+def failures_figure(res: Result, cases: pd.DataFrame, *, settings: ESettings):
+    """E.fig_failures: the ``settings.gallery_wrong`` most confident wrong test images, then the
+    ``settings.gallery_unsure`` least confident right ones, each with its three maps and
+    probabilities (:func:`medrepro.reporting.xai_plots.plot_gallery`)."""
+    from medrepro.analysis import failures
+    from medrepro.reporting import xai_plots
+
+    shown = failures.gallery_cases(cases, n_wrong=settings.gallery_wrong,
+                                   n_unsure=settings.gallery_unsure)
+    images = brain_mri.load_images(res.data.test.iloc[shown.index.to_numpy()],
+                                   image_size=settings.image_size)
+    maps = xai_maps(res.model, images, ig_steps=settings.ig_steps) if len(images) else None
+    return xai_plots.plot_gallery(images, shown, labels=mri_common.LABELS, maps=maps,
+                                  title=f"E: failure gallery, test set ({res.data.ds.label})",
+                                  note=failures.counts_line(cases))
+
+
+def explorer_source(res: Result, cases: pd.DataFrame, *, settings: ESettings):
+    """What the explorer browses (:class:`medrepro.reporting.explorer.Source`): the test
+    images at the model's input size, their three maps made on demand."""
+    from medrepro.reporting import explorer
+
+    test = res.data.test
+
+    def image(pos: int) -> np.ndarray:  # (S, S, 3)
+        return brain_mri.load_images(test.iloc[[pos]], image_size=settings.image_size)[0]
+
+    def maps(pos: int) -> dict[str, np.ndarray]:
+        return {m: v[0] for m, v in xai_maps(res.model, image(pos)[None],
+                                             ig_steps=settings.ig_steps).items()}
+
+    return explorer.Source(cases, mri_common.LABELS, image, maps,
+                           title=f"E: the CNN on the test set ({res.data.ds.label})")
 
 
 def plan(settings: ESettings, ctx: PlanContext) -> RowPlan:

@@ -15,7 +15,8 @@ One module per job; the names notebook 05 uses are re-exported here (``d.train_v
 - :mod:`.scoring`: every model on every split, the best scenario, the headline metrics, the
   calibration of the held-out variant (``D.calibration``);
 - :mod:`.tables`: ``D.table4_1``, ``D.table4_2``, ``D.table4_3``, ``D.heldout``;
-- :mod:`.xai`: the pointing game of the 3-D Grad-CAM on phantom lesion masks (``D.xai_score``);
+- :mod:`.xai`: the pointing game of the 3-D Grad-CAM on phantom lesion masks (``D.xai_score``)
+  and its evaluation against baselines, sanity checks and faithfulness (``D.xai_eval``);
 - :mod:`.figures`: ``D.gradcam3d``, ``D.fig_xai_score`` and ``D.fig_reliability``.
 """
 
@@ -33,15 +34,17 @@ from medrepro.studies.d.training import (Recipe, ScenarioResult, VariantResult, 
                                          data_digest, nested_config, plan, print_trained,
                                          reset_model, run_scenarios, train_scenario,
                                          train_variant)
-from medrepro.studies.d.xai import (SCORED, XaiScore, preprocess_mask, score_gradcam,
-                                    score_scenarios, xai_score_notes, xai_score_table)
+from medrepro.studies.d.xai import (SCORED, XaiScore, evaluate_gradcam, preprocess_mask,
+                                    score_gradcam, score_scenarios, train_shuffled,
+                                    xai_eval_figure, xai_eval_notes, xai_score_notes,
+                                    xai_score_table)
 
 __all__ = ["HEADLINE_METRICS", "SCENARIOS", "SCORED", "Data", "Recipe", "Scenario",
            "ScenarioResult", "Splits", "VariantResult", "XaiScore", "best_scenario",
-           "binary_scores", "bn_momenta", "cache_frames", "calibration", "data_digest", "eval_split", "evaluate_scenarios", "gradcam_figure",
+           "binary_scores", "bn_momenta", "cache_frames", "calibration", "data_digest", "eval_split", "evaluate_gradcam", "evaluate_scenarios", "gradcam_figure",
            "heldout_table", "load_data", "lung_only_splits", "nested_config", "nested_plan", "performance_table",
            "plan", "predict_labels", "preprocess_mask", "print_splits", "print_trained",
            "record_metrics", "reliability_figure", "reset_model", "run_scenarios", "scenario_splits", "score_gradcam",
            "score_scenarios", "split_table", "train_scenario", "train_variant",
-           "training_table", "validation_table", "xai_score_figure", "xai_score_notes",
-           "xai_score_table"]
+           "train_shuffled", "training_table", "validation_table", "xai_eval_figure",
+           "xai_eval_notes", "xai_score_figure", "xai_score_notes", "xai_score_table"]

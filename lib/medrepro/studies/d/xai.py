@@ -174,3 +174,85 @@ def xai_score_notes(score: XaiScore) -> str:
             f"{lung}); hit_rate_lo/hi: 95% Wilson interval; chance_volume / chance_lungs: the rate "
             "of a random voxel in the volume / in the lungs; "
             f"{score.n_empty} volume(s) whose lesion vanished in the resize left out.")
+
+
+# D.xai_eval / D.fig_xai_eval: the best model's 3-D Grad-CAM against baselines, by strata, under
+# the sanity checks and by its deletion/insertion curves (medrepro.analysis.xai_eval,
+# docs/decisions.md#x13, #x14, #x15).
+METHOD = "Grad-CAM (3-D)"
+SHUFFLED_RUN = "shuffled_labels"  # the shuffled-label model's run folder
+SHUFFLED_SCENARIO = "noaug_5"  # its recipe: all slices, no augmentation
+
+
+def train_shuffled(settings, splits, runs, *, seed: int):
+    """The sanity check's model trained on shuffled labels (docs/decisions.md#x14): the 3-D CNN
+    of :func:`medrepro.studies.d.training.train_scenario` (SGD, its schedule, the best
+    validation-loss checkpoint) on the training volumes with their labels permuted (seeded),
+    all slices, no augmentation, ``settings.shuffled_epochs`` epochs (None: the longest
+    scenario's) without early stopping, in ``runs/shuffled_labels``."""
+    from pathlib import Path
+
+    from medrepro.studies.d.training import Recipe, train_scenario
+
+    epochs = settings.shuffled_epochs or max(settings.epochs.values())
+    x, y = splits["train"]
+    shuffled = (x, np.random.default_rng(seed).permutation(y))
+    recipe = Recipe(epochs={SHUFFLED_SCENARIO: epochs}, batch=settings.batch, patience=epochs + 1,
+                    seed=seed, verbose=0, bn_momentum=settings.bn_momentum)
+    return train_scenario(SHUFFLED_SCENARIO, shuffled, splits["val"], recipe,
+                          Path(runs) / SHUFFLED_RUN).model
+
+
+def evaluate_gradcam(score: XaiScore, res: VariantResult, *, settings, runs, shuffled_model,
+                     seed: int):
+    """:func:`medrepro.analysis.xai_eval.evaluate` of the 3-D Grad-CAM of scenario
+    ``score.key``'s restored model (:class:`medrepro.analysis.xai_eval.XaiEvaluation`): on
+    ``score``'s abnormal volumes (any prediction) with their lesion and lung masks when it is
+    :data:`SCORED`; else (real data) on a seeded subset of the ``score.split`` volumes without a
+    pointing game. Sizes from ``settings`` (``xai_sanity``, ``xai_faith``, ``xai_steps``); the
+    class score followed is the sigmoid's (abnormal); confidence: the predicted class's
+    probability; lesion size: the share of the lungs; repeatability across the seeds whose
+    maps ``runs`` has beside it."""
+    from medrepro.analysis import explain, faithfulness, sanity, xai_eval
+
+    model = res.results[score.key].restore()
+    if score.status == SCORED:
+        volumes, maps, masks, lungs, keys = (score.volumes, {METHOD: score.cams}, score.masks,
+                                             score.lungs, score.names)
+        size = masks.sum(axis=(1, 2, 3)) / np.maximum(lungs.sum(axis=(1, 2, 3)), 1)
+    else:
+        x, _ = scenario_splits(res.results[score.key].scenario, res.splits)[score.split]
+        pick = xai_eval.subset(len(x), max(settings.xai_sanity, settings.xai_faith), seed=seed)
+        volumes, masks, lungs, size = x[pick], None, None, np.zeros(len(pick))
+        maps = {METHOD: explain.gradcam(model, volumes[..., None], layer=GRADCAM_LAYER)}
+        keys = [f"{score.split} volume {i}" for i in pick]
+    inputs = volumes[..., None]  # (N, H, W, D, 1)
+    p = faithfulness.scorer(model)(inputs)[:, 0]  # probability of "abnormal"
+    by_seed = sanity.maps_across_seeds(runs, "D_" + sanity.MAPS_FILE, keys, maps)
+    return xai_eval.evaluate(
+        model, inputs, maps,
+        maps_of=lambda mdl, xs: {METHOD: explain.gradcam(mdl, xs, layer=GRADCAM_LAYER)},
+        masks=masks, regions=lungs, confidence=np.maximum(p, 1 - p), lesion_size=size,
+        class_index=np.zeros(len(inputs), dtype=int), shuffled_model=shuffled_model,
+        maps_by_seed=by_seed, n_sanity=settings.xai_sanity, n_faith=settings.xai_faith,
+        steps=settings.xai_steps, seed=seed, n_boot=settings.n_boot)
+
+
+def xai_eval_notes(ev, score: XaiScore) -> str:
+    """D.xai_eval's notes (:func:`medrepro.analysis.xai_eval.notes`), naming the model and volumes."""
+    from medrepro.analysis import xai_eval
+
+    which = (f"every abnormal {score.split} volume with a lesion (any prediction)"
+             if score.status == SCORED else
+             f"a seeded subset of the {score.split} volumes ({score.status})")
+    return xai_eval.notes(ev, what=f"D: 3-D Grad-CAM of the best model ({score.key}) on {which}, "
+                          f"{score.label}; class score: the sigmoid's (abnormal)")
+
+
+def xai_eval_figure(ev, score: XaiScore):
+    """D.fig_xai_eval (:func:`medrepro.reporting.xai_plots.plot_xai_evaluation`, one slice of the
+    volumes)."""
+    from medrepro.reporting import xai_plots
+
+    return xai_plots.plot_xai_evaluation(
+        ev, title=f"D: the 3-D Grad-CAM of the best model ({score.key}) evaluated ({score.label})")
