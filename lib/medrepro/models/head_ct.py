@@ -210,7 +210,7 @@ def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
                       fallback: bool = True):
     """Build model ``key`` initialised as ``init`` asks; returns ``(model, init_used)``.
 
-    ``init="random"``: every model from random weights (our default; the paper is silent).
+    ``init="random"``: every model from random weights (the reduced profiles; the paper is silent).
     ``"imagenet"``: DenseNet121 and MobileNet start from Keras' ImageNet weights (downloaded
     online); the proposed model and Inception V1 have none and stay random. Offline, with
     ``fallback`` the model is built randomly with a warning and ``init_used`` says so; without
@@ -234,24 +234,6 @@ def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
         reason = str(exc.__cause__ or exc).splitlines()[0][:120]
         return (build(key, input_shape, n_classes),
                 f"random (ImageNet weights unavailable: {reason})")
-
-
-def set_bn_momentum(model, momentum: float):
-    """Set the moving-average momentum of every BatchNormalization layer of ``model`` (those
-    inside ``keras.applications`` backbones too; before training); returns ``model``.
-
-    The paper is silent, so its models keep Keras' default, 0.99. A short run (the demo's few
-    hundred steps) needs less: with 0.99 the moving statistics still hold mostly their initial
-    values, and the inference-mode outputs (validation, test) lag the model being trained.
-    """
-    import keras
-
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}")
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(momentum)
-    return model
 
 
 def compile_paper(model, *, learning_rate: float = LEARNING_RATE, jit_compile: bool | str = False):

@@ -60,7 +60,8 @@ class VariantResult:
 class Recipe:
     """How study D trains: ``epochs`` per scenario key, global ``batch``, early-stopping
     ``patience`` (validation accuracy), ``seed``, the schedule's ``initial_lr``, the BatchNorm
-    ``bn_momentum`` and Keras' ``verbose``. One object, handed from :func:`train_variant` down to :func:`train_scenario`."""
+    ``bn_momentum`` and Keras' ``verbose``. One object, handed from :func:`train_variant` down
+    to :func:`train_scenario`."""
 
     epochs: Mapping[str, int]
     batch: int

@@ -4,6 +4,7 @@ masks taken through the volumes' preprocessing (``D.xai_score``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,8 +198,8 @@ def train_shuffled(settings, splits, runs, *, seed: int):
     epochs = settings.shuffled_epochs or max(settings.epochs.values())
     x, y = splits["train"]
     shuffled = (x, np.random.default_rng(seed).permutation(y))
-    recipe = Recipe(epochs={SHUFFLED_SCENARIO: epochs}, batch=settings.batch, patience=epochs + 1,
-                    seed=seed, verbose=0, bn_momentum=settings.bn_momentum)
+    recipe = dataclasses.replace(Recipe.of(settings, seed=seed),
+                                 epochs={SHUFFLED_SCENARIO: epochs}, patience=epochs + 1)
     return train_scenario(SHUFFLED_SCENARIO, shuffled, splits["val"], recipe,
                           Path(runs) / SHUFFLED_RUN).model
 
