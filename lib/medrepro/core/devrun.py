@@ -16,6 +16,7 @@ and data roots), and every artifact, metric and run summary carries ``"fast_dev_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,20 @@ LABEL = ("FAST DEV RUN: the code at the paper's sizes on a few items, 2 epochs o
          "the numbers mean nothing")
 
 
+# A dev run's items: the profile rows' counts capped here (a real source is capped too), so
+# that every split keeps a few items of each class; sizes in pixels and voxels stay the profile's.
+CAPS: dict[str, dict[str, int]] = {
+    "phantoms": {"mri_train_per_class": 40, "mri_test_per_class": 10, "rsna_images": 400,
+                 "mosmed_per_class": 10},
+    "rsna_cache": {"max_images": 400},
+    "A": {"max_images": 200},
+    "B": {"max_train": 160},
+    "C": {"max_images": 200},
+    "D": {"max_per_class": 10, "xai_sanity": 2, "xai_faith": 2},
+    "E": {"max_images": 200, "xai_sanity": 2, "xai_faith": 2},
+}
+
+
 def active() -> bool:
     """Whether this process runs inside a fast dev run (:data:`ENV` set to ``1``)."""
     return os.environ.get(ENV, "") == "1"
@@ -38,6 +53,16 @@ def active() -> bool:
 def stamp() -> dict[str, Any]:
     """The field every record of a run carries: ``{"fast_dev_run": bool}``."""
     return {"fast_dev_run": active()}
+
+
+def capped(name: str, row: Any) -> Any:
+    """``row`` (a frozen settings row named ``name``) with its item counts capped at
+    :data:`CAPS` (a field of None, meaning all items, gets the cap); ``row`` itself outside a
+    dev run."""
+    caps = CAPS.get(name, {}) if active() else {}
+    changes = {field: cap if getattr(row, field) is None else min(getattr(row, field), cap)
+               for field, cap in caps.items()}
+    return dataclasses.replace(row, **changes) if changes else row
 
 
 def kill_marker() -> Path | None:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from medrepro.core import devrun
+
 PROFILE_NAMES = ("smoke", "demo", "paper")
 DEFAULT_PROFILE = "demo"
 BATCH_PER_REPLICA_ENV = "MEDREPRO_BATCH_PER_REPLICA"
@@ -319,6 +321,7 @@ def settings(name: str, profile: str, *, replicas: int = 1,
     """The settings row ``name`` (``"A"`` ... ``"E"``, ``"phantoms"``, ``"rsna_cache"``,
     ``"compare"``) under ``profile``.
 
+    In a fast dev run the row's item counts are capped (:func:`medrepro.core.devrun.capped`).
     Batch sizes are the global batch, as in the table. With ``batch_per_replica`` (the explicit
     option) they are multiplied by ``replicas``: the profile's batch on every replica.
     """
@@ -327,7 +330,7 @@ def settings(name: str, profile: str, *, replicas: int = 1,
         raise KeyError(f"no settings row {name!r}; known: {', '.join(PROFILES)}")
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
-    row = PROFILES[name][profile]
+    row = devrun.capped(name, PROFILES[name][profile])
     if not batch_per_replica or replicas == 1:
         return row
     return dataclasses.replace(row, **{k: v * replicas for k, v in batches(row).items()})
