@@ -73,6 +73,25 @@ def test_paper_phantom_is_refused_with_what_is_missing_and_the_options(empty_dat
     assert _files(empty_data) == []
 
 
+def test_a_fast_dev_run_of_the_paper_profile_plans_a_few_items(empty_data, monkeypatch):
+    """The same disk that refuses the paper phantom takes its dev run: every row's counts capped."""
+    from medrepro.core import devrun, profiles
+
+    _free(monkeypatch, 50 * 10**9)
+    monkeypatch.setenv(devrun.ENV, "1")
+    p = plan.make_plan(profile="paper", data="phantom", device=GPU, rates={"machines": {}})
+    writes = [w.what for nb in p.notebooks for w in nb.writes]
+    assert f"rsna_ich phantom ({devrun.CAPS['phantoms']['rsna_images']} files)" in " ".join(writes)
+    assert p.problems == [] and sum(w.bytes for nb in p.notebooks for w in nb.writes) < 20 * 10**9
+    plan.check(p)
+    b, d = profiles.settings("B", "paper"), profiles.settings("D", "paper")
+    assert (b.max_train, b.image_size, b.batch_compare) == (devrun.CAPS["B"]["max_train"], 224, 8)
+    assert d.max_per_class == devrun.CAPS["D"]["max_per_class"] and d.volume_shape == (128, 128, 64)
+    monkeypatch.delenv(devrun.ENV)
+    assert profiles.settings("B", "paper").max_train is None  # outside a dev run: the profile's
+    assert _files(empty_data) == []
+
+
 def test_a_data_folder_without_rsna_falls_back_to_the_phantom_in_the_plan(empty_data, tmp_path):
     (tmp_path / "datasets" / "other").mkdir(parents=True)
     found = plan.survey_dataset("rsna_ich", data=str(tmp_path / "datasets"), profile="paper")

@@ -402,7 +402,8 @@ def _print_plan(args, runs: list[schedule.SeedRun]) -> str:
     if args.fast_dev_run:
         print(f"fast dev run: a few hundred items per dataset, every fit {devrun.EPOCHS} epochs of "
               f"{devrun.STEPS} steps, one training killed and resumed; reports -> "
-              f"{paths.reports_dir(args.profile)} (the projections above are the full run's)",
+              f"{paths.reports_dir(args.profile)} (the disk above is the dev run's; its fits stop after {devrun.STEPS} steps, so it "
+              f"takes far less than the projected time)",
               flush=True)
     try:  # a dev run is meant for any machine: no GPU confirmation
         plan.check(the_plan, yes=(args.yes or args.fast_dev_run) or None)
