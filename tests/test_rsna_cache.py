@@ -337,3 +337,90 @@ def test_reader_keeps_a_bounded_number_of_shards_mapped(built, monkeypatch):
     got = shards.gather(ok["shard"].to_numpy(), ok["row"].to_numpy())
     assert len(shards._maps) == 2 and ok["shard"].nunique() > 2
     np.testing.assert_array_equal(got, rsna.load_images(built, ok))
+
+
+# ---------------------------------------------------------------------------- labels vs images
+
+def _mismatched_root(root: Path) -> dict:
+    """The 24-image folder with two DICOMs whose IDs have no label row (plus a hidden file and
+    a text file, not images), two labelled IDs whose DICOMs are absent and one empty DICOM."""
+    labels = write_rsna(root, 24)
+    images = root / rsna.IMAGES_DIR
+    for name in ("ID_extra0001", "ID_extra0002"):
+        dicom.write_slice(images / f"{name}.dcm", np.zeros((8, 8), np.int16), patient_id="P")
+    (images / ".ID_hidden.dcm").write_bytes(b"x")
+    (images / "README.txt").write_text("not an image")
+    for i in (3, 6):  # both selected, one subtype each
+        (images / f"ID_{i:09x}.dcm").unlink()
+    return labels
+
+
+def test_images_without_labels_and_labels_without_images_are_named_and_counted(
+        tmp_path, monkeypatch, caplog):
+    from medrepro.reporting import report, report_page
+    from medrepro.run import runner
+
+    root = tmp_path / "r"
+    _mismatched_root(root)
+    out = tmp_path / "c"
+    with caplog.at_level("WARNING", logger="medrepro.data.rsna.cache"):
+        rsna.build_cache(root, out, workers=2, image_size=8, shard_size=4, progress=False)
+    assert rsna.unlabelled_images(root, rsna.read_labels(root / registry.RSNA_LABELS_CSV)
+                                  ["image_id"]) == ["ID_extra0001", "ID_extra0002"]
+    man = rsna.load_manifest(out)
+    bad = man[man["status"] == "skipped"].set_index("image_id")
+    assert bad["problem"].to_dict() == {"ID_000000001": "empty file",
+                                        "ID_000000003": rsna.NO_IMAGE,
+                                        "ID_000000006": rsna.NO_IMAGE,
+                                        "ID_extra0001": rsna.NO_LABEL,
+                                        "ID_extra0002": rsna.NO_LABEL}
+    assert "no stage_2_train/ID_000000003.dcm" in bad.loc["ID_000000003", "detail"]
+    assert (bad.loc["ID_extra0001", ["shard", "row"]] == -1).all()
+    n_selected = len(rsna.selected_images(root))
+    assert len(man) == n_selected + 2
+    assert "no label: ID_extra0001, ID_extra0002" in caplog.text
+    assert "2 file(s) skipped, no image: ID_000000003, ID_000000006" in caplog.text
+
+    skips = rsna.skips_table(out).set_index("problem")
+    assert skips["files"].to_dict() == {"empty file": 1, rsna.NO_IMAGE: 2, rsna.NO_LABEL: 2,
+                                        "total": 5}
+    assert skips.loc[rsna.NO_LABEL, "examples"] == "ID_extra0001, ID_extra0002"
+    assert skips.loc["total", "detail"] == (f"of {n_selected} selected images and 2 DICOM(s) "
+                                            "without a label")
+    assert rsna.cache_table(out).iloc[0]["skipped"] == 5
+
+    # the splits hold only the images that were read; the missing ones are in no split
+    rsna.write_splits(out, root / registry.RSNA_LABELS_CSV, seed=0)
+    split = rsna.load_split(out)
+    assert len(split) == n_selected - 3 and not set(split["image_id"]) & set(bad.index)
+
+    # the run summary and the report page count and name them as every other skip
+    monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "reports"))
+    record = rsna.skip_record(out)
+    assert record["n_files"] == n_selected + 2
+    assert record["skipped"]["path"].iloc[-1] == str(root / rsna.IMAGES_DIR / "ID_extra0002.dcm")
+    report.record_skips(rsna.DATASET_ID, **record, source="phantom",
+                        notebook="02_preprocess_rsna", profile="smoke", seed=0)
+    summary = runner.skip_summary("smoke", ["02_preprocess_rsna"])
+    entry = summary["by_notebook"]["02_preprocess_rsna"][0]
+    assert summary["total"] == 5 and entry["files_checked"] == n_selected + 2
+    assert entry["by_problem"] == {"empty file": 1, rsna.NO_IMAGE: 2, rsna.NO_LABEL: 2}
+    page = report_page.write_page(profile="smoke").read_text()
+    assert "Input files skipped (5)" in page
+    assert "ID_extra0001.dcm — no label: stage_2_train/ID_extra0001.dcm has no row" in page
+    assert "ID_000000003.dcm — no image: labelled in stage_2_train.csv" in page
+
+
+def test_skips_that_empty_a_class_stop_the_split_naming_class_and_counts(tmp_path):
+    root = tmp_path / "r"
+    write_rsna(root, 24, bad=0)
+    for i in (0, 15):  # the two epidural images: one absent, one empty
+        (root / rsna.IMAGES_DIR / f"ID_{i:09x}.dcm").unlink()
+    (root / rsna.IMAGES_DIR / f"ID_{15:09x}.dcm").write_bytes(b"")
+    out = rsna.build_cache(root, tmp_path / "c", workers=1, image_size=8, progress=False)
+    with pytest.raises(rsna.RsnaDataError,
+                       match=r"rsna_ich: .*class S2 epidural has 0 usable of 2 selected "
+                             r"image\(s\); 2 of \d+ selected image\(s\) skipped \(e\.g\. "
+                             r"ID_000000000, ID_00000000f\)"):
+        rsna.write_splits(out, root / registry.RSNA_LABELS_CSV, seed=0)
+    assert not (out / "split_image.csv").exists()

@@ -95,3 +95,20 @@ def test_split_by_patient_with_few_patients_and_missing_ids():
     assert split[0] == split[1]
     assert any("without PatientID" in n for n in notes)
     assert any("only 3 patient(s)" in n for n in notes)
+
+
+# ---------------------------------------------------------------------------- usable images
+
+def test_check_usable_passes_a_split_that_can_be_made():
+    rsna.check_usable([0] * 8 + [1] * 2, [0] * 4 + [1])  # a class with 1 of 2: goes to train
+    rsna.check_usable([], [])  # nothing selected: nothing to check
+
+
+def test_check_usable_names_an_emptied_class_and_a_split_left_without_val_and_test():
+    with pytest.raises(rsna.RsnaDataError, match=r"class S6 subdural has 0 usable of 3 selected "
+                                                 r"image\(s\); 3 of 13 selected image\(s\) "
+                                                 r"skipped \(e\.g\. ID_a, ID_b, ID_c\)"):
+        rsna.check_usable([0] * 10 + [5] * 3, [0] * 10, examples=["ID_a", "ID_b", "ID_c", "ID_d"])
+    with pytest.raises(rsna.RsnaDataError, match=r"no class has the 4 usable images a validation "
+                                                 r"and a test image need \(most: 3\)"):
+        rsna.check_usable([0] * 6 + [2] * 3, [0] * 3 + [2] * 3)

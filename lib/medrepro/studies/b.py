@@ -182,8 +182,10 @@ def subsample_train(split_df, *, max_train: int | None, seed: int):
 
 def load(settings: BSettings, ds, *, profile: str, seed: int) -> Data:
     """Notebook 02's cache of ``ds`` (resolved ``rsna_ich``; built here if it is not complete)
-    and its splits, training rows capped at ``settings.max_train``."""
+    and its splits, training rows capped at ``settings.max_train``; its skips recorded for the
+    run summary (``report.record_skips``)."""
     cache = rsna.ensure_cache(ds, profile=profile, progress=False)
+    report.record_skips(DATASET, **rsna.skip_record(cache), source=ds.source)
     return Data(ds, cache, load_splits(cache, max_train=settings.max_train, seed=seed), profile)
 
 

@@ -14,22 +14,25 @@ One module per job; the names a notebook uses are re-exported here (``rsna.ensur
 """
 
 from medrepro.data.rsna.cache import (SELECTED_FRACTION, build_cache, ensure_cache,
-                                      selected_images, write_splits)
+                                      selected_images, unlabelled_images, write_splits)
 from medrepro.data.rsna.labels import (CLASSES, DATASET_ID, IMAGES_DIR, LABELS_CSV,
-                                       N_CLASSES, SPLITS, SUBTYPES, read_labels,
+                                       N_CLASSES, NO_IMAGE, NO_LABEL, SPLITS, SUBTYPES,
+                                       RsnaDataError, check_usable, read_labels,
                                        select_single_type, split_by_patient, split_stratified)
 from medrepro.data.rsna.layout import (CACHE_FORMATS, DEFAULT_FORMAT, IMAGE_SIZE,
                                        RAW_IMAGE_BYTES, CacheError, cache_dir, check_shard_files,
                                        is_complete)
 from medrepro.data.rsna.reader import (load_images, load_manifest, load_split, make_dataset,
                                        read_summary, split_notes)
-from medrepro.data.rsna.tables import (cache_table, figure_sample, patients_note, skips_table,
-                                       table1)
+from medrepro.data.rsna.tables import (cache_table, figure_sample, patients_note, skip_record,
+                                       skips_table, table1)
 
 __all__ = ["CACHE_FORMATS", "CLASSES", "DATASET_ID", "DEFAULT_FORMAT", "IMAGES_DIR",
-           "IMAGE_SIZE", "LABELS_CSV", "N_CLASSES", "RAW_IMAGE_BYTES", "SELECTED_FRACTION", "SPLITS", "SUBTYPES",
-           "CacheError", "build_cache", "cache_dir", "cache_table", "check_shard_files",
+           "IMAGE_SIZE", "LABELS_CSV", "NO_IMAGE", "NO_LABEL", "N_CLASSES", "RAW_IMAGE_BYTES",
+           "SELECTED_FRACTION", "SPLITS", "SUBTYPES", "CacheError", "RsnaDataError",
+           "build_cache", "cache_dir", "cache_table", "check_shard_files", "check_usable",
            "ensure_cache", "figure_sample", "is_complete", "load_images", "load_manifest",
            "load_split", "make_dataset", "patients_note", "read_labels", "read_summary",
-           "select_single_type", "selected_images", "skips_table", "split_by_patient",
-           "split_notes", "split_stratified", "table1", "write_splits"]
+           "select_single_type", "selected_images", "skip_record", "skips_table",
+           "split_by_patient", "split_notes", "split_stratified", "table1",
+           "unlabelled_images", "write_splits"]

@@ -7,8 +7,10 @@ shards without a CSV, and ends byte-identical to an uninterrupted one. A shard w
 file is missing, truncated, damaged (compact: SHA-1 trailer) or holds another number of images
 than its CSV lists is rebuilt, never read: checked in full when a build resumes, by header and
 size when a complete cache is opened. Unreadable files are skipped with their reason
-(``status == "skipped"``). Memory stays flat in the number of files: a bounded number of shards
-is in flight, and no image list is held.
+(``status == "skipped"``), a labelled ID whose DICOM is absent as ``"no image"``, and a DICOM of
+the folder whose ID has no label row as ``"no label"`` (listed after the shards' rows). Memory
+stays flat in the number of files: a bounded number of shards is in flight, and no image list
+is held.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -34,8 +37,9 @@ from medrepro.core.seeds import DEFAULT_SEED
 from medrepro.data import compact, dicom
 from medrepro.data import registry
 from medrepro.data.registry import RSNA_LABELS_CSV
-from medrepro.data.rsna.labels import (DATASET_ID, IMAGES_DIR, read_labels, select_single_type,
-                                       split_by_patient, split_stratified)
+from medrepro.data.rsna.labels import (DATASET_ID, IMAGES_DIR, NO_IMAGE, NO_LABEL, check_usable,
+                                       read_labels, select_single_type, split_by_patient,
+                                       split_stratified)
 from medrepro.data.rsna.layout import (CACHE_FORMATS, CACHE_VERSION, DEFAULT_FORMAT, IMAGE_SIZE,
                                        MANIFEST_FIELDS, RAW_IMAGE_BYTES, SHARD_SUFFIX,
                                        SPLIT_FILES, cache_dir, check_shard_files, is_complete,
@@ -47,6 +51,9 @@ COMPACT_BYTES_DEFAULT = 30_100  # bytes per compact image where nothing is measu
 MAX_SHARD_SIZE = 256  # 256 × 224 × 224 × 3 B = 38.5 MB per shard
 MIN_SHARD_SIZE = 8
 TARGET_SHARDS = 16  # small sets still get enough shards to spread over workers
+LOGGED_NAMES = 3  # skipped files named per problem in the build's log line (all are counted)
+
+log = logging.getLogger(__name__)
 
 
 def ensure_cache(ds, *, profile: str, workers: int | None = None,
@@ -92,7 +99,8 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
               "labels_csv": [stat.st_size, stat.st_mtime_ns] if stat else None}
     if _complete_for(out, inputs, shard_size) and not _drop_bad_shards(out, format, full=False):
         return out  # without parsing the label file again (seconds on the real one)
-    images = selected_images(root, max_images=max_images)
+    labels = read_labels(labels_csv)
+    images = _select(labels, max_images=max_images)
     n = len(images)
     if shard_size is None:
         shard_size = int(np.clip(math.ceil(n / TARGET_SHARDS), MIN_SHARD_SIZE, MAX_SHARD_SIZE))
@@ -114,19 +122,37 @@ def build_cache(root: str | os.PathLike, out: str | os.PathLike, *, workers: int
     _run_jobs(jobs, workers=min(workers, max(len(todo), 1)), total=n, initial=done_before,
               progress=progress)
     wall = time.perf_counter() - t0
-    _write_manifest(out, n_shards)
+    _write_manifest(out, n_shards, unlabelled_images(root, labels["image_id"]))
     _write_summary(out, n_shards=n_shards, wall=wall, workers=workers,
                    built=n - done_before, resumed=done_before > 0, format=format)
+    _log_skips(out)
     return out
 
 
 def selected_images(root: str | os.PathLike, *, max_images: int | None = None) -> np.ndarray:
     """Image ids of the six-class selection of ``root/stage_2_train.csv``, sorted (``<U``)."""
-    ids = select_single_type(read_labels(Path(root) / RSNA_LABELS_CSV))["image_id"].to_numpy(str)
+    return _select(read_labels(Path(root) / RSNA_LABELS_CSV), max_images=max_images)
+
+
+def _select(labels, *, max_images: int | None) -> np.ndarray:
+    ids = select_single_type(labels)["image_id"].to_numpy(str)
     if max_images is not None and max_images < len(ids):
         keep = np.random.default_rng(0).permutation(len(ids))[:max_images]
         ids = ids[np.sort(keep)]
     return ids
+
+
+def unlabelled_images(root: str | os.PathLike, label_ids) -> list[str]:
+    """IDs of the DICOMs in ``root/stage_2_train`` (``<ID>.dcm``, hidden names left out) that have
+    no row in the label file (``label_ids``: every labelled ID, selected or not), sorted."""
+    folder = Path(root) / IMAGES_DIR
+    if not folder.is_dir():
+        return []
+    known = set(label_ids)
+    with os.scandir(folder) as entries:  # 752,803 names in the real folder: no stat per file
+        stems = (e.name[:-4] for e in entries
+                 if e.name.endswith(".dcm") and not e.name.startswith("."))
+        return sorted(s for s in stems if s not in known)
 
 
 def _complete_for(out: Path, inputs: dict, shard_size: int | None) -> bool:
@@ -247,7 +273,11 @@ def build_shard(job: tuple) -> dict:
             sl = dicom.read_slice(path)
             dicom.slice_rgb(sl, size=size, out=images[n_ok])
         except dicom.DicomReadError as exc:
-            rows.append((image_id, -1, -1, "", "skipped", exc.problem, exc.detail))
+            if exc.problem == "missing file" and not os.path.lexists(path):
+                rows.append((image_id, -1, -1, "", "skipped", NO_IMAGE,
+                             f"labelled in {RSNA_LABELS_CSV}, no {IMAGES_DIR}/{image_id}.dcm"))
+            else:
+                rows.append((image_id, -1, -1, "", "skipped", exc.problem, exc.detail))
             continue
         rows.append((image_id, k, n_ok, sl.patient_id, "ok", "", ""))
         n_ok += 1
@@ -265,8 +295,9 @@ def build_shard(job: tuple) -> dict:
     return {"shard": k, "n": len(items), "ok": n_ok}
 
 
-def _write_manifest(out: Path, n_shards: int) -> None:
-    """Concatenate the shard CSVs in order into ``manifest.csv`` (streamed, atomic)."""
+def _write_manifest(out: Path, n_shards: int, unlabelled: list[str]) -> None:
+    """Concatenate the shard CSVs in order into ``manifest.csv``, then one skipped row per
+    ``unlabelled`` DICOM (streamed, atomic)."""
     with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="",
                                                          encoding="utf-8") as dst:
         dst.write(",".join(MANIFEST_FIELDS) + "\n")
@@ -274,6 +305,19 @@ def _write_manifest(out: Path, n_shards: int) -> None:
             with open(shard_csv(out, k), encoding="utf-8") as src:
                 next(src)  # header
                 shutil.copyfileobj(src, dst)
+        csv.writer(dst).writerows(
+            (i, -1, -1, "", "skipped", NO_LABEL,
+             f"{IMAGES_DIR}/{i}.dcm has no row in {RSNA_LABELS_CSV}") for i in unlabelled)
+
+
+def _log_skips(out: Path) -> None:
+    """One warning per skip problem of the cache ``out``: the count and the first IDs."""
+    man = load_manifest(out)
+    bad = man[man["status"] == "skipped"]
+    for problem, g in bad.groupby("problem", sort=True):
+        more = f" and {len(g) - LOGGED_NAMES} more" if len(g) > LOGGED_NAMES else ""
+        log.warning("RSNA cache %s: %d file(s) skipped, %s: %s%s", out.name, len(g), problem,
+                    ", ".join(g["image_id"][:LOGGED_NAMES]), more)
 
 
 def _write_summary(out: Path, *, n_shards: int, wall: float, workers: int, built: int,
@@ -309,6 +353,9 @@ def write_splits(cache: str | os.PathLike, labels_csv: str | os.PathLike, *,
     seed = DEFAULT_SEED if seed is None else int(seed)
     labels = select_single_type(read_labels(labels_csv))
     man = load_manifest(cache)
+    selected = labels.merge(man[["image_id", "status"]], on="image_id", how="inner")
+    check_usable(selected["label"], selected.loc[selected["status"] == "ok", "label"],
+                 examples=selected.loc[selected["status"] != "ok", "image_id"].tolist())
     df = (man[man["status"] == "ok"][["image_id", "patient_id", "shard", "row"]]
           .merge(labels, on="image_id", how="inner", validate="one_to_one")
           .sort_values("image_id", ignore_index=True))

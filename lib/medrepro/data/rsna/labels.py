@@ -27,6 +27,12 @@ N_CLASSES = len(CLASSES)
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)
 MIN_PER_CLASS_TO_SPLIT = 4  # fewer images of a class: all of them go to train
+NO_LABEL = "no label"  # the skip of a DICOM whose ID has no row in the label file
+NO_IMAGE = "no image"  # the skip of a labelled ID whose DICOM is not in the images folder
+
+
+class RsnaDataError(ValueError):
+    """The RSNA data cannot give the paper's split (the message names dataset, class, counts)."""
 
 
 def read_labels(csv_path: str | os.PathLike):
@@ -163,6 +169,29 @@ def split_by_patient(labels: Sequence[int], patient_ids: Sequence[str], *, seed:
         notes.append(f"class {class_name(c)}: no patient in train; moved patient {g} "
                      f"({min(sizes)[0]} image(s)) from val/test to train")
     return out, notes
+
+
+def check_usable(selected: Sequence[int], usable: Sequence[int], *,
+                 examples: Sequence[str] = ()) -> None:
+    """Raise :class:`RsnaDataError` when the skips leave a class of the selection without a usable
+    image, or leave no class with ``MIN_PER_CLASS_TO_SPLIT`` images (validation and test empty).
+
+    ``selected``: the class (0..5) of every selected image, skipped or not; ``usable``: the class
+    of every image that was read. ``examples``: skipped files to name in the message.
+    """
+    have = np.bincount(np.asarray(usable, dtype=np.int64), minlength=N_CLASSES)
+    want = np.bincount(np.asarray(selected, dtype=np.int64), minlength=N_CLASSES)
+    short = [f"class {class_name(c)} has 0 usable of {want[c]} selected image(s)"
+             for c in range(N_CLASSES) if want[c] and not have[c]]
+    if want.any() and have.max() < MIN_PER_CLASS_TO_SPLIT:
+        short.append(f"no class has the {MIN_PER_CLASS_TO_SPLIT} usable images a validation and "
+                     f"a test image need (most: {have.max()})")
+    if short:
+        named = f" (e.g. {', '.join(examples[:3])})" if len(examples) else ""
+        raise RsnaDataError(f"{DATASET_ID}: the skipped files leave too few images to split: "
+                            + "; ".join(short) + f"; {int(want.sum() - have.sum())} of"
+                            f" {int(want.sum())} selected image(s) skipped{named}. Replace "
+                            "them (B.skips and the run summary name them)")
 
 
 def _check_fractions(fractions: Sequence[float]) -> None:

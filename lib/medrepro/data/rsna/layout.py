@@ -8,7 +8,8 @@ Under ``paths.cache_root()`` (``data/processed``, or ``$MEDREPRO_CACHE_DIR``)::
                                    losslessly coded by ``medrepro.data.compact`` (~29 KiB/image)
         shard-00000.npy            format "raw": uint8 (n, 224, 224, 3) (147 KiB/image)
         shard-00000.csv            image_id, shard, row, patient_id, status, problem, detail
-        manifest.csv               all shard CSVs, in order (written when every shard is done)
+        manifest.csv               all shard CSVs, in order, then a skipped row per DICOM
+                                   without a label row (written when every shard is done)
         summary.json               build statistics; its presence marks the cache complete
         split_image.csv            image_id, label, label_name, patient_id, split, shard, row
         split_patient.csv          the same, split by patient

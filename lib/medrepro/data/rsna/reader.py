@@ -22,7 +22,8 @@ MAX_OPEN_SHARDS = 256  # mapped shard files per reader (file descriptors)
 
 
 def load_manifest(cache: str | os.PathLike):
-    """``manifest.csv`` of a complete cache as a DataFrame (one row per selected image)."""
+    """``manifest.csv`` of a complete cache as a DataFrame (one row per selected image, then
+    one per DICOM without a label row, skipped)."""
     import pandas as pd
 
     require_complete(cache)

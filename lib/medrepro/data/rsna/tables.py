@@ -1,5 +1,6 @@
 """What notebooks 02 and 04 show of the RSNA data: ``B.table1`` (images per class and split beside
-the paper's), ``B.skips``, ``B.cache``, the patients note and the DICOM of ``B.fig3``."""
+the paper's), ``B.skips`` (and its record for the run summary), ``B.cache``, the patients note
+and the DICOM of ``B.fig3``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from medrepro.core import manifest, paths
 from medrepro.data import dicom
-from medrepro.data.rsna.labels import CLASSES, DATASET_ID, IMAGES_DIR, SPLITS
+from medrepro.data.rsna.labels import CLASSES, DATASET_ID, IMAGES_DIR, NO_LABEL, SPLITS
 from medrepro.data.rsna.layout import CacheError
 from medrepro.data.rsna.reader import load_manifest, read_summary
 
@@ -46,7 +47,9 @@ def table1(split_df, *, with_paper: bool = True):
 
 
 def skips_table(cache: str | os.PathLike):
-    """Skipped files per problem, with up to three example ids and one detail (``B.skips``).
+    """Skipped files per problem, with up to three example ids and one detail (``B.skips``):
+    unreadable DICOMs, labelled IDs without a DICOM (``no image``) and DICOMs without a label
+    row (``no label``).
 
     Always has a ``total`` row, so a clean build shows ``0`` rather than nothing.
     """
@@ -57,9 +60,23 @@ def skips_table(cache: str | os.PathLike):
     rows = [{"problem": problem, "files": len(g), "examples": ", ".join(g["image_id"][:3]),
              "detail": g["detail"].iloc[0]}
             for problem, g in bad.groupby("problem", sort=True)]
+    n_unlabelled = int((bad["problem"] == NO_LABEL).sum())
     rows.append({"problem": "total", "files": len(bad), "examples": "",
-                 "detail": f"of {len(man)} selected images"})
+                 "detail": f"of {len(man) - n_unlabelled} selected images"
+                 + (f" and {n_unlabelled} DICOM(s) without a label" if n_unlabelled else "")})
     return pd.DataFrame(rows)
+
+
+def skip_record(cache: str | os.PathLike) -> dict:
+    """What ``report.record_skips`` takes of the cache's skips: ``skipped`` (``path`` of each
+    skipped DICOM, ``problem``, ``detail``) and ``n_files`` (the labelled IDs and DICOMs looked
+    at)."""
+    man = load_manifest(cache)
+    root = Path(json.loads((Path(cache) / "build.json").read_text(encoding="utf-8"))["root"])
+    bad = man[man["status"] == "skipped"]
+    skipped = bad.assign(path=[str(root / IMAGES_DIR / f"{i}.dcm") for i in bad["image_id"]])
+    return {"skipped": skipped[["path", "problem", "detail"]].reset_index(drop=True),
+            "n_files": len(man)}
 
 
 def cache_table(cache: str | os.PathLike):
