@@ -76,10 +76,16 @@ def test_a_full_disk_stops_the_run_and_the_summary_counts_skipped_inputs(tmp_pat
               "report.record_skips('brain_tumor_sartaj', pd.DataFrame({'path': ['a (1).jpg', "
               "'b.jpg'], 'problem': ['empty file', 'not an image'], 'detail': ['0 bytes', "
               "'text']}), source='brain_tumor_sartaj', n_files=10)")
-    _notebook(nbs / "02_full.ipynb", "from medrepro.core.fileio import DiskFullError\n"
+    _notebook(nbs / "02_again.ipynb",  # the same dataset read again: its files count once
+              "import pandas as pd\nfrom medrepro.reporting import report\n"
+              "report.start_run('02_again', profile='smoke', seed=1)\n"
+              "report.record_skips('brain_tumor_sartaj', pd.DataFrame({'path': ['a (1).jpg'], "
+              "'problem': ['empty file'], 'detail': ['0 bytes']}), source='brain_tumor_sartaj', "
+              "n_files=10)")
+    _notebook(nbs / "03_full.ipynb", "from medrepro.core.fileio import DiskFullError\n"
                                      "raise DiskFullError('/data/runs', what='state.npz', "
                                      "needed=1000)")
-    _notebook(nbs / "03_never.ipynb", "print('not reached')")
+    _notebook(nbs / "04_never.ipynb", "print('not reached')")
     monkeypatch.setattr(paths, "notebooks_dir", lambda: nbs)
     monkeypatch.setenv("MEDREPRO_REPORTS", str(tmp_path / "reports"))
     assert runner.main(["--profile", "smoke"]) == 1
@@ -88,9 +94,9 @@ def test_a_full_disk_stops_the_run_and_the_summary_counts_skipped_inputs(tmp_pat
     assert "STOPPED: the disk is full" in captured.err and "not reached" not in captured.out
     out = tmp_path / "reports" / "smoke"
     summary = json.loads((out / "run_summary.json").read_text())
-    assert list(summary["status"]) == ["01_skips", "02_full"]
+    assert list(summary["status"]) == ["01_skips", "02_again", "03_full"]
     skips = summary["skipped_inputs"]
-    assert skips["total"] == 2
+    assert skips["total"] == 2 and skips["by_dataset"] == {"brain_tumor_sartaj": 2}
     entry = skips["by_notebook"]["01_skips"][0]
     assert entry["by_problem"] == {"empty file": 1, "not an image": 1}
     assert entry["files_checked"] == 10 and entry["files"][0]["path"] == "a (1).jpg"

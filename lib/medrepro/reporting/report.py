@@ -289,6 +289,16 @@ def read_skips(*, profile: str, reports_root: str | os.PathLike | None = None,
     return out
 
 
+def skips_by_dataset(records: Iterable[dict]) -> dict[str, int]:
+    """Skipped files per dataset of :func:`read_skips`'s records, each counted once: every
+    notebook that reads a dataset applies the same rule to the same files, so the largest
+    count stands for them all."""
+    out: dict[str, int] = {}
+    for r in records:
+        out[r["dataset"]] = max(out.get(r["dataset"], 0), int(r["skipped"]))
+    return out
+
+
 def _read_records(path: Path) -> list[dict]:
     """A JSON list of records; a damaged file is reported and replaced, never half-trusted."""
     from medrepro.core.fileio import CorruptFileError, read_json

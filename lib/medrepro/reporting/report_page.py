@@ -183,10 +183,11 @@ def _notebooks_section(base: Path, summary: dict) -> str:
 
 def _skips_section(records: list[dict]) -> str:
     """The input files each notebook skipped (``report.record_skips``), per dataset and problem,
-    with the first files named; "none" when every file checked was used."""
+    with the first files named; "none" when every file checked was used. The total counts each
+    dataset's files once."""
     if not records:
         return ""
-    total = sum(r["skipped"] for r in records)
+    total = sum(report.skips_by_dataset(records).values())
     rows = []
     for r in records:
         problems = "; ".join(f"{k}: {v}" for k, v in r.get("by_problem", {}).items())

@@ -282,13 +282,15 @@ def _run(args, notebooks: dict[str, Path], runs: list, out_dir: Path) -> int:
 
 
 def skip_summary(profile: str, notebooks: list[str]) -> dict:
-    """The input files ``notebooks`` skipped (``report.record_skips``): ``total`` (per dataset
-    and notebook, so a file skipped by two notebooks counts twice) and one entry per notebook
-    and dataset with the files checked, skipped, per problem, and the first files named."""
+    """The input files ``notebooks`` skipped (``report.record_skips``): ``total``, each
+    dataset's skipped files counted once (``report.skips_by_dataset``), and one entry per
+    notebook and dataset with the files checked, skipped, per problem, and the first files
+    named."""
     from medrepro.reporting import report
 
     records = report.read_skips(profile=profile, notebooks=notebooks)
-    return {"total": sum(r["skipped"] for r in records),
+    by_dataset = report.skips_by_dataset(records)
+    return {"total": sum(by_dataset.values()), "by_dataset": by_dataset,
             "by_notebook": {nb: [{k: r[k] for k in ("dataset", "source", "files_checked",
                                                     "skipped", "by_problem", "files")}
                                  for r in records if r["notebook"] == nb]
