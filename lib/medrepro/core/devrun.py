@@ -32,7 +32,8 @@ LABEL = ("FAST DEV RUN: the code at the paper's sizes on a few items, 2 epochs o
 
 
 # A dev run's items: the profile rows' counts capped here (a real source is capped too), so
-# that every split keeps a few items of each class; sizes in pixels and voxels stay the profile's.
+# that every split keeps a few items of each class, and the explanations' step counts (their
+# loops run, a few times); sizes in pixels and voxels stay the profile's.
 CAPS: dict[str, dict[str, int]] = {
     "phantoms": {"mri_train_per_class": 40, "mri_test_per_class": 10, "rsna_images": 400,
                  "mosmed_per_class": 10},
@@ -40,8 +41,9 @@ CAPS: dict[str, dict[str, int]] = {
     "A": {"max_images": 200},
     "B": {"max_train": 160},
     "C": {"max_images": 200},
-    "D": {"max_per_class": 10, "xai_sanity": 2, "xai_faith": 2},
-    "E": {"max_images": 200, "xai_sanity": 2, "xai_faith": 2},
+    "D": {"max_per_class": 10, "xai_sanity": 1, "xai_faith": 2, "xai_steps": 8},
+    "E": {"max_images": 200, "ig_steps": 8, "xai_sanity": 1, "xai_faith": 2, "xai_steps": 8,
+          "gallery_wrong": 2, "gallery_unsure": 1},
 }
 
 
