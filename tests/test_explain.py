@@ -50,6 +50,16 @@ def test_gradcam_3d_averages_over_all_spatial_axes():
     assert batch.shape == (2, 12, 12, 8)
 
 
+def test_gradcam_in_passes_of_batch_size_gives_the_maps_of_one_pass():
+    model = _identity_conv_model(spatial=(12, 12, 8))
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 12, 12, 8, 1), dtype=np.float32)
+    whole = explain.gradcam(model, x)  # each item's own predicted class
+    passes = explain.gradcam(model, x, batch_size=2)  # passes of 2, 2, 1
+    assert passes.shape == whole.shape == (5, 12, 12, 8)
+    np.testing.assert_allclose(passes, whole, atol=1e-6)
+
+
 def test_zero_input_gives_zero_maps_not_nan():
     model = _identity_conv_model()
     zero = np.zeros((16, 16, 1), dtype="float32")

@@ -39,7 +39,7 @@ class ExplainError(ValueError):
 
 # ---------------------------------------------------------------------------- public API
 def gradcam(model, x, *, layer: str | None = None, class_index: int | None = None,
-            target: str = "logit") -> np.ndarray:
+            target: str = "logit", batch_size: int | None = None) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017) of ``class_index`` (default: the predicted class).
 
     Channel weights are the gradients of the class score w.r.t. the layer's activation,
@@ -48,12 +48,17 @@ def gradcam(model, x, *, layer: str | None = None, class_index: int | None = Non
     differentiates the class score before the output layer's softmax or sigmoid
     (:func:`output_logits`); ``"probability"`` the output itself, which saturates. A model
     whose output has no softmax/sigmoid gives the same map either way. ``layer``: a layer name
-    at any nesting depth (default: the last convolution). Returns ``(*spatial)`` or
-    ``(B, *spatial)`` float32.
+    at any nesting depth (default: the last convolution). ``batch_size``: items per gradient
+    pass (default: all at once; a 3-D CNN's activations for many volumes exceed a GPU's
+    memory). Returns ``(*spatial)`` or ``(B, *spatial)`` float32.
     """
     if target not in GRADCAM_TARGETS:
         raise ExplainError(f"target={target!r}: expected one of {', '.join(GRADCAM_TARGETS)}")
     batch, single = _as_batch(model, x)
+    if batch_size and len(batch) > batch_size:
+        return np.concatenate([gradcam(model, batch[i:i + batch_size], layer=layer,
+                                       class_index=class_index, target=target)
+                               for i in range(0, len(batch), batch_size)])
     conv = find_layer(model, layer)
     import tensorflow as tf
 

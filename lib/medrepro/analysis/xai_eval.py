@@ -68,7 +68,8 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
              masks: np.ndarray, regions: np.ndarray | None, confidence: np.ndarray,
              lesion_size: np.ndarray, class_index: np.ndarray, shuffled_model=None,
              maps_by_seed: Mapping | None = None, n_sanity: int, n_faith: int, steps: int,
-             target: str = "probability", seed: int = 0, n_boot: int = 1000) -> XaiEvaluation:
+             target: str = "probability", seed: int = 0, n_boot: int = 1000,
+             score_batch: int = faithfulness.SCORE_BATCH) -> XaiEvaluation:
     """Evaluate the methods' ``maps`` (method -> ``(N, *spatial)``, of the original ``model``
     on ``inputs`` ``(N, *spatial, C)``, channels last) on the N scored items.
 
@@ -79,7 +80,8 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
     ``class_index`` ``(N,)``: the class whose score the faithfulness curves follow (``target``:
     :func:`medrepro.analysis.faithfulness.scorer`); ``maps_by_seed``: for repeatability,
     :func:`medrepro.analysis.sanity.seed_repeatability`'s input. ``n_sanity`` / ``n_faith``
-    items (a seeded subset) for the sanity checks and the curves, ``steps`` per curve."""
+    items (a seeded subset) for the sanity checks and the curves, ``steps`` per curve, scored
+    ``score_batch`` perturbed inputs per forward pass."""
     n = len(inputs)
     if any(len(m) != n for m in maps.values()) or (masks is not None and len(masks) != n):
         raise ValueError(f"evaluate: {n} inputs, maps of {[len(m) for m in maps.values()]} "
@@ -107,7 +109,7 @@ def evaluate(model, inputs: np.ndarray, maps: Mapping[str, np.ndarray], *,
                                           n_boot=n_boot, seed=seed)
         example_maps[sanity.SHUFFLED] = shuffled_maps
     chosen = subset(n, n_faith, seed=seed + 1)
-    score = faithfulness.scorer(model, target=target)
+    score = faithfulness.scorer(model, target=target, batch=score_batch)
     curves = {m: faithfulness.curves(score, inputs[chosen], v[chosen],
                                      class_index=np.asarray(class_index)[chosen], steps=steps,
                                      seed=seed) for m, v in every.items()} if len(chosen) else {}

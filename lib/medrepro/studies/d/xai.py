@@ -17,6 +17,9 @@ from medrepro.studies.d.training import VariantResult
 # D.xai_score / D.fig_xai_score: the pointing game (medrepro.analysis.xai_score) of the best model's 3-D
 # Grad-CAM on the CT-23 evaluation volumes it classifies correctly, against the phantom's masks.
 N_SCORE_SHOWN = 6  # volumes in D.fig_xai_score
+# Volumes per forward or gradient pass of the maps and curves: at 128x128x64 one volume's
+# activations take about 1 GB, so all test volumes at once would not fit a T4.
+VOLUMES_PER_PASS = 4
 
 
 SCORED = "scored"
@@ -105,7 +108,7 @@ def score_gradcam(res: VariantResult, data: Data, ds, key: str, *, split: str, n
     chosen, masks = chosen[keep], masks[keep]
     lungs = np.stack([preprocess_mask(d["region"], **prep) for d, k in zip(drawn, keep) if k])
     cams = explain.gradcam(res.results[key].restore(), x[chosen][..., None],
-                           layer=GRADCAM_LAYER)
+                           layer=GRADCAM_LAYER, batch_size=VOLUMES_PER_PASS)
     return XaiScore(status=SCORED, **base, **counts, volumes=x[chosen], masks=masks, lungs=lungs,
                     cams=cams, game=xai_score.pointing_game(cams, masks, regions=lungs),
                     correct=pred[chosen] == 1, names=tuple(rows["name"].iloc[chosen]),
@@ -225,18 +228,20 @@ def evaluate_gradcam(score: XaiScore, res: VariantResult, *, settings, runs, shu
         x, _ = scenario_splits(res.results[score.key].scenario, res.splits)[score.split]
         pick = xai_eval.subset(len(x), max(settings.xai_sanity, settings.xai_faith), seed=seed)
         volumes, masks, lungs, size = x[pick], None, None, np.zeros(len(pick))
-        maps = {METHOD: explain.gradcam(model, volumes[..., None], layer=GRADCAM_LAYER)}
+        maps = {METHOD: explain.gradcam(model, volumes[..., None], layer=GRADCAM_LAYER,
+                                        batch_size=VOLUMES_PER_PASS)}
         keys = [f"{score.split} volume {i}" for i in pick]
     inputs = volumes[..., None]  # (N, H, W, D, 1)
-    p = faithfulness.scorer(model)(inputs)[:, 0]  # probability of "abnormal"
+    p = faithfulness.scorer(model, batch=VOLUMES_PER_PASS)(inputs)[:, 0]  # P("abnormal")
     by_seed = sanity.maps_across_seeds(runs, "D_" + sanity.MAPS_FILE, keys, maps)
     return xai_eval.evaluate(
         model, inputs, maps,
-        maps_of=lambda mdl, xs: {METHOD: explain.gradcam(mdl, xs, layer=GRADCAM_LAYER)},
+        maps_of=lambda mdl, xs: {METHOD: explain.gradcam(mdl, xs, layer=GRADCAM_LAYER,
+                                                         batch_size=VOLUMES_PER_PASS)},
         masks=masks, regions=lungs, confidence=np.maximum(p, 1 - p), lesion_size=size,
         class_index=np.zeros(len(inputs), dtype=int), shuffled_model=shuffled_model,
         maps_by_seed=by_seed, n_sanity=settings.xai_sanity, n_faith=settings.xai_faith,
-        steps=settings.xai_steps, seed=seed, n_boot=settings.n_boot)
+        steps=settings.xai_steps, seed=seed, n_boot=settings.n_boot, score_batch=VOLUMES_PER_PASS)
 
 
 def xai_eval_notes(ev, score: XaiScore) -> str:
