@@ -88,7 +88,9 @@ class BSettings:
     """Study B: input side ``image_size``, at most ``max_epochs`` with early stopping after
     ``patience``; the main run at ``batch_main``, the comparison at ``batch_compare``; at most
     ``max_train`` training images; the models trained on the image and patient splits; ``init``:
-    how DenseNet121/MobileNet start (``random`` | ``imagenet``)."""
+    how DenseNet121/MobileNet start (``random`` | ``imagenet``); Adam's rate ``lr`` per model
+    and the BatchNorm momentum (the paper's 1e-5 and Keras' 0.99 in ``paper``; the demo's:
+    docs/decisions.md#b9)."""
 
     image_size: int
     max_epochs: int
@@ -100,6 +102,8 @@ class BSettings:
     patient_models: tuple[str, ...]
     n_boot: int
     init: str
+    lr: Mapping[str, float]
+    bn_momentum: float = 0.99
     BATCHES: ClassVar[tuple[str, ...]] = ("batch_main", "batch_compare")
 
 
@@ -195,8 +199,14 @@ _THESIS_EPOCHS = {"aug_5": 5, "aug_10": 10, "aug_15": 15, "aug_25": 25, "noaug_5
 _ALL_B_MODELS = ("proposed", "densenet121", "mobilenet", "inception_v1")
 
 
-def _frozen(mapping: Mapping[str, int]) -> Mapping[str, int]:
-    return MappingProxyType(dict(mapping))  # a row's epochs cannot be changed in place
+def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(mapping))  # a row's epochs or rates cannot be changed in place
+
+
+_PAPER_B_LR = _frozen({k: 1e-5 for k in _ALL_B_MODELS})  # Adam 1e-5 (B:205-206)
+# The demo's rates (docs/decisions.md#b9): 1e-4 with BatchNorm, Inception V1 (none) 3e-4.
+_DEMO_B_LR = _frozen({"proposed": 1e-4, "densenet121": 1e-4, "mobilenet": 1e-4,
+                      "inception_v1": 3e-4})
 
 
 PROFILES: dict[str, dict[str, Settings]] = {
@@ -206,7 +216,7 @@ PROFILES: dict[str, dict[str, Settings]] = {
         "smoke": PhantomSizes(mri_train_per_class=12, mri_test_per_class=4, mri_size=256,
                               rsna_images=96, mosmed_per_class=6, mosmed_size=128),
         "demo": PhantomSizes(mri_train_per_class=150, mri_test_per_class=38, mri_size=256,
-                             rsna_images=480, mosmed_per_class=30, mosmed_size=128),
+                             rsna_images=960, mosmed_per_class=30, mosmed_size=128),
         "paper": PhantomSizes(mri_train_per_class=_MASOUD_PAPER["train_per_class"],
                               mri_test_per_class=_MASOUD_PAPER["test_per_class"], mri_size=512,
                               rsna_images=720_733, mosmed_per_class=100, mosmed_size=512),
@@ -233,14 +243,17 @@ PROFILES: dict[str, dict[str, Settings]] = {
     "B": {
         "smoke": BSettings(image_size=64, max_epochs=1, batch_main=32, batch_compare=8,
                            max_train=64, patience=3, compare_models=("proposed",),
-                           patient_models=("proposed",), n_boot=200, init="random"),
-        "demo": BSettings(image_size=64, max_epochs=2, batch_main=32, batch_compare=8,
-                          max_train=160, patience=3,
+                           patient_models=("proposed",), n_boot=200, init="random",
+                           lr=_DEMO_B_LR, bn_momentum=0.9),
+        "demo": BSettings(image_size=64, max_epochs=20, batch_main=32, batch_compare=8,
+                          max_train=None, patience=3,
                           compare_models=("proposed", "mobilenet", "inception_v1"),
-                          patient_models=("proposed",), n_boot=1000, init="random"),
+                          patient_models=("proposed",), n_boot=1000, init="random",
+                          lr=_DEMO_B_LR, bn_momentum=0.9),
         "paper": BSettings(image_size=224, max_epochs=30, batch_main=32, batch_compare=8,
                            max_train=None, patience=3, compare_models=_ALL_B_MODELS,
-                           patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet"),
+                           patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet",
+                           lr=_PAPER_B_LR),
     },
     # C: the demo caps every trial at 15 epochs (trials 1 and 2 are then the same run, trained
     # once: docs/decisions.md#c8); why batch 16: docs/decisions.md#c3.
