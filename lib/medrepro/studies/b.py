@@ -310,7 +310,7 @@ def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, 
                                       image_size=settings.image_size,
                                       max_epochs=settings.max_epochs,
                                       patience=settings.patience, seed=seed, init=init,
-                                      lr=settings.lr[key], bn_momentum=settings.bn_momentum)
+                                      lr=settings.lr, bn_momentum=settings.bn_momentum)
               for key in keys}
     return Trained(models, source=data.source, profile=data.profile, seed=seed,
                    settings=settings, batch_size=batch_size, init=init,
