@@ -133,3 +133,18 @@ def test_build_initialised_random_default_and_models_without_weights(monkeypatch
                      ("densenet121", {"weights": "imagenet"})]
     with pytest.raises(ValueError, match="init='pretrained': expected one of random, imagenet"):
         head_ct.build_initialised("mobilenet", init="pretrained")
+
+
+def test_set_bn_momentum_reaches_every_batchnorm():
+    import keras
+
+    for key in ("proposed", "mobilenet"):
+        model = head_ct.set_bn_momentum(head_ct.build(key, (64, 64, 3)), 0.9)
+        momenta = {layer.momentum for layer in model._flatten_layers()
+                   if isinstance(layer, keras.layers.BatchNormalization)}
+        assert momenta == {0.9}, key
+    built = {layer.momentum for layer in head_ct.build("mobilenet", (64, 64, 3))._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)}
+    assert built == {head_ct.BN_MOMENTUM}  # what the paper profile trains with
+    with pytest.raises(ValueError, match="momentum must be in \\[0, 1\\), got 1.5"):
+        head_ct.set_bn_momentum(model, 1.5)

@@ -68,6 +68,44 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
     assert again.params == whole.params and again.key == "proposed"
 
 
+def test_each_model_trains_with_its_rows_rate_and_batchnorm_momentum(tmp_path, monkeypatch):
+    """The row's recipe reaches every model it trains, and a changed recipe is another run;
+    the paper row keeps the paper's optimiser (docs/decisions.md#b9)."""
+    keras = pytest.importorskip("keras")
+    from types import SimpleNamespace
+
+    from medrepro.models import head_ct
+    from medrepro.training import train
+
+    paper = profiles.settings("B", "paper")
+    assert (paper.lr, paper.bn_momentum) == (head_ct.LEARNING_RATE, head_ct.BN_MOMENTUM)
+
+    class Captured(Exception):
+        pass
+
+    seen = {}
+
+    def capture(model, *args, identity, **kwargs):
+        momenta = {layer.momentum for layer in model._flatten_layers()
+                   if isinstance(layer, keras.layers.BatchNormalization)}
+        seen[identity["model"]] = (float(model.optimizer.learning_rate), momenta, identity)
+        raise Captured
+
+    monkeypatch.setattr(b.rsna, "make_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(train, "fit_once", capture)
+    row = dataclasses.replace(profiles.settings("B", "demo"), image_size=32, bn_momentum=0.8,
+                              lr=2e-4)
+    split = pd.DataFrame({"split": ["train", "val", "test"], "label": [0, 1, 2]})
+    data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": split}, "demo")
+    for key in ("proposed", "inception_v1"):
+        with pytest.raises(Captured):
+            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=key,
+                     seed=0, init="random")
+    assert seen["proposed"][:2] == (pytest.approx(2e-4), {0.8})
+    assert seen["inception_v1"][:2] == (pytest.approx(2e-4), set())  # no BatchNorm in v1
+    assert seen["proposed"][2]["lr"] == 2e-4 and seen["proposed"][2]["bn_momentum"] == 0.8
+
+
 def _trained(models, *, bootstrap=50, replicas=1):
     settings = dataclasses.replace(profiles.settings("B", "smoke"), n_boot=bootstrap)
     return b.Trained(models, source="phantom", profile="smoke", seed=0, settings=settings,

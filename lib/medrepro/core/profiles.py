@@ -88,7 +88,9 @@ class BSettings:
     """Study B: input side ``image_size``, at most ``max_epochs`` with early stopping after
     ``patience``; the main run at ``batch_main``, the comparison at ``batch_compare``; at most
     ``max_train`` training images; the models trained on the image and patient splits; ``init``:
-    how DenseNet121/MobileNet start (``random`` | ``imagenet``)."""
+    how DenseNet121/MobileNet start (``random`` | ``imagenet``); Adam's rate ``lr`` and the
+    BatchNorm momentum (the paper's 1e-5 and Keras' 0.99 in ``paper``; the demo's:
+    docs/decisions.md#b9)."""
 
     image_size: int
     max_epochs: int
@@ -100,6 +102,8 @@ class BSettings:
     patient_models: tuple[str, ...]
     n_boot: int
     init: str
+    lr: float = 1e-5
+    bn_momentum: float = 0.99
     BATCHES: ClassVar[tuple[str, ...]] = ("batch_main", "batch_compare")
 
 
@@ -230,17 +234,22 @@ PROFILES: dict[str, dict[str, Settings]] = {
     # the demo leaves DenseNet121 out (its rows stay empty) and smoke trains the proposed only.
     # init: the paper profile starts them as keras.applications does by default, from ImageNet
     # (random, with a warning, offline); the reduced profiles from random (docs/decisions.md#b1).
+    # lr, bn_momentum: the paper's Adam 1e-5 and Keras' 0.99 in paper; the demo's few hundred
+    # steps learn only at 1e-4 with 0.9 (docs/decisions.md#b9).
     "B": {
         "smoke": BSettings(image_size=64, max_epochs=1, batch_main=32, batch_compare=8,
                            max_train=64, patience=3, compare_models=("proposed",),
-                           patient_models=("proposed",), n_boot=200, init="random"),
-        "demo": BSettings(image_size=64, max_epochs=2, batch_main=32, batch_compare=8,
-                          max_train=160, patience=3,
+                           patient_models=("proposed",), n_boot=200, init="random",
+                           lr=1e-4, bn_momentum=0.9),
+        "demo": BSettings(image_size=64, max_epochs=10, batch_main=32, batch_compare=8,
+                          max_train=None, patience=3,
                           compare_models=("proposed", "mobilenet", "inception_v1"),
-                          patient_models=("proposed",), n_boot=1000, init="random"),
+                          patient_models=("proposed",), n_boot=1000, init="random",
+                          lr=1e-4, bn_momentum=0.9),
         "paper": BSettings(image_size=224, max_epochs=30, batch_main=32, batch_compare=8,
                            max_train=None, patience=3, compare_models=_ALL_B_MODELS,
-                           patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet"),
+                           patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet",
+                           lr=1e-5, bn_momentum=0.99),
     },
     # C: the demo caps every trial at 15 epochs (trials 1 and 2 are then the same run, trained
     # once: docs/decisions.md#c8); why batch 16: docs/decisions.md#c3.

@@ -57,6 +57,9 @@ INCEPTION_DROPOUT = 0.4  # before the classifier, as in the original
 # The paper's training protocol (PAPERS.md B, "Training").
 LEARNING_RATE = 1e-5
 BETA_1 = 0.95
+# BatchNorm moving-average momentum: the paper is silent, so Keras' default (the layers and
+# keras.applications' backbones as built).
+BN_MOMENTUM = 0.99
 
 
 # Initialisation of the comparison models. The paper does not say how DenseNet121 and MobileNet
@@ -234,6 +237,23 @@ def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
         reason = str(exc.__cause__ or exc).splitlines()[0][:120]
         return (build(key, input_shape, n_classes),
                 f"random (ImageNet weights unavailable: {reason})")
+
+
+def set_bn_momentum(model, momentum: float):
+    """Set the moving-average momentum of every BatchNormalization layer of ``model`` (those
+    inside ``keras.applications`` backbones too; before training); returns ``model``.
+
+    With Keras' 0.99 the moving statistics of a short run (a few hundred steps) still hold
+    mostly their initial values, and the inference-mode outputs lag the model being trained.
+    """
+    import keras
+
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}")
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+    return model
 
 
 def compile_paper(model, *, learning_rate: float = LEARNING_RATE, jit_compile: bool | str = False):

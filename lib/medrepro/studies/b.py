@@ -214,11 +214,14 @@ def _split_digest(split_df) -> str:
 
 def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
                        max_epochs: int, patience: int, run_dir, seed: int = 42,
-                       init: str = "random") -> ModelResult:
+                       init: str = "random", lr: float = head_ct.LEARNING_RATE,
+                       bn_momentum: float = head_ct.BN_MOMENTUM) -> ModelResult:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
-    Protocol: :func:`medrepro.models.head_ct.compile_paper`, at most ``max_epochs`` epochs, early
-    stopping on val loss with ``patience``, best weights restored (``medrepro.training.train.fit``).
+    Protocol: :func:`medrepro.models.head_ct.compile_paper` at Adam rate ``lr`` (the paper's
+    by default), BatchNorm momentum ``bn_momentum`` (Keras' by default), at most ``max_epochs``
+    epochs, early stopping on val loss with ``patience``, best weights restored
+    (``medrepro.training.train.fit``).
     Re-run with the same ``run_dir`` and arguments, a finished model is not retrained (its
     weights, history and test outputs are read back) and an interrupted one resumes at its next
     epoch. Returns a :class:`ModelResult`.
@@ -229,13 +232,13 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     run_dir = Path(run_dir)
     seeds.seed_everything(seed)
     model, init_used = head_ct.build_initialised(key, (image_size, image_size, 3), init=init)
-    model = head_ct.compile_paper(model)
+    model = head_ct.compile_paper(head_ct.set_bn_momentum(model, bn_momentum), learning_rate=lr)
     data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
                                  image_size=image_size, shuffle=s == "train", seed=seed)
             for s in ("train", "val", "test")}
     # A finished model is reused, an interrupted one resumes (medrepro.training.train.fit_once).
     identity = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
-                "images": _split_digest(split_df)}
+                "lr": lr, "bn_momentum": bn_momentum, "images": _split_digest(split_df)}
     recipe = train.FitConfig(epochs=max_epochs, patience=patience, checkpoint="weights")
     history = train.fit_once(model, data["train"], data["val"], recipe, run_dir=run_dir,
                              identity=identity, verbose=0)
@@ -306,7 +309,8 @@ def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, 
                                       run_dir=Path(runs) / folder.format(key=key),
                                       image_size=settings.image_size,
                                       max_epochs=settings.max_epochs,
-                                      patience=settings.patience, seed=seed, init=init)
+                                      patience=settings.patience, seed=seed, init=init,
+                                      lr=settings.lr, bn_momentum=settings.bn_momentum)
               for key in keys}
     return Trained(models, source=data.source, profile=data.profile, seed=seed,
                    settings=settings, batch_size=batch_size, init=init,
