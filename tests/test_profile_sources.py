@@ -4,7 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
-from medrepro.core import paths, profile_sources as ps, profiles
+from medrepro.core import paths, profiles
+from medrepro.core import profile_sources as ps
 
 ROOT = paths.project_root()
 PAPERS = ROOT.parent / "shared" / "papers"

@@ -47,11 +47,11 @@ def test_table1_notes_and_leakage(result):
 
 def test_performance_sets_the_plain_cross_entropy_beside_the_papers_loss(result):
     import keras
-    from sklearn.metrics import log_loss
 
     # The evaluated losses of a real model: the plain cross-entropy is sklearn's log loss of
     # the same probabilities, and the smoothed objective is another number.
     from medrepro.data import brain_mri
+    from sklearn.metrics import log_loss
 
     test_ds = brain_mri.image_dataset(result.data.test.assign(label=[0, 1, 2, 3]),
                                       image_size=16, batch_size=4)
