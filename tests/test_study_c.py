@@ -14,13 +14,24 @@ def _rows(val_acc):
     return pd.DataFrame({"trial": [1, 2, 3, 4, 5], "best_val_accuracy": val_acc})
 
 
-def test_final_trial_is_the_best_sgd_trial_not_the_best_overall():
-    # Trial 1 (Adamax) is best overall; trials 3 and 5 are the SGD ones.
-    assert c.final_trial(_rows([0.9, 0.8, 0.5, 0.7, 0.6])) == 5
-    assert c.final_trial(_rows([0.9, 0.8, 0.6, 0.7, 0.6])) == 3  # a tie: the first SGD trial
+@pytest.mark.parametrize("val_acc", [[0.9, 0.8, 0.5, 0.7, 0.6], [0.1, 0.2, 0.9, 0.3, 0.2],
+                                     [0.5] * 5])
+def test_final_trial_is_the_sources_last_trial_whatever_validation_says(val_acc):
+    # The source's third graph, "the last graph I got" (C:32), follows graphs of trials 1 and
+    # 3: the final model is trial 5, even where trial 3 or an Adamax trial validates better, so
+    # C.fig3 (the final model's curves) never repeats C.fig1 or C.fig2.
+    assert c.final_trial(_rows(val_acc)) == 5
 
 
-def _result(final=3):
+def test_final_trial_needs_the_last_trial_and_the_sources_optimizer(monkeypatch):
+    with pytest.raises(ValueError, match=r"lack the source's last trial 5"):
+        c.final_trial(_rows([0.5] * 5).iloc[:4])
+    monkeypatch.setattr(c, "FINAL_OPTIMIZER", "Adam")
+    with pytest.raises(ValueError, match=r"last trial 5 uses SGD: expected Adam"):
+        c.final_trial(_rows([0.5] * 5))
+
+
+def _result(final=5):
     images = pd.DataFrame({"path": [f"/x/{i}.jpg" for i in range(8)], "label": np.arange(8) % 4})
     ds = types.SimpleNamespace(source="phantom", label="Masoud (phantom)",
                                dataset_id="brain_tumor_masoud", is_phantom=True)
@@ -34,18 +45,19 @@ def _result(final=3):
 def test_table1_merges_the_trials_and_flags_the_final_one():
     table = c.table1(_result())
     assert list(table["optimizer"]) == ["Adamax", "Adamax", "SGD", "Adam", "SGD"]
-    assert list(table["final"]) == [False, False, True, False, False]
+    assert list(table["final"]) == [False, False, False, False, True]
     notes = c.table1_notes(_result(), profiles.settings("C", "smoke"), profile="smoke")
-    assert "Final model = trial 3" in notes and "profile smoke (epochs capped at 1;" in notes
+    assert "Final model = trial 5: the source's last trial" in notes
+    assert "profile smoke (epochs capped at 1;" in notes
     assert "batch 16 (global; 16 per replica × 1 replica)" in notes
 
 
 def test_table2_and_leakage_use_the_final_trial():
     res = _result()
     table = c.table2(res, n_boot=20, seed=0)
-    assert list(table["recall"]) == [1.0, 1.0, 1.0, 1.0]  # trial 3 is right everywhere
+    assert list(table["recall"]) == [1.0, 1.0, 1.0, 1.0]  # trial 5 is right everywhere
     leak = c.leakage(res, [], n_boot=20, seed=0)
-    assert list(leak["model"].unique()) == ["final (trial 3)"]
+    assert list(leak["model"].unique()) == ["final (trial 5)"]
     assert list(leak["test set"]) == ["all", "duplicate-free"] and (leak["dropped"] == 0).all()
 
 
@@ -62,7 +74,7 @@ def test_table1_notes_say_when_a_trial_shows_another_trials_run():
     s = dataclasses.replace(profiles.settings("C", "demo"), epochs=10)
     assert "same_run_as" not in c.table1_notes(res, s, profile="demo")
     rows = res.rows.assign(same_run_as=[None, 1, None, None, None])
-    assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 3), s,
+    assert "same_run_as" in c.table1_notes(c.Result(res.data, rows, {}, res.pred, 5), s,
                                            profile="demo")
 
 
@@ -102,16 +114,16 @@ def test_calibration_scores_the_final_trial_and_names_a_shifted_test_set():
     res = _result()
     rng = np.random.default_rng(0)
     val, test = rng.dirichlet(np.ones(4), 40), np.eye(4)[res.data.y_test] * 0.7 + 0.075
-    res = c.Result(res.data, res.rows, {}, res.pred, 3, {3: (val[:1], test)})
+    res = c.Result(res.data, res.rows, {}, res.pred, 5, {5: (val[:1], test)})
     cal = c.calibration(res, n_boot=20, seed=0)
     before = cal.table.set_index("scaling").loc["none"]
-    assert before["model"] == "final (trial 3)" and before["accuracy"] == 1.0
+    assert before["model"] == "final (trial 5)" and before["accuracy"] == 1.0
     assert before["ece"] == pytest.approx(0.225)  # right everywhere at confidence 0.775
     assert before["test_set"] == ""  # a phantom is no shifted test set
     real = types.SimpleNamespace(source="brain_tumor_sartaj", label="Sartaj (real)",
                                  dataset_id="brain_tumor_sartaj", is_phantom=False)
     shifted = c.Result(ImageSplit(real, *[getattr(res.data, f) for f in
                                           ("images", "train", "test", "fit", "val")]),
-                       res.rows, {}, res.pred, 3, res.proba)
+                       res.rows, {}, res.pred, 5, res.proba)
     assert c.calibration(shifted, n_boot=20, seed=0).table["test_set"].str.startswith(
         "shifted test set").all()

@@ -24,7 +24,7 @@ def result(tmp_path):
     history = pd.DataFrame({"accuracy": [0.3], "loss": [1.2], "val_accuracy": [0.25],
                             "val_loss": [1.3]})
     return e.Result(data, mm.xai_cnn((16, 16, 3)), history, 1.25, 0.5,
-                    np.array([0, 1, 3, 3]))
+                    np.array([0, 1, 3, 3]), 0.75)
 
 
 def test_explanation_maps_are_finite_and_image_shaped(result):
@@ -38,10 +38,41 @@ def test_explanation_maps_are_finite_and_image_shaped(result):
 def test_table1_notes_and_leakage(result):
     ci = {"accuracy_lo": 0.1, "accuracy_hi": 0.9}
     notes = e.table1_notes(result, ci)
-    assert "test accuracy 0.5000 (95% CI 0.100-0.900), test loss 1.2500, n = 4" in notes
+    assert ("test accuracy 0.5000 (95% CI 0.100-0.900), test loss 0.7500 (plain cross-entropy; "
+            "1.2500 with our label smoothing), n = 4") in notes
     leak = e.leakage(result, [], n_boot=20, seed=0)
     assert list(leak["split"].unique()) == ["paper (pooled 80/20)"]
     assert leak.iloc[0]["accuracy"] == pytest.approx(0.75)
+
+
+def test_performance_sets_the_plain_cross_entropy_beside_the_papers_loss(result):
+    import keras
+
+    # The evaluated losses of a real model: the plain cross-entropy is sklearn's log loss of
+    # the same probabilities, and the smoothed objective is another number.
+    from medrepro.data import brain_mri
+    from sklearn.metrics import log_loss
+
+    test_ds = brain_mri.image_dataset(result.data.test.assign(label=[0, 1, 2, 3]),
+                                      image_size=16, batch_size=4)
+    result.model.compile(loss=keras.losses.CategoricalCrossentropy(
+        label_smoothing=e.LABEL_SMOOTHING), metrics=["accuracy"])
+    res = e.evaluate_cnn(result.data, result.model, result.history, test_ds)
+    proba = result.model.predict(test_ds, verbose=0)
+    assert res.test_cross_entropy == pytest.approx(log_loss([0, 1, 2, 3], proba,
+                                                            labels=range(4)), rel=1e-5)
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=e.LABEL_SMOOTHING)(
+        np.eye(4), proba)
+    assert res.test_loss == pytest.approx(float(smoothed), rel=1e-4)
+    assert list(res.pred) == list(proba.argmax(axis=1))
+
+    table = e.performance(result).set_index("source")
+    assert list(table.index) == ["ours", "paper"]
+    assert table.loc["ours", e.CE_COLUMN] == 0.75 and table.loc["ours", e.SMOOTHED_COLUMN] == 1.25
+    assert table.loc["paper", e.CE_COLUMN] == 0.1544  # E:45, plain cross-entropy (E:24)
+    assert np.isnan(table.loc["paper", e.SMOOTHED_COLUMN])  # the source names no smoothing
+    assert e.SMOOTHED_COLUMN == "test_loss_smoothed_0.1"
+    assert "label smoothing 0.1" in e.performance_notes(result)
 
 
 def _with_root(result, root):
