@@ -84,7 +84,7 @@ def test_docs_profiles_page_is_generated_from_the_table(tmp_path):
     assert ps.main(["--out", str(tmp_path / "p.md")]) == 0
     text = (tmp_path / "p.md").read_text(encoding="utf-8")
     assert "| `batch` | 16 | 16 | 16 | our choice | [C3](decisions.md#c3) |" in text
-    assert "| `max_epochs` | 1 | 2 | 30 | from the text | B:229 |" in text
+    assert "| `max_epochs` | 1 | 10 | 30 | from the text | B:229 |" in text
     page = Path(ps.page_path()).read_text(encoding="utf-8")
     assert page == text, ("docs/profiles.md is out of date: run "
                           "`python -m medrepro.core.profile_sources`")

@@ -94,6 +94,8 @@ SOURCES: dict[str, dict[str, Source]] = {
         "patient_models": _k("b5", "the models trained on the patient split too"),
         "n_boot": _BOOT,
         "init": _c("b1", "ImageNet, keras.applications' default"),
+        "lr": _t("B:205-206 B:216", "Adam at 1e-5"),
+        "bn_momentum": _t("B:192-194 b9", "BatchNormalization in every block: Keras' 0.99"),
     },
     "C": {
         "image_size": _c("x16", "not given"),
