@@ -374,6 +374,18 @@ _ENTRIES: list[Artifact] = [
              "Failure gallery: the most confident wrong test images, then the least confident "
              "right ones, with their maps and probabilities (the explorer's static form)", _NB3,
              beyond=True),
+    Artifact("B.fig_failures", "B", "figure",
+             "Failure gallery of the proposed model (main run): the most confident wrong test "
+             "images, then the least confident right ones, with their probabilities", _NB4,
+             beyond=True),
+    Artifact("C.fig_failures", "C", "figure",
+             "Failure gallery of the final model: the most confident wrong test images, then "
+             "the least confident right ones, with their probabilities", _NB3, beyond=True),
+    Artifact("D.fig_failures", "D", "figure",
+             "Failure gallery of the 70/20/10 variant's 25-epoch augmented model on its held-out "
+             "test volumes: the most confident wrong, then the least confident right, each by "
+             "the slice through its 3-D Grad-CAM maximum, with its probabilities (the explorer's "
+             "static form)", _NB5, beyond=True),
     Artifact("X.ledger", "X", "table",
              "The claim ledger: every headline number's verdict by the rules of "
              "analysis.verdicts, with its band over seeds", _NB6, beyond=True),
