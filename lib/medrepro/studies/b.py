@@ -322,8 +322,8 @@ def failure_source(main: Trained, data: Data):
         return rsna.load_images(data.cache, test.iloc[[pos]])[0].astype(np.float32) / 255.0
 
     return explorer.Source(cases, LABELS, image,
-                           title=f"B: proposed model, batch {main.batch_size}, test images "
-                                 f"({data.ds.label})")
+                           title=f"B: proposed model, batch {main.batch_size}, test images, "
+                                 f"{data.ds.label}")
 
 
 def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, split: str,

@@ -242,8 +242,8 @@ def failure_source(res: Result, *, image_size: int):
     each image with its probabilities, no maps (the source explains nothing)."""
     cases = mri_common.test_cases(res.data, res.proba[res.final][1])
     return mri_common.test_source(res.data, cases, image_size=image_size, framing=FRAMING,
-                                  title=f"C: final model (trial {res.final}), test set "
-                                        f"({res.data.ds.label})")
+                                  title=f"C: final model (trial {res.final}), test set, "
+                                        f"{res.data.ds.label}")
 
 
 def plan(settings: CSettings, ctx: PlanContext) -> RowPlan:

@@ -455,7 +455,7 @@ def failures_figure(res: Result, cases: pd.DataFrame, *, settings: ESettings):
 
     return explorer.gallery(explorer_source(res, cases, settings=settings),
                             n_wrong=settings.gallery_wrong, n_unsure=settings.gallery_unsure,
-                            title=f"E: the CNN, test set ({res.data.ds.label})")
+                            title=f"E: the CNN, test set, {res.data.ds.label}")
 
 
 def explorer_source(res: Result, cases: pd.DataFrame, *, settings: ESettings):

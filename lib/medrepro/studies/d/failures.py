@@ -42,5 +42,5 @@ def failure_source(variant: VariantResult, data: Data, ds, *, key: str = FAILURE
 
     which = "70/20/10 variant" if heldout else "thesis split"
     return explorer.Source(cases, volumes.CLASS_NAMES, image, maps, volume=True,
-                           title=f"D: {result.scenario.label} ({which}), {split} volumes "
-                                 f"({ds.label})")
+                           title=f"D: {result.scenario.label}, {which}, {split} volumes, "
+                                 f"{ds.label}")
