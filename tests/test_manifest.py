@@ -84,6 +84,14 @@ def test_explanation_scores_belong_to_their_notebooks(ids, notebook):
     assert all(manifest.get(i).beyond for i in ids)  # none is the papers'
 
 
+@pytest.mark.parametrize("study, notebook", [("B", "04_lightweight_ct"), ("C", "03_lstm_cnn_mri"),
+                                             ("D", "05_3dcnn_mosmed"), ("E", "03_lstm_cnn_mri")])
+def test_every_classifier_has_a_failure_gallery_in_its_notebook(study, notebook):
+    art = manifest.get(f"{study}.fig_failures")
+    assert (art.study, art.kind, art.notebook, art.beyond) == (study, "figure", notebook, True)
+    assert art.description.startswith("Failure gallery of ")
+
+
 def test_every_numbered_figure_of_the_papers_is_made_or_excluded_with_a_reason():
     for study, figures in manifest.PAPER_FIGURES.items():
         for fig in figures:

@@ -224,3 +224,36 @@ def test_fig4_frame_lists_every_layer_with_unbatched_shapes():
     assert frame.iloc[0]["type"] == "InputLayer" and frame.iloc[0]["output shape"] == "(64, 64, 3)"
     assert len(frame) == len(model.layers)
     assert frame["params"].sum() == model.count_params()
+
+
+def test_failure_source_lists_the_main_runs_test_images_in_gallery_order(monkeypatch, tmp_path):
+    import matplotlib.pyplot as plt
+    from medrepro.reporting import explorer
+
+    y = np.array([0, 3, 5, 1])
+    proba = np.full((4, 6), 0.02)
+    proba[[0, 1, 2, 3], [0, 4, 4, 1]] = [0.5, 0.9, 0.6, 0.3]  # 1 and 2 wrong: 0.9 then 0.6
+    split = pd.DataFrame({"image_id": [f"ID_{i}" for i in range(7)], "label": [2, 2, 0, 3, 5, 1, 4],
+                          "split": ["train", "val", "test", "test", "test", "test", "train"],
+                          "shard": 0, "row": np.arange(7)})
+    r = dataclasses.replace(_result("proposed", y, proba.argmax(axis=1)), proba=proba)
+    data = b.Data(_ds(label="RSNA (phantom)"), tmp_path, {"image": split}, "smoke")
+    rows = []
+    monkeypatch.setattr(b.rsna, "load_images", lambda cache, frame: rows.append(
+        frame["row"].tolist()) or np.full((len(frame), 8, 8, 3), 255, np.uint8))
+    source = b.failure_source(_trained({"proposed": r}), data)
+    assert source.cases["name"].tolist() == ["ID_2", "ID_3", "ID_4", "ID_5"]
+    assert source.image(0).max() == 1.0 and source.maps is None
+    fig = explorer.gallery(source, n_wrong=5, n_unsure=1)
+    names = [ax.get_title().split("\n")[0] for ax in fig.get_axes()[::2] if ax.get_title()]
+    assert names == ["ID_3", "ID_4", "ID_5"] and rows[1:] == [[3], [4], [5]]
+    plt.close(fig)
+    other = b.Data(data.ds, tmp_path, {"image": split.assign(split="test")}, "smoke")
+    with pytest.raises(ValueError, match="7 test rows in the image split, the main run scored 4"):
+        b.failure_source(_trained({"proposed": r}), other)
+
+
+def _ds(**kw):
+    import types
+
+    return types.SimpleNamespace(source="phantom", **kw)

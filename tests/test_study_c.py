@@ -127,3 +127,27 @@ def test_calibration_scores_the_final_trial_and_names_a_shifted_test_set():
                        res.rows, {}, res.pred, 5, res.proba)
     assert c.calibration(shifted, n_boot=20, seed=0).table["test_set"].str.startswith(
         "shifted test set").all()
+
+
+def test_failure_gallery_shows_the_final_trials_confident_mistakes_first(monkeypatch):
+    import matplotlib.pyplot as plt
+    from medrepro.reporting import explorer
+
+    res = _result()
+    test = np.array([[0.1, 0.7, 0.1, 0.1],     # true 0, called 1 (0.7)
+                     [0.1, 0.6, 0.2, 0.1],     # true 1, right, unsure
+                     [0.05, 0.05, 0.85, 0.05],  # true 2, right, sure
+                     [0.4, 0.1, 0.1, 0.4]])    # true 3, called 0 (0.4)
+    res = c.Result(res.data, res.rows, {}, res.pred, 3, {3: (test[:1], test), 1: (test, test[::-1])})
+    read = []
+    monkeypatch.setattr(brain_mri, "load_images", lambda frame, image_size, framing: read.append(
+        (list(frame["path"]), image_size, framing)) or np.full((len(frame), image_size,
+                                                                image_size, 3), 0.5))
+    source = c.failure_source(res, image_size=20)
+    assert source.maps is None and source.cases["correct"].tolist() == [False, True, True, False]
+    fig = explorer.gallery(source, n_wrong=8, n_unsure=1)
+    titles = [ax.get_title() for ax in fig.get_axes()[::2]]
+    assert [t.split("\n")[0] for t in titles] == ["4.jpg", "7.jpg", "5.jpg"]
+    assert titles[0].endswith("pred meningioma (0.70)") and "trial 3" in fig._suptitle.get_text()
+    assert read == [([f"/x/{i}.jpg"], 20, c.FRAMING) for i in (4, 7, 5)]
+    plt.close(fig)

@@ -346,3 +346,43 @@ def test_train_shuffled_permutes_the_labels_of_the_training_volumes(monkeypatch,
     assert sorted(seen["y"]) == sorted(y) and not np.array_equal(seen["y"], y)
     assert seen["recipe"].epochs == {"noaug_5": 25}  # the longest scenario's
     assert seen["recipe"].patience > 25 and seen["run_dir"] == tmp_path / d.xai.SHUFFLED_RUN
+
+
+def test_failure_source_browses_the_heldout_test_volumes_with_their_gradcam(monkeypatch):
+    import types
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from medrepro.analysis import explain
+    from medrepro.models.chest_ct import GRADCAM_LAYER, cnn3d
+    from medrepro.reporting import explorer, xai_plots
+    from medrepro.studies.d import failures
+
+    model = cnn3d((48, 48, 48, 1))
+    x = _scored_volumes(model).volumes  # (3, 48, 48, 48), a bright lesion each
+    heldout = {"train": (x, np.array([0, 1, 1])), "test": (x, np.array([0, 0, 1]))}
+    restored = []
+    variant = d.VariantResult(heldout, {"aug_25": types.SimpleNamespace(
+        scenario=d.SCENARIOS["aug_25"], restore=lambda: restored.append(1) or model)},
+        {"aug_25": {"test": {"prob": np.array([0.9, 0.2, 0.55])}}})
+    data = types.SimpleNamespace(splits={}, heldout_splits=heldout)
+    seen = {}
+    monkeypatch.setattr(failures, "split_scans", lambda data, split, heldout: seen.update(
+        split=split, heldout=heldout) or pd.DataFrame({"name": ["n0", "n1", "a2"]}))
+    source = d.failure_source(variant, data, types.SimpleNamespace(label="mosmed (phantom)"))
+    assert seen == {"split": "test", "heldout": True} and source.volume
+    assert source.cases["pred_label"].tolist() == ["abnormal", "normal", "abnormal"]
+    assert source.cases["confidence"].tolist() == pytest.approx([0.9, 0.8, 0.55])
+    assert "70/20/10 variant" in source.title
+    cam = explain.gradcam(model, x[0][..., None], layer=GRADCAM_LAYER)
+    np.testing.assert_allclose(source.maps(0)[d.xai.METHOD], cam, atol=1e-6)
+    assert restored  # the scenario's own weights put back first (the model is shared)
+    k = xai_plots.volume_slice(x[0], cam)
+    fig = explorer.gallery(source, n_wrong=1, n_unsure=1)
+    names = [ax.get_title().split("\n")[0] for ax in fig.get_axes()[::3]]
+    assert names[0] == f"n0, slice {k}" and names[1].startswith("a2, slice ")
+    plt.close(fig)
+    ex = explorer.Explorer(source)
+    assert ex.case.value == 0 and ex.slice.value == k and ex.slice.max == 47
+    ex.outcome.value = "correct"
+    assert [v for _, v in ex.case.options] == [2, 1]

@@ -14,6 +14,8 @@ import pandas as pd
 
 WRONG = "wrong"
 UNSURE = "correct, low confidence"
+# Cases a gallery shows where the study's profile row does not size it (B, C, D).
+N_WRONG, N_UNSURE = 8, 4
 
 
 def as_probabilities(prob: np.ndarray) -> np.ndarray:

@@ -243,6 +243,14 @@ def _xai_eval(study: str, what: str, unit: str, notebook: str) -> tuple[Artifact
                      "strata; one item's maps original and randomised", notebook, beyond=True))
 
 
+def _failures(study: str, whose: str, notebook: str, *, cases: str = "test images",
+              each: str = "with their probabilities") -> Artifact:
+    """A classifier's failure gallery (medrepro.reporting.explorer.gallery)."""
+    return Artifact(f"{study}.fig_failures", study, "figure",
+                    f"Failure gallery of {whose}: the most confident wrong {cases}, then the "
+                    f"least confident right ones, {each}", notebook, beyond=True)
+
+
 _ENTRIES: list[Artifact] = [
     # ---- A: LSTM-CNN, Sartaj
     Artifact("A.fig1", "A", "figure", "Sample images per class", _NB1),
@@ -376,10 +384,13 @@ _ENTRIES: list[Artifact] = [
              "Pointing game hits and misses: maps, lesion outlines and maxima", _NB3, beyond=True),
     *_xai_eval("D", "The 3-D Grad-CAM", "voxel", _NB5),
     *_xai_eval("E", "Grad-CAM, Eigen-CAM and Integrated Gradients", "point", _NB3),
-    Artifact("E.fig_failures", "E", "figure",
-             "Failure gallery: the most confident wrong test images, then the least confident "
-             "right ones, with their maps and probabilities (the explorer's static form)", _NB3,
-             beyond=True),
+    _failures("E", "the CNN", _NB3,
+              each="with their maps and probabilities (the explorer's static form)"),
+    _failures("B", "the proposed model (main run)", _NB4),
+    _failures("C", "the final model", _NB3),
+    _failures("D", "the 70/20/10 variant's 25-epoch augmented model", _NB5,
+              cases="held-out test volumes", each="each by the slice through its 3-D Grad-CAM "
+              "maximum, with its probabilities (the explorer's static form)"),
     Artifact("X.ledger", "X", "table",
              "The claim ledger: every headline number's verdict by the rules of "
              "analysis.verdicts, with its band over seeds", _NB6, beyond=True),

@@ -7,9 +7,9 @@ gallery orders them: the wrong ones, most confident first, then the right ones, 
 first. Maps are made when a case is first shown (and kept).
 
 :func:`show` displays the explorer with a fallback: where no kernel runs the widgets (the static
-HTML report, a notebook viewer), the same output shows the failure gallery's figure instead. The
-logic is plain Python (:meth:`Explorer.selection`, :meth:`Explorer.render`), so it is tested
-without a browser.
+HTML report, a notebook viewer), the same output shows the failure gallery's figure instead
+(:func:`gallery`, drawn from the same :class:`Source`). The logic is plain Python
+(:meth:`Explorer.selection`, :meth:`Explorer.render`), so it is tested without a browser.
 """
 
 from __future__ import annotations
@@ -199,6 +199,39 @@ def _case_label(row) -> str:
     mark = "right" if row["correct"] else "WRONG"
     return (f"{mark} · {row['name']} · true {row['true_label']} / pred {row['pred_label']} "
             f"({row['confidence']:.2f})")
+
+
+def gallery(source: Source, *, n_wrong: int | None = None, n_unsure: int | None = None,
+            title: str | None = None, note: str = ""):
+    """The failure gallery of ``source`` (:func:`medrepro.reporting.xai_plots.plot_gallery`):
+    the ``n_wrong`` most confident wrong cases, then the ``n_unsure`` least confident right ones
+    (:func:`medrepro.analysis.failures.gallery_cases`; defaults
+    :data:`~medrepro.analysis.failures.N_WRONG`, :data:`~medrepro.analysis.failures.N_UNSURE`),
+    each with its image, its maps (when ``source`` has them) and probabilities. A volume is
+    shown by the slice through its first map's maximum (no map: the middle slice), named in the
+    case's title. ``title`` defaults to ``source.title``; ``note`` follows the counts line."""
+    from medrepro.analysis import failures
+    from medrepro.reporting import xai_plots
+
+    shown = failures.gallery_cases(source.cases,
+                                   n_wrong=failures.N_WRONG if n_wrong is None else n_wrong,
+                                   n_unsure=failures.N_UNSURE if n_unsure is None else n_unsure)
+    images, maps, names = [], {}, []
+    for pos, name in zip(shown.index, shown["name"]):
+        image = np.asarray(source.image(int(pos)))
+        made = dict(source.maps(int(pos))) if source.maps is not None else {}
+        if source.volume:
+            k = xai_plots.volume_slice(image, next(iter(made.values()), None))
+            image, made = image[:, :, k], {m: np.asarray(v)[:, :, k] for m, v in made.items()}
+            name = f"{name}, slice {k}"
+        images.append(image)
+        names.append(name)
+        for method, m in made.items():
+            maps.setdefault(method, []).append(m)
+    counts = failures.counts_line(source.cases) + (f"; {note}" if note else "")
+    return xai_plots.plot_gallery(images, shown.assign(name=names), labels=source.labels,
+                                  maps=maps or None, note=counts,
+                                  title=f"{title or source.title}: failure gallery")
 
 
 def fallback_html(png: str | os.PathLike | None, *, note: str = "") -> str:

@@ -11,7 +11,8 @@ then with DenseNet121, MobileNet and Inception V1 at batch 8 on the image-level 
   training time (:func:`table4`), ``B.table5`` weighted precision/recall/F1 (:func:`table5`);
 - ``B.table6``-``B.table9`` test confusion matrices (:func:`confusion_tables`);
 - ``B.per_class`` per-class scores with CIs, ``B.mcnemar`` proposed vs each comparison model,
-  ``B.patient_split`` every model on the patient-level split.
+  ``B.patient_split`` every model on the patient-level split; ``B.fig_failures`` the proposed
+  model's failure gallery (:func:`failure_source`).
 
 Each table sits beside the paper's numbers (``manifest.reported_frame``); models a profile does
 not train show empty cells. Headline numbers go to ``06_compare`` via :func:`record_table2`,
@@ -299,6 +300,30 @@ def reliability_figure(cal):
 
     return plots.plot_reliability(cal.frames, title="B: reliability on the test images "
                                                      "(proposed model)")
+
+
+def failure_source(main: Trained, data: Data):
+    """The main run's test images for B.fig_failures (:func:`medrepro.reporting.explorer.gallery`):
+    each image of the image-level split's test rows as cached (uint8 windows scaled to [0, 1],
+    the cache's size) with the proposed model's probabilities; no maps (the paper explains
+    nothing)."""
+    from medrepro.analysis import failures
+    from medrepro.reporting import explorer
+
+    r = main.proposed
+    test = data.splits["image"].query("split == 'test'")
+    if len(test) != len(r.y_true) or (test["label"].to_numpy() != r.y_true).any():
+        raise ValueError(f"{data.cache}: {len(test)} test rows in the image split, the main run "
+                         f"scored {len(r.y_true)} (or other labels): not the split it ran on")
+    cases = failures.cases(r.y_true, r.proba, labels=LABELS,
+                           names=test["image_id"].astype(str).tolist())
+
+    def image(pos: int) -> np.ndarray:  # (S, S, 3) float32
+        return rsna.load_images(data.cache, test.iloc[[pos]])[0].astype(np.float32) / 255.0
+
+    return explorer.Source(cases, LABELS, image,
+                           title=f"B: proposed model, batch {main.batch_size}, test images, "
+                                 f"{data.ds.label}")
 
 
 def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, split: str,

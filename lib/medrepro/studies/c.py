@@ -7,7 +7,7 @@ against one-hot labels with MSE, augmentation on the fly, early stopping on vali
 curves are "the last graph I got" (:func:`final_trial`).
 Artifacts (notebook 03): ``C.table1`` (:func:`table1`), ``C.fig1``-``C.fig3`` (:func:`curves`),
 ``C.fig4`` (:func:`fig4`), ``C.table2`` (:func:`table2`), ``C.leakage`` (:func:`leakage`),
-``C.fig5`` (:func:`fig5`).
+``C.fig5`` (:func:`fig5`); beyond the source ``C.fig_failures`` (:func:`failure_source`).
 """
 
 from __future__ import annotations
@@ -243,6 +243,15 @@ def fig5(res: Result, *, image_size: int, seed: int):
     return mri_common.predictions_figure(res.data.test, res.final_pred, image_size=image_size,
                                    seed=seed, framing=FRAMING,
                                    title=f"C: final model (trial {res.final}), true / predicted")
+
+
+def failure_source(res: Result, *, image_size: int):
+    """The final model's test set for C.fig_failures (:func:`medrepro.reporting.explorer.gallery`):
+    each image with its probabilities, no maps (the source explains nothing)."""
+    cases = mri_common.test_cases(res.data, res.proba[res.final][1])
+    return mri_common.test_source(res.data, cases, image_size=image_size, framing=FRAMING,
+                                  title=f"C: final model (trial {res.final}), test set, "
+                                        f"{res.data.ds.label}")
 
 
 def plan(settings: CSettings, ctx: PlanContext) -> RowPlan:

@@ -481,50 +481,30 @@ def xai_eval_figure(ev, label: str):
 
 def failure_cases(res: Result, *, image_size: int, batch_size: int) -> pd.DataFrame:
     """Every test image's true and predicted class and probabilities
-    (:func:`medrepro.analysis.failures.cases`, names: file names)."""
-    import os
-
-    from medrepro.analysis import failures
-
+    (:func:`medrepro.studies.mri_common.test_cases`)."""
     _, prob = mri_common.probabilities(res.model, res.data, image_size=image_size,
                                        batch_size=batch_size)
-    return failures.cases(res.data.y_test, prob, labels=mri_common.LABELS,
-                          names=[os.path.basename(p) for p in res.data.test["path"]])
+    return mri_common.test_cases(res.data, prob)
 
 
 def failures_figure(res: Result, cases: pd.DataFrame, *, settings: ESettings):
     """E.fig_failures: the ``settings.gallery_wrong`` most confident wrong test images, then the
     ``settings.gallery_unsure`` least confident right ones, each with its three maps and
-    probabilities (:func:`medrepro.reporting.xai_plots.plot_gallery`)."""
-    from medrepro.analysis import failures
-    from medrepro.reporting import xai_plots
+    probabilities (:func:`medrepro.reporting.explorer.gallery` of :func:`explorer_source`)."""
+    from medrepro.reporting import explorer
 
-    shown = failures.gallery_cases(cases, n_wrong=settings.gallery_wrong,
-                                   n_unsure=settings.gallery_unsure)
-    images = brain_mri.load_images(res.data.test.iloc[shown.index.to_numpy()],
-                                   image_size=settings.image_size)
-    maps = xai_maps(res.model, images, ig_steps=settings.ig_steps) if len(images) else None
-    return xai_plots.plot_gallery(images, shown, labels=mri_common.LABELS, maps=maps,
-                                  title=f"E: failure gallery, test set ({res.data.ds.label})",
-                                  note=failures.counts_line(cases))
+    return explorer.gallery(explorer_source(res, cases, settings=settings),
+                            n_wrong=settings.gallery_wrong, n_unsure=settings.gallery_unsure,
+                            title=f"E: the CNN, test set, {res.data.ds.label}")
 
 
 def explorer_source(res: Result, cases: pd.DataFrame, *, settings: ESettings):
-    """What the explorer browses (:class:`medrepro.reporting.explorer.Source`): the test
+    """What the explorer browses (:func:`medrepro.studies.mri_common.test_source`): the test
     images at the model's input size, their three maps made on demand."""
-    from medrepro.reporting import explorer
-
-    test = res.data.test
-
-    def image(pos: int) -> np.ndarray:  # (S, S, 3)
-        return brain_mri.load_images(test.iloc[[pos]], image_size=settings.image_size)[0]
-
-    def maps(pos: int) -> dict[str, np.ndarray]:
-        return {m: v[0] for m, v in xai_maps(res.model, image(pos)[None],
-                                             ig_steps=settings.ig_steps).items()}
-
-    return explorer.Source(cases, mri_common.LABELS, image, maps,
-                           title=f"E: the CNN on the test set ({res.data.ds.label})")
+    return mri_common.test_source(
+        res.data, cases, image_size=settings.image_size,
+        maps=lambda images: xai_maps(res.model, images, ig_steps=settings.ig_steps),
+        title=f"E: the CNN on the test set ({res.data.ds.label})")
 
 
 def plan(settings: ESettings, ctx: PlanContext) -> RowPlan:

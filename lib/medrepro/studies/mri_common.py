@@ -136,6 +136,37 @@ def probabilities(model, data: ImageSplit, *, image_size: int, batch_size: int,
                  for split in (data.val, data.test))
 
 
+def test_cases(data: ImageSplit, prob: np.ndarray) -> pd.DataFrame:
+    """Every test image's true and predicted class and probabilities ``prob`` ``(N, K)`` (test
+    order) (:func:`medrepro.analysis.failures.cases`, names: file names)."""
+    import os
+
+    from medrepro.analysis import failures
+
+    return failures.cases(data.y_test, prob, labels=LABELS,
+                          names=[os.path.basename(p) for p in data.test["path"]])
+
+
+def test_source(data: ImageSplit, cases: pd.DataFrame, *, image_size: int, title: str,
+                framing: str = "stretch", maps=None):
+    """The test set as the failure gallery and the explorer browse it
+    (:class:`medrepro.reporting.explorer.Source`): ``cases`` (:func:`test_cases`), each image
+    read at the model's input ``image_size`` with ``framing``; ``maps(images)``
+    ``(1, S, S, 3)`` -> method -> ``(1, S, S)`` maps, or None (no maps)."""
+    from medrepro.reporting import explorer
+
+    test = data.test
+
+    def image(pos: int) -> np.ndarray:  # (S, S, 3) float32 in [0, 1]
+        return brain_mri.load_images(test.iloc[[pos]], image_size=image_size,
+                                     framing=framing)[0]
+
+    def maps_of(pos: int) -> dict[str, np.ndarray]:
+        return {m: v[0] for m, v in maps(image(pos)[None]).items()}
+
+    return explorer.Source(cases, LABELS, image, None if maps is None else maps_of, title=title)
+
+
 def image_datasets(data: ImageSplit, *, image_size: int, batch_size: int, augment: dict,
                    seed: int, framing: str = "stretch") -> tuple:
     """``(fit, val, test)`` tf.data pipelines of ``data``; ``fit`` shuffled and augmented."""

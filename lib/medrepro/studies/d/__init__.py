@@ -17,12 +17,14 @@ One module per job; the names notebook 05 uses are re-exported here (``d.train_v
 - :mod:`.tables`: ``D.table4_1``, ``D.table4_2``, ``D.table4_3``, ``D.heldout``;
 - :mod:`.xai`: the pointing game of the 3-D Grad-CAM on phantom lesion masks (``D.xai_score``)
   and its evaluation against baselines, sanity checks and faithfulness (``D.xai_eval``);
-- :mod:`.figures`: ``D.gradcam3d``, ``D.fig_xai_score`` and ``D.fig_reliability``.
+- :mod:`.figures`: ``D.gradcam3d``, ``D.fig_xai_score`` and ``D.fig_reliability``;
+- :mod:`.failures`: the failure gallery (``D.fig_failures``) and the test-set explorer's volumes.
 """
 
 from medrepro.studies.d.data import (Data, Splits, cache_frames, eval_split, load_data,
                                      lung_only_splits, print_splits, scenario_splits,
                                      split_table)
+from medrepro.studies.d.failures import FAILURE_SCENARIO, failure_source
 from medrepro.studies.d.figures import gradcam_figure, reliability_figure, xai_score_figure
 from medrepro.studies.d.scenarios import SCENARIOS, Scenario, nested_plan
 from medrepro.studies.d.scoring import (HEADLINE_METRICS, best_scenario, binary_scores,
@@ -39,9 +41,9 @@ from medrepro.studies.d.xai import (SCORED, XaiScore, evaluate_gradcam, preproce
                                     xai_eval_figure, xai_eval_notes, xai_score_notes,
                                     xai_score_table)
 
-__all__ = ["HEADLINE_METRICS", "SCENARIOS", "SCORED", "Data", "Recipe", "Scenario",
+__all__ = ["FAILURE_SCENARIO", "HEADLINE_METRICS", "SCENARIOS", "SCORED", "Data", "Recipe", "Scenario",
            "ScenarioResult", "Splits", "VariantResult", "XaiScore", "best_scenario",
-           "binary_scores", "bn_momenta", "cache_frames", "calibration", "data_digest", "eval_split", "evaluate_gradcam", "evaluate_scenarios", "gradcam_figure",
+           "binary_scores", "bn_momenta", "cache_frames", "calibration", "data_digest", "eval_split", "evaluate_gradcam", "evaluate_scenarios", "failure_source", "gradcam_figure",
            "heldout_table", "load_data", "lung_only_splits", "nested_config", "nested_plan", "performance_table",
            "plan", "predict_labels", "preprocess_mask", "print_splits", "print_trained",
            "record_metrics", "reliability_figure", "reset_model", "run_scenarios", "scenario_splits", "score_gradcam",

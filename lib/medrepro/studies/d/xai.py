@@ -52,17 +52,19 @@ class XaiScore:
     seed: int = 0
 
 
-def split_scans(data: Data, split: str):
-    """The rows of ``data.scans`` (the paper variant) behind ``data.splits[split]``, in order:
+def split_scans(data: Data, split: str, *, heldout: bool = False):
+    """The rows of ``data.scans`` (the paper variant; ``heldout``: ``data.scans_heldout``, the
+    70/20/10 variant) behind ``data.splits[split]`` (``data.heldout_splits[split]``), in order:
     those of ``split`` whose cached volume exists (as :func:`medrepro.data.volumes.load_cached`)."""
     from medrepro.data import volumes
 
-    rows = data.scans[data.scans["split"] == split]
+    scans, splits = ((data.scans_heldout, data.heldout_splits) if heldout else
+                     (data.scans, data.splits))
+    rows = scans[scans["split"] == split]
     kept = rows[[volumes.cached_path(data.cache.folder, p).is_file() for p in rows["path"]]]
-    if len(kept) != len(data.splits[split][1]) or \
-            (kept["label"].to_numpy() != data.splits[split][1]).any():
+    if len(kept) != len(splits[split][1]) or (kept["label"].to_numpy() != splits[split][1]).any():
         raise ValueError(f"{data.cache.folder}: {len(kept)} cached {split} volumes listed, "
-                         f"{len(data.splits[split][1])} loaded; the cache changed since loading")
+                         f"{len(splits[split][1])} loaded; the cache changed since loading")
     return kept
 
 
