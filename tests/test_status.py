@@ -52,7 +52,7 @@ def test_runs_from_several_roots_go_on_one_page_newest_first(tmp_path):
     assert "1 of 2 passed" in overview and "2 of 2 passed" in overview
     assert "7 min 24 s" in overview  # 12.5 + 431.0 s
     demo = page[page.index("### demo"):page.index("### smoke")]
-    assert "| 03_lstm_cnn_mri | failed: RuntimeError: boom | 7 min 11 s |" in demo
+    assert "| 03_lstm_cnn_mri | failed: RuntimeError: boom | 7 min 11 s | — |" in demo
     assert f"| A | {HEAD['metric']} | 42 | {HEAD['reported']:.4g} | 0.475 (0.375–0.575) |" in demo
     assert "PHANTOM DATA" not in demo
     smoke = page[page.index("### smoke"):]
@@ -69,6 +69,21 @@ def test_overview_links_each_run_section(tmp_path):
     assert status.anchor(run) == "demo-phantom-seed-42-2026-12-07t0540110000"
     assert "### demo phantom seed 42 2026-12-07T05:40:11+00:00" in page
     assert "No headline number was found" in page
+
+
+def test_a_fast_dev_run_is_marked_and_its_resumed_notebook_passed(tmp_path):
+    summary = _summary("paper", "phantom", "2026-12-07T12:43:28+00:00")
+    summary["fast_dev_run"] = True
+    summary["status"]["03_lstm_cnn_mri"] = "passed (killed once mid-training, then resumed)"
+    summary["peak_rss_mib"] = {"01_download": 2494.4, "03_lstm_cnn_mri": 11055.3}
+    _write_run(tmp_path, summary)
+    run, = status.find_runs([tmp_path])
+    page = status.status_markdown([run])
+    assert "| paper fast dev run | phantom | 42 |" in page and "2 of 2 passed" in page
+    assert "### paper fast dev run phantom seed 42" in page
+    assert "| 03_lstm_cnn_mri | passed (killed once mid-training, then resumed) | 7 min 11 s | 10.8 GiB |" in page
+    assert "| **all** | 2 of 2 passed | **7 min 24 s** | 10.8 GiB |" in page
+    assert status.anchor(run).startswith("paper-fast-dev-run-phantom-seed-42-")
 
 
 def test_a_profile_folder_is_a_root_too(tmp_path):
@@ -97,7 +112,7 @@ def test_a_long_failure_is_clipped_to_one_table_cell(tmp_path):
     _write_run(tmp_path, summary)
     row = next(line for line in status.status_markdown(status.find_runs([tmp_path])).splitlines()
                if line.startswith("| 03_lstm_cnn_mri |"))
-    assert "a / b x" in row and row.count("|") == 4 and "…" in row and len(row) < 160
+    assert "a / b x" in row and row.count("|") == 5 and "…" in row and len(row) < 160
 
 
 def test_a_summary_kept_on_its_own_and_its_seed_runs(tmp_path):

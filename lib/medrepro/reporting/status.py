@@ -130,7 +130,7 @@ def _clip(text: str, limit: int = 120) -> str:
 
 def _passed(summary: dict[str, Any]) -> str:
     status = summary["status"]
-    ok = sum(1 for s in status.values() if s == "passed")
+    ok = sum(1 for s in status.values() if s.startswith("passed"))  # "passed (killed once ...)"
     return f"{ok} of {len(status)} passed"
 
 
@@ -140,32 +140,40 @@ def runs_table(runs: Sequence[RunRecord]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s = r.summary
-        lines.append(f"| [{r.date}](#{anchor(r)}) | {s['profile']} | {s['data']} | {s['seed']} "
+        lines.append(f"| [{r.date}](#{anchor(r)}) | {_profile(s)} | {s['data']} | {s['seed']} "
                      f"| `{_short(s['git_commit'])}` | {s.get('device', '—')} | {_passed(s)} "
                      f"| {format_seconds(s['total_seconds'])} |")
     return lines
 
 
+def _profile(summary: dict[str, Any]) -> str:
+    """The profile, marked when a fast dev run made the record (its numbers mean nothing)."""
+    return summary["profile"] + (" fast dev run" if summary.get("fast_dev_run") else "")
+
+
 def anchor(run: RunRecord) -> str:
     """The section anchor of a run (as GitHub renders its heading)."""
     s = run.summary
-    text = f"{s['profile']} {s['data']} seed {s['seed']} {run.date}".lower()
+    text = f"{_profile(s)} {s['data']} seed {s['seed']} {run.date}".lower()
     return "".join(c if c.isalnum() or c in "-_" else "-" if c == " " else "" for c in text)
 
 
 def run_section(run: RunRecord) -> list[str]:
     """A run's section: its context, each notebook's status and wall time, its headline numbers."""
     s = run.summary
-    lines = [f"### {s['profile']} {s['data']} seed {s['seed']} {run.date}", "",
+    lines = [f"### {_profile(s)} {s['data']} seed {s['seed']} {run.date}", "",
              (f"- commit `{s['git_commit']}`; device {s.get('device', 'not recorded')}; "
              f"platform {s.get('platform', 'not recorded')}; "
              f"{s.get('cpu_count', '?')} CPUs"),
              f"- records: `{run.folder}`", *_schedule_lines(s), "",
-             "| notebook | status | wall time |", "|---|---|---|"]
+             "| notebook | status | wall time | peak memory (RSS) |", "|---|---|---|---|"]
+    rss = s.get("peak_rss_mib") or {}
     for nb, seconds in s["wall_seconds"].items():
+        peak = f"{rss[nb] / 1024:.1f} GiB" if nb in rss else "—"
         lines.append(f"| {nb} | {_clip(s['status'].get(nb, 'not recorded'))} | "
-                     f"{format_seconds(seconds)} |")
-    lines.append(f"| **all** | {_passed(s)} | **{format_seconds(s['total_seconds'])}** |")
+                     f"{format_seconds(seconds)} | {peak} |")
+    lines.append(f"| **all** | {_passed(s)} | **{format_seconds(s['total_seconds'])}** | "
+                 f"{f'{max(rss.values()) / 1024:.1f} GiB' if rss else '—'} |")
     lines += ["", *metrics_lines(run.metrics)]
     return lines
 
