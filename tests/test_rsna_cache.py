@@ -399,8 +399,9 @@ def test_images_without_labels_and_labels_without_images_are_named_and_counted(
     record = rsna.skip_record(out)
     assert record["n_files"] == n_selected + 2
     assert record["skipped"]["path"].iloc[-1] == str(root / rsna.IMAGES_DIR / "ID_extra0002.dcm")
-    report.record_skips(rsna.DATASET_ID, **record, source="phantom",
-                        notebook="02_preprocess_rsna", profile="smoke", seed=0)
+    report.record_skips(rsna.DATASET_ID, **record, source="phantom",  # not an earlier test's run
+                        notebook="02_preprocess_rsna", profile="smoke", seed=0,
+                        reports_root=tmp_path / "reports")
     summary = runner.skip_summary("smoke", ["02_preprocess_rsna"])
     entry = summary["by_notebook"]["02_preprocess_rsna"][0]
     assert summary["total"] == 5 and entry["files_checked"] == n_selected + 2
