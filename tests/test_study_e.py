@@ -23,8 +23,10 @@ def result(tmp_path):
                       images.iloc[3:4], note="data: Masoud (phantom)")
     history = pd.DataFrame({"accuracy": [0.3], "loss": [1.2], "val_accuracy": [0.25],
                             "val_loss": [1.3]})
+    proba = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.1, 0.2], [0.1, 0.1, 0.3, 0.5],
+                      [0.05, 0.05, 0.1, 0.8]], dtype=np.float32)
     return e.Result(data, mm.xai_cnn((16, 16, 3)), history, 1.25, 0.5,
-                    np.array([0, 1, 3, 3]), 0.75)
+                    np.array([0, 1, 3, 3]), 0.75, proba)
 
 
 def test_explanation_maps_are_finite_and_image_shaped(result):
@@ -198,8 +200,9 @@ def test_failure_gallery_and_explorer_source(result):
     import matplotlib.pyplot as plt
     from medrepro.analysis import failures
 
-    cases = e.failure_cases(result, image_size=16, batch_size=4)
+    cases = e.failure_cases(result)
     assert len(cases) == 4 and list(cases["true"]) == [0, 1, 2, 3]
+    assert list(cases["pred"]) == list(result.pred)  # the evaluation's own predictions
     assert {f"p_{label}" for label in e.mri_common.LABELS} <= set(cases.columns)
     settings = _tiny_settings(gallery_wrong=1, gallery_unsure=1)
     shown = failures.gallery_cases(cases, n_wrong=1, n_unsure=1)

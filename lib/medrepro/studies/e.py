@@ -69,7 +69,8 @@ class Result:
     ``test_loss``: the training objective (cross-entropy with label smoothing
     :data:`LABEL_SMOOTHING`) on the test set; ``test_cross_entropy``: the plain categorical
     cross-entropy (mean negative log-probability of the true class, nats) of the same
-    predictions, the loss the paper reports."""
+    predictions, the loss the paper reports; ``proba``: the test probabilities ``(N, 4)``
+    behind ``pred``."""
 
     data: ImageSplit
     model: Any
@@ -78,6 +79,7 @@ class Result:
     test_accuracy: float
     pred: np.ndarray
     test_cross_entropy: float
+    proba: np.ndarray
 
 
 def load(settings: ESettings, ds, *, seed: int, note: str = "") -> ImageSplit:
@@ -123,7 +125,7 @@ def evaluate_cnn(data: ImageSplit, model, history: pd.DataFrame, test_ds) -> Res
     loss, acc = train.evaluate(model, test_ds)
     proba = train.predict_proba(model, test_ds)  # (N, 4)
     return Result(data, model, history, loss, acc, proba.argmax(axis=1).astype(np.int64),
-                  cal.nll(data.y_test, proba))
+                  cal.nll(data.y_test, proba), proba)
 
 
 def performance(res: Result) -> pd.DataFrame:
@@ -479,12 +481,11 @@ def xai_eval_figure(ev, label: str):
     return xai_plots.plot_xai_evaluation(ev, title=f"E: the explanation maps evaluated ({label})")
 
 
-def failure_cases(res: Result, *, image_size: int, batch_size: int) -> pd.DataFrame:
+def failure_cases(res: Result) -> pd.DataFrame:
     """Every test image's true and predicted class and probabilities
-    (:func:`medrepro.studies.mri_common.test_cases`)."""
-    _, prob = mri_common.probabilities(res.model, res.data, image_size=image_size,
-                                       batch_size=batch_size)
-    return mri_common.test_cases(res.data, prob)
+    (:func:`medrepro.studies.mri_common.test_cases` of the probabilities :func:`evaluate_cnn`
+    predicted)."""
+    return mri_common.test_cases(res.data, res.proba)
 
 
 def failures_figure(res: Result, cases: pd.DataFrame, *, settings: ESettings):
