@@ -106,6 +106,71 @@ def test_each_model_trains_with_its_rows_rate_and_batchnorm_momentum(tmp_path, m
     assert seen["proposed"][2]["lr"] == 2e-4 and seen["proposed"][2]["bn_momentum"] == 0.8
 
 
+def test_inception_v1_takes_its_own_initialiser_and_epochs(tmp_path, monkeypatch):
+    """The demo's Inception V1 (no BatchNorm) starts from He initialisation and trains longer;
+    the other models and the paper row keep the shared recipe, and their run identities name
+    none of it (docs/decisions.md#b10)."""
+    keras = pytest.importorskip("keras")
+    from types import SimpleNamespace
+
+    from medrepro.training import train
+
+    paper = profiles.settings("B", "paper")
+    assert paper.recipe("inception_v1")["options"] == {"kernel_initializer": "glorot_uniform"}
+    assert paper.recipe("inception_v1")["max_epochs"] == paper.max_epochs == 30
+
+    class Captured(Exception):
+        pass
+
+    seen = {}
+
+    def capture(model, train_ds, val_ds, recipe, *, identity, run_dir, **kwargs):
+        inits = {type(layer.kernel_initializer).__name__ for layer in model._flatten_layers()
+                 if isinstance(layer, keras.layers.Conv2D)}
+        seen[identity["model"]] = (recipe, inits, identity, run_dir.name)
+        raise Captured
+
+    monkeypatch.setattr(b.rsna, "make_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(train, "fit_once", capture)
+    row = dataclasses.replace(profiles.settings("B", "demo"), image_size=32,
+                              inception_init="he_normal", inception_max_epochs=25)
+    split = pd.DataFrame({"split": ["train", "val", "test"], "label": [0, 1, 2]})
+    data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": split}, "demo")
+    for key in ("proposed", "inception_v1"):
+        with pytest.raises(Captured):
+            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=key,
+                     seed=0, init="random")
+    recipe, inits, identity, _ = seen["inception_v1"]
+    assert (recipe.epochs, recipe.patience) == (25, row.patience)
+    assert inits == {"HeNormal"}
+    assert identity["options"] == {"kernel_initializer": "he_normal"}
+    recipe, inits, identity, _ = seen["proposed"]
+    assert recipe.epochs == row.max_epochs
+    assert inits == {"GlorotUniform"} and "options" not in identity
+    with pytest.raises(Captured):
+        b._train(dataclasses.replace(paper, image_size=32), data, tmp_path, ["inception_v1"],
+                 split="image", batch_size=8, folder="paper", seed=0, init="random")
+    assert seen["inception_v1"][1] == {"GlorotUniform"} and "options" not in seen["inception_v1"][2]
+
+
+@pytest.mark.parametrize(("batch_main", "folder"), [(8, "main"), (32, "image-proposed")])
+def test_the_comparison_reads_the_main_run_back_when_it_has_the_same_batch(
+        tmp_path, monkeypatch, batch_main, folder):
+    """The demo's main run and its comparison both train the proposed model at batch 8 on the
+    image split: the comparison reuses the main run's folder instead of training it again."""
+    from types import SimpleNamespace
+
+    folders = []
+    monkeypatch.setattr(b, "train_and_evaluate",
+                        lambda key, *a, run_dir, **k: folders.append((key, run_dir.name)))
+    row = dataclasses.replace(profiles.settings("B", "demo"), batch_main=batch_main,
+                              batch_compare=8)
+    data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": None}, "demo")
+    b.train_compare(row, data, tmp_path, seed=0, init="random")
+    assert folders == [("proposed", folder), ("mobilenet", "image-mobilenet"),
+                       ("inception_v1", "image-inception_v1")]
+
+
 def _trained(models, *, bootstrap=50, replicas=1):
     settings = dataclasses.replace(profiles.settings("B", "smoke"), n_boot=bootstrap)
     return b.Trained(models, source="phantom", profile="smoke", seed=0, settings=settings,

@@ -96,6 +96,8 @@ SOURCES: dict[str, dict[str, Source]] = {
         "init": _c("b1", "ImageNet, keras.applications' default"),
         "lr": _t("B:205-206 B:216", "Adam at 1e-5"),
         "bn_momentum": _t("B:192-194 b9", "BatchNormalization in every block: Keras' 0.99"),
+        "inception_init": _c("b10", "not given: Keras' default, Glorot uniform"),
+        "inception_max_epochs": _t("B:229", "30, as every model"),
     },
     "C": {
         "image_size": _c("x16", "not given"),

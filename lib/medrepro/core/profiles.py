@@ -90,7 +90,9 @@ class BSettings:
     ``max_train`` training images; the models trained on the image and patient splits; ``init``:
     how DenseNet121/MobileNet start (``random`` | ``imagenet``); Adam's rate ``lr`` and the
     BatchNorm momentum (the paper's 1e-5 and Keras' 0.99 in ``paper``; the demo's:
-    docs/decisions.md#b9)."""
+    docs/decisions.md#b9); Inception V1, which has no BatchNorm: its convolutions' initialiser
+    ``inception_init`` and its ``inception_max_epochs`` (None: ``max_epochs``;
+    docs/decisions.md#b10)."""
 
     image_size: int
     max_epochs: int
@@ -104,7 +106,20 @@ class BSettings:
     init: str
     lr: float = 1e-5
     bn_momentum: float = 0.99
+    inception_init: str = "glorot_uniform"
+    inception_max_epochs: int | None = None
     BATCHES: ClassVar[tuple[str, ...]] = ("batch_main", "batch_compare")
+
+    def recipe(self, key: str) -> dict[str, Any]:
+        """Model ``key``'s training recipe: ``max_epochs``, ``patience``, ``lr``,
+        ``bn_momentum`` and its builder ``options``; Inception V1 takes its own initialiser and
+        epochs."""
+        out = {"max_epochs": self.max_epochs, "patience": self.patience, "lr": self.lr,
+               "bn_momentum": self.bn_momentum, "options": {}}
+        if key == "inception_v1":
+            out["max_epochs"] = self.inception_max_epochs or self.max_epochs
+            out["options"] = {"kernel_initializer": self.inception_init}
+        return out
 
 
 @dataclass(frozen=True)
@@ -235,21 +250,24 @@ PROFILES: dict[str, dict[str, Settings]] = {
     # init: the paper profile starts them as keras.applications does by default, from ImageNet
     # (random, with a warning, offline); the reduced profiles from random (docs/decisions.md#b1).
     # lr, bn_momentum: the paper's Adam 1e-5 and Keras' 0.99 in paper; the demo's few hundred
-    # steps learn only at 1e-4 with 0.9, and the main run only at batch 8 (docs/decisions.md#b9).
+    # steps learn only at 1e-4 with 0.9, and the main run only at batch 8 (docs/decisions.md#b9);
+    # Inception V1 leaves the class prior there only from He initialisation, after ~12 epochs
+    # (docs/decisions.md#b10).
     "B": {
         "smoke": BSettings(image_size=64, max_epochs=1, batch_main=32, batch_compare=8,
                            max_train=64, patience=3, compare_models=("proposed",),
                            patient_models=("proposed",), n_boot=200, init="random",
-                           lr=1e-4, bn_momentum=0.9),
+                           lr=1e-4, bn_momentum=0.9, inception_max_epochs=1),
         "demo": BSettings(image_size=64, max_epochs=10, batch_main=8, batch_compare=8,
                           max_train=None, patience=3,
                           compare_models=("proposed", "mobilenet", "inception_v1"),
                           patient_models=("proposed",), n_boot=1000, init="random",
-                          lr=1e-4, bn_momentum=0.9),
+                          lr=1e-4, bn_momentum=0.9, inception_init="he_normal",
+                          inception_max_epochs=30),
         "paper": BSettings(image_size=224, max_epochs=30, batch_main=32, batch_compare=8,
                            max_train=None, patience=3, compare_models=_ALL_B_MODELS,
                            patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet",
-                           lr=1e-5, bn_momentum=0.99),
+                           lr=1e-5, bn_momentum=0.99, inception_max_epochs=30),
     },
     # C: the demo caps every trial at 15 epochs (trials 1 and 2 are then the same run, trained
     # once: docs/decisions.md#c8); why batch 16: docs/decisions.md#c3.

@@ -53,6 +53,9 @@ INCEPTION_V1_PLAN: tuple[Any, ...] = (
     ("5b", (384, 192, 384, 48, 128, 128)),
 )
 INCEPTION_DROPOUT = 0.4  # before the classifier, as in the original
+# Keras' default kernel initializer; Inception V1's can be changed (it has no BatchNorm to undo
+# a poor start: docs/decisions.md#b10).
+KERNEL_INIT = "glorot_uniform"
 
 # The paper's training protocol (PAPERS.md B, "Training").
 LEARNING_RATE = 1e-5
@@ -104,17 +107,23 @@ def lightweight_cnn(input_shape: tuple[int, int, int] = PAPER_INPUT, n_classes: 
     return keras.Model(inputs, outputs, name=name)
 
 
-def inception_module(x, filters: tuple[int, int, int, int, int, int], *, name: str):
+def inception_module(x, filters: tuple[int, int, int, int, int, int], *, name: str,
+                     kernel_initializer: str = KERNEL_INIT):
     """One GoogLeNet inception module on ``x`` (B, H, W, C) → (B, H, W, f1 + f3 + f5 + fp).
 
     ``filters`` = (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj); four branches
     concatenated on the channel axis: 1×1 · 1×1 → 3×3 · 1×1 → 5×5 · MaxPool 3×3/1 → 1×1. Every
-    convolution has a bias and a ReLU (no BatchNorm: this is v1, not v2).
+    convolution has a bias and a ReLU (no BatchNorm: this is v1, not v2), its kernel drawn by
+    ``kernel_initializer``.
     """
     from keras import layers
 
     f1, f3r, f3, f5r, f5, fp = filters
-    conv = _conv_relu
+
+    def conv(inputs, filters_, kernel, *, name):
+        return _conv_relu(inputs, filters_, kernel, name=name,
+                          kernel_initializer=kernel_initializer)
+
     b1 = conv(x, f1, 1, name=f"{name}_1x1")
     b3 = conv(conv(x, f3r, 1, name=f"{name}_3x3_reduce"), f3, 3, name=f"{name}_3x3")
     b5 = conv(conv(x, f5r, 1, name=f"{name}_5x5_reduce"), f5, 5, name=f"{name}_5x5")
@@ -124,7 +133,7 @@ def inception_module(x, filters: tuple[int, int, int, int, int, int], *, name: s
 
 
 def inception_v1(input_shape: tuple[int, int, int] = PAPER_INPUT, n_classes: int = N_CLASSES,
-                 *, name: str = "inception_v1"):
+                 *, kernel_initializer: str = KERNEL_INIT, name: str = "inception_v1"):
     """GoogLeNet (Inception V1, Szegedy et al. 2015) without auxiliary classifiers.
 
     Stem: Conv 7×7/64 stride 2 → MaxPool 3×3/2 → Conv 1×1/64 → Conv 3×3/192 → MaxPool 3×3/2;
@@ -134,15 +143,18 @@ def inception_v1(input_shape: tuple[int, int, int] = PAPER_INPUT, n_classes: int
 
     Local response normalisation (after the first pool and after the 3×3/192 conv in the paper)
     is omitted: it has no parameters, later work found it useless, and Keras has no layer for it.
+    ``kernel_initializer``: how every convolution's kernel starts (a Keras initializer name;
+    Keras' default Glorot uniform unless a profile says otherwise).
     """
     import keras
     from keras import layers
 
+    init = {"kernel_initializer": kernel_initializer}
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv_relu(inputs, 64, 7, strides=2, name="conv1_7x7")
+    x = _conv_relu(inputs, 64, 7, strides=2, name="conv1_7x7", **init)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    x = _conv_relu(x, 64, 1, name="conv2_reduce")
-    x = _conv_relu(x, 192, 3, name="conv2_3x3")
+    x = _conv_relu(x, 64, 1, name="conv2_reduce", **init)
+    x = _conv_relu(x, 192, 3, name="conv2_3x3", **init)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
     n_pool = 2
     for step in INCEPTION_V1_PLAN:
@@ -151,7 +163,7 @@ def inception_v1(input_shape: tuple[int, int, int] = PAPER_INPUT, n_classes: int
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{n_pool}")(x)
         else:
             module, filters = step
-            x = inception_module(x, filters, name=f"inception_{module}")
+            x = inception_module(x, filters, name=f"inception_{module}", **init)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(INCEPTION_DROPOUT, name="dropout")(x)
     outputs = _softmax_head(x, n_classes)
@@ -210,7 +222,7 @@ def build(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
 
 def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
                       n_classes: int = N_CLASSES, *, init: str = "random",
-                      fallback: bool = True):
+                      fallback: bool = True, **options: Any):
     """Build model ``key`` initialised as ``init`` asks; returns ``(model, init_used)``.
 
     ``init="random"``: every model from random weights (the reduced profiles; the paper is silent).
@@ -219,14 +231,18 @@ def build_initialised(key: str, input_shape: tuple[int, int, int] = PAPER_INPUT,
     ``fallback`` the model is built randomly with a warning and ``init_used`` says so; without
     it :class:`ModelWeightsError` is raised. ``init_used`` is what tables record: ``"random"``,
     ``"imagenet"``, ``"random (no ImageNet weights for this model)"`` or ``"random (ImageNet
-    weights unavailable: ...)"``.
+    weights unavailable: ...)"``. ``options`` go to the builder of a model without ImageNet
+    weights (Inception V1's ``kernel_initializer``).
     """
     if init not in INITS:
         raise ValueError(f"init={init!r}: expected one of {', '.join(INITS)}")
+    if key not in PRETRAINABLE:
+        return (build(key, input_shape, n_classes, **options),
+                "random" if init == "random" else "random (no ImageNet weights for this model)")
+    if options:
+        raise ValueError(f"{key}: no builder options expected, got {', '.join(options)}")
     if init == "random":
         return build(key, input_shape, n_classes), "random"
-    if key not in PRETRAINABLE:
-        return build(key, input_shape, n_classes), "random (no ImageNet weights for this model)"
     try:
         return build(key, input_shape, n_classes, weights="imagenet"), "imagenet"
     except ModelWeightsError as exc:
@@ -307,11 +323,12 @@ def _leaf_layers(model):
             yield layer
 
 
-def _conv_relu(x, filters: int, kernel: int, *, strides: int = 1, name: str):
+def _conv_relu(x, filters: int, kernel: int, *, strides: int = 1, name: str,
+               kernel_initializer: str = KERNEL_INIT):
     from keras import layers
 
     return layers.Conv2D(filters, kernel, strides=strides, padding="same", activation="relu",
-                         name=name)(x)
+                         kernel_initializer=kernel_initializer, name=name)(x)
 
 
 def _softmax_head(x, n_classes: int):

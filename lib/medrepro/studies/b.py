@@ -216,13 +216,15 @@ def _split_digest(split_df) -> str:
 def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size: int,
                        max_epochs: int, patience: int, run_dir, seed: int = 42,
                        init: str = "random", lr: float = head_ct.LEARNING_RATE,
-                       bn_momentum: float = head_ct.BN_MOMENTUM) -> ModelResult:
+                       bn_momentum: float = head_ct.BN_MOMENTUM,
+                       options: Mapping[str, Any] | None = None) -> ModelResult:
     """Train model ``key`` on the cached RSNA split with the paper's protocol; evaluate on test.
 
     Protocol: :func:`medrepro.models.head_ct.compile_paper` at Adam rate ``lr`` (the paper's
     by default), BatchNorm momentum ``bn_momentum`` (Keras' by default), at most ``max_epochs``
     epochs, early stopping on val loss with ``patience``, best weights restored
-    (``medrepro.training.train.fit``).
+    (``medrepro.training.train.fit``); ``options`` go to the model's builder
+    (:func:`medrepro.models.head_ct.build_initialised`).
     Re-run with the same ``run_dir`` and arguments, a finished model is not retrained (its
     weights, history and test outputs are read back) and an interrupted one resumes at its next
     epoch. Returns a :class:`ModelResult`.
@@ -232,7 +234,9 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
 
     run_dir = Path(run_dir)
     seeds.seed_everything(seed)
-    model, init_used = head_ct.build_initialised(key, (image_size, image_size, 3), init=init)
+    options = dict(options or {})
+    model, init_used = head_ct.build_initialised(key, (image_size, image_size, 3), init=init,
+                                                 **options)
     model = head_ct.compile_paper(head_ct.set_bn_momentum(model, bn_momentum), learning_rate=lr)
     data = {s: rsna.make_dataset(cache, split_df, split=s, batch_size=batch_size,
                                  image_size=image_size, shuffle=s == "train", seed=seed)
@@ -240,6 +244,8 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
     # A finished model is reused, an interrupted one resumes (medrepro.training.train.fit_once).
     identity = {"model": key, "image_size": image_size, "batch_size": batch_size, "seed": seed,
                 "lr": lr, "bn_momentum": bn_momentum, "images": _split_digest(split_df)}
+    # Named only where they depart from the paper's build, so that earlier runs stay reusable.
+    identity |= {"options": options} if options != _default_options(key) else {}
     recipe = train.FitConfig(epochs=max_epochs, patience=patience, checkpoint="weights")
     history = train.fit_once(model, data["train"], data["val"], recipe, run_dir=run_dir,
                              identity=identity, verbose=0)
@@ -267,6 +273,11 @@ def train_and_evaluate(key: str, cache, split_df, *, image_size: int, batch_size
         y_val=split_df.loc[split_df["split"] == "val", "label"].to_numpy(np.int64),
         patient_id=test_rows["patient_id"].astype(str).to_numpy(),
         params=int(model.count_params()), init=init_used, model=model)
+
+
+def _default_options(key: str) -> dict[str, Any]:
+    """The builder options of model ``key`` as the paper profile builds it."""
+    return ({"kernel_initializer": head_ct.KERNEL_INIT} if key == "inception_v1" else {})
 
 
 def _outputs(model, ds, path: Path, *, reuse: bool) -> np.ndarray:
@@ -327,15 +338,15 @@ def failure_source(main: Trained, data: Data):
 
 
 def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, split: str,
-           batch_size: int, folder: str, seed: int, init: str) -> Trained:
-    """Train ``keys`` in turn on ``data.splits[split]`` with the profile's protocol, each in the
-    run folder ``runs / folder`` (``folder`` may hold ``{key}``)."""
+           batch_size: int, folder, seed: int, init: str) -> Trained:
+    """Train ``keys`` in turn on ``data.splits[split]`` with the profile's protocol
+    (``settings.recipe``), each in the run folder ``runs / folder`` (``folder`` may hold
+    ``{key}``; a callable maps the key to its folder)."""
+    name = folder if callable(folder) else folder.format
     models = {key: train_and_evaluate(key, data.cache, data.splits[split], batch_size=batch_size,
-                                      run_dir=Path(runs) / folder.format(key=key),
-                                      image_size=settings.image_size,
-                                      max_epochs=settings.max_epochs,
-                                      patience=settings.patience, seed=seed, init=init,
-                                      lr=settings.lr, bn_momentum=settings.bn_momentum)
+                                      run_dir=Path(runs) / name(key=key),
+                                      image_size=settings.image_size, seed=seed, init=init,
+                                      **settings.recipe(key))
               for key in keys}
     return Trained(models, source=data.source, profile=data.profile, seed=seed,
                    settings=settings, batch_size=batch_size, init=init,
@@ -350,9 +361,14 @@ def train_main(settings: BSettings, data: Data, runs: Path, *, seed: int, init: 
 
 def train_compare(settings: BSettings, data: Data, runs: Path, *, seed: int,
                   init: str) -> Trained:
-    """The comparison: ``settings.compare_models`` at ``batch_compare``, image split."""
+    """The comparison: ``settings.compare_models`` at ``batch_compare``, image split. Where
+    the main run has the same batch (the demo), its proposed model is that run, read back."""
+    def folder(key: str) -> str:
+        same = key == "proposed" and settings.batch_main == settings.batch_compare
+        return "main" if same else f"image-{key}"
+
     return _train(settings, data, runs, settings.compare_models, split="image",
-                  batch_size=settings.batch_compare, folder="image-{key}", seed=seed, init=init)
+                  batch_size=settings.batch_compare, folder=folder, seed=seed, init=init)
 
 
 def train_patient(settings: BSettings, data: Data, runs: Path, *, seed: int,
@@ -631,8 +647,10 @@ def plan(settings: BSettings, ctx: PlanContext) -> RowPlan:
     n = round(ctx.found[rsna.DATASET_ID].files * rsna.SELECTED_FRACTION)
     n_train = n // 2 if settings.max_train is None else min(n // 2, int(settings.max_train))
     n_val = n // 4
-    epochs = (min(int(settings.max_epochs), ASSUMED_EPOCHS) if ctx.profile == "paper"
-              else int(settings.max_epochs))
+    def epochs(key: str) -> int:
+        most = int(settings.recipe(key)["max_epochs"])
+        return min(most, ASSUMED_EPOCHS) if ctx.profile == "paper" else most
+
     runs = [(m, "image") for m in settings.compare_models] + [(m, "patient")
                                                               for m in settings.patient_models]
     out = RowPlan([Write(f"study B checkpoints ({len(runs)} runs)",
@@ -646,10 +664,12 @@ def plan(settings: BSettings, ctx: PlanContext) -> RowPlan:
         out.note = (f"training rates measured at {rates.get('size')} px, this profile trains "
                     f"at {settings.image_size} px: not projected")
         return out
-    out.seconds = sum(epochs * (n_train / models[m]["train_img_s"]
-                                + n_val / models[m]["infer_img_s"])
+    out.seconds = sum(epochs(m) * (n_train / models[m]["train_img_s"]
+                                   + n_val / models[m]["infer_img_s"])
                       + n_val / models[m]["infer_img_s"] for m, _ in runs)
-    out.note = (f"{len(runs)} trainings x {epochs} epochs x ({n_train:,} train + {n_val:,} val) "
+    most = sorted({epochs(m) for m, _ in runs})
+    out.note = (f"{len(runs)} trainings x {'-'.join(map(str, most))} epochs x ({n_train:,} "
+                f"train + {n_val:,} val) "
                 f"at the measured img/s per model (batch {rates.get('batch')}, "
                 f"{rates.get('precision', '?')})")
     return out
