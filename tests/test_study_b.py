@@ -322,3 +322,14 @@ def _ds(**kw):
     import types
 
     return types.SimpleNamespace(source="phantom", **kw)
+
+
+def test_the_main_runs_record_states_the_batch_it_trained_at(monkeypatch):
+    """The main run's headline keeps the paper's metric name (batch 32) and says in its notes
+    at which batch this run trained (8 in the demo)."""
+    recorded = []
+    monkeypatch.setattr(b.report, "record_metric", lambda *a, **k: recorded.append((a, k)))
+    b.record_table2(_trained({"proposed": _result("proposed", Y, Y)}))
+    (args, kwargs), = recorded
+    assert args[1] == "test accuracy (proposed, batch 32)"
+    assert kwargs["notes"].startswith("main run at batch 8; CI over 10 patients")

@@ -446,19 +446,21 @@ def table2_notes(main: Trained) -> str:
 
 
 def record_table2(main: Trained) -> None:
-    """Record the main run's test accuracy (with its CI) for 06_compare."""
+    """Record the main run's test accuracy (with its CI) for 06_compare; the metric is named
+    after the paper's batch-32 run, the notes state the batch this one trained at."""
     r = main.proposed
-    _record(main, "proposed", "test accuracy (proposed, batch 32)", r.test_acc, "B.table2")
+    _record(main, "proposed", "test accuracy (proposed, batch 32)", r.test_acc, "B.table2",
+            lead=f"main run at batch {main.batch_size}; ")
 
 
 def _record(res: Trained, key: str, metric: str, value: float, artifact: str,
-            ci_metric: str = "accuracy") -> None:
+            ci_metric: str = "accuracy", lead: str = "") -> None:
     """Record a headline number with its patient-cluster CI (the ledger's), the image-level
     CI beside it (``ci_image``)."""
     patient, image = (res.ci(key, ci_metric, level=lv) for lv in ("patient", "image"))
     report.record_metric("B", metric, value, source=res.source, artifact=artifact,
                          ci=(patient["lo"], patient["hi"]), n=len(res.models[key].y_true),
-                         notes=f"CI over {patient.get('n_clusters')} patients (PatientID "
+                         notes=f"{lead}CI over {patient.get('n_clusters')} patients (PatientID "
                                f"bootstrap); over images {image['lo']:.3f}-{image['hi']:.3f}",
                          extra={"ci_image": [image["lo"], image["hi"]]})
 
