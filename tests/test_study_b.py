@@ -68,39 +68,49 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
     assert again.params == whole.params and again.key == "proposed"
 
 
-def test_each_model_trains_with_its_rows_rate_and_batchnorm_momentum(tmp_path, monkeypatch):
-    """The row's recipe reaches every model it trains, and a changed recipe is another run;
-    the paper row keeps the paper's optimiser (docs/decisions.md#b9)."""
-    keras = pytest.importorskip("keras")
+def _captured_fits(monkeypatch, tmp_path, row, keys, *, folder="run"):
+    """Build and compile each model of ``keys`` as ``b._train`` does with ``row``, stopping at
+    its fit: key -> (model, FitConfig, run identity)."""
     from types import SimpleNamespace
 
-    from medrepro.models import head_ct
     from medrepro.training import train
-
-    paper = profiles.settings("B", "paper")
-    assert (paper.lr, paper.bn_momentum) == (head_ct.LEARNING_RATE, head_ct.BN_MOMENTUM)
 
     class Captured(Exception):
         pass
 
     seen = {}
 
-    def capture(model, *args, identity, **kwargs):
-        momenta = {layer.momentum for layer in model._flatten_layers()
-                   if isinstance(layer, keras.layers.BatchNormalization)}
-        seen[identity["model"]] = (float(model.optimizer.learning_rate), momenta, identity)
+    def capture(model, train_ds, val_ds, recipe, *, identity, **kwargs):
+        seen[identity["model"]] = (model, recipe, identity)
         raise Captured
 
     monkeypatch.setattr(b.rsna, "make_dataset", lambda *a, **k: None)
     monkeypatch.setattr(train, "fit_once", capture)
-    row = dataclasses.replace(profiles.settings("B", "demo"), image_size=32, bn_momentum=0.8,
-                              lr=2e-4)
     split = pd.DataFrame({"split": ["train", "val", "test"], "label": [0, 1, 2]})
     data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": split}, "demo")
-    for key in ("proposed", "inception_v1"):
+    for key in keys:
         with pytest.raises(Captured):
-            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=key,
+            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=folder,
                      seed=0, init="random")
+    return seen
+
+
+def test_each_model_trains_with_its_rows_rate_and_batchnorm_momentum(tmp_path, monkeypatch):
+    """The row's recipe reaches every model it trains, and a changed recipe is another run;
+    the paper row keeps the paper's optimiser (docs/decisions.md#b9)."""
+    keras = pytest.importorskip("keras")
+    from medrepro.models import head_ct
+
+    paper = profiles.settings("B", "paper")
+    assert (paper.lr, paper.bn_momentum) == (head_ct.LEARNING_RATE, head_ct.BN_MOMENTUM)
+    row = dataclasses.replace(profiles.settings("B", "demo"), image_size=32, bn_momentum=0.8,
+                              lr=2e-4)
+    seen = {}
+    for key, (model, _, identity) in _captured_fits(monkeypatch, tmp_path, row,
+                                                    ("proposed", "inception_v1")).items():
+        momenta = {layer.momentum for layer in model._flatten_layers()
+                   if isinstance(layer, keras.layers.BatchNormalization)}
+        seen[key] = (float(model.optimizer.learning_rate), momenta, identity)
     assert seen["proposed"][:2] == (pytest.approx(2e-4), {0.8})
     assert seen["inception_v1"][:2] == (pytest.approx(2e-4), set())  # no BatchNorm in v1
     assert seen["proposed"][2]["lr"] == 2e-4 and seen["proposed"][2]["bn_momentum"] == 0.8
@@ -111,46 +121,28 @@ def test_inception_v1_takes_its_own_initialiser_and_epochs(tmp_path, monkeypatch
     the other models and the paper row keep the shared recipe, and their run identities name
     none of it (docs/decisions.md#b10)."""
     keras = pytest.importorskip("keras")
-    from types import SimpleNamespace
 
-    from medrepro.training import train
+    def inits(model):
+        return {type(layer.kernel_initializer).__name__ for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.Conv2D)}
 
     paper = profiles.settings("B", "paper")
     assert paper.recipe("inception_v1")["options"] == {"kernel_initializer": "glorot_uniform"}
     assert paper.recipe("inception_v1")["max_epochs"] == paper.max_epochs == 30
-
-    class Captured(Exception):
-        pass
-
-    seen = {}
-
-    def capture(model, train_ds, val_ds, recipe, *, identity, run_dir, **kwargs):
-        inits = {type(layer.kernel_initializer).__name__ for layer in model._flatten_layers()
-                 if isinstance(layer, keras.layers.Conv2D)}
-        seen[identity["model"]] = (recipe, inits, identity, run_dir.name)
-        raise Captured
-
-    monkeypatch.setattr(b.rsna, "make_dataset", lambda *a, **k: None)
-    monkeypatch.setattr(train, "fit_once", capture)
     row = dataclasses.replace(profiles.settings("B", "demo"), image_size=32,
                               inception_init="he_normal", inception_max_epochs=25)
-    split = pd.DataFrame({"split": ["train", "val", "test"], "label": [0, 1, 2]})
-    data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": split}, "demo")
-    for key in ("proposed", "inception_v1"):
-        with pytest.raises(Captured):
-            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=key,
-                     seed=0, init="random")
-    recipe, inits, identity, _ = seen["inception_v1"]
+    seen = _captured_fits(monkeypatch, tmp_path, row, ("proposed", "inception_v1"))
+    model, recipe, identity = seen["inception_v1"]
     assert (recipe.epochs, recipe.patience) == (25, row.patience)
-    assert inits == {"HeNormal"}
+    assert inits(model) == {"HeNormal"}
     assert identity["options"] == {"kernel_initializer": "he_normal"}
-    recipe, inits, identity, _ = seen["proposed"]
+    model, recipe, identity = seen["proposed"]
     assert recipe.epochs == row.max_epochs
-    assert inits == {"GlorotUniform"} and "options" not in identity
-    with pytest.raises(Captured):
-        b._train(dataclasses.replace(paper, image_size=32), data, tmp_path, ["inception_v1"],
-                 split="image", batch_size=8, folder="paper", seed=0, init="random")
-    assert seen["inception_v1"][1] == {"GlorotUniform"} and "options" not in seen["inception_v1"][2]
+    assert inits(model) == {"GlorotUniform"} and "options" not in identity
+    model, _, identity = _captured_fits(monkeypatch, tmp_path,
+                                        dataclasses.replace(paper, image_size=32),
+                                        ["inception_v1"])["inception_v1"]
+    assert inits(model) == {"GlorotUniform"} and "options" not in identity
 
 
 @pytest.mark.parametrize(("batch_main", "folder"), [(8, "main"), (32, "image-proposed")])
