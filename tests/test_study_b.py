@@ -68,7 +68,7 @@ def test_train_and_evaluate_reuses_a_finished_model_and_resumes_a_killed_one(tmp
     assert again.params == whole.params and again.key == "proposed"
 
 
-def _captured_fits(monkeypatch, tmp_path, row, keys, *, folder="run"):
+def _captured_fits(monkeypatch, tmp_path, row, keys):
     """Build and compile each model of ``keys`` as ``b._train`` does with ``row``, stopping at
     its fit: key -> (model, FitConfig, run identity)."""
     from types import SimpleNamespace
@@ -90,8 +90,8 @@ def _captured_fits(monkeypatch, tmp_path, row, keys, *, folder="run"):
     data = b.Data(SimpleNamespace(source="phantom"), tmp_path, {"image": split}, "demo")
     for key in keys:
         with pytest.raises(Captured):
-            b._train(row, data, tmp_path, [key], split="image", batch_size=8, folder=folder,
-                     seed=0, init="random")
+            b._train(row, data, tmp_path, [key], split="image", batch_size=8,
+                     folder=lambda key: "run", seed=0, init="random")
     return seen
 
 

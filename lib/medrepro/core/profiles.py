@@ -91,8 +91,7 @@ class BSettings:
     how DenseNet121/MobileNet start (``random`` | ``imagenet``); Adam's rate ``lr`` and the
     BatchNorm momentum (the paper's 1e-5 and Keras' 0.99 in ``paper``; the demo's:
     docs/decisions.md#b9); Inception V1, which has no BatchNorm: its convolutions' initialiser
-    ``inception_init`` and its ``inception_max_epochs`` (None: ``max_epochs``;
-    docs/decisions.md#b10)."""
+    ``inception_init`` and its ``inception_max_epochs`` (docs/decisions.md#b10)."""
 
     image_size: int
     max_epochs: int
@@ -107,7 +106,7 @@ class BSettings:
     lr: float = 1e-5
     bn_momentum: float = 0.99
     inception_init: str = "glorot_uniform"
-    inception_max_epochs: int | None = None
+    inception_max_epochs: int = 30
     BATCHES: ClassVar[tuple[str, ...]] = ("batch_main", "batch_compare")
 
     def recipe(self, key: str) -> dict[str, Any]:
@@ -117,7 +116,7 @@ class BSettings:
         out = {"max_epochs": self.max_epochs, "patience": self.patience, "lr": self.lr,
                "bn_momentum": self.bn_momentum, "options": {}}
         if key == "inception_v1":
-            out["max_epochs"] = self.inception_max_epochs or self.max_epochs
+            out["max_epochs"] = self.inception_max_epochs
             out["options"] = {"kernel_initializer": self.inception_init}
         return out
 
@@ -267,7 +266,7 @@ PROFILES: dict[str, dict[str, Settings]] = {
         "paper": BSettings(image_size=224, max_epochs=30, batch_main=32, batch_compare=8,
                            max_train=None, patience=3, compare_models=_ALL_B_MODELS,
                            patient_models=_ALL_B_MODELS, n_boot=1000, init="imagenet",
-                           lr=1e-5, bn_momentum=0.99, inception_max_epochs=30),
+                           lr=1e-5, bn_momentum=0.99),
     },
     # C: the demo caps every trial at 15 epochs (trials 1 and 2 are then the same run, trained
     # once: docs/decisions.md#c8); why batch 16: docs/decisions.md#c3.

@@ -21,7 +21,7 @@ not train show empty cells. Headline numbers go to ``06_compare`` via :func:`rec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,13 +338,11 @@ def failure_source(main: Trained, data: Data):
 
 
 def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, split: str,
-           batch_size: int, folder, seed: int, init: str) -> Trained:
+           batch_size: int, folder: Callable[[str], str], seed: int, init: str) -> Trained:
     """Train ``keys`` in turn on ``data.splits[split]`` with the profile's protocol
-    (``settings.recipe``), each in the run folder ``runs / folder`` (``folder`` may hold
-    ``{key}``; a callable maps the key to its folder)."""
-    name = folder if callable(folder) else folder.format
+    (``settings.recipe``), each in the run folder ``runs / folder(key)``."""
     models = {key: train_and_evaluate(key, data.cache, data.splits[split], batch_size=batch_size,
-                                      run_dir=Path(runs) / name(key=key),
+                                      run_dir=Path(runs) / folder(key),
                                       image_size=settings.image_size, seed=seed, init=init,
                                       **settings.recipe(key))
               for key in keys}
@@ -356,7 +354,8 @@ def _train(settings: BSettings, data: Data, runs: Path, keys: Sequence[str], *, 
 def train_main(settings: BSettings, data: Data, runs: Path, *, seed: int, init: str) -> Trained:
     """The main run: the proposed model at ``settings.batch_main`` on the image split."""
     return _train(settings, data, runs, ["proposed"], split="image",
-                  batch_size=settings.batch_main, folder="main", seed=seed, init=init)
+                  batch_size=settings.batch_main, folder=lambda key: "main", seed=seed,
+                  init=init)
 
 
 def train_compare(settings: BSettings, data: Data, runs: Path, *, seed: int,
@@ -375,7 +374,8 @@ def train_patient(settings: BSettings, data: Data, runs: Path, *, seed: int,
                   init: str) -> Trained:
     """``settings.patient_models`` at ``batch_compare`` on the patient-level split."""
     return _train(settings, data, runs, settings.patient_models, split="patient",
-                  batch_size=settings.batch_compare, folder="patient-{key}", seed=seed, init=init)
+                  batch_size=settings.batch_compare, folder=lambda key: f"patient-{key}",
+                  seed=seed, init=init)
 
 
 def trained_line(res: Trained) -> str:
